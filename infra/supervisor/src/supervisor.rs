@@ -1,0 +1,478 @@
+//! Running a plan: dependency-ordered start gated on health, restarts with capped backoff,
+//! reverse-order stop.
+//!
+//! Each instance is one task that owns its child process for the child's whole life: it spawns,
+//! probes health, reaps the exit, backs off and respawns, and on its service's stop token
+//! terminates the process group. `Lab::up` only wires readiness: it starts a service as soon as
+//! every service it depends on has all its instances healthy.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lab_service_kit::client::Client;
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::BackoffState;
+use crate::events::{Event, EventSink};
+use crate::plan::{HealthSpec, InstanceSpec, Plan, RestartSpec};
+use crate::procfs::ProcId;
+use crate::runtime::process;
+use crate::state::{Health, InstanceRecord, Phase, STATE_VERSION, State, StateStore};
+
+/// Environment variable set on every instance: the state directory of the lab that owns it.
+/// `lab down` finds stray instances by it even if their pid was never recorded.
+pub const LAB_STATE_DIR_ENV: &str = "LAB_STATE_DIR";
+/// Environment variable set on every instance: its id, e.g. `recipe-api#1`.
+pub const LAB_INSTANCE_ENV: &str = "LAB_INSTANCE";
+
+/// Why `up` failed. Everything it had started is stopped again before this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error("{instance} did not become healthy within {deadline:?}: {reason}")]
+    NotHealthy { instance: String, deadline: Duration, reason: String, log: PathBuf },
+    #[error("{instance} exited before it became healthy ({status})")]
+    ExitedEarly { instance: String, status: String, log: PathBuf },
+    #[error("{instance} could not be started: {error}")]
+    Spawn { instance: String, error: String, log: PathBuf },
+    #[error("interrupted while starting")]
+    Interrupted,
+    #[error("cannot write lab state under {dir}: {source}")]
+    State { dir: PathBuf, source: std::io::Error },
+}
+
+impl UpError {
+    /// The log file of the instance that failed, if one did.
+    pub fn log(&self) -> Option<&PathBuf> {
+        match self {
+            UpError::NotHealthy { log, .. } | UpError::ExitedEarly { log, .. } | UpError::Spawn { log, .. } => Some(log),
+            _ => None,
+        }
+    }
+}
+
+/// When each instance was spawned and became healthy, relative to the start of `up`.
+#[derive(Debug, Clone)]
+pub struct InstanceTiming {
+    pub instance: String,
+    pub service: String,
+    /// When the spawn began.
+    pub spawn_at: Duration,
+    /// How long the spawn call itself took.
+    pub spawn_took: Duration,
+    /// When the first health probe succeeded.
+    pub healthy_at: Duration,
+}
+
+/// When each service started and became ready (all instances healthy).
+#[derive(Debug, Clone)]
+pub struct ServiceTiming {
+    pub name: String,
+    pub depends_on: Vec<String>,
+    pub started_at: Duration,
+    pub ready_at: Duration,
+}
+
+/// The startup breakdown `lab up` prints.
+#[derive(Debug, Clone, Default)]
+pub struct Breakdown {
+    pub total: Duration,
+    pub instances: Vec<InstanceTiming>,
+    pub services: Vec<ServiceTiming>,
+}
+
+impl Breakdown {
+    /// The chain of services that decided the total: from the last service ready, back through
+    /// the dependency that was ready last, to a service with no dependencies (first element).
+    pub fn critical_chain(&self) -> Vec<&ServiceTiming> {
+        let find = |n: &str| self.services.iter().find(|s| s.name == n);
+        let mut chain = Vec::new();
+        let mut cur = self.services.iter().max_by_key(|s| s.ready_at);
+        while let Some(s) = cur {
+            chain.push(s);
+            cur = s.depends_on.iter().filter_map(|d| find(d)).max_by_key(|d| d.ready_at);
+        }
+        chain.reverse();
+        chain
+    }
+}
+
+/// A started service: its stop token and the tasks of its instances.
+struct ServiceRun {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// A running lab.
+pub struct Lab {
+    plan: Arc<Plan>,
+    store: StateStore,
+    events: EventSink,
+    /// Index-aligned with `plan.services`; `None` for services never started.
+    runs: Vec<Option<ServiceRun>>,
+}
+
+impl Lab {
+    /// Start `plan`. Returns once every instance is healthy, or fails (having stopped whatever
+    /// it started) on the first instance that cannot start, or when `cancel` fires.
+    pub async fn up(plan: Plan, events: EventSink, cancel: CancellationToken) -> Result<(Lab, Breakdown), UpError> {
+        let t0 = Instant::now();
+        let plan = Arc::new(plan);
+        let state_err = |source| UpError::State { dir: plan.state_dir.clone(), source };
+        std::fs::create_dir_all(plan.logs_dir()).map_err(state_err)?;
+        let store = StateStore::create(plan.state_dir.clone(), initial_state(&plan)).map_err(state_err)?;
+        let client = Client::new();
+        let n = plan.services.len();
+        let mut lab = Lab { plan: plan.clone(), store, events, runs: (0..n).map(|_| None).collect() };
+
+        let mut ready_count = vec![0usize; n];
+        let mut started_at = vec![Duration::ZERO; n];
+        let mut ready_at: Vec<Option<Duration>> = vec![None; n];
+        let mut breakdown = Breakdown::default();
+        let mut pending: JoinSet<(usize, Result<Result<InstanceTiming, UpError>, oneshot::error::RecvError>)> =
+            JoinSet::new();
+
+        loop {
+            for i in 0..n {
+                let svc = &plan.services[i];
+                let deps_ready = svc.depends_on.iter().all(|d| {
+                    plan.services.iter().position(|s| &s.name == d).is_some_and(|j| ready_at[j].is_some())
+                });
+                if lab.runs[i].is_some() || !deps_ready {
+                    continue;
+                }
+                started_at[i] = t0.elapsed();
+                let stop = CancellationToken::new();
+                let mut tasks = Vec::new();
+                for inst in &svc.instances {
+                    let (tx, rx) = oneshot::channel();
+                    let ctx = InstanceCtx {
+                        log: plan.logs_dir().join(inst.log_file_name()),
+                        spec: inst.clone(),
+                        health: svc.health.clone(),
+                        restart: svc.restart.clone(),
+                        grace: svc.stop_grace,
+                        store: lab.store.clone(),
+                        events: lab.events.clone(),
+                        stop: stop.clone(),
+                        client: client.clone(),
+                        t0,
+                    };
+                    tasks.push(tokio::spawn(run_instance(ctx, tx)));
+                    pending.spawn(async move { (i, rx.await) });
+                }
+                lab.runs[i] = Some(ServiceRun { stop, tasks });
+            }
+            if ready_at.iter().all(Option::is_some) {
+                break;
+            }
+            let failure = tokio::select! {
+                joined = pending.join_next() => match joined {
+                    Some(Ok((i, Ok(Ok(timing))))) => {
+                        breakdown.instances.push(timing);
+                        ready_count[i] += 1;
+                        if ready_count[i] == plan.services[i].instances.len() {
+                            ready_at[i] = Some(t0.elapsed());
+                        }
+                        continue;
+                    }
+                    Some(Ok((_, Ok(Err(e))))) => e,
+                    // An instance task ended without reporting: it was stopped or panicked.
+                    Some(Ok((_, Err(_)))) | Some(Err(_)) | None => UpError::Interrupted,
+                },
+                _ = cancel.cancelled() => UpError::Interrupted,
+            };
+            lab.stop().await;
+            return Err(failure);
+        }
+
+        breakdown.total = t0.elapsed();
+        breakdown.services = plan
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ServiceTiming {
+                name: s.name.clone(),
+                depends_on: s.depends_on.clone(),
+                started_at: started_at[i],
+                ready_at: ready_at[i].unwrap_or_default(),
+            })
+            .collect();
+        breakdown.instances.sort_by_key(|t| t.spawn_at);
+        lab.store.update(|s| s.phase = Phase::Up);
+        Ok((lab, breakdown))
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The current state (what `lab status` reads from disk).
+    pub fn state(&self) -> State {
+        self.store.snapshot()
+    }
+
+    /// Stop every started service in reverse start order, each instance SIGTERM → grace →
+    /// SIGKILL on its whole process group, then remove the state file (logs stay).
+    pub async fn stop(mut self) {
+        self.store.update(|s| s.phase = Phase::Stopping);
+        for (i, run) in self.runs.iter_mut().enumerate().rev() {
+            let Some(run) = run.take() else { continue };
+            let _ = self.events.send(Event::Stopping { service: self.plan.services[i].name.clone() });
+            run.stop.cancel();
+            for task in run.tasks {
+                if let Err(e) = task.await {
+                    tracing::error!(error = %e, "instance task failed");
+                }
+            }
+        }
+        if let Err(e) = self.store.remove() {
+            tracing::warn!(error = %e, "cannot remove lab state");
+        }
+    }
+}
+
+fn initial_state(plan: &Plan) -> State {
+    State {
+        version: STATE_VERSION,
+        name: plan.name.clone(),
+        config: plan.config_path.clone(),
+        supervisor: ProcId::of(std::process::id()).unwrap_or(ProcId { pid: std::process::id(), start_time: 0 }),
+        phase: Phase::Starting,
+        order: plan.services.iter().map(|s| s.name.clone()).collect(),
+        instances: plan
+            .instances()
+            .map(|i| InstanceRecord {
+                service: i.service.clone(),
+                instance: i.index,
+                address: i.address(),
+                port: i.port,
+                process: None,
+                health: Health::Starting,
+                restarts: 0,
+                last_exit: None,
+                log: plan.logs_dir().join(i.log_file_name()),
+            })
+            .collect(),
+    }
+}
+
+// === impl instance task ===
+
+struct InstanceCtx {
+    spec: InstanceSpec,
+    health: HealthSpec,
+    restart: RestartSpec,
+    grace: Duration,
+    log: PathBuf,
+    store: StateStore,
+    events: EventSink,
+    /// The service's stop token: once cancelled, the instance terminates and never restarts.
+    stop: CancellationToken,
+    client: Client,
+    /// Start of `up`, for the breakdown.
+    t0: Instant,
+}
+
+type ReadyTx = oneshot::Sender<Result<InstanceTiming, UpError>>;
+
+enum Outcome {
+    Stop,
+    Exited(std::io::Result<std::process::ExitStatus>),
+    NeverHealthy(String),
+}
+
+impl InstanceCtx {
+    fn set(&self, f: impl FnOnce(&mut InstanceRecord)) {
+        self.store.update_instance(&self.spec.service, self.spec.index, f);
+    }
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+    /// Sleep for `d` unless stopped first; true if stopped.
+    async fn sleep_or_stop(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.stop.cancelled() => true,
+            _ = tokio::time::sleep(d) => false,
+        }
+    }
+}
+
+async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
+    let id = ctx.spec.id();
+    let mut ready = Some(ready);
+    let mut backoff = BackoffState::new(ctx.restart.backoff);
+    let mut restarts = 0u32;
+    let mut env = ctx.spec.clone();
+    env.env.push((LAB_INSTANCE_ENV.into(), id.clone()));
+    if let Some(dir) = ctx.log.parent().and_then(|l| l.parent()) {
+        env.env.push((LAB_STATE_DIR_ENV.into(), dir.display().to_string()));
+    }
+    loop {
+        if ctx.stop.is_cancelled() {
+            return;
+        }
+        let spawn_start = Instant::now();
+        let mut child = match process::spawn(&env, &ctx.log) {
+            Ok(c) => c,
+            Err(e) => {
+                ctx.emit(Event::SpawnFailed { instance: id.clone(), error: e.to_string() });
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(Err(UpError::Spawn { instance: id, error: e.to_string(), log: ctx.log.clone() }));
+                    return;
+                }
+                if !restart_after(&ctx, &mut backoff, &mut restarts, Duration::ZERO).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        // The child cannot have been reaped yet (we have not waited), so /proc still shows it.
+        let me = ProcId::of(pid).unwrap_or(ProcId { pid, start_time: 0 });
+        ctx.set(|r| {
+            r.process = Some(me);
+            r.health = Health::Starting;
+            r.restarts = restarts;
+        });
+        ctx.emit(Event::Spawned { instance: id.clone(), pid, restarts });
+        let spawned = Instant::now();
+
+        let outcome = tokio::select! {
+            biased;
+            _ = ctx.stop.cancelled() => Outcome::Stop,
+            status = child.wait() => Outcome::Exited(status),
+            reason = watch_health(&ctx, &mut ready, spawn_start, spawned) => Outcome::NeverHealthy(reason),
+        };
+        match outcome {
+            Outcome::Stop => {
+                let forced = process::terminate(&mut child, me, ctx.grace).await;
+                ctx.set(|r| {
+                    r.process = None;
+                    r.health = Health::Stopped;
+                });
+                ctx.emit(Event::Stopped { instance: id, forced });
+                return;
+            }
+            Outcome::NeverHealthy(reason) => {
+                process::terminate(&mut child, me, ctx.grace).await;
+                ctx.set(|r| {
+                    r.process = None;
+                    r.health = Health::Stopped;
+                });
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(Err(UpError::NotHealthy {
+                        instance: id,
+                        deadline: ctx.health.deadline,
+                        reason,
+                        log: ctx.log.clone(),
+                    }));
+                }
+                return;
+            }
+            Outcome::Exited(status) => {
+                process::reap_group(me);
+                let ran_for = spawned.elapsed();
+                let text = match &status {
+                    Ok(s) => process::describe_exit(*s),
+                    Err(e) => format!("wait failed: {e}"),
+                };
+                ctx.set(|r| {
+                    r.process = None;
+                    r.health = Health::Exited;
+                    r.last_exit = Some(text.clone());
+                });
+                ctx.emit(Event::Exited { instance: id.clone(), status: text.clone(), ran_for });
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(Err(UpError::ExitedEarly { instance: id, status: text, log: ctx.log.clone() }));
+                    return;
+                }
+                let success = status.map(|s| s.success()).unwrap_or(false);
+                if !ctx.restart.policy.restarts(success) {
+                    let policy = match ctx.restart.policy {
+                        crate::plan::RestartPolicy::Always => "always",
+                        crate::plan::RestartPolicy::OnFailure => "on-failure",
+                        crate::plan::RestartPolicy::Never => "never",
+                    };
+                    ctx.emit(Event::NotRestarting { instance: id, policy });
+                    ctx.stop.cancelled().await;
+                    return;
+                }
+                if !restart_after(&ctx, &mut backoff, &mut restarts, ran_for).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Count a restart and wait out its backoff; false if the service was stopped meanwhile.
+async fn restart_after(ctx: &InstanceCtx, backoff: &mut BackoffState, restarts: &mut u32, ran_for: Duration) -> bool {
+    let delay = backoff.next_delay(ran_for);
+    *restarts += 1;
+    let n = *restarts;
+    ctx.set(|r| r.restarts = n);
+    ctx.emit(Event::Restarting { instance: ctx.spec.id(), delay, restarts: n });
+    if ctx.sleep_or_stop(delay).await {
+        ctx.set(|r| r.health = Health::Stopped);
+        return false;
+    }
+    true
+}
+
+/// Probe until healthy (reporting readiness the first time), then keep probing and record
+/// changes. Returns only if the instance is starting for the first time and misses its deadline.
+async fn watch_health(ctx: &InstanceCtx, ready: &mut Option<ReadyTx>, spawn_start: Instant, spawned: Instant) -> String {
+    let h = &ctx.health;
+    let spec = &ctx.spec;
+    let probe = || crate::health::probe(&ctx.client, &h.check, &spec.host, spec.port, h.timeout);
+    let mut healthy = loop {
+        match probe().await {
+            Ok(()) => break true,
+            Err(reason) if spawned.elapsed() >= h.deadline => {
+                if ready.is_some() {
+                    return reason;
+                }
+                ctx.set(|r| r.health = Health::Unhealthy);
+                ctx.emit(Event::Unhealthy { instance: spec.id(), reason });
+                break false;
+            }
+            Err(_) => tokio::time::sleep(h.start_interval).await,
+        }
+    };
+    if healthy {
+        mark_healthy(ctx, ready, spawn_start, spawned);
+    }
+    loop {
+        tokio::time::sleep(if healthy { h.interval } else { h.start_interval.max(Duration::from_millis(500)) }).await;
+        let now = probe().await;
+        match (healthy, now) {
+            (false, Ok(())) => {
+                healthy = true;
+                mark_healthy(ctx, ready, spawn_start, spawned);
+            }
+            (true, Err(reason)) => {
+                healthy = false;
+                ctx.set(|r| r.health = Health::Unhealthy);
+                ctx.emit(Event::Unhealthy { instance: spec.id(), reason });
+            }
+            _ => {}
+        }
+    }
+}
+
+fn mark_healthy(ctx: &InstanceCtx, ready: &mut Option<ReadyTx>, spawn_start: Instant, spawned: Instant) {
+    ctx.set(|r| r.health = Health::Healthy);
+    ctx.emit(Event::Healthy { instance: ctx.spec.id(), after_spawn: spawned.elapsed() });
+    if let Some(tx) = ready.take() {
+        let _ = tx.send(Ok(InstanceTiming {
+            instance: ctx.spec.id(),
+            service: ctx.spec.service.clone(),
+            spawn_at: spawn_start.duration_since(ctx.t0),
+            spawn_took: spawned.duration_since(spawn_start),
+            healthy_at: ctx.t0.elapsed(),
+        }));
+    }
+}

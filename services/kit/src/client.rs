@@ -1,0 +1,121 @@
+//! A small HTTP/1.1 client with a deadline: enough for web-api's upstream call, health probes
+//! and the wire-only scenarios of `lab check`. Every failure is sorted into a kind.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::StatusCode;
+use hyper::header::HeaderMap;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// A response read in full.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    /// The body as JSON.
+    pub fn json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+    /// The body as (lossy) UTF-8 text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Why a request got no response.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    #[error("connection refused or failed: {0}")]
+    Connect(String),
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    #[error("request failed: {0}")]
+    Other(String),
+}
+
+impl ClientError {
+    /// A short stable name, for counting errors by kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientError::Url { .. } => "url",
+            ClientError::Connect(_) => "connect",
+            ClientError::Timeout(_) => "timeout",
+            ClientError::Other(_) => "other",
+        }
+    }
+}
+
+/// A pooled HTTP/1.1 client; cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: HyperClient<HttpConnector, Empty<Bytes>>,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Client {
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let inner = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Self { inner }
+    }
+
+    /// GET `url`, reading the whole body, all within `timeout`.
+    pub async fn get(&self, url: &str, timeout: Duration) -> Result<Response, ClientError> {
+        let uri: hyper::Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| ClientError::Url {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let work = async {
+            let resp = self.inner.get(uri).await.map_err(|e| {
+                if e.is_connect() {
+                    ClientError::Connect(format!("{url}: {}", source_chain(&e)))
+                } else {
+                    ClientError::Other(format!("{url}: {}", source_chain(&e)))
+                }
+            })?;
+            let (parts, body) = resp.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| ClientError::Other(format!("{url}: reading body: {e}")))?
+                .to_bytes();
+            Ok(Response { status: parts.status, headers: parts.headers, body })
+        };
+        tokio::time::timeout(timeout, work).await.map_err(|_| ClientError::Timeout(timeout))?
+    }
+}
+
+fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+/// One GET with a fresh client; for one-off probes.
+pub async fn get(url: &str, timeout: Duration) -> Result<Response, ClientError> {
+    Client::new().get(url, timeout).await
+}

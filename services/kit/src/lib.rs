@@ -1,0 +1,18 @@
+//! What the lab's services share, so `recipe-api` and `web-api` stay about their own behaviour.
+//!
+//! - [`settings`]: the book's environment (`HOST`, `PORT`, `TARGET`, `LAB_ENV` or `NODE_ENV`).
+//! - [`serve`]: run a router on a listener until a shutdown future fires, draining in-flight
+//!   requests for at most [`serve::DRAIN_CAP`]; [`serve::run_service`] is the whole `main` of a service.
+//! - [`error`]: JSON error bodies with their HTTP status.
+//! - [`telemetry`]: tracing setup and the one-line-per-request log.
+//! - [`client`]: a small HTTP/1.1 GET client with a deadline, used by web-api, the supervisor's
+//!   health probes and the `lab check` scenarios.
+
+pub mod client;
+pub mod error;
+pub mod serve;
+pub mod settings;
+pub mod telemetry;
+
+pub use error::JsonError;
+pub use settings::Settings;

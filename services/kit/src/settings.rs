@@ -1,0 +1,128 @@
+//! Settings from the environment, named as in the book so a learner's Node.js code and ours
+//! read the same variables.
+
+use std::time::Duration;
+
+/// Environment variable names, in one place (the supervisor sets the same ones).
+pub mod env {
+    pub const HOST: &str = "HOST";
+    pub const PORT: &str = "PORT";
+    pub const TARGET: &str = "TARGET";
+    pub const LAB_ENV: &str = "LAB_ENV";
+    pub const NODE_ENV: &str = "NODE_ENV";
+    pub const UPSTREAM_TIMEOUT_MS: &str = "UPSTREAM_TIMEOUT_MS";
+}
+
+/// What a service reads from its environment at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Interface to bind (`HOST`, default `127.0.0.1` as in the book).
+    pub host: String,
+    /// Port to bind (`PORT`, default given by the service: 4000 for recipe-api, 3000 for web-api).
+    pub port: u16,
+    /// `host:port` of the upstream service (`TARGET`), if the service has one.
+    pub target: Option<String>,
+    /// Environment name (`LAB_ENV`, else `NODE_ENV`, else `development`).
+    pub env_name: String,
+    /// How long web-api waits for its upstream (`UPSTREAM_TIMEOUT_MS`, default 2 s).
+    pub upstream_timeout: Duration,
+}
+
+/// A variable was set to something the service cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}={value:?} is invalid: {reason}")]
+pub struct SettingsError {
+    pub name: &'static str,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+impl Settings {
+    /// Read the settings from the process environment.
+    pub fn from_env(default_port: u16) -> Result<Self, SettingsError> {
+        Self::from_lookup(default_port, |k| std::env::var(k).ok())
+    }
+
+    /// Read the settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(
+        default_port: u16,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        let nonempty = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let port = match nonempty(env::PORT) {
+            None => default_port,
+            Some(v) => v.trim().parse().map_err(|_| SettingsError {
+                name: env::PORT,
+                value: v.clone(),
+                reason: "expected a port number 0-65535",
+            })?,
+        };
+        let upstream_timeout = match nonempty(env::UPSTREAM_TIMEOUT_MS) {
+            None => Duration::from_secs(2),
+            Some(v) => Duration::from_millis(v.trim().parse().map_err(|_| SettingsError {
+                name: env::UPSTREAM_TIMEOUT_MS,
+                value: v.clone(),
+                reason: "expected milliseconds as a whole number",
+            })?),
+        };
+        Ok(Self {
+            host: nonempty(env::HOST).unwrap_or_else(|| "127.0.0.1".into()),
+            port,
+            target: nonempty(env::TARGET),
+            env_name: nonempty(env::LAB_ENV)
+                .or_else(|| nonempty(env::NODE_ENV))
+                .unwrap_or_else(|| "development".into()),
+            upstream_timeout,
+        })
+    }
+
+    /// `HOST:PORT`, bracketing IPv6 literals.
+    pub fn bind_addr(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_follow_the_book() {
+        let s = Settings::from_lookup(4000, lookup(&[])).unwrap();
+        assert_eq!(s.bind_addr(), "127.0.0.1:4000");
+        assert_eq!(s.env_name, "development");
+        assert_eq!(s.target, None);
+    }
+
+    #[test]
+    fn lab_env_wins_over_node_env() {
+        let s = Settings::from_lookup(1, lookup(&[("NODE_ENV", "production")])).unwrap();
+        assert_eq!(s.env_name, "production");
+        let s = Settings::from_lookup(1, lookup(&[("NODE_ENV", "production"), ("LAB_ENV", "staging")]))
+            .unwrap();
+        assert_eq!(s.env_name, "staging");
+    }
+
+    #[test]
+    fn a_bad_port_names_the_variable() {
+        let e = Settings::from_lookup(1, lookup(&[("PORT", "http")])).unwrap_err();
+        assert!(e.to_string().contains("PORT=\"http\""), "{e}");
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed() {
+        let s = Settings::from_lookup(5, lookup(&[("HOST", "::1")])).unwrap();
+        assert_eq!(s.bind_addr(), "[::1]:5");
+    }
+}
