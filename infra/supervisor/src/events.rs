@@ -15,5 +15,11 @@ pub enum Event {
     Stopped { instance: String, forced: bool },
 }
 
-/// Where events go. Dropped receivers are fine: events are informative.
-pub type EventSink = tokio::sync::mpsc::UnboundedSender<Event>;
+/// Where events go: called synchronously from the instance tasks, so what it prints lands in
+/// order with the rest of the output. It must not block.
+pub type EventSink = std::sync::Arc<dyn Fn(Event) + Send + Sync>;
+
+/// A sink that drops every event.
+pub fn discard() -> EventSink {
+    std::sync::Arc::new(|_| {})
+}

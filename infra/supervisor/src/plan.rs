@@ -75,7 +75,8 @@ impl InstanceSpec {
 }
 
 /// How readiness and liveness are probed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum HealthCheck {
     /// `GET path` must answer 2xx.
     Http { path: String },

@@ -176,3 +176,11 @@ pub fn processes_with_env(key: &str, value: &str) -> Vec<u32> {
         .filter(|&pid| matches!(stat(pid), Some(s) if s.state != 'Z'))
         .collect()
 }
+
+/// How long the process has been running, from its start time and the system uptime.
+pub fn uptime(p: ProcId) -> Option<std::time::Duration> {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    let up: f64 = fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
+    let started = p.start_time as f64 / ticks as f64;
+    Some(std::time::Duration::from_secs_f64((up - started).max(0.0)))
+}

@@ -68,6 +68,8 @@ pub struct InstanceRecord {
     /// The current process (also its process group id); `None` between a crash and its restart.
     pub process: Option<ProcId>,
     pub health: Health,
+    /// How `lab status` probes it.
+    pub health_check: crate::plan::HealthCheck,
     pub restarts: u32,
     pub last_exit: Option<String>,
     pub log: PathBuf,

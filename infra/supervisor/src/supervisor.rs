@@ -220,7 +220,7 @@ impl Lab {
         self.store.update(|s| s.phase = Phase::Stopping);
         for (i, run) in self.runs.iter_mut().enumerate().rev() {
             let Some(run) = run.take() else { continue };
-            let _ = self.events.send(Event::Stopping { service: self.plan.services[i].name.clone() });
+            (self.events)(Event::Stopping { service: self.plan.services[i].name.clone() });
             run.stop.cancel();
             for task in run.tasks {
                 if let Err(e) = task.await {
@@ -243,14 +243,17 @@ fn initial_state(plan: &Plan) -> State {
         phase: Phase::Starting,
         order: plan.services.iter().map(|s| s.name.clone()).collect(),
         instances: plan
-            .instances()
-            .map(|i| InstanceRecord {
+            .services
+            .iter()
+            .flat_map(|s| s.instances.iter().map(move |i| (s, i)))
+            .map(|(s, i)| InstanceRecord {
                 service: i.service.clone(),
                 instance: i.index,
                 address: i.address(),
                 port: i.port,
                 process: None,
                 health: Health::Starting,
+                health_check: s.health.check.clone(),
                 restarts: 0,
                 last_exit: None,
                 log: plan.logs_dir().join(i.log_file_name()),
@@ -289,7 +292,7 @@ impl InstanceCtx {
         self.store.update_instance(&self.spec.service, self.spec.index, f);
     }
     fn emit(&self, e: Event) {
-        let _ = self.events.send(e);
+        (self.events)(e);
     }
     /// Sleep for `d` unless stopped first; true if stopped.
     async fn sleep_or_stop(&self, d: Duration) -> bool {

@@ -1,0 +1,212 @@
+//! `lab check`: a registry of named scenarios, each a real experiment over the wire that makes
+//! assertions and reports measured figures.
+//!
+//! Scenarios only talk to services over HTTP, so they hold a learner's own implementation
+//! (`command = [...]`) to the book's contract exactly as they hold ours; behaviour that is
+//! stricter in our services than in the book is covered by our own tests, never here.
+
+pub mod ch1;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use lab_service_kit::client::{Client, Response};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::config::raw::Builtin;
+
+pub type BoxFut<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
+/// One scenario of the registry.
+pub struct Scenario {
+    /// `chN.name`.
+    pub name: &'static str,
+    pub chapter: u8,
+    /// The book section it exercises.
+    pub section: &'static str,
+    pub summary: &'static str,
+    pub run: for<'a> fn(&'a Ctx, &'a mut Record) -> BoxFut<'a>,
+}
+
+/// Every scenario, in chapter order.
+pub fn registry() -> Vec<Scenario> {
+    let mut all = ch1::scenarios();
+    all.sort_by_key(|s| s.chapter);
+    all
+}
+
+/// Pick scenarios by `all`, a chapter (`ch1`) or a name (`ch1.sample-app`).
+pub fn select(all: Vec<Scenario>, what: &str) -> Result<Vec<Scenario>, String> {
+    let picked: Vec<Scenario> = all.into_iter().filter(|s| matches(s, what)).collect();
+    if picked.is_empty() {
+        let names: Vec<&str> = registry().iter().map(|s| s.name).collect();
+        let hint = crate::config::diagnostic::did_you_mean(what, names.iter().copied())
+            .map(|b| format!("did you mean `{b}`? "))
+            .unwrap_or_default();
+        return Err(format!("no scenario matches {what:?}; {hint}`lab check --list` shows them all"));
+    }
+    Ok(picked)
+}
+
+fn matches(s: &Scenario, what: &str) -> bool {
+    what == "all" || s.name == what || what.strip_prefix("ch").and_then(|n| n.parse::<u8>().ok()) == Some(s.chapter)
+}
+
+/// A service the scenarios can reach.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub service: String,
+    pub builtin: Option<Builtin>,
+    /// `host:port` of each instance.
+    pub addrs: Vec<String>,
+}
+
+/// What a scenario gets: the lab's endpoints and a client.
+pub struct Ctx {
+    pub client: Client,
+    pub endpoints: Vec<Endpoint>,
+    pub timeout: Duration,
+}
+
+impl Ctx {
+    /// The service playing `role`: the one named like it, else the one built in as it.
+    pub fn role(&self, role: Builtin) -> anyhow::Result<&Endpoint> {
+        self.endpoints
+            .iter()
+            .find(|e| e.service == role.as_str())
+            .or_else(|| self.endpoints.iter().find(|e| e.builtin == Some(role)))
+            .ok_or_else(|| anyhow::anyhow!("the lab has no `{}` service (by name or `builtin`)", role.as_str()))
+    }
+
+    /// GET `http://addr{path}`, timing it.
+    pub async fn get(&self, addr: &str, path: &str) -> anyhow::Result<(Response, Duration)> {
+        let t0 = Instant::now();
+        let url = format!("http://{addr}{path}");
+        let r = self.client.get(&url, self.timeout).await.map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
+        Ok((r, t0.elapsed()))
+    }
+}
+
+/// What a scenario asserted and measured.
+#[derive(Debug, Default, Clone, Serialize, JsonSchema)]
+pub struct Record {
+    pub assertions: Vec<Assertion>,
+    pub figures: Vec<Figure>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Assertion {
+    pub name: String,
+    pub ok: bool,
+    /// What was seen (on success too, so the report shows the evidence).
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Figure {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+}
+
+impl Record {
+    pub fn check(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) -> bool {
+        self.assertions.push(Assertion { name: name.into(), ok, detail: detail.into() });
+        ok
+    }
+    pub fn figure(&mut self, name: impl Into<String>, value: f64, unit: &str) {
+        let value = (value * 1000.0).round() / 1000.0;
+        self.figures.push(Figure { name: name.into(), value, unit: unit.into() });
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub chapter: u8,
+    pub section: String,
+    pub status: Status,
+    pub duration_ms: f64,
+    pub assertions: Vec<Assertion>,
+    pub figures: Vec<Figure>,
+    /// Set when the scenario could not finish (a request failed, a timeout).
+    pub error: Option<String>,
+}
+
+/// The whole `lab check` result: what `--json` prints and the table and JUnit are drawn from.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(title = "lab check report")]
+pub struct CheckReport {
+    pub lab: String,
+    /// `running` (the lab recorded under the state dir) or `started` (brought up for the checks).
+    pub source: String,
+    pub passed: usize,
+    pub failed: usize,
+    pub duration_ms: f64,
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+/// The longest one scenario may run.
+pub const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
+
+/// Run `scenarios` one after another against `ctx`.
+pub async fn run(ctx: &Ctx, scenarios: &[Scenario], lab: &str, source: &str) -> CheckReport {
+    let t0 = Instant::now();
+    let mut results = Vec::new();
+    for s in scenarios {
+        let started = Instant::now();
+        let mut rec = Record::default();
+        let outcome = tokio::time::timeout(SCENARIO_LIMIT, (s.run)(ctx, &mut rec)).await;
+        let error = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("{e:#}")),
+            Err(_) => Some(format!("did not finish within {}s", SCENARIO_LIMIT.as_secs())),
+        };
+        let ok = error.is_none() && !rec.assertions.is_empty() && rec.assertions.iter().all(|a| a.ok);
+        results.push(ScenarioResult {
+            name: s.name.into(),
+            chapter: s.chapter,
+            section: s.section.into(),
+            status: if ok { Status::Pass } else { Status::Fail },
+            duration_ms: started.elapsed().as_secs_f64() * 1e3,
+            assertions: rec.assertions,
+            figures: rec.figures,
+            error,
+        });
+    }
+    let passed = results.iter().filter(|r| r.status == Status::Pass).count();
+    CheckReport {
+        lab: lab.into(),
+        source: source.into(),
+        passed,
+        failed: results.len() - passed,
+        duration_ms: t0.elapsed().as_secs_f64() * 1e3,
+        scenarios: results,
+    }
+}
+
+/// The JSON Schema of `lab check --json`, pretty-printed.
+pub fn report_schema_json() -> String {
+    let mut s = serde_json::to_string_pretty(&schemars::schema_for!(CheckReport)).expect("schema serialises");
+    s.push('\n');
+    s
+}
+
+/// Median and max of some durations, in milliseconds.
+pub fn median_max_ms(mut v: Vec<Duration>) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    (ms(v[v.len() / 2]), ms(*v.last().expect("non-empty")))
+}

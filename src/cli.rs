@@ -1,0 +1,144 @@
+//! The command line (clap derive). The help text is the reference: keep it exact.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::plan::PortMode;
+use crate::config::raw::Builtin;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lab",
+    version,
+    about = "The all-in-one distributed-systems lab: run, load and check the services of Distributed Systems with Node.js",
+    after_help = "Exit codes: 0 ok, 1 a check failed or the lab could not start, 2 usage or config error."
+)]
+pub struct Cli {
+    /// The lab file (before the subcommand, as with docker compose: `lab -f my.toml up`).
+    #[arg(short = 'f', long = "file", default_value = "lab.toml", env = "LAB_FILE")]
+    pub file: PathBuf,
+    /// Where state and logs live. Default: `.lab` beside the lab file.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// No colour (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the lab: services in dependency order, each gated on its health check.
+    Up(UpArgs),
+    /// Stop the lab recorded under the state dir (also after `lab up` was killed).
+    Down(DownArgs),
+    /// Show what runs where, with live health.
+    Status(StatusArgs),
+    /// Show instance logs.
+    Logs(LogsArgs),
+    /// Run the chapter scenarios against the running lab (or one started for them).
+    Check(CheckArgs),
+    /// Run one built-in service in the foreground (what `lab up` spawns).
+    Serve(ServeArgs),
+    /// Inspect lab.toml: its JSON Schema, or whether a file is valid.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Return once every instance is healthy, leaving a supervisor running in the background.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// strict: configured ports, a taken one is an error; auto: shift taken ports to free ones;
+    /// ephemeral: free ports for every instance.
+    #[arg(long, value_enum, default_value_t = PortMode::Strict)]
+    pub ports: PortMode,
+    /// Internal: run as the detached supervisor (used by --detach).
+    #[arg(long, hide = true)]
+    pub supervise: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Time each instance gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A service (`web-api`) or one instance (`web-api#2`). Default: all.
+    pub service: Option<String>,
+    /// Keep printing new lines as they are written.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Lines to show from the end of each log first.
+    #[arg(short = 'n', long, default_value_t = 100)]
+    pub tail: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// `all`, a chapter (`ch1`) or a scenario (`ch1.sample-app`).
+    #[arg(default_value = "all")]
+    pub target: String,
+    /// List every scenario with the book section it exercises.
+    #[arg(long)]
+    pub list: bool,
+    /// Print one JSON document (schema: schema/check-report.schema.json).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Which service. Settings come from the environment: HOST, PORT, TARGET, LAB_ENV/NODE_ENV.
+    #[arg(value_enum)]
+    pub service: ServeWhich,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ServeWhich {
+    RecipeApi,
+    WebApi,
+}
+
+impl From<ServeWhich> for Builtin {
+    fn from(s: ServeWhich) -> Self {
+        match s {
+            ServeWhich::RecipeApi => Builtin::RecipeApi,
+            ServeWhich::WebApi => Builtin::WebApi,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the JSON Schema of lab.toml (for editor completion and validation).
+    Schema,
+    /// Validate the lab file and summarise it; exit 2 with every error if it is invalid.
+    Validate,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,70 @@
+//! `lab logs [SERVICE|SERVICE#N] [-f] [-n N]`: per-instance log files, prefixed by instance.
+
+use std::collections::HashMap;
+
+use lab_supervisor::logs::{self, Source};
+use lab_supervisor::state::State;
+
+use crate::cli::LogsArgs;
+use crate::exit;
+use crate::render;
+
+use super::Env;
+
+pub async fn run(env: &Env, args: LogsArgs) -> anyhow::Result<u8> {
+    // The running lab's records if any, else whatever lab.toml's services left in the logs dir.
+    let mut sources: Vec<(String, Source)> = match State::load(&env.state_dir)? {
+        Some(state) => state
+            .instances
+            .iter()
+            .map(|r| (r.service.clone(), Source { label: r.id(), path: r.log.clone() }))
+            .collect(),
+        None => {
+            let cfg = match env.load_config() {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let dir = env.state_dir.join("logs");
+            cfg.services
+                .iter()
+                .flat_map(|s| (1..=s.replicas).map(move |i| (s.name.clone(), i)))
+                .map(|(svc, i)| {
+                    let path = dir.join(logs::log_file_name(&svc, i));
+                    (svc.clone(), Source { label: format!("{svc}#{i}"), path })
+                })
+                .filter(|(_, s)| s.path.exists())
+                .collect()
+        }
+    };
+    let colour: HashMap<String, usize> = {
+        let mut m = HashMap::new();
+        for (svc, _) in &sources {
+            let n = m.len();
+            m.entry(svc.clone()).or_insert(n);
+        }
+        m
+    };
+    if let Some(want) = &args.service {
+        sources.retain(|(svc, s)| svc == want || &s.label == want);
+        if sources.is_empty() {
+            eprintln!("lab: no logs for {want:?}; services are: {}", colour.keys().cloned().collect::<Vec<_>>().join(", "));
+            return Ok(exit::USAGE);
+        }
+    }
+    let style = env.style;
+    let paint = move |label: &str, text: &str| {
+        let svc = label.split('#').next().unwrap_or(label);
+        render::line(format!("{} | {text}", style.service(colour.get(svc).copied().unwrap_or(0), label)));
+    };
+    for (_, s) in &sources {
+        for l in logs::last_lines(&s.path, Some(args.tail)) {
+            paint(&s.label, &l);
+        }
+    }
+    if args.follow {
+        let cancel = crate::shutdown::on_signals();
+        logs::follow(sources.into_iter().map(|(_, s)| s).collect(), false, cancel.clone(), paint).await;
+    }
+    Ok(exit::OK)
+}
+

@@ -1,0 +1,83 @@
+//! One file per subcommand. Each loads what it needs, calls into the crates and renders; the
+//! logic lives in `config/`, `check/` and the `infra/` crates.
+
+mod check;
+mod config;
+mod down;
+mod logs;
+mod status;
+mod up;
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, Command};
+use crate::config::{ConfigError, LabConfig};
+use crate::exit;
+use crate::render::Style;
+
+/// What every command shares: global flags resolved.
+pub struct Env {
+    pub file: PathBuf,
+    pub state_dir: PathBuf,
+    pub style: Style,
+}
+
+impl Env {
+    fn new(cli: &Cli) -> Self {
+        let file = cli.file.clone();
+        let state_dir = match &cli.state_dir {
+            Some(d) => std::path::absolute(d).unwrap_or_else(|_| d.clone()),
+            None => {
+                let abs = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
+                abs.parent().unwrap_or(Path::new(".")).join(".lab")
+            }
+        };
+        // A canonical path, so the marker set on instances matches what `down` looks for.
+        let state_dir = state_dir.canonicalize().unwrap_or(state_dir);
+        Self { file, state_dir, style: Style::detect(cli.no_color) }
+    }
+
+    /// Load lab.toml; on error print every diagnostic and return the exit code.
+    pub fn load_config(&self) -> Result<LabConfig, u8> {
+        crate::config::load(&self.file).map_err(|e| {
+            match &e {
+                ConfigError::Read { .. } => eprintln!("lab: {e}\n  = hint: run lab in the folder holding lab.toml, or pass -f PATH"),
+                ConfigError::Invalid(d) => eprintln!("{d}"),
+            }
+            exit::USAGE
+        })
+    }
+}
+
+/// Install lab's own tracing (stderr, `RUST_LOG`, default `warn` so it stays out of the output).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    // `serve` runs a service with its own runtime and tracing; nothing of lab's may be set up first.
+    if let Command::Serve(args) = &cli.command {
+        let result = match crate::config::raw::Builtin::from(args.service) {
+            crate::config::raw::Builtin::RecipeApi => lab_recipe_api::main(),
+            crate::config::raw::Builtin::WebApi => lab_web_api::main(),
+        };
+        return result.map(|()| exit::OK).map_err(anyhow::Error::from);
+    }
+    init_tracing();
+    let env = Env::new(&cli);
+    match cli.command {
+        Command::Serve(_) => unreachable!("handled above"),
+        Command::Config(c) => config::run(&env, c),
+        Command::Up(a) => up::run(&env, a),
+        Command::Down(a) => runtime()?.block_on(down::run(&env, a)),
+        Command::Status(a) => runtime()?.block_on(status::run(&env, a)),
+        Command::Logs(a) => runtime()?.block_on(logs::run(&env, a)),
+        Command::Check(a) => runtime()?.block_on(check::run(&env, a)),
+    }
+}

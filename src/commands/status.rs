@@ -1,0 +1,151 @@
+//! `lab status`: what runs where, with live health probed now (not just what was recorded).
+
+use std::time::Duration;
+
+use lab_service_kit::client::Client;
+use lab_supervisor::state::{InstanceRecord, State};
+use serde::Serialize;
+
+use crate::cli::StatusArgs;
+use crate::exit;
+use crate::render::{self, Style, table::Table};
+
+use super::Env;
+
+/// One instance as `lab status --json` shows it.
+#[derive(Debug, Serialize)]
+pub struct InstanceStatus {
+    pub service: String,
+    pub instance: usize,
+    pub pid: Option<u32>,
+    pub address: String,
+    /// Probed now: `healthy`, `unhealthy`, or `down` (no live process).
+    pub health: String,
+    pub restarts: u32,
+    pub last_exit: Option<String>,
+    pub uptime_s: Option<f64>,
+    pub log: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LabStatus {
+    pub lab: Option<String>,
+    pub phase: Option<String>,
+    pub supervisor: Option<SupervisorStatus>,
+    pub instances: Vec<InstanceStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SupervisorStatus {
+    pub pid: u32,
+    pub alive: bool,
+}
+
+pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
+    let Some(state) = State::load(&env.state_dir)? else {
+        if args.json {
+            render::line(serde_json::to_string_pretty(&LabStatus { lab: None, phase: None, supervisor: None, instances: vec![] })?);
+        } else {
+            render::line(format!("no lab is running here (nothing recorded under {})", env.state_dir.display()));
+        }
+        return Ok(exit::OK);
+    };
+    let live = probe_all(&state).await;
+    let sup_alive = state.supervisor_alive();
+    if args.json {
+        let instances = state
+            .instances
+            .iter()
+            .zip(&live)
+            .map(|(r, h)| InstanceStatus {
+                service: r.service.clone(),
+                instance: r.instance,
+                pid: r.process.filter(|p| p.is_alive()).map(|p| p.pid),
+                address: r.address.clone(),
+                health: h.clone(),
+                restarts: r.restarts,
+                last_exit: r.last_exit.clone(),
+                uptime_s: r.process.filter(|p| p.is_alive()).and_then(lab_supervisor::procfs::uptime).map(|d| d.as_secs_f64()),
+                log: r.log.display().to_string(),
+            })
+            .collect();
+        let status = LabStatus {
+            lab: Some(state.name.clone()),
+            phase: Some(format!("{:?}", state.phase).to_lowercase()),
+            supervisor: Some(SupervisorStatus { pid: state.supervisor.pid, alive: sup_alive }),
+            instances,
+        };
+        render::line(serde_json::to_string_pretty(&status)?);
+        return Ok(exit::OK);
+    }
+    let style = env.style;
+    render::line(format!(
+        "lab {} ({}), supervisor pid {} {}",
+        style.bold(&state.name),
+        format!("{:?}", state.phase).to_lowercase(),
+        state.supervisor.pid,
+        if sup_alive { style.green("running") } else { style.red("gone") }
+    ));
+    render::line(instances_table(&state, Some(&live), &style));
+    if !sup_alive {
+        render::line(format!(
+            "{} the supervisor is not running: crashed instances will not be restarted. `lab down` cleans up.",
+            style.yellow(render::WARN)
+        ));
+    }
+    Ok(exit::OK)
+}
+
+/// Probe every recorded instance concurrently; a dead process is `down` without probing.
+async fn probe_all(state: &State) -> Vec<String> {
+    let client = Client::new();
+    let handles: Vec<_> = state
+        .instances
+        .iter()
+        .cloned()
+        .map(|r| {
+            let client = client.clone();
+            tokio::spawn(async move { probe_one(&client, &r).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap_or_else(|_| "unknown".into()));
+    }
+    out
+}
+
+async fn probe_one(client: &Client, r: &InstanceRecord) -> String {
+    match r.process {
+        Some(p) if p.is_alive() => {
+            let (host, _) = r.address.rsplit_once(':').unwrap_or(("127.0.0.1", ""));
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            match lab_supervisor::health::probe(client, &r.health_check, host, r.port, Duration::from_secs(1)).await {
+                Ok(()) => "healthy".into(),
+                Err(_) => "unhealthy".into(),
+            }
+        }
+        _ => "down".into(),
+    }
+}
+
+/// The table of instances. `live` replaces the recorded health with a fresh probe.
+pub fn instances_table(state: &State, live: Option<&[String]>, style: &Style) -> String {
+    let mut t = Table::new(&["SERVICE", "INSTANCE", "PID", "ADDRESS", "HEALTH", "RESTARTS", "LAST EXIT", "UPTIME"]);
+    for (i, r) in state.instances.iter().enumerate() {
+        let alive = r.process.filter(|p| p.is_alive());
+        let health = live.map_or_else(|| r.health.as_str().to_owned(), |l| l[i].clone());
+        let uptime = alive.and_then(lab_supervisor::procfs::uptime).map_or("-".into(), |d| format!("{}s", d.as_secs()));
+        t.row_painted(vec![
+            (r.service.clone(), None),
+            (format!("#{}", r.instance), None),
+            (alive.map_or("-".into(), |p| p.pid.to_string()), None),
+            (r.address.clone(), None),
+            (health, Some(|s: &Style, h: &str| s.health(h))),
+            (r.restarts.to_string(), None),
+            (r.last_exit.clone().unwrap_or_else(|| "-".into()), None),
+            (uptime, None),
+        ]);
+    }
+    t.render(style).trim_end().to_owned()
+}

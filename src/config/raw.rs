@@ -1,0 +1,187 @@
+//! The serde mirror of `lab.toml`: every field optional, spans kept, unknown keys refused.
+//! Nothing outside `config/` sees these types; [`super::validate`] turns them into `LabConfig`.
+//!
+//! Doc comments here become the descriptions in the JSON Schema (`lab config schema`).
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A lab: the services to run and how.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "lab.toml", extend("$id" = "https://lab.invalid/lab.schema.json"))]
+pub struct RawLab {
+    /// The lab's name, used to label what it starts. Default: the name of the folder holding lab.toml.
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
+    /// Environment name handed to every service as `LAB_ENV` and `NODE_ENV`. Default: `development`.
+    #[schemars(with = "Option<String>")]
+    pub environment: Option<Spanned<String>>,
+    /// The services, by name. They start in dependency order, each gated on its health check.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, RawService>")]
+    pub services: IndexMap<Spanned<String>, RawService>,
+}
+
+/// One service: a built-in one, or your own program.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// Run one of the lab's own services. Exactly one of `builtin` and `command` is required.
+    #[schemars(with = "Option<Builtin>")]
+    pub builtin: Option<Spanned<Builtin>>,
+    /// Run your own program, e.g. `["node", "producer-http-basic.js"]`. It gets the same
+    /// environment as a built-in service: HOST, PORT, TARGET, LAB_ENV, NODE_ENV.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub command: Option<Spanned<Vec<String>>>,
+    /// Working directory of `command`, relative to lab.toml. Default: lab.toml's folder.
+    #[schemars(with = "Option<String>")]
+    pub cwd: Option<Spanned<String>>,
+    /// Extra environment variables. `TARGET` may name another service (it is replaced by that
+    /// service's address and becomes a dependency) or be a literal `host:port`.
+    #[schemars(with = "Option<IndexMap<String, String>>")]
+    pub env: Option<IndexMap<Spanned<String>, Spanned<String>>>,
+    /// How many instances to run. Default: 1.
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub replicas: Option<Spanned<u32>>,
+    /// The first port (instances take consecutive ports), a range `"4000-4009"`, or 0 for free
+    /// ports picked at start. Default: 0.
+    #[schemars(with = "Option<PortSpec>")]
+    pub port: Option<Spanned<PortSpec>>,
+    /// Interface the service binds (`HOST`). Default: `127.0.0.1`.
+    #[schemars(with = "Option<String>")]
+    pub host: Option<Spanned<String>>,
+    /// Services that must be healthy before this one starts.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub depends_on: Option<Vec<Spanned<String>>>,
+    /// How the lab decides an instance is ready and alive.
+    pub health: Option<RawHealth>,
+    /// What to do when an instance exits. Default: `on-failure`.
+    #[schemars(with = "Option<RestartPolicy>")]
+    pub restart: Option<Spanned<RestartPolicy>>,
+    /// Delays between restarts: exponential, capped, reset after a healthy stretch.
+    pub backoff: Option<RawBackoff>,
+    /// Overrides the lab's `environment` for this service.
+    #[schemars(with = "Option<String>")]
+    pub environment: Option<Spanned<String>>,
+    /// Time between SIGTERM and SIGKILL when stopping, e.g. `"10s"`. Default: `10s`.
+    #[schemars(with = "Option<String>")]
+    pub stop_grace: Option<Spanned<String>>,
+}
+
+/// The lab's own services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Builtin {
+    /// The book's producer: `GET /recipes/:id`.
+    RecipeApi,
+    /// The book's consumer: `GET /` calls `http://$TARGET/recipes/42`.
+    WebApi,
+}
+
+impl Builtin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Builtin::RecipeApi => "recipe-api",
+            Builtin::WebApi => "web-api",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Restart whenever the instance exits.
+    Always,
+    /// Restart when it exits with a non-zero code or a signal.
+    OnFailure,
+    /// Never restart.
+    Never,
+}
+
+/// A port number (0 = pick free ports) or an inclusive range `"A-B"`.
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[schemars(untagged)]
+pub enum PortSpec {
+    Number(u16),
+    Range(String),
+}
+
+impl<'de> Deserialize<'de> for PortSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = PortSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a port number 0-65535 or a range like \"4000-4009\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PortSpec, E> {
+                u16::try_from(v).map(PortSpec::Number).map_err(|_| E::custom(format!("port {v} is out of range 0-65535")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PortSpec, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PortSpec, E> {
+                Ok(PortSpec::Range(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Health check settings. Durations are written like `"100ms"`, `"2s"`, `"1m"`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// `http` (GET `path` answers 2xx), `tcp` (the port accepts), or `none`. Default: `http`.
+    #[schemars(with = "Option<CheckKind>")]
+    pub check: Option<Spanned<CheckKind>>,
+    /// Path for the `http` check. Default: `/health`.
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    /// Probe period while an instance starts. Default: `20ms`.
+    #[schemars(with = "Option<String>")]
+    pub start_interval: Option<Spanned<String>>,
+    /// Probe period once healthy. Default: `2s`.
+    #[schemars(with = "Option<String>")]
+    pub interval: Option<Spanned<String>>,
+    /// Time limit of one probe. Default: `1s`.
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// How long a starting instance may take to become healthy. Default: `30s`.
+    #[schemars(with = "Option<String>")]
+    pub deadline: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckKind {
+    Http,
+    Tcp,
+    None,
+}
+
+/// Restart delays: `initial × factor^n`, at most `max`, back to `initial` after `reset_after`
+/// of uptime. Defaults (pm2's): 100ms, 1.5, 15s, 30s.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackoff {
+    #[schemars(with = "Option<String>")]
+    pub initial: Option<Spanned<String>>,
+    #[schemars(with = "Option<f64>")]
+    pub factor: Option<Spanned<f64>>,
+    #[schemars(with = "Option<String>")]
+    pub max: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
+    pub reset_after: Option<Spanned<String>>,
+}
+
+/// The JSON Schema of lab.toml, pretty-printed.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(RawLab);
+    let mut s = serde_json::to_string_pretty(&schema).expect("schema serialises");
+    s.push('\n');
+    s
+}

@@ -1,0 +1,480 @@
+//! Raw → validated: every problem is collected (with its span) before anything starts; later
+//! code only ever sees [`LabConfig`].
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lab_supervisor::{Backoff, HealthCheck, HealthSpec, RestartPolicy, RestartSpec};
+use toml::Spanned;
+
+use super::diagnostic::{Diagnostic, did_you_mean};
+use super::raw::{Builtin, CheckKind, PortSpec, RawBackoff, RawHealth, RawLab, RawService};
+
+/// A lab.toml that passed validation.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    pub name: String,
+    /// lab.toml, absolute.
+    pub path: PathBuf,
+    /// lab.toml as the user named it, for messages.
+    pub display_path: String,
+    /// The file's text, for diagnostics found later (taken ports at `up`).
+    pub source: String,
+    /// The folder holding lab.toml: relative paths resolve against it.
+    pub dir: PathBuf,
+    /// In a valid start order: every service after what it depends on.
+    pub services: Vec<Service>,
+}
+
+impl LabConfig {
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub name_span: Range<usize>,
+    pub run: Run,
+    pub replicas: usize,
+    pub ports: Ports,
+    pub port_span: Option<Range<usize>>,
+    pub host: String,
+    /// The user's variables (TARGET excluded: see `target`).
+    pub env: Vec<(String, String)>,
+    pub target: Option<Target>,
+    /// Declared dependencies plus the service `TARGET` names.
+    pub depends_on: Vec<String>,
+    pub health: HealthSpec,
+    pub restart: RestartSpec,
+    pub stop_grace: Duration,
+    pub environment: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Run {
+    Builtin(Builtin),
+    Command { argv: Vec<String>, cwd: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ports {
+    /// Free ports picked at start.
+    Auto,
+    /// One port per instance.
+    Fixed(Vec<u16>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Another service of the lab: resolved to one of its instances' address at start.
+    Service(String),
+    /// A literal `host:port`.
+    Addr(String),
+}
+
+/// Variables the lab sets itself; setting them in `env` is an error with a hint.
+const RESERVED_ENV: &[(&str, &str)] = &[
+    ("HOST", "set `host = \"...\"` on the service"),
+    ("PORT", "set `port = ...` on the service"),
+    ("LAB_ENV", "set `environment = \"...\"` on the service or the lab"),
+    ("NODE_ENV", "set `environment = \"...\"` on the service or the lab"),
+];
+
+fn valid_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.len() <= 63
+}
+
+struct Errors(Vec<Diagnostic>);
+
+impl Errors {
+    fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+    fn duration(&mut self, v: &Option<Spanned<String>>, default: Duration) -> Duration {
+        let Some(v) = v else { return default };
+        match humantime::parse_duration(v.get_ref().trim()) {
+            Ok(d) => d,
+            Err(e) => {
+                self.push(
+                    Diagnostic::new(v.span(), format!("invalid duration {:?}: {e}", v.get_ref()))
+                        .hint("write it like \"250ms\", \"2s\" or \"1m\""),
+                );
+                default
+            }
+        }
+    }
+}
+
+/// Validate `raw` (parsed from `source`, the file in `dir`).
+pub fn validate(raw: RawLab, source: &str, path: &Path, display_path: &str) -> Result<LabConfig, Vec<Diagnostic>> {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let mut errs = Errors(Vec::new());
+
+    let name = match &raw.name {
+        Some(n) if !valid_name(n.get_ref()) => {
+            errs.push(
+                Diagnostic::new(n.span(), format!("invalid lab name {:?}", n.get_ref()))
+                    .hint("use letters, digits, '-', '_' or '.', starting with a letter or digit"),
+            );
+            n.get_ref().clone()
+        }
+        Some(n) => n.get_ref().clone(),
+        None => dir
+            .file_name()
+            .map(|f| f.to_string_lossy().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-"))
+            .filter(|n| valid_name(n))
+            .unwrap_or_else(|| "lab".into()),
+    };
+    let lab_env = raw.environment.as_ref().map_or("development".to_owned(), |e| e.get_ref().clone());
+
+    if raw.services.is_empty() {
+        errs.push(Diagnostic {
+            span: None,
+            message: "no services: the lab has nothing to run".into(),
+            hint: Some("add a [services.NAME] table with `builtin = \"recipe-api\"` or `command = [...]`".into()),
+        });
+    }
+    let names: Vec<&str> = raw.services.keys().map(|k| k.get_ref().as_str()).collect();
+
+    let mut services = Vec::new();
+    for (key, svc) in &raw.services {
+        if !valid_name(key.get_ref()) {
+            errs.push(
+                Diagnostic::new(key.span(), format!("invalid service name {:?}", key.get_ref()))
+                    .hint("use letters, digits, '-', '_' or '.', starting with a letter or digit"),
+            );
+        }
+        services.push(service(key, svc, &names, &lab_env, &dir, &mut errs));
+    }
+
+    check_duplicate_ports(&services, &mut errs);
+    let order = start_order(&raw, &services, &mut errs);
+
+    if !errs.0.is_empty() {
+        return Err(errs.0);
+    }
+    let mut by_name: HashMap<String, Service> = services.into_iter().map(|s| (s.name.clone(), s)).collect();
+    let services = order.into_iter().filter_map(|n| by_name.remove(&n)).collect();
+    Ok(LabConfig {
+        name,
+        path: path.to_path_buf(),
+        display_path: display_path.to_owned(),
+        source: source.to_owned(),
+        dir,
+        services,
+    })
+}
+
+fn service(key: &Spanned<String>, svc: &RawService, names: &[&str], lab_env: &str, dir: &Path, errs: &mut Errors) -> Service {
+    let name = key.get_ref().clone();
+    let run = match (&svc.builtin, &svc.command) {
+        (Some(b), None) => Run::Builtin(*b.get_ref()),
+        (None, Some(c)) if c.get_ref().is_empty() || c.get_ref()[0].trim().is_empty() => {
+            errs.push(Diagnostic::new(c.span(), "`command` is empty").hint("name the program first, e.g. [\"node\", \"server.js\"]"));
+            Run::Builtin(Builtin::RecipeApi)
+        }
+        (None, Some(c)) => {
+            let cwd = match &svc.cwd {
+                None => dir.to_path_buf(),
+                Some(cwd) => {
+                    let p = dir.join(cwd.get_ref());
+                    if !p.is_dir() {
+                        errs.push(
+                            Diagnostic::new(cwd.span(), format!("`cwd` {:?} is not a folder", cwd.get_ref()))
+                                .hint(format!("paths are relative to {}", dir.display())),
+                        );
+                    }
+                    p
+                }
+            };
+            Run::Command { argv: c.get_ref().clone(), cwd }
+        }
+        (Some(b), Some(_)) => {
+            errs.push(
+                Diagnostic::new(key.span(), format!("service `{name}` has both `builtin` and `command`"))
+                    .hint("keep one: `builtin` runs the lab's own service, `command` runs your program"),
+            );
+            Run::Builtin(*b.get_ref())
+        }
+        (None, None) => {
+            errs.push(
+                Diagnostic::new(key.span(), format!("service `{name}` has neither `builtin` nor `command`"))
+                    .hint("add `builtin = \"recipe-api\"` (or \"web-api\"), or `command = [\"node\", \"server.js\"]`"),
+            );
+            Run::Builtin(Builtin::RecipeApi)
+        }
+    };
+    if let (Some(cwd), Run::Builtin(_)) = (&svc.cwd, &run) {
+        errs.push(Diagnostic::new(cwd.span(), "`cwd` only applies to `command` services").hint("remove it"));
+    }
+
+    let replicas = match &svc.replicas {
+        Some(r) if *r.get_ref() == 0 => {
+            errs.push(Diagnostic::new(r.span(), "`replicas` must be at least 1").hint("remove the service to run none of it"));
+            1
+        }
+        Some(r) => *r.get_ref() as usize,
+        None => 1,
+    };
+
+    let ports = match &svc.port {
+        None => Ports::Auto,
+        Some(p) => ports(p, replicas, errs),
+    };
+
+    let mut env = Vec::new();
+    let mut target = None;
+    let mut depends_on: Vec<String> = Vec::new();
+    for (k, v) in svc.env.iter().flatten() {
+        if let Some((_, hint)) = RESERVED_ENV.iter().find(|(r, _)| r == k.get_ref()) {
+            errs.push(Diagnostic::new(k.span(), format!("`{}` is set by the lab", k.get_ref())).hint(*hint));
+        } else if k.get_ref() == "TARGET" {
+            let value = v.get_ref().trim();
+            if names.contains(&value) {
+                target = Some(Target::Service(value.to_owned()));
+                depends_on.push(value.to_owned());
+            } else if looks_like_addr(value) {
+                target = Some(Target::Addr(value.to_owned()));
+            } else {
+                let mut d = Diagnostic::new(v.span(), format!("TARGET {value:?} names no service of this lab"));
+                d.hint = Some(match did_you_mean(value, names.iter().copied()) {
+                    Some(best) => format!("did you mean `{best}`? (or write a literal host:port)"),
+                    None => format!("name one of: {} (or write a literal host:port)", names.join(", ")),
+                });
+                errs.push(d);
+            }
+        } else {
+            env.push((k.get_ref().clone(), v.get_ref().clone()));
+        }
+    }
+
+    for d in svc.depends_on.iter().flatten() {
+        if !names.contains(&d.get_ref().as_str()) {
+            let mut diag = Diagnostic::new(d.span(), format!("`{name}` depends on `{}`, which is not a service of this lab", d.get_ref()));
+            diag.hint = Some(match did_you_mean(d.get_ref(), names.iter().copied()) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!("services are: {}", names.join(", ")),
+            });
+            errs.push(diag);
+        } else if !depends_on.contains(d.get_ref()) {
+            depends_on.push(d.get_ref().clone());
+        }
+    }
+
+    Service {
+        name,
+        name_span: key.span(),
+        run,
+        replicas,
+        ports,
+        port_span: svc.port.as_ref().map(|p| p.span()),
+        host: svc.host.as_ref().map_or("127.0.0.1".to_owned(), |h| h.get_ref().clone()),
+        env,
+        target,
+        depends_on,
+        health: health(svc.health.as_ref(), errs),
+        restart: RestartSpec {
+            policy: match svc.restart.as_ref().map(|r| *r.get_ref()) {
+                Some(super::raw::RestartPolicy::Always) => RestartPolicy::Always,
+                Some(super::raw::RestartPolicy::Never) => RestartPolicy::Never,
+                Some(super::raw::RestartPolicy::OnFailure) | None => RestartPolicy::OnFailure,
+            },
+            backoff: backoff(svc.backoff.as_ref(), errs),
+        },
+        stop_grace: errs.duration(&svc.stop_grace, Duration::from_secs(10)),
+        environment: svc.environment.as_ref().map_or(lab_env.to_owned(), |e| e.get_ref().clone()),
+    }
+}
+
+fn looks_like_addr(v: &str) -> bool {
+    matches!(v.rsplit_once(':'), Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+fn ports(p: &Spanned<PortSpec>, replicas: usize, errs: &mut Errors) -> Ports {
+    let (first, last) = match p.get_ref() {
+        PortSpec::Number(0) => return Ports::Auto,
+        PortSpec::Number(n) => (*n as u32, *n as u32 + replicas as u32 - 1),
+        PortSpec::Range(r) => {
+            let parsed = r.split_once('-').and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)));
+            match parsed {
+                Some((a, b)) if a > 0 && a <= b => {
+                    if ((b - a) as usize) + 1 < replicas {
+                        errs.push(
+                            Diagnostic::new(p.span(), format!("port range {r:?} has {} ports for {replicas} replicas", b - a + 1))
+                                .hint(format!("widen it to \"{a}-{}\"", a as u32 + replicas as u32 - 1)),
+                        );
+                    }
+                    (a as u32, a as u32 + replicas as u32 - 1)
+                }
+                _ => {
+                    errs.push(
+                        Diagnostic::new(p.span(), format!("invalid port range {r:?}"))
+                            .hint("write a number (4000), a range (\"4000-4009\") or 0 for free ports"),
+                    );
+                    return Ports::Auto;
+                }
+            }
+        }
+    };
+    if last > u16::MAX as u32 {
+        errs.push(Diagnostic::new(p.span(), format!("{replicas} replicas from port {first} run past 65535")));
+        return Ports::Auto;
+    }
+    Ports::Fixed((first..=last).map(|p| p as u16).collect())
+}
+
+fn health(h: Option<&RawHealth>, errs: &mut Errors) -> HealthSpec {
+    let d = HealthSpec::default();
+    let Some(h) = h else { return d };
+    let path = match &h.path {
+        Some(p) if !p.get_ref().starts_with('/') => {
+            errs.push(Diagnostic::new(p.span(), format!("health path {:?} must start with '/'", p.get_ref())).hint(format!("write \"/{}\"", p.get_ref())));
+            p.get_ref().clone()
+        }
+        Some(p) => p.get_ref().clone(),
+        None => "/health".into(),
+    };
+    let check = match h.check.as_ref().map(|c| *c.get_ref()) {
+        None | Some(CheckKind::Http) => HealthCheck::Http { path },
+        Some(CheckKind::Tcp) => HealthCheck::Tcp,
+        Some(CheckKind::None) => HealthCheck::None,
+    };
+    HealthSpec {
+        check,
+        start_interval: errs.duration(&h.start_interval, d.start_interval),
+        interval: errs.duration(&h.interval, d.interval),
+        timeout: errs.duration(&h.timeout, d.timeout),
+        deadline: errs.duration(&h.deadline, d.deadline),
+    }
+}
+
+fn backoff(b: Option<&RawBackoff>, errs: &mut Errors) -> Backoff {
+    let d = Backoff::default();
+    let Some(b) = b else { return d };
+    let factor = match &b.factor {
+        Some(f) if !(1.0..=100.0).contains(f.get_ref()) => {
+            errs.push(Diagnostic::new(f.span(), "backoff `factor` must be between 1 and 100").hint("pm2 uses 1.5"));
+            d.factor
+        }
+        Some(f) => *f.get_ref(),
+        None => d.factor,
+    };
+    Backoff {
+        initial: errs.duration(&b.initial, d.initial),
+        factor,
+        max: errs.duration(&b.max, d.max),
+        reset_after: errs.duration(&b.reset_after, d.reset_after),
+    }
+}
+
+fn check_duplicate_ports(services: &[Service], errs: &mut Errors) {
+    let mut seen: HashMap<u16, &str> = HashMap::new();
+    for s in services {
+        let Ports::Fixed(ports) = &s.ports else { continue };
+        for p in ports {
+            match seen.get(p) {
+                Some(other) => errs.push(
+                    Diagnostic::new(s.port_span.clone().unwrap_or(s.name_span.clone()), format!("port {p} of `{}` is also a port of `{other}`", s.name))
+                        .hint("give each service its own ports, or use port = 0 for free ones"),
+                ),
+                None => {
+                    seen.insert(*p, &s.name);
+                }
+            }
+        }
+    }
+}
+
+/// A start order (file order where dependencies allow); reports every dependency cycle.
+fn start_order(raw: &RawLab, services: &[Service], errs: &mut Errors) -> Vec<String> {
+    let index: HashMap<&str, usize> = services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    // Edges with the span that declares them (a depends_on entry, or the TARGET value).
+    let edges: Vec<Vec<(usize, Range<usize>)>> = raw
+        .services
+        .values()
+        .zip(services)
+        .map(|(r, s)| {
+            let mut e: Vec<(usize, Range<usize>)> = Vec::new();
+            for d in r.depends_on.iter().flatten() {
+                if let Some(&j) = index.get(d.get_ref().as_str()) {
+                    e.push((j, d.span()));
+                }
+            }
+            if let Some(Target::Service(t)) = &s.target {
+                let span = r.env.iter().flatten().find(|(k, _)| k.get_ref() == "TARGET").map(|(_, v)| v.span());
+                if let (Some(&j), Some(span)) = (index.get(t.as_str()), span) {
+                    if !e.iter().any(|(k, _)| *k == j) {
+                        e.push((j, span));
+                    }
+                }
+            }
+            e
+        })
+        .collect();
+
+    let n = services.len();
+    let mut placed = vec![false; n];
+    let mut order = Vec::new();
+    while order.len() < n {
+        let next = (0..n).find(|&i| !placed[i] && edges[i].iter().all(|(j, _)| placed[*j]));
+        match next {
+            Some(i) => {
+                placed[i] = true;
+                order.push(services[i].name.clone());
+            }
+            None => break,
+        }
+    }
+    if order.len() < n {
+        // Find each cycle among the unplaced services and report it once, at its closing edge.
+        let mut reported = vec![false; n];
+        for start in (0..n).filter(|&i| !placed[i]) {
+            if reported[start] {
+                continue;
+            }
+            if let Some((cycle, span)) = find_cycle(start, &edges) {
+                let names: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
+                for &i in &cycle {
+                    reported[i] = true;
+                }
+                errs.push(
+                    Diagnostic::new(span, format!("dependency cycle: {} → {}", names.join(" → "), names[0]))
+                        .hint("a service cannot wait for itself; remove one of these dependencies"),
+                );
+            }
+        }
+    }
+    order
+}
+
+fn find_cycle(start: usize, edges: &[Vec<(usize, Range<usize>)>]) -> Option<(Vec<usize>, Range<usize>)> {
+    fn dfs(
+        v: usize,
+        edges: &[Vec<(usize, Range<usize>)>],
+        stack: &mut Vec<usize>,
+        done: &mut Vec<bool>,
+    ) -> Option<(Vec<usize>, Range<usize>)> {
+        stack.push(v);
+        for (w, span) in &edges[v] {
+            if let Some(pos) = stack.iter().position(|x| x == w) {
+                return Some((stack[pos..].to_vec(), span.clone()));
+            }
+            if !done[*w] {
+                if let Some(found) = dfs(*w, edges, stack, done) {
+                    return Some(found);
+                }
+            }
+        }
+        stack.pop();
+        done[v] = true;
+        None
+    }
+    dfs(start, edges, &mut Vec::new(), &mut vec![false; edges.len()])
+}

@@ -1,0 +1,30 @@
+//! `lab`: reads lab.toml, runs the book's services under a supervisor, and checks the chapters.
+//!
+//! Layout:
+//! - [`cli`]: the clap definition of every subcommand.
+//! - [`commands`]: one file per subcommand; load config, call the crates, render.
+//! - [`config`]: lab.toml raw (spans) → validated → lowered to a supervisor plan.
+//! - [`check`]: the scenario registry and its chapter files.
+//! - [`render`]: tables, colour discipline, JUnit.
+//! - [`shutdown`]: signals → cancellation token.
+
+pub mod check;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod render;
+pub mod shutdown;
+
+use std::process::ExitCode;
+
+/// Exit codes: 0 ok, 1 a check failed or the lab could not start, 2 usage or config error.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+}
+
+/// Run a parsed command line.
+pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    commands::dispatch(cli).map(ExitCode::from)
+}

@@ -1,0 +1,59 @@
+//! JUnit XML for CI, from the same report as the table and `--json`.
+
+use std::fmt::Write;
+
+use crate::check::{CheckReport, Status};
+
+pub fn render(report: &CheckReport) -> String {
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let failures = report.scenarios.iter().filter(|s| s.status != Status::Pass).count();
+    let _ = writeln!(
+        x,
+        "<testsuites name=\"lab check\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
+        report.scenarios.len(),
+        report.duration_ms / 1e3
+    );
+    let _ = writeln!(
+        x,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
+        esc(&format!("lab check ({})", report.lab)),
+        report.scenarios.len(),
+        report.duration_ms / 1e3
+    );
+    for s in &report.scenarios {
+        let _ = writeln!(
+            x,
+            "    <testcase classname=\"ch{}\" name=\"{}\" time=\"{:.3}\">",
+            s.chapter,
+            esc(&s.name),
+            s.duration_ms / 1e3
+        );
+        if !s.figures.is_empty() {
+            x.push_str("      <properties>\n");
+            for f in &s.figures {
+                let _ = writeln!(x, "        <property name=\"{}\" value=\"{}\"/>", esc(&f.name), esc(&format!("{} {}", f.value, f.unit)));
+            }
+            x.push_str("      </properties>\n");
+        }
+        if s.status != Status::Pass {
+            let failed: Vec<String> = s.assertions.iter().filter(|a| !a.ok).map(|a| format!("{}: {}", a.name, a.detail)).collect();
+            let message = s.error.clone().unwrap_or_else(|| failed.join("; "));
+            let _ = writeln!(x, "      <failure message=\"{}\">{}</failure>", esc(&message), esc(&failed.join("\n")));
+        }
+        let mut out = String::new();
+        for a in &s.assertions {
+            let _ = writeln!(out, "{} {}: {}", if a.ok { "ok  " } else { "FAIL" }, a.name, a.detail);
+        }
+        for f in &s.figures {
+            let _ = writeln!(out, "figure {} = {} {}", f.name, f.value, f.unit);
+        }
+        let _ = writeln!(x, "      <system-out>{}</system-out>", esc(&out));
+        x.push_str("    </testcase>\n");
+    }
+    x.push_str("  </testsuite>\n</testsuites>\n");
+    x
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
