@@ -17,7 +17,12 @@ use crate::config::raw::Builtin;
 )]
 pub struct Cli {
     /// The lab file (before the subcommand, as with docker compose: `lab -f my.toml up`).
-    #[arg(short = 'f', long = "file", default_value = "lab.toml", env = "LAB_FILE")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "lab.toml",
+        env = "LAB_FILE"
+    )]
     pub file: PathBuf,
     /// Where state and logs live. Default: `.lab` beside the lab file.
     #[arg(long, global = true, value_name = "DIR")]

@@ -38,7 +38,11 @@ fn sample_app<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         for addr in &consumer.addrs {
             let (r, _) = ctx.get(addr, "/").await?;
             let body = r.json().unwrap_or(serde_json::Value::Null);
-            rec.check(format!("GET {addr}/ answers 200"), r.status == 200, format!("status {}", r.status));
+            rec.check(
+                format!("GET {addr}/ answers 200"),
+                r.status == 200,
+                format!("status {}", r.status),
+            );
             let cpid = body["consumer_pid"].as_u64();
             let ppid = body["producer_data"]["producer_pid"].as_u64();
             let recipe = &body["producer_data"]["recipe"];
@@ -49,12 +53,20 @@ fn sample_app<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             );
             match (cpid, ppid) {
                 (Some(c), Some(p)) => {
-                    rec.check(format!("{addr}: consumer and producer pids differ"), c != p, format!("consumer_pid {c}, producer_pid {p}"));
+                    rec.check(
+                        format!("{addr}: consumer and producer pids differ"),
+                        c != p,
+                        format!("consumer_pid {c}, producer_pid {p}"),
+                    );
                     consumer_pids.insert(c);
                     producer_pids.insert(p);
                 }
                 _ => {
-                    rec.check(format!("{addr}: body has consumer_pid and producer_data.producer_pid"), false, body.to_string());
+                    rec.check(
+                        format!("{addr}: body has consumer_pid and producer_data.producer_pid"),
+                        false,
+                        body.to_string(),
+                    );
                 }
             }
             for _ in 0..SAMPLES {
@@ -65,10 +77,22 @@ fn sample_app<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             }
         }
         let (p50, max) = median_max_ms(latencies);
-        rec.figure("chain latency p50 (consumer → producer → consumer)", p50, "ms");
+        rec.figure(
+            "chain latency p50 (consumer → producer → consumer)",
+            p50,
+            "ms",
+        );
         rec.figure("chain latency max", max, "ms");
-        rec.figure("consumer processes answering", consumer_pids.len() as f64, "count");
-        rec.figure("producer processes seen", producer_pids.len() as f64, "count");
+        rec.figure(
+            "consumer processes answering",
+            consumer_pids.len() as f64,
+            "count",
+        );
+        rec.figure(
+            "producer processes seen",
+            producer_pids.len() as f64,
+            "count",
+        );
         Ok(())
     })
 }
@@ -76,9 +100,16 @@ fn sample_app<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
 fn not_found<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         let producer = ctx.role(Builtin::RecipeApi)?;
-        let addr = producer.addrs.first().ok_or_else(|| anyhow::anyhow!("recipe-api has no instance"))?;
+        let addr = producer
+            .addrs
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("recipe-api has no instance"))?;
         let (r, took) = ctx.get(addr, "/recipes/1337").await?;
-        rec.check("GET /recipes/1337 answers 404", r.status == 404, format!("status {}", r.status));
+        rec.check(
+            "GET /recipes/1337 answers 404",
+            r.status == 404,
+            format!("status {}", r.status),
+        );
         let body = r.json().ok();
         rec.check(
             "body is {\"error\":\"not_found\"}",
@@ -88,9 +119,17 @@ fn not_found<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         rec.figure("404 latency", took.as_secs_f64() * 1e3, "ms");
         // The book's producer answers 404 for a non-numeric id too; any 4xx keeps the contract.
         let (r, _) = ctx.get(addr, "/recipes/abc").await?;
-        rec.check("GET /recipes/abc is a client error (4xx)", r.status.is_client_error(), format!("status {}", r.status));
+        rec.check(
+            "GET /recipes/abc is a client error (4xx)",
+            r.status.is_client_error(),
+            format!("status {}", r.status),
+        );
         let (r, _) = ctx.get(addr, "/recipes/42").await?;
-        rec.check("GET /recipes/42 still answers 200", r.status == 200, format!("status {}", r.status));
+        rec.check(
+            "GET /recipes/42 still answers 200",
+            r.status == 200,
+            format!("status {}", r.status),
+        );
         Ok(())
     })
 }

@@ -45,13 +45,17 @@ pub fn select(all: Vec<Scenario>, what: &str) -> Result<Vec<Scenario>, String> {
         let hint = crate::config::diagnostic::did_you_mean(what, names.iter().copied())
             .map(|b| format!("did you mean `{b}`? "))
             .unwrap_or_default();
-        return Err(format!("no scenario matches {what:?}; {hint}`lab check --list` shows them all"));
+        return Err(format!(
+            "no scenario matches {what:?}; {hint}`lab check --list` shows them all"
+        ));
     }
     Ok(picked)
 }
 
 fn matches(s: &Scenario, what: &str) -> bool {
-    what == "all" || s.name == what || what.strip_prefix("ch").and_then(|n| n.parse::<u8>().ok()) == Some(s.chapter)
+    what == "all"
+        || s.name == what
+        || what.strip_prefix("ch").and_then(|n| n.parse::<u8>().ok()) == Some(s.chapter)
 }
 
 /// A service the scenarios can reach.
@@ -77,14 +81,23 @@ impl Ctx {
             .iter()
             .find(|e| e.service == role.as_str())
             .or_else(|| self.endpoints.iter().find(|e| e.builtin == Some(role)))
-            .ok_or_else(|| anyhow::anyhow!("the lab has no `{}` service (by name or `builtin`)", role.as_str()))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the lab has no `{}` service (by name or `builtin`)",
+                    role.as_str()
+                )
+            })
     }
 
     /// GET `http://addr{path}`, timing it.
     pub async fn get(&self, addr: &str, path: &str) -> anyhow::Result<(Response, Duration)> {
         let t0 = Instant::now();
         let url = format!("http://{addr}{path}");
-        let r = self.client.get(&url, self.timeout).await.map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
+        let r = self
+            .client
+            .get(&url, self.timeout)
+            .await
+            .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
         Ok((r, t0.elapsed()))
     }
 }
@@ -113,12 +126,20 @@ pub struct Figure {
 
 impl Record {
     pub fn check(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) -> bool {
-        self.assertions.push(Assertion { name: name.into(), ok, detail: detail.into() });
+        self.assertions.push(Assertion {
+            name: name.into(),
+            ok,
+            detail: detail.into(),
+        });
         ok
     }
     pub fn figure(&mut self, name: impl Into<String>, value: f64, unit: &str) {
         let value = (value * 1000.0).round() / 1000.0;
-        self.figures.push(Figure { name: name.into(), value, unit: unit.into() });
+        self.figures.push(Figure {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+        });
     }
 }
 
@@ -169,9 +190,13 @@ pub async fn run(ctx: &Ctx, scenarios: &[Scenario], lab: &str, source: &str) -> 
         let error = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("{e:#}")),
-            Err(_) => Some(format!("did not finish within {}s", SCENARIO_LIMIT.as_secs())),
+            Err(_) => Some(format!(
+                "did not finish within {}s",
+                SCENARIO_LIMIT.as_secs()
+            )),
         };
-        let ok = error.is_none() && !rec.assertions.is_empty() && rec.assertions.iter().all(|a| a.ok);
+        let ok =
+            error.is_none() && !rec.assertions.is_empty() && rec.assertions.iter().all(|a| a.ok);
         results.push(ScenarioResult {
             name: s.name.into(),
             chapter: s.chapter,
@@ -196,7 +221,8 @@ pub async fn run(ctx: &Ctx, scenarios: &[Scenario], lab: &str, source: &str) -> 
 
 /// The JSON Schema of `lab check --json`, pretty-printed.
 pub fn report_schema_json() -> String {
-    let mut s = serde_json::to_string_pretty(&schemars::schema_for!(CheckReport)).expect("schema serialises");
+    let mut s = serde_json::to_string_pretty(&schemars::schema_for!(CheckReport))
+        .expect("schema serialises");
     s.push('\n');
     s
 }
@@ -209,4 +235,52 @@ pub fn median_max_ms(mut v: Vec<Duration>) -> (f64, f64) {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     (ms(v[v.len() / 2]), ms(*v.last().expect("non-empty")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_report_schema_matches_the_report_types() {
+        let committed = include_str!("../../schema/check-report.schema.json");
+        assert!(
+            committed == report_schema_json(),
+            "schema/check-report.schema.json is stale: regenerate it with `cargo test -p lab -- --ignored regenerate_schemas`"
+        );
+    }
+
+    #[test]
+    fn selection_by_all_chapter_and_name() {
+        assert_eq!(select(registry(), "all").unwrap().len(), registry().len());
+        assert!(
+            select(registry(), "ch1")
+                .unwrap()
+                .iter()
+                .all(|s| s.chapter == 1)
+        );
+        assert_eq!(select(registry(), "ch1.not-found").unwrap().len(), 1);
+        assert!(select(registry(), "ch9").is_err());
+        let names: std::collections::HashSet<_> = registry().iter().map(|s| s.name).collect();
+        assert_eq!(names.len(), registry().len(), "scenario names are unique");
+    }
+
+    /// Writes both committed schemas from the types: `cargo test -p lab -- --ignored regenerate_schemas`.
+    #[test]
+    #[ignore]
+    fn regenerate_schemas() {
+        std::fs::write(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/schema/check-report.schema.json"
+            ),
+            report_schema_json(),
+        )
+        .unwrap();
+        std::fs::write(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/schema/lab.schema.json"),
+            crate::config::raw::schema_json(),
+        )
+        .unwrap();
+    }
 }

@@ -23,7 +23,12 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
     if args.list {
         let mut t = Table::new(&["SCENARIO", "CHAPTER", "BOOK SECTION", "WHAT IT CHECKS"]);
         for s in check::registry() {
-            t.row(vec![s.name.into(), format!("ch{}", s.chapter), s.section.into(), s.summary.into()]);
+            t.row(vec![
+                s.name.into(),
+                format!("ch{}", s.chapter),
+                s.section.into(),
+                s.summary.into(),
+            ]);
         }
         render::line(t.render(&style).trim_end());
         return Ok(exit::OK);
@@ -40,19 +45,49 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     // Progress goes to stderr so that `--json` stdout stays one document.
-    let say = |m: String| if !args.json { render::line(m) } else { eprintln!("{m}") };
+    let say = |m: String| {
+        if !args.json {
+            render::line(m)
+        } else {
+            eprintln!("{m}")
+        }
+    };
 
-    let running = State::load(&env.state_dir)?.filter(|s| s.instances.iter().any(|r| r.process.is_some_and(|p| p.is_alive())));
+    let running = State::load(&env.state_dir)?.filter(|s| {
+        s.instances
+            .iter()
+            .any(|r| r.process.is_some_and(|p| p.is_alive()))
+    });
     let report = match running {
         Some(state) => {
-            say(format!("checking the running lab {} ({} scenario(s))", state.name, scenarios.len()));
-            let ctx = ctx_from(&cfg, state.instances.iter().map(|r| (r.service.clone(), r.address.clone())));
+            say(format!(
+                "checking the running lab {} ({} scenario(s))",
+                state.name,
+                scenarios.len()
+            ));
+            let ctx = ctx_from(
+                &cfg,
+                state
+                    .instances
+                    .iter()
+                    .map(|r| (r.service.clone(), r.address.clone())),
+            );
             check::run(&ctx, &scenarios, &state.name, "running").await
         }
         None => {
-            say(format!("no lab is running here: starting {} on free ports for the checks", cfg.name));
+            say(format!(
+                "no lab is running here: starting {} on free ports for the checks",
+                cfg.name
+            ));
             let dir = env.state_dir.join(format!("check-{}", std::process::id()));
-            let lowered = lower(&cfg, &LowerOptions { ports: PortMode::Ephemeral, state_dir: dir.clone(), exe: std::env::current_exe()? });
+            let lowered = lower(
+                &cfg,
+                &LowerOptions {
+                    ports: PortMode::Ephemeral,
+                    state_dir: dir.clone(),
+                    exe: std::env::current_exe()?,
+                },
+            );
             let lowered = match lowered {
                 Ok(l) => l,
                 Err(d) => {
@@ -61,21 +96,28 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
                 }
             };
             let cancel = crate::shutdown::on_signals();
-            let (lab, breakdown) = match Lab::up(lowered.plan, lab_supervisor::events::discard(), cancel).await {
-                Ok(up) => up,
-                Err(e) => {
-                    eprintln!("lab: cannot start the lab for the checks: {e}");
-                    if let Some(log) = e.log() {
-                        for l in lab_supervisor::logs::last_lines(log, Some(15)) {
-                            eprintln!("  {l}");
+            let (lab, breakdown) =
+                match Lab::up(lowered.plan, lab_supervisor::events::discard(), cancel).await {
+                    Ok(up) => up,
+                    Err(e) => {
+                        eprintln!("lab: cannot start the lab for the checks: {e}");
+                        if let Some(log) = e.log() {
+                            for l in lab_supervisor::logs::last_lines(log, Some(15)) {
+                                eprintln!("  {l}");
+                            }
                         }
+                        return Ok(exit::FAILED);
                     }
-                    return Ok(exit::FAILED);
-                }
-            };
+                };
             say(format!("lab up in {}", render::ms(breakdown.total)));
             let state = lab.state();
-            let ctx = ctx_from(&cfg, state.instances.iter().map(|r| (r.service.clone(), r.address.clone())));
+            let ctx = ctx_from(
+                &cfg,
+                state
+                    .instances
+                    .iter()
+                    .map(|r| (r.service.clone(), r.address.clone())),
+            );
             let report = check::run(&ctx, &scenarios, &cfg.name, "started").await;
             lab.stop().await;
             let _ = std::fs::remove_dir_all(&dir);
@@ -92,7 +134,11 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
     } else {
         render::line(report_text(&report, &style));
     }
-    Ok(if report.failed == 0 { exit::OK } else { exit::FAILED })
+    Ok(if report.failed == 0 {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
 }
 
 fn ctx_from(cfg: &LabConfig, addrs: impl Iterator<Item = (String, String)>) -> Ctx {
@@ -113,27 +159,54 @@ fn ctx_from(cfg: &LabConfig, addrs: impl Iterator<Item = (String, String)>) -> C
             e.addrs.push(addr);
         }
     }
-    Ctx { client: Client::new(), endpoints, timeout: Duration::from_secs(5) }
+    Ctx {
+        client: Client::new(),
+        endpoints,
+        timeout: Duration::from_secs(5),
+    }
 }
 
 /// The human report: one line per scenario, its assertions and figures beneath.
 pub fn report_text(r: &CheckReport, style: &Style) -> String {
     let mut out = String::new();
     for s in &r.scenarios {
-        let mark = if s.status == Status::Pass { style.green(OK) } else { style.red(FAIL) };
-        out.push_str(&format!("{mark} {}  {}  {}\n", style.bold(&s.name), style.dim(&s.section), render::ms(Duration::from_secs_f64(s.duration_ms / 1e3))));
+        let mark = if s.status == Status::Pass {
+            style.green(OK)
+        } else {
+            style.red(FAIL)
+        };
+        out.push_str(&format!(
+            "{mark} {}  {}  {}\n",
+            style.bold(&s.name),
+            style.dim(&s.section),
+            render::ms(Duration::from_secs_f64(s.duration_ms / 1e3))
+        ));
         for a in &s.assertions {
-            let m = if a.ok { style.green(OK) } else { style.red(FAIL) };
+            let m = if a.ok {
+                style.green(OK)
+            } else {
+                style.red(FAIL)
+            };
             out.push_str(&format!("    {m} {}  {}\n", a.name, style.dim(&a.detail)));
         }
         for f in &s.figures {
-            out.push_str(&format!("    {} {} = {} {}\n", style.dim("•"), f.name, f.value, f.unit));
+            out.push_str(&format!(
+                "    {} {} = {} {}\n",
+                style.dim("•"),
+                f.name,
+                f.value,
+                f.unit
+            ));
         }
         if let Some(e) = &s.error {
             out.push_str(&format!("    {} {}\n", style.red("error:"), e));
         }
     }
     let summary = format!("{} passed, {} failed", r.passed, r.failed);
-    out.push_str(&if r.failed == 0 { style.green(&summary) } else { style.red(&summary) });
+    out.push_str(&if r.failed == 0 {
+        style.green(&summary)
+    } else {
+        style.red(&summary)
+    });
     out
 }

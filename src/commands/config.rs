@@ -25,7 +25,11 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> anyhow::Result<u8> {
                 env.file.display(),
                 cfg.name,
                 cfg.services.len(),
-                cfg.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" → ")
+                cfg.services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
             ));
             for s in &cfg.services {
                 let what = match &s.run {
@@ -36,7 +40,10 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> anyhow::Result<u8> {
                     Ports::Auto => "free ports".to_owned(),
                     Ports::Fixed(p) => p.iter().map(u16::to_string).collect::<Vec<_>>().join(","),
                 };
-                render::line(format!("  {} ×{}  {what}  ports {ports}", s.name, s.replicas));
+                render::line(format!(
+                    "  {} ×{}  {what}  ports {ports}",
+                    s.name, s.replicas
+                ));
             }
             Ok(exit::OK)
         }

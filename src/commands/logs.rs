@@ -17,7 +17,15 @@ pub async fn run(env: &Env, args: LogsArgs) -> anyhow::Result<u8> {
         Some(state) => state
             .instances
             .iter()
-            .map(|r| (r.service.clone(), Source { label: r.id(), path: r.log.clone() }))
+            .map(|r| {
+                (
+                    r.service.clone(),
+                    Source {
+                        label: r.id(),
+                        path: r.log.clone(),
+                    },
+                )
+            })
             .collect(),
         None => {
             let cfg = match env.load_config() {
@@ -30,7 +38,13 @@ pub async fn run(env: &Env, args: LogsArgs) -> anyhow::Result<u8> {
                 .flat_map(|s| (1..=s.replicas).map(move |i| (s.name.clone(), i)))
                 .map(|(svc, i)| {
                     let path = dir.join(logs::log_file_name(&svc, i));
-                    (svc.clone(), Source { label: format!("{svc}#{i}"), path })
+                    (
+                        svc.clone(),
+                        Source {
+                            label: format!("{svc}#{i}"),
+                            path,
+                        },
+                    )
                 })
                 .filter(|(_, s)| s.path.exists())
                 .collect()
@@ -47,14 +61,20 @@ pub async fn run(env: &Env, args: LogsArgs) -> anyhow::Result<u8> {
     if let Some(want) = &args.service {
         sources.retain(|(svc, s)| svc == want || &s.label == want);
         if sources.is_empty() {
-            eprintln!("lab: no logs for {want:?}; services are: {}", colour.keys().cloned().collect::<Vec<_>>().join(", "));
+            eprintln!(
+                "lab: no logs for {want:?}; services are: {}",
+                colour.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
             return Ok(exit::USAGE);
         }
     }
     let style = env.style;
     let paint = move |label: &str, text: &str| {
         let svc = label.split('#').next().unwrap_or(label);
-        render::line(format!("{} | {text}", style.service(colour.get(svc).copied().unwrap_or(0), label)));
+        render::line(format!(
+            "{} | {text}",
+            style.service(colour.get(svc).copied().unwrap_or(0), label)
+        ));
     };
     for (_, s) in &sources {
         for l in logs::last_lines(&s.path, Some(args.tail)) {
@@ -63,8 +83,13 @@ pub async fn run(env: &Env, args: LogsArgs) -> anyhow::Result<u8> {
     }
     if args.follow {
         let cancel = crate::shutdown::on_signals();
-        logs::follow(sources.into_iter().map(|(_, s)| s).collect(), false, cancel.clone(), paint).await;
+        logs::follow(
+            sources.into_iter().map(|(_, s)| s).collect(),
+            false,
+            cancel.clone(),
+            paint,
+        )
+        .await;
     }
     Ok(exit::OK)
 }
-

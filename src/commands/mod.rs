@@ -34,14 +34,20 @@ impl Env {
         };
         // A canonical path, so the marker set on instances matches what `down` looks for.
         let state_dir = state_dir.canonicalize().unwrap_or(state_dir);
-        Self { file, state_dir, style: Style::detect(cli.no_color) }
+        Self {
+            file,
+            state_dir,
+            style: Style::detect(cli.no_color),
+        }
     }
 
     /// Load lab.toml; on error print every diagnostic and return the exit code.
     pub fn load_config(&self) -> Result<LabConfig, u8> {
         crate::config::load(&self.file).map_err(|e| {
             match &e {
-                ConfigError::Read { .. } => eprintln!("lab: {e}\n  = hint: run lab in the folder holding lab.toml, or pass -f PATH"),
+                ConfigError::Read { .. } => eprintln!(
+                    "lab: {e}\n  = hint: run lab in the folder holding lab.toml, or pass -f PATH"
+                ),
                 ConfigError::Invalid(d) => eprintln!("{d}"),
             }
             exit::USAGE
@@ -53,11 +59,17 @@ impl Env {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {

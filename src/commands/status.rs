@@ -44,9 +44,17 @@ pub struct SupervisorStatus {
 pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
     let Some(state) = State::load(&env.state_dir)? else {
         if args.json {
-            render::line(serde_json::to_string_pretty(&LabStatus { lab: None, phase: None, supervisor: None, instances: vec![] })?);
+            render::line(serde_json::to_string_pretty(&LabStatus {
+                lab: None,
+                phase: None,
+                supervisor: None,
+                instances: vec![],
+            })?);
         } else {
-            render::line(format!("no lab is running here (nothing recorded under {})", env.state_dir.display()));
+            render::line(format!(
+                "no lab is running here (nothing recorded under {})",
+                env.state_dir.display()
+            ));
         }
         return Ok(exit::OK);
     };
@@ -65,14 +73,21 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
                 health: h.clone(),
                 restarts: r.restarts,
                 last_exit: r.last_exit.clone(),
-                uptime_s: r.process.filter(|p| p.is_alive()).and_then(lab_supervisor::procfs::uptime).map(|d| d.as_secs_f64()),
+                uptime_s: r
+                    .process
+                    .filter(|p| p.is_alive())
+                    .and_then(lab_supervisor::procfs::uptime)
+                    .map(|d| d.as_secs_f64()),
                 log: r.log.display().to_string(),
             })
             .collect();
         let status = LabStatus {
             lab: Some(state.name.clone()),
             phase: Some(format!("{:?}", state.phase).to_lowercase()),
-            supervisor: Some(SupervisorStatus { pid: state.supervisor.pid, alive: sup_alive }),
+            supervisor: Some(SupervisorStatus {
+                pid: state.supervisor.pid,
+                alive: sup_alive,
+            }),
             instances,
         };
         render::line(serde_json::to_string_pretty(&status)?);
@@ -84,7 +99,11 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
         style.bold(&state.name),
         format!("{:?}", state.phase).to_lowercase(),
         state.supervisor.pid,
-        if sup_alive { style.green("running") } else { style.red("gone") }
+        if sup_alive {
+            style.green("running")
+        } else {
+            style.red("gone")
+        }
     ));
     render::line(instances_table(&state, Some(&live), &style));
     if !sup_alive {
@@ -120,7 +139,15 @@ async fn probe_one(client: &Client, r: &InstanceRecord) -> String {
         Some(p) if p.is_alive() => {
             let (host, _) = r.address.rsplit_once(':').unwrap_or(("127.0.0.1", ""));
             let host = host.trim_start_matches('[').trim_end_matches(']');
-            match lab_supervisor::health::probe(client, &r.health_check, host, r.port, Duration::from_secs(1)).await {
+            match lab_supervisor::health::probe(
+                client,
+                &r.health_check,
+                host,
+                r.port,
+                Duration::from_secs(1),
+            )
+            .await
+            {
                 Ok(()) => "healthy".into(),
                 Err(_) => "unhealthy".into(),
             }
@@ -131,11 +158,22 @@ async fn probe_one(client: &Client, r: &InstanceRecord) -> String {
 
 /// The table of instances. `live` replaces the recorded health with a fresh probe.
 pub fn instances_table(state: &State, live: Option<&[String]>, style: &Style) -> String {
-    let mut t = Table::new(&["SERVICE", "INSTANCE", "PID", "ADDRESS", "HEALTH", "RESTARTS", "LAST EXIT", "UPTIME"]);
+    let mut t = Table::new(&[
+        "SERVICE",
+        "INSTANCE",
+        "PID",
+        "ADDRESS",
+        "HEALTH",
+        "RESTARTS",
+        "LAST EXIT",
+        "UPTIME",
+    ]);
     for (i, r) in state.instances.iter().enumerate() {
         let alive = r.process.filter(|p| p.is_alive());
         let health = live.map_or_else(|| r.health.as_str().to_owned(), |l| l[i].clone());
-        let uptime = alive.and_then(lab_supervisor::procfs::uptime).map_or("-".into(), |d| format!("{}s", d.as_secs()));
+        let uptime = alive
+            .and_then(lab_supervisor::procfs::uptime)
+            .map_or("-".into(), |d| format!("{}s", d.as_secs()));
         t.row_painted(vec![
             (r.service.clone(), None),
             (format!("#{}", r.instance), None),

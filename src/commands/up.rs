@@ -33,21 +33,24 @@ pub fn run(env: &Env, args: UpArgs) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let rt = runtime()?;
-    if !args.supervise {
-        if let Some(state) = State::load(&env.state_dir)? {
-            if state.supervisor_alive() {
-                eprintln!(
-                    "lab: lab `{}` is already running here (supervisor pid {})\n  = hint: `lab status` shows it, `lab down` stops it",
-                    state.name, state.supervisor.pid
-                );
-                return Ok(exit::USAGE);
-            }
-            render::line(format!(
-                "{} the last lab here was not stopped (its supervisor is gone); cleaning up first",
-                env.style.yellow(render::WARN)
-            ));
-            rt.block_on(lab_supervisor::down::down(&env.state_dir, std::time::Duration::from_secs(5)))?;
+    if !args.supervise
+        && let Some(state) = State::load(&env.state_dir)?
+    {
+        if state.supervisor_alive() {
+            eprintln!(
+                "lab: lab `{}` is already running here (supervisor pid {})\n  = hint: `lab status` shows it, `lab down` stops it",
+                state.name, state.supervisor.pid
+            );
+            return Ok(exit::USAGE);
         }
+        render::line(format!(
+            "{} the last lab here was not stopped (its supervisor is gone); cleaning up first",
+            env.style.yellow(render::WARN)
+        ));
+        rt.block_on(lab_supervisor::down::down(
+            &env.state_dir,
+            std::time::Duration::from_secs(5),
+        ))?;
     }
     let lowered = match lower_for(env, &cfg, &args) {
         Ok(l) => l,
@@ -64,7 +67,15 @@ fn lower_for(env: &Env, cfg: &LabConfig, args: &UpArgs) -> Result<Lowered, u8> {
         eprintln!("lab: cannot find my own binary to run built-in services: {e}");
         exit::FAILED
     })?;
-    lower(cfg, &LowerOptions { ports: args.ports, state_dir: env.state_dir.clone(), exe }).map_err(|d| {
+    lower(
+        cfg,
+        &LowerOptions {
+            ports: args.ports,
+            state_dir: env.state_dir.clone(),
+            exe,
+        },
+    )
+    .map_err(|d| {
         eprintln!("{d}");
         exit::USAGE
     })
@@ -72,8 +83,17 @@ fn lower_for(env: &Env, cfg: &LabConfig, args: &UpArgs) -> Result<Lowered, u8> {
 
 /// Run the lab in this process until a signal: the foreground `lab up`, or the detached
 /// supervisor (`detached`), which reports readiness on stdout and then writes to its log.
-async fn supervise(env: &Env, cfg: &LabConfig, lowered: Lowered, detached: bool) -> anyhow::Result<u8> {
-    let style = if detached && std::env::var_os(FORCE_COLOR_ENV).is_some() { Style { color: true } } else { env.style };
+async fn supervise(
+    env: &Env,
+    cfg: &LabConfig,
+    lowered: Lowered,
+    detached: bool,
+) -> anyhow::Result<u8> {
+    let style = if detached && std::env::var_os(FORCE_COLOR_ENV).is_some() {
+        Style { color: true }
+    } else {
+        env.style
+    };
     if detached {
         // Leave the caller's session so its terminal closing does not stop the lab.
         let _ = nix::unistd::setsid();
@@ -89,8 +109,13 @@ async fn supervise(env: &Env, cfg: &LabConfig, lowered: Lowered, detached: bool)
         plan.services.len(),
         cfg.display_path
     ));
-    let colour: Arc<HashMap<String, usize>> =
-        Arc::new(plan.services.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect());
+    let colour: Arc<HashMap<String, usize>> = Arc::new(
+        plan.services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect(),
+    );
     let sink = event_printer(style, colour.clone());
     let cancel = crate::shutdown::on_signals();
 
@@ -98,14 +123,22 @@ async fn supervise(env: &Env, cfg: &LabConfig, lowered: Lowered, detached: bool)
     let follower = (!detached).then(|| {
         let sources: Vec<Source> = plan
             .instances()
-            .map(|i| Source { label: i.id(), path: plan.logs_dir().join(i.log_file_name()) })
+            .map(|i| Source {
+                label: i.id(),
+                path: plan.logs_dir().join(i.log_file_name()),
+            })
             .collect();
         let colour = colour.clone();
-        tokio::spawn(logs::follow(sources, false, follow_stop.clone(), move |label, text| {
-            let svc = label.split('#').next().unwrap_or(label);
-            let idx = colour.get(svc).copied().unwrap_or(0);
-            render::line(format!("{} | {text}", style.service(idx, label)));
-        }))
+        tokio::spawn(logs::follow(
+            sources,
+            false,
+            follow_stop.clone(),
+            move |label, text| {
+                let svc = label.split('#').next().unwrap_or(label);
+                let idx = colour.get(svc).copied().unwrap_or(0);
+                render::line(format!("{} | {text}", style.service(idx, label)));
+            },
+        ))
     });
 
     let logs_dir = plan.logs_dir();
@@ -160,36 +193,99 @@ async fn supervise(env: &Env, cfg: &LabConfig, lowered: Lowered, detached: bool)
 /// Point stdout and stderr at `.lab/supervisor.log` once the parent stopped listening.
 fn redirect_output(state_dir: &Path) {
     let _ = std::io::stdout().flush();
-    if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(state_dir.join("supervisor.log")) {
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state_dir.join("supervisor.log"))
+    {
         let _ = nix::unistd::dup2_stdout(&f);
         let _ = nix::unistd::dup2_stderr(&f);
     }
 }
 
-fn event_printer(style: Style, colour: Arc<HashMap<String, usize>>) -> lab_supervisor::events::EventSink {
+fn event_printer(
+    style: Style,
+    colour: Arc<HashMap<String, usize>>,
+) -> lab_supervisor::events::EventSink {
     Arc::new(move |e: Event| {
         let tag = |inst: &str| {
             let svc = inst.split('#').next().unwrap_or(inst);
             style.service(colour.get(svc).copied().unwrap_or(0), inst)
         };
         let text = match e {
-            Event::Spawned { instance, pid, restarts: 0 } => format!("  {} spawned, pid {pid}", tag(&instance)),
-            Event::Spawned { instance, pid, restarts } => format!("  {} respawned, pid {pid} (restart #{restarts})", tag(&instance)),
-            Event::Healthy { instance, after_spawn } => {
-                format!("  {} {} after {}", tag(&instance), style.green("healthy"), render::ms(after_spawn))
+            Event::Spawned {
+                instance,
+                pid,
+                restarts: 0,
+            } => format!("  {} spawned, pid {pid}", tag(&instance)),
+            Event::Spawned {
+                instance,
+                pid,
+                restarts,
+            } => format!(
+                "  {} respawned, pid {pid} (restart #{restarts})",
+                tag(&instance)
+            ),
+            Event::Healthy {
+                instance,
+                after_spawn,
+            } => {
+                format!(
+                    "  {} {} after {}",
+                    tag(&instance),
+                    style.green("healthy"),
+                    render::ms(after_spawn)
+                )
             }
-            Event::Unhealthy { instance, reason } => format!("  {} {}: {reason}", tag(&instance), style.yellow("unhealthy")),
-            Event::Exited { instance, status, ran_for } => {
-                format!("  {} {} ({status}) after {}", tag(&instance), style.red("exited"), render::ms(ran_for))
+            Event::Unhealthy { instance, reason } => format!(
+                "  {} {}: {reason}",
+                tag(&instance),
+                style.yellow("unhealthy")
+            ),
+            Event::Exited {
+                instance,
+                status,
+                ran_for,
+            } => {
+                format!(
+                    "  {} {} ({status}) after {}",
+                    tag(&instance),
+                    style.red("exited"),
+                    render::ms(ran_for)
+                )
             }
-            Event::Restarting { instance, delay, restarts } => {
-                format!("  {} restart #{restarts} in {}", tag(&instance), render::ms(delay))
+            Event::Restarting {
+                instance,
+                delay,
+                restarts,
+            } => {
+                format!(
+                    "  {} restart #{restarts} in {}",
+                    tag(&instance),
+                    render::ms(delay)
+                )
             }
-            Event::NotRestarting { instance, policy } => format!("  {} not restarted (restart = \"{policy}\")", tag(&instance)),
-            Event::SpawnFailed { instance, error } => format!("  {} {}: {error}", tag(&instance), style.red("cannot start")),
+            Event::NotRestarting { instance, policy } => format!(
+                "  {} not restarted (restart = \"{policy}\")",
+                tag(&instance)
+            ),
+            Event::SpawnFailed { instance, error } => format!(
+                "  {} {}: {error}",
+                tag(&instance),
+                style.red("cannot start")
+            ),
             Event::Stopping { service } => format!("  stopping {service}"),
-            Event::Stopped { instance, forced: false } => format!("  {} stopped", tag(&instance)),
-            Event::Stopped { instance, forced: true } => format!("  {} killed (did not stop within its grace period)", tag(&instance)),
+            Event::Stopped {
+                instance,
+                forced: false,
+            } => format!("  {} stopped", tag(&instance)),
+            Event::Stopped {
+                instance,
+                forced: true,
+            } => format!(
+                "  {} killed (did not stop within its grace period)",
+                tag(&instance)
+            ),
         };
         render::line(text);
     })
@@ -197,7 +293,13 @@ fn event_printer(style: Style, colour: Arc<HashMap<String, usize>>) -> lab_super
 
 /// The startup breakdown: per instance, time to spawn and to healthy; then the critical chain.
 pub fn breakdown_text(b: &Breakdown, style: &Style) -> String {
-    let mut t = crate::render::table::Table::new(&["INSTANCE", "SPAWN AT", "SPAWN TOOK", "HEALTHY AT", "SPAWN→HEALTHY"]);
+    let mut t = crate::render::table::Table::new(&[
+        "INSTANCE",
+        "SPAWN AT",
+        "SPAWN TOOK",
+        "HEALTHY AT",
+        "SPAWN→HEALTHY",
+    ]);
     for i in &b.instances {
         t.row(vec![
             i.instance.clone(),
@@ -207,7 +309,10 @@ pub fn breakdown_text(b: &Breakdown, style: &Style) -> String {
             render::ms(i.healthy_at.saturating_sub(i.spawn_at)),
         ]);
     }
-    let mut out = format!("startup: all healthy in {}\n", style.bold(&render::ms(b.total)));
+    let mut out = format!(
+        "startup: all healthy in {}\n",
+        style.bold(&render::ms(b.total))
+    );
     out.push_str(&t.render(style));
     out.push_str("critical chain (each service waits for the one above it):\n");
     for (depth, s) in b.critical_chain().iter().enumerate() {
@@ -225,7 +330,10 @@ pub fn breakdown_text(b: &Breakdown, style: &Style) -> String {
 /// Start the supervisor in the background and relay its output until it reports readiness.
 async fn detach(env: &Env, args: &UpArgs) -> anyhow::Result<u8> {
     std::fs::create_dir_all(&env.state_dir)?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(env.state_dir.join("supervisor.log"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(env.state_dir.join("supervisor.log"))?;
     let file = std::path::absolute(&env.file)?;
     let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
     cmd.arg("--file")
@@ -233,7 +341,11 @@ async fn detach(env: &Env, args: &UpArgs) -> anyhow::Result<u8> {
         .arg("--state-dir")
         .arg(&env.state_dir)
         .args(["up", "--detach", "--supervise", "--ports"])
-        .arg(clap::ValueEnum::to_possible_value(&args.ports).expect("no skipped variants").get_name())
+        .arg(
+            clap::ValueEnum::to_possible_value(&args.ports)
+                .expect("no skipped variants")
+                .get_name(),
+        )
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::from(log));

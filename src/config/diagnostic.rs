@@ -15,7 +15,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(span: Range<usize>, message: impl Into<String>) -> Self {
-        Self { span: Some(span), message: message.into(), hint: None }
+        Self {
+            span: Some(span),
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -57,22 +61,40 @@ impl fmt::Display for Diagnostics {
             let (line, col) = line_col(&self.source, span.start);
             writeln!(f, "{}:{line}:{col}: {}", self.path, d.message)?;
             let text = self.source.lines().nth(line - 1).unwrap_or("");
-            let width = self.source[span.clone()].lines().next().map_or(1, |s| s.chars().count().max(1));
+            let width = self.source[span.clone()]
+                .lines()
+                .next()
+                .map_or(1, |s| s.chars().count().max(1));
             let gutter = line.to_string().len();
             writeln!(f, "{:gutter$} |", "")?;
             writeln!(f, "{line} | {text}")?;
-            writeln!(f, "{:gutter$} | {:pad$}{}", "", "", "^".repeat(width), pad = col - 1)?;
+            writeln!(
+                f,
+                "{:gutter$} | {:pad$}{}",
+                "",
+                "",
+                "^".repeat(width),
+                pad = col - 1
+            )?;
             if let Some(h) = &d.hint {
                 writeln!(f, "{:gutter$} = hint: {h}", "")?;
             }
         }
         let n = self.items.len();
-        write!(f, "{n} error{} in {}; nothing was started", if n == 1 { "" } else { "s" }, self.path)
+        write!(
+            f,
+            "{n} error{} in {}; nothing was started",
+            if n == 1 { "" } else { "s" },
+            self.path
+        )
     }
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (levenshtein(word, c), c))
@@ -99,23 +121,49 @@ fn levenshtein(a: &str, b: &str) -> usize {
 /// Turn a toml/serde error into a diagnostic, with a "did you mean" for unknown keys and values.
 pub fn from_toml(e: &toml::de::Error) -> Diagnostic {
     let message = e.message().trim().to_owned();
-    let mut d = Diagnostic { span: e.span(), message: message.clone(), hint: None };
+    let mut d = Diagnostic {
+        span: e.span(),
+        message: message.clone(),
+        hint: None,
+    };
     // serde's wording: "unknown field `x`, expected one of `a`, `b`" / "unknown variant `x`, expected `a` or `b`"
-    if let Some(rest) = message.strip_prefix("unknown field ").or_else(|| message.strip_prefix("unknown variant ")) {
+    if let Some(rest) = message
+        .strip_prefix("unknown field ")
+        .or_else(|| message.strip_prefix("unknown variant "))
+    {
         let mut ticks = rest.split('`').skip(1).step_by(2);
         if let Some(word) = ticks.next() {
             let expected: Vec<&str> = ticks.collect();
-            let head = message.split(", expected").next().unwrap_or(&message).to_owned();
+            let head = message
+                .split(", expected")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
             d.message = head;
-            let list = expected.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+            let list = expected
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             d.hint = Some(match did_you_mean(word, expected.iter().copied()) {
                 Some(best) => format!("did you mean `{best}`? (expected one of {list})"),
                 None if expected.is_empty() => "remove it".to_owned(),
                 None => format!("expected one of {list}"),
             });
         }
-    } else if message.starts_with("invalid type") {
+    } else if [
+        "invalid type",
+        "invalid value",
+        "missing field",
+        "duplicate",
+        "invalid length",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
+    {
         d.hint = Some("see `lab config schema` for every field and its type".into());
+    } else {
+        d.hint = Some("this is not valid TOML here (lab.toml is TOML 1.0: `key = value`, `[table]`, strings in quotes)".into());
     }
     d
 }
@@ -134,7 +182,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("replica", ["replicas", "restart"]), Some("replicas"));
+        assert_eq!(
+            did_you_mean("replica", ["replicas", "restart"]),
+            Some("replicas")
+        );
         assert_eq!(did_you_mean("zzz", ["replicas", "restart"]), None);
     }
 
@@ -143,10 +194,15 @@ mod tests {
         let d = Diagnostics {
             path: "lab.toml".into(),
             source: "x = 1\nreplica = 2\n".into(),
-            items: vec![Diagnostic::new(6..13, "unknown field `replica`").hint("did you mean `replicas`?")],
+            items: vec![
+                Diagnostic::new(6..13, "unknown field `replica`").hint("did you mean `replicas`?"),
+            ],
         };
         let text = d.to_string();
-        assert!(text.starts_with("lab.toml:2:1: unknown field `replica`\n"), "{text}");
+        assert!(
+            text.starts_with("lab.toml:2:1: unknown field `replica`\n"),
+            "{text}"
+        );
         assert!(text.contains("2 | replica = 2\n  | ^^^^^^^\n"), "{text}");
         assert!(text.contains("hint: did you mean `replicas`?"), "{text}");
     }

@@ -59,9 +59,16 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
                 (Ports::Fixed(p), mode) => match ports::check(&s.host, p[i]) {
                     Ok(()) => Some(p[i]),
                     Err(holder) => {
-                        let who = holder.map_or("another process".to_owned(), |h| format!("pid {} ({})", h.pid, h.command));
+                        let who = holder.map_or("another process".to_owned(), |h| {
+                            format!("pid {} ({})", h.pid, h.command)
+                        });
                         if mode == PortMode::Auto {
-                            notes.push(format!("port {} is taken by {who}; {}#{} gets a free port", p[i], s.name, i + 1));
+                            notes.push(format!(
+                                "port {} is taken by {who}; {}#{} gets a free port",
+                                p[i],
+                                s.name,
+                                i + 1
+                            ));
                             None
                         } else {
                             errors.push(
@@ -82,34 +89,58 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
         wanted.push(ports_of);
     }
     if !errors.is_empty() {
-        return Err(Diagnostics { path: cfg.display_path.clone(), source: cfg.source.clone(), items: errors });
+        return Err(Diagnostics {
+            path: cfg.display_path.clone(),
+            source: cfg.source.clone(),
+            items: errors,
+        });
     }
     let mut free = ports::pick_free("127.0.0.1", free_needed)
         .map_err(|e| Diagnostics {
             path: cfg.display_path.clone(),
             source: cfg.source.clone(),
-            items: vec![Diagnostic { span: None, message: format!("cannot find free ports: {e}"), hint: None }],
+            items: vec![Diagnostic {
+                span: None,
+                message: format!("cannot find free ports: {e}"),
+                hint: None,
+            }],
         })?
         .into_iter();
     let ports: Vec<Vec<u16>> = wanted
         .into_iter()
-        .map(|ps| ps.into_iter().map(|p| p.unwrap_or_else(|| free.next().expect("enough free ports"))).collect())
+        .map(|ps| {
+            ps.into_iter()
+                .map(|p| p.unwrap_or_else(|| free.next().expect("enough free ports")))
+                .collect()
+        })
         .collect();
 
     let addr_of = |svc: usize, instance: usize| {
         let s = &cfg.services[svc];
         let host = connect_host(&s.host);
         let port = ports[svc][instance % s.replicas];
-        if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+        if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
     };
 
     let mut services = Vec::new();
     for (si, s) in cfg.services.iter().enumerate() {
         let mut instances = Vec::new();
+        #[allow(clippy::needless_range_loop)]
+        // i is the replica number, also used for TARGET pinning
         for i in 0..s.replicas {
             let (program, args, cwd) = match &s.run {
-                Run::Builtin(b) => (opts.exe.clone(), vec!["serve".to_owned(), b.as_str().to_owned()], cfg.dir.clone()),
-                Run::Command { argv, cwd } => (PathBuf::from(&argv[0]), argv[1..].to_vec(), cwd.clone()),
+                Run::Builtin(b) => (
+                    opts.exe.clone(),
+                    vec!["serve".to_owned(), b.as_str().to_owned()],
+                    cfg.dir.clone(),
+                ),
+                Run::Command { argv, cwd } => {
+                    (PathBuf::from(&argv[0]), argv[1..].to_vec(), cwd.clone())
+                }
             };
             let mut env = vec![
                 (vars::HOST.to_owned(), s.host.clone()),
@@ -121,7 +152,11 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
             match &s.target {
                 // Until a proxy fronts a replicated service, consumer #i is pinned to producer #i (mod n).
                 Some(Target::Service(t)) => {
-                    let ti = cfg.services.iter().position(|x| &x.name == t).expect("validated");
+                    let ti = cfg
+                        .services
+                        .iter()
+                        .position(|x| &x.name == t)
+                        .expect("validated");
                     env.push((vars::TARGET.to_owned(), addr_of(ti, i)));
                 }
                 Some(Target::Addr(a)) => env.push((vars::TARGET.to_owned(), a.clone())),
@@ -149,7 +184,12 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
         });
     }
     Ok(Lowered {
-        plan: Plan { name: cfg.name.clone(), state_dir: opts.state_dir.clone(), config_path: cfg.path.clone(), services },
+        plan: Plan {
+            name: cfg.name.clone(),
+            state_dir: opts.state_dir.clone(),
+            config_path: cfg.path.clone(),
+            services,
+        },
         notes,
     })
 }

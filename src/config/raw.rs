@@ -11,7 +11,7 @@ use toml::Spanned;
 /// A lab: the services to run and how.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "lab.toml", extend("$id" = "https://lab.invalid/lab.schema.json"))]
+#[schemars(title = "lab.toml")]
 pub struct RawLab {
     /// The lab's name, used to label what it starts. Default: the name of the folder holding lab.toml.
     #[schemars(with = "Option<String>")]
@@ -118,7 +118,9 @@ impl<'de> Deserialize<'de> for PortSpec {
                 f.write_str("a port number 0-65535 or a range like \"4000-4009\"")
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PortSpec, E> {
-                u16::try_from(v).map(PortSpec::Number).map_err(|_| E::custom(format!("port {v} is out of range 0-65535")))
+                u16::try_from(v)
+                    .map(PortSpec::Number)
+                    .map_err(|_| E::custom(format!("port {v} is out of range 0-65535")))
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PortSpec, E> {
                 self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
@@ -141,7 +143,7 @@ pub struct RawHealth {
     /// Path for the `http` check. Default: `/health`.
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
-    /// Probe period while an instance starts. Default: `20ms`.
+    /// Probe period while an instance starts. Default: `5ms`.
     #[schemars(with = "Option<String>")]
     pub start_interval: Option<Spanned<String>>,
     /// Probe period once healthy. Default: `2s`.

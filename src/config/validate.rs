@@ -80,8 +80,14 @@ pub enum Target {
 const RESERVED_ENV: &[(&str, &str)] = &[
     ("HOST", "set `host = \"...\"` on the service"),
     ("PORT", "set `port = ...` on the service"),
-    ("LAB_ENV", "set `environment = \"...\"` on the service or the lab"),
-    ("NODE_ENV", "set `environment = \"...\"` on the service or the lab"),
+    (
+        "LAB_ENV",
+        "set `environment = \"...\"` on the service or the lab",
+    ),
+    (
+        "NODE_ENV",
+        "set `environment = \"...\"` on the service or the lab",
+    ),
 ];
 
 fn valid_name(s: &str) -> bool {
@@ -113,8 +119,16 @@ impl Errors {
 }
 
 /// Validate `raw` (parsed from `source`, the file in `dir`).
-pub fn validate(raw: RawLab, source: &str, path: &Path, display_path: &str) -> Result<LabConfig, Vec<Diagnostic>> {
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+pub fn validate(
+    raw: RawLab,
+    source: &str,
+    path: &Path,
+    display_path: &str,
+) -> Result<LabConfig, Vec<Diagnostic>> {
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let mut errs = Errors(Vec::new());
 
     let name = match &raw.name {
@@ -128,17 +142,27 @@ pub fn validate(raw: RawLab, source: &str, path: &Path, display_path: &str) -> R
         Some(n) => n.get_ref().clone(),
         None => dir
             .file_name()
-            .map(|f| f.to_string_lossy().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-"))
+            .map(|f| {
+                f.to_string_lossy()
+                    .to_lowercase()
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+            })
             .filter(|n| valid_name(n))
             .unwrap_or_else(|| "lab".into()),
     };
-    let lab_env = raw.environment.as_ref().map_or("development".to_owned(), |e| e.get_ref().clone());
+    let lab_env = raw
+        .environment
+        .as_ref()
+        .map_or("development".to_owned(), |e| e.get_ref().clone());
 
     if raw.services.is_empty() {
         errs.push(Diagnostic {
             span: None,
             message: "no services: the lab has nothing to run".into(),
-            hint: Some("add a [services.NAME] table with `builtin = \"recipe-api\"` or `command = [...]`".into()),
+            hint: Some(
+                "add a [services.NAME] table with `builtin = \"recipe-api\"` or `command = [...]`"
+                    .into(),
+            ),
         });
     }
     let names: Vec<&str> = raw.services.keys().map(|k| k.get_ref().as_str()).collect();
@@ -147,8 +171,11 @@ pub fn validate(raw: RawLab, source: &str, path: &Path, display_path: &str) -> R
     for (key, svc) in &raw.services {
         if !valid_name(key.get_ref()) {
             errs.push(
-                Diagnostic::new(key.span(), format!("invalid service name {:?}", key.get_ref()))
-                    .hint("use letters, digits, '-', '_' or '.', starting with a letter or digit"),
+                Diagnostic::new(
+                    key.span(),
+                    format!("invalid service name {:?}", key.get_ref()),
+                )
+                .hint("use letters, digits, '-', '_' or '.', starting with a letter or digit"),
             );
         }
         services.push(service(key, svc, &names, &lab_env, &dir, &mut errs));
@@ -160,8 +187,12 @@ pub fn validate(raw: RawLab, source: &str, path: &Path, display_path: &str) -> R
     if !errs.0.is_empty() {
         return Err(errs.0);
     }
-    let mut by_name: HashMap<String, Service> = services.into_iter().map(|s| (s.name.clone(), s)).collect();
-    let services = order.into_iter().filter_map(|n| by_name.remove(&n)).collect();
+    let mut by_name: HashMap<String, Service> =
+        services.into_iter().map(|s| (s.name.clone(), s)).collect();
+    let services = order
+        .into_iter()
+        .filter_map(|n| by_name.remove(&n))
+        .collect();
     Ok(LabConfig {
         name,
         path: path.to_path_buf(),
@@ -172,12 +203,22 @@ pub fn validate(raw: RawLab, source: &str, path: &Path, display_path: &str) -> R
     })
 }
 
-fn service(key: &Spanned<String>, svc: &RawService, names: &[&str], lab_env: &str, dir: &Path, errs: &mut Errors) -> Service {
+fn service(
+    key: &Spanned<String>,
+    svc: &RawService,
+    names: &[&str],
+    lab_env: &str,
+    dir: &Path,
+    errs: &mut Errors,
+) -> Service {
     let name = key.get_ref().clone();
     let run = match (&svc.builtin, &svc.command) {
         (Some(b), None) => Run::Builtin(*b.get_ref()),
         (None, Some(c)) if c.get_ref().is_empty() || c.get_ref()[0].trim().is_empty() => {
-            errs.push(Diagnostic::new(c.span(), "`command` is empty").hint("name the program first, e.g. [\"node\", \"server.js\"]"));
+            errs.push(
+                Diagnostic::new(c.span(), "`command` is empty")
+                    .hint("name the program first, e.g. [\"node\", \"server.js\"]"),
+            );
             Run::Builtin(Builtin::RecipeApi)
         }
         (None, Some(c)) => {
@@ -187,19 +228,30 @@ fn service(key: &Spanned<String>, svc: &RawService, names: &[&str], lab_env: &st
                     let p = dir.join(cwd.get_ref());
                     if !p.is_dir() {
                         errs.push(
-                            Diagnostic::new(cwd.span(), format!("`cwd` {:?} is not a folder", cwd.get_ref()))
-                                .hint(format!("paths are relative to {}", dir.display())),
+                            Diagnostic::new(
+                                cwd.span(),
+                                format!("`cwd` {:?} is not a folder", cwd.get_ref()),
+                            )
+                            .hint(format!("paths are relative to {}", dir.display())),
                         );
                     }
                     p
                 }
             };
-            Run::Command { argv: c.get_ref().clone(), cwd }
+            Run::Command {
+                argv: c.get_ref().clone(),
+                cwd,
+            }
         }
         (Some(b), Some(_)) => {
             errs.push(
-                Diagnostic::new(key.span(), format!("service `{name}` has both `builtin` and `command`"))
-                    .hint("keep one: `builtin` runs the lab's own service, `command` runs your program"),
+                Diagnostic::new(
+                    key.span(),
+                    format!("service `{name}` has both `builtin` and `command`"),
+                )
+                .hint(
+                    "keep one: `builtin` runs the lab's own service, `command` runs your program",
+                ),
             );
             Run::Builtin(*b.get_ref())
         }
@@ -212,12 +264,18 @@ fn service(key: &Spanned<String>, svc: &RawService, names: &[&str], lab_env: &st
         }
     };
     if let (Some(cwd), Run::Builtin(_)) = (&svc.cwd, &run) {
-        errs.push(Diagnostic::new(cwd.span(), "`cwd` only applies to `command` services").hint("remove it"));
+        errs.push(
+            Diagnostic::new(cwd.span(), "`cwd` only applies to `command` services")
+                .hint("remove it"),
+        );
     }
 
     let replicas = match &svc.replicas {
         Some(r) if *r.get_ref() == 0 => {
-            errs.push(Diagnostic::new(r.span(), "`replicas` must be at least 1").hint("remove the service to run none of it"));
+            errs.push(
+                Diagnostic::new(r.span(), "`replicas` must be at least 1")
+                    .hint("remove the service to run none of it"),
+            );
             1
         }
         Some(r) => *r.get_ref() as usize,
@@ -234,7 +292,10 @@ fn service(key: &Spanned<String>, svc: &RawService, names: &[&str], lab_env: &st
     let mut depends_on: Vec<String> = Vec::new();
     for (k, v) in svc.env.iter().flatten() {
         if let Some((_, hint)) = RESERVED_ENV.iter().find(|(r, _)| r == k.get_ref()) {
-            errs.push(Diagnostic::new(k.span(), format!("`{}` is set by the lab", k.get_ref())).hint(*hint));
+            errs.push(
+                Diagnostic::new(k.span(), format!("`{}` is set by the lab", k.get_ref()))
+                    .hint(*hint),
+            );
         } else if k.get_ref() == "TARGET" {
             let value = v.get_ref().trim();
             if names.contains(&value) {
@@ -243,10 +304,16 @@ fn service(key: &Spanned<String>, svc: &RawService, names: &[&str], lab_env: &st
             } else if looks_like_addr(value) {
                 target = Some(Target::Addr(value.to_owned()));
             } else {
-                let mut d = Diagnostic::new(v.span(), format!("TARGET {value:?} names no service of this lab"));
+                let mut d = Diagnostic::new(
+                    v.span(),
+                    format!("TARGET {value:?} names no service of this lab"),
+                );
                 d.hint = Some(match did_you_mean(value, names.iter().copied()) {
                     Some(best) => format!("did you mean `{best}`? (or write a literal host:port)"),
-                    None => format!("name one of: {} (or write a literal host:port)", names.join(", ")),
+                    None => format!(
+                        "name one of: {} (or write a literal host:port)",
+                        names.join(", ")
+                    ),
                 });
                 errs.push(d);
             }
@@ -257,7 +324,13 @@ fn service(key: &Spanned<String>, svc: &RawService, names: &[&str], lab_env: &st
 
     for d in svc.depends_on.iter().flatten() {
         if !names.contains(&d.get_ref().as_str()) {
-            let mut diag = Diagnostic::new(d.span(), format!("`{name}` depends on `{}`, which is not a service of this lab", d.get_ref()));
+            let mut diag = Diagnostic::new(
+                d.span(),
+                format!(
+                    "`{name}` depends on `{}`, which is not a service of this lab",
+                    d.get_ref()
+                ),
+            );
             diag.hint = Some(match did_you_mean(d.get_ref(), names.iter().copied()) {
                 Some(best) => format!("did you mean `{best}`?"),
                 None => format!("services are: {}", names.join(", ")),
@@ -275,7 +348,10 @@ fn service(key: &Spanned<String>, svc: &RawService, names: &[&str], lab_env: &st
         replicas,
         ports,
         port_span: svc.port.as_ref().map(|p| p.span()),
-        host: svc.host.as_ref().map_or("127.0.0.1".to_owned(), |h| h.get_ref().clone()),
+        host: svc
+            .host
+            .as_ref()
+            .map_or("127.0.0.1".to_owned(), |h| h.get_ref().clone()),
         env,
         target,
         depends_on,
@@ -289,7 +365,10 @@ fn service(key: &Spanned<String>, svc: &RawService, names: &[&str], lab_env: &st
             backoff: backoff(svc.backoff.as_ref(), errs),
         },
         stop_grace: errs.duration(&svc.stop_grace, Duration::from_secs(10)),
-        environment: svc.environment.as_ref().map_or(lab_env.to_owned(), |e| e.get_ref().clone()),
+        environment: svc
+            .environment
+            .as_ref()
+            .map_or(lab_env.to_owned(), |e| e.get_ref().clone()),
     }
 }
 
@@ -302,21 +381,33 @@ fn ports(p: &Spanned<PortSpec>, replicas: usize, errs: &mut Errors) -> Ports {
         PortSpec::Number(0) => return Ports::Auto,
         PortSpec::Number(n) => (*n as u32, *n as u32 + replicas as u32 - 1),
         PortSpec::Range(r) => {
-            let parsed = r.split_once('-').and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)));
+            let parsed = r.split_once('-').and_then(|(a, b)| {
+                Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+            });
             match parsed {
                 Some((a, b)) if a > 0 && a <= b => {
                     if ((b - a) as usize) + 1 < replicas {
                         errs.push(
-                            Diagnostic::new(p.span(), format!("port range {r:?} has {} ports for {replicas} replicas", b - a + 1))
-                                .hint(format!("widen it to \"{a}-{}\"", a as u32 + replicas as u32 - 1)),
+                            Diagnostic::new(
+                                p.span(),
+                                format!(
+                                    "port range {r:?} has {} ports for {replicas} replicas",
+                                    b - a + 1
+                                ),
+                            )
+                            .hint(format!(
+                                "widen it to \"{a}-{}\"",
+                                a as u32 + replicas as u32 - 1
+                            )),
                         );
                     }
                     (a as u32, a as u32 + replicas as u32 - 1)
                 }
                 _ => {
                     errs.push(
-                        Diagnostic::new(p.span(), format!("invalid port range {r:?}"))
-                            .hint("write a number (4000), a range (\"4000-4009\") or 0 for free ports"),
+                        Diagnostic::new(p.span(), format!("invalid port range {r:?}")).hint(
+                            "write a number (4000), a range (\"4000-4009\") or 0 for free ports",
+                        ),
                     );
                     return Ports::Auto;
                 }
@@ -324,7 +415,10 @@ fn ports(p: &Spanned<PortSpec>, replicas: usize, errs: &mut Errors) -> Ports {
         }
     };
     if last > u16::MAX as u32 {
-        errs.push(Diagnostic::new(p.span(), format!("{replicas} replicas from port {first} run past 65535")));
+        errs.push(Diagnostic::new(
+            p.span(),
+            format!("{replicas} replicas from port {first} run past 65535"),
+        ));
         return Ports::Auto;
     }
     Ports::Fixed((first..=last).map(|p| p as u16).collect())
@@ -335,7 +429,13 @@ fn health(h: Option<&RawHealth>, errs: &mut Errors) -> HealthSpec {
     let Some(h) = h else { return d };
     let path = match &h.path {
         Some(p) if !p.get_ref().starts_with('/') => {
-            errs.push(Diagnostic::new(p.span(), format!("health path {:?} must start with '/'", p.get_ref())).hint(format!("write \"/{}\"", p.get_ref())));
+            errs.push(
+                Diagnostic::new(
+                    p.span(),
+                    format!("health path {:?} must start with '/'", p.get_ref()),
+                )
+                .hint(format!("write \"/{}\"", p.get_ref())),
+            );
             p.get_ref().clone()
         }
         Some(p) => p.get_ref().clone(),
@@ -360,7 +460,10 @@ fn backoff(b: Option<&RawBackoff>, errs: &mut Errors) -> Backoff {
     let Some(b) = b else { return d };
     let factor = match &b.factor {
         Some(f) if !(1.0..=100.0).contains(f.get_ref()) => {
-            errs.push(Diagnostic::new(f.span(), "backoff `factor` must be between 1 and 100").hint("pm2 uses 1.5"));
+            errs.push(
+                Diagnostic::new(f.span(), "backoff `factor` must be between 1 and 100")
+                    .hint("pm2 uses 1.5"),
+            );
             d.factor
         }
         Some(f) => *f.get_ref(),
@@ -377,12 +480,17 @@ fn backoff(b: Option<&RawBackoff>, errs: &mut Errors) -> Backoff {
 fn check_duplicate_ports(services: &[Service], errs: &mut Errors) {
     let mut seen: HashMap<u16, &str> = HashMap::new();
     for s in services {
-        let Ports::Fixed(ports) = &s.ports else { continue };
+        let Ports::Fixed(ports) = &s.ports else {
+            continue;
+        };
         for p in ports {
             match seen.get(p) {
                 Some(other) => errs.push(
-                    Diagnostic::new(s.port_span.clone().unwrap_or(s.name_span.clone()), format!("port {p} of `{}` is also a port of `{other}`", s.name))
-                        .hint("give each service its own ports, or use port = 0 for free ones"),
+                    Diagnostic::new(
+                        s.port_span.clone().unwrap_or(s.name_span.clone()),
+                        format!("port {p} of `{}` is also a port of `{other}`", s.name),
+                    )
+                    .hint("give each service its own ports, or use port = 0 for free ones"),
                 ),
                 None => {
                     seen.insert(*p, &s.name);
@@ -394,7 +502,11 @@ fn check_duplicate_ports(services: &[Service], errs: &mut Errors) {
 
 /// A start order (file order where dependencies allow); reports every dependency cycle.
 fn start_order(raw: &RawLab, services: &[Service], errs: &mut Errors) -> Vec<String> {
-    let index: HashMap<&str, usize> = services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
     // Edges with the span that declares them (a depends_on entry, or the TARGET value).
     let edges: Vec<Vec<(usize, Range<usize>)>> = raw
         .services
@@ -408,11 +520,16 @@ fn start_order(raw: &RawLab, services: &[Service], errs: &mut Errors) -> Vec<Str
                 }
             }
             if let Some(Target::Service(t)) = &s.target {
-                let span = r.env.iter().flatten().find(|(k, _)| k.get_ref() == "TARGET").map(|(_, v)| v.span());
-                if let (Some(&j), Some(span)) = (index.get(t.as_str()), span) {
-                    if !e.iter().any(|(k, _)| *k == j) {
-                        e.push((j, span));
-                    }
+                let span = r
+                    .env
+                    .iter()
+                    .flatten()
+                    .find(|(k, _)| k.get_ref() == "TARGET")
+                    .map(|(_, v)| v.span());
+                if let (Some(&j), Some(span)) = (index.get(t.as_str()), span)
+                    && !e.iter().any(|(k, _)| *k == j)
+                {
+                    e.push((j, span));
                 }
             }
             e
@@ -445,8 +562,11 @@ fn start_order(raw: &RawLab, services: &[Service], errs: &mut Errors) -> Vec<Str
                     reported[i] = true;
                 }
                 errs.push(
-                    Diagnostic::new(span, format!("dependency cycle: {} → {}", names.join(" → "), names[0]))
-                        .hint("a service cannot wait for itself; remove one of these dependencies"),
+                    Diagnostic::new(
+                        span,
+                        format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
+                    )
+                    .hint("a service cannot wait for itself; remove one of these dependencies"),
                 );
             }
         }
@@ -454,7 +574,10 @@ fn start_order(raw: &RawLab, services: &[Service], errs: &mut Errors) -> Vec<Str
     order
 }
 
-fn find_cycle(start: usize, edges: &[Vec<(usize, Range<usize>)>]) -> Option<(Vec<usize>, Range<usize>)> {
+fn find_cycle(
+    start: usize,
+    edges: &[Vec<(usize, Range<usize>)>],
+) -> Option<(Vec<usize>, Range<usize>)> {
     fn dfs(
         v: usize,
         edges: &[Vec<(usize, Range<usize>)>],
@@ -466,10 +589,10 @@ fn find_cycle(start: usize, edges: &[Vec<(usize, Range<usize>)>]) -> Option<(Vec
             if let Some(pos) = stack.iter().position(|x| x == w) {
                 return Some((stack[pos..].to_vec(), span.clone()));
             }
-            if !done[*w] {
-                if let Some(found) = dfs(*w, edges, stack, done) {
-                    return Some(found);
-                }
+            if !done[*w]
+                && let Some(found) = dfs(*w, edges, stack, done)
+            {
+                return Some(found);
             }
         }
         stack.pop();

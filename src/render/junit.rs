@@ -6,7 +6,11 @@ use crate::check::{CheckReport, Status};
 
 pub fn render(report: &CheckReport) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let failures = report.scenarios.iter().filter(|s| s.status != Status::Pass).count();
+    let failures = report
+        .scenarios
+        .iter()
+        .filter(|s| s.status != Status::Pass)
+        .count();
     let _ = writeln!(
         x,
         "<testsuites name=\"lab check\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
@@ -31,18 +35,39 @@ pub fn render(report: &CheckReport) -> String {
         if !s.figures.is_empty() {
             x.push_str("      <properties>\n");
             for f in &s.figures {
-                let _ = writeln!(x, "        <property name=\"{}\" value=\"{}\"/>", esc(&f.name), esc(&format!("{} {}", f.value, f.unit)));
+                let _ = writeln!(
+                    x,
+                    "        <property name=\"{}\" value=\"{}\"/>",
+                    esc(&f.name),
+                    esc(&format!("{} {}", f.value, f.unit))
+                );
             }
             x.push_str("      </properties>\n");
         }
         if s.status != Status::Pass {
-            let failed: Vec<String> = s.assertions.iter().filter(|a| !a.ok).map(|a| format!("{}: {}", a.name, a.detail)).collect();
+            let failed: Vec<String> = s
+                .assertions
+                .iter()
+                .filter(|a| !a.ok)
+                .map(|a| format!("{}: {}", a.name, a.detail))
+                .collect();
             let message = s.error.clone().unwrap_or_else(|| failed.join("; "));
-            let _ = writeln!(x, "      <failure message=\"{}\">{}</failure>", esc(&message), esc(&failed.join("\n")));
+            let _ = writeln!(
+                x,
+                "      <failure message=\"{}\">{}</failure>",
+                esc(&message),
+                esc(&failed.join("\n"))
+            );
         }
         let mut out = String::new();
         for a in &s.assertions {
-            let _ = writeln!(out, "{} {}: {}", if a.ok { "ok  " } else { "FAIL" }, a.name, a.detail);
+            let _ = writeln!(
+                out,
+                "{} {}: {}",
+                if a.ok { "ok  " } else { "FAIL" },
+                a.name,
+                a.detail
+            );
         }
         for f in &s.figures {
             let _ = writeln!(out, "figure {} = {} {}", f.name, f.value, f.unit);
@@ -55,5 +80,9 @@ pub fn render(report: &CheckReport) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
 }

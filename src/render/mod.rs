@@ -16,13 +16,19 @@ impl Style {
     /// Colour when stdout is a terminal, `NO_COLOR` is unset or empty, and `--no-color` not given.
     pub fn detect(no_color_flag: bool) -> Self {
         let env_off = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Self { color: !no_color_flag && !env_off && std::io::stdout().is_terminal() }
+        Self {
+            color: !no_color_flag && !env_off && std::io::stdout().is_terminal(),
+        }
     }
     pub fn plain() -> Self {
         Self { color: false }
     }
     pub fn paint(&self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
     }
     pub fn green(&self, t: &str) -> String {
         self.paint("32", t)

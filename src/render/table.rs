@@ -5,19 +5,23 @@ use super::Style;
 
 pub struct Table {
     headers: Vec<String>,
-    rows: Vec<Vec<(String, Option<fn(&Style, &str) -> String>)>>,
+    rows: Vec<Vec<(String, Option<Painter>)>>,
 }
 
 pub type Painter = fn(&Style, &str) -> String;
 
 impl Table {
     pub fn new(headers: &[&str]) -> Self {
-        Self { headers: headers.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
+        Self {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     /// Add a row of plain cells.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells.into_iter().map(|c| (c, None)).collect());
+        self.rows
+            .push(cells.into_iter().map(|c| (c, None)).collect());
     }
 
     /// Add a row whose cells may carry a painter applied after alignment.
@@ -34,7 +38,12 @@ impl Table {
             }
         }
         let mut out = String::new();
-        let header: Vec<String> = self.headers.iter().enumerate().map(|(i, h)| pad(h, width[i], i + 1 == cols)).collect();
+        let header: Vec<String> = self
+            .headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| pad(h, width[i], i + 1 == cols))
+            .collect();
         out.push_str(&style.bold(header.join("  ").trim_end()));
         out.push('\n');
         for r in &self.rows {
@@ -61,7 +70,11 @@ impl Table {
 }
 
 fn pad(s: &str, w: usize, last: bool) -> String {
-    if last { s.to_owned() } else { format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count()))) }
+    if last {
+        s.to_owned()
+    } else {
+        format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())))
+    }
 }
 
 #[cfg(test)]
@@ -71,10 +84,17 @@ mod tests {
     #[test]
     fn aligns_columns_and_ignores_colour_codes() {
         let mut t = Table::new(&["A", "HEALTH", "N"]);
-        t.row_painted(vec![("x".into(), None), ("healthy".into(), Some(|s: &Style, c: &str| s.green(c))), ("1".into(), None)]);
+        t.row_painted(vec![
+            ("x".into(), None),
+            ("healthy".into(), Some(|s: &Style, c: &str| s.green(c))),
+            ("1".into(), None),
+        ]);
         t.row(vec!["longer".into(), "down".into(), "22".into()]);
         let plain = t.render(&Style::plain());
-        assert_eq!(plain, "A       HEALTH   N\nx       healthy  1\nlonger  down     22\n");
+        assert_eq!(
+            plain,
+            "A       HEALTH   N\nx       healthy  1\nlonger  down     22\n"
+        );
         let colored = t.render(&Style { color: true });
         assert!(colored.contains("\x1b[32mhealthy\x1b[0m  1"), "{colored:?}");
     }

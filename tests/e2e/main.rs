@@ -1,1 +1,6 @@
+//! End-to-end tests: each drives the real `lab` binary in its own temp folder, on free ports.
 
+mod command_service;
+mod config_errors;
+mod lifecycle;
+mod util;

@@ -1,5 +1,5 @@
 //! The restart delay sequence: `initial × factor^n`, capped at `max`, starting over once an
-//! instance has stayed up for `reset_after`.
+//! instance had stayed healthy for `reset_after` before it exited.
 
 use std::time::Duration;
 
@@ -14,12 +14,15 @@ pub struct BackoffState {
 
 impl BackoffState {
     pub fn new(spec: Backoff) -> Self {
-        Self { spec, next: spec.initial }
+        Self {
+            spec,
+            next: spec.initial,
+        }
     }
 
-    /// The delay before the next restart, given how long the instance ran before it exited.
-    pub fn next_delay(&mut self, ran_for: Duration) -> Duration {
-        if ran_for >= self.spec.reset_after {
+    /// The delay before the next restart, given how long the instance had been healthy when it exited.
+    pub fn next_delay(&mut self, healthy_for: Duration) -> Duration {
+        if healthy_for >= self.spec.reset_after {
             self.next = self.spec.initial;
         }
         let delay = self.next.min(self.spec.max);

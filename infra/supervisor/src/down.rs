@@ -33,9 +33,16 @@ pub struct DownReport {
 pub async fn down(state_dir: &Path, grace: Duration) -> std::io::Result<DownReport> {
     let Some(state) = State::load(state_dir)? else {
         let strays = kill_strays(state_dir).await;
-        return Ok(DownReport { strays, ..Default::default() });
+        return Ok(DownReport {
+            strays,
+            ..Default::default()
+        });
     };
-    let mut report = DownReport { found: true, name: state.name.clone(), ..Default::default() };
+    let mut report = DownReport {
+        found: true,
+        name: state.name.clone(),
+        ..Default::default()
+    };
     let me = std::process::id();
 
     if state.supervisor.pid != me && state.supervisor_alive() {
@@ -45,14 +52,23 @@ pub async fn down(state_dir: &Path, grace: Duration) -> std::io::Result<DownRepo
         if wait_gone(state.supervisor, budget).await {
             report.supervisor_stopped = true;
         } else {
-            tracing::warn!(pid = state.supervisor.pid, "supervisor did not stop in time; killing it");
+            tracing::warn!(
+                pid = state.supervisor.pid,
+                "supervisor did not stop in time; killing it"
+            );
             let _ = kill(Pid::from_raw(state.supervisor.pid as i32), Signal::SIGKILL);
             wait_gone(state.supervisor, Duration::from_secs(2)).await;
         }
     }
 
     // Whatever is still recorded and alive is stopped here, services in reverse start order.
-    let rank = |svc: &str| state.order.iter().position(|s| s == svc).unwrap_or(usize::MAX);
+    let rank = |svc: &str| {
+        state
+            .order
+            .iter()
+            .position(|s| s == svc)
+            .unwrap_or(usize::MAX)
+    };
     let mut records = state.instances.clone();
     records.sort_by_key(|r| std::cmp::Reverse(rank(&r.service)));
     for r in &records {
@@ -77,7 +93,9 @@ pub async fn down(state_dir: &Path, grace: Duration) -> std::io::Result<DownRepo
 /// Kill processes marked with this lab's state dir that no record names (an instance spawned
 /// in the instant before a SIGKILL hit the supervisor, before its pid was written).
 async fn kill_strays(state_dir: &Path) -> Vec<u32> {
-    let dir = state_dir.canonicalize().unwrap_or_else(|_| state_dir.to_path_buf());
+    let dir = state_dir
+        .canonicalize()
+        .unwrap_or_else(|_| state_dir.to_path_buf());
     let mut killed = Vec::new();
     for pid in procfs::processes_with_env(LAB_STATE_DIR_ENV, &dir.display().to_string()) {
         if let Some(p) = ProcId::of(pid) {

@@ -26,5 +26,7 @@ pub mod state;
 pub mod supervisor;
 
 pub use events::Event;
-pub use plan::{Backoff, HealthCheck, HealthSpec, InstanceSpec, Plan, RestartPolicy, RestartSpec, ServiceSpec};
+pub use plan::{
+    Backoff, HealthCheck, HealthSpec, InstanceSpec, Plan, RestartPolicy, RestartSpec, ServiceSpec,
+};
 pub use supervisor::{Breakdown, Lab, UpError};

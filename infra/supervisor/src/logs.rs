@@ -19,7 +19,9 @@ pub struct Source {
 
 /// The last `n` lines of a file (all of them if `n` is `None`).
 pub fn last_lines(path: &std::path::Path, n: Option<usize>) -> Vec<String> {
-    let Ok(text) = std::fs::read(path) else { return Vec::new() };
+    let Ok(text) = std::fs::read(path) else {
+        return Vec::new();
+    };
     let text = String::from_utf8_lossy(&text);
     let lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let skip = n.map_or(0, |n| lines.len().saturating_sub(n));
@@ -38,12 +40,20 @@ pub async fn follow(
     const PERIOD: Duration = Duration::from_millis(100);
     let mut offsets: Vec<u64> = sources
         .iter()
-        .map(|s| if start_at_beginning { 0 } else { std::fs::metadata(&s.path).map(|m| m.len()).unwrap_or(0) })
+        .map(|s| {
+            if start_at_beginning {
+                0
+            } else {
+                std::fs::metadata(&s.path).map(|m| m.len()).unwrap_or(0)
+            }
+        })
         .collect();
     let mut partial: Vec<String> = vec![String::new(); sources.len()];
     loop {
         for (i, s) in sources.iter().enumerate() {
-            let Ok(mut f) = std::fs::File::open(&s.path) else { continue };
+            let Ok(mut f) = std::fs::File::open(&s.path) else {
+                continue;
+            };
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
             if len < offsets[i] {
                 offsets[i] = 0;

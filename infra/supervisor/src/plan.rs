@@ -102,8 +102,10 @@ pub struct HealthSpec {
 impl Default for HealthSpec {
     fn default() -> Self {
         Self {
-            check: HealthCheck::Http { path: "/health".into() },
-            start_interval: Duration::from_millis(20),
+            check: HealthCheck::Http {
+                path: "/health".into(),
+            },
+            start_interval: Duration::from_millis(5),
             interval: Duration::from_secs(2),
             timeout: Duration::from_secs(1),
             deadline: Duration::from_secs(30),
@@ -141,7 +143,7 @@ pub struct Backoff {
     pub initial: Duration,
     pub factor: f64,
     pub max: Duration,
-    /// An instance that ran this long before exiting starts over at `initial`.
+    /// An instance that had been healthy this long when it exited starts over at `initial`.
     pub reset_after: Duration,
 }
 

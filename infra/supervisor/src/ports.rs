@@ -14,7 +14,9 @@ pub fn check(host: &str, port: u16) -> Result<(), Option<PortHolder>> {
 
 /// Pick `n` distinct free ports on `host` (held together so none repeats, then released).
 pub fn pick_free(host: &str, n: usize) -> std::io::Result<Vec<u16>> {
-    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind((host, 0))).collect::<Result<_, _>>()?;
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind((host, 0)))
+        .collect::<Result<_, _>>()?;
     held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 

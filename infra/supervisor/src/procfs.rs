@@ -13,7 +13,10 @@ pub struct ProcId {
 impl ProcId {
     /// The identity of a live process, or `None` if it is gone.
     pub fn of(pid: u32) -> Option<Self> {
-        Some(Self { pid, start_time: stat(pid)?.start_time })
+        Some(Self {
+            pid,
+            start_time: stat(pid)?.start_time,
+        })
     }
     /// True if this very process (same pid, same start time) is still alive and not a zombie.
     pub fn is_alive(&self) -> bool {
@@ -55,7 +58,11 @@ pub fn cmdline(pid: u32) -> Option<String> {
         .filter(|p| !p.is_empty())
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
-    if parts.is_empty() { None } else { Some(parts.join(" ")) }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join(" "))
+    }
 }
 
 /// Every live (non-zombie) process whose process group is `pgid`.
@@ -88,13 +95,15 @@ pub fn port_holder(port: u16) -> Option<PortHolder> {
     }
     let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
     for pid in all_pids() {
-        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
         for fd in fds.flatten() {
-            if let Ok(target) = fs::read_link(fd.path()) {
-                if wanted.iter().any(|w| target.as_os_str() == w.as_str()) {
-                    let command = cmdline(pid).unwrap_or_else(|| "?".into());
-                    return Some(PortHolder { pid, command });
-                }
+            if let Ok(target) = fs::read_link(fd.path())
+                && wanted.iter().any(|w| target.as_os_str() == w.as_str())
+            {
+                let command = cmdline(pid).unwrap_or_else(|| "?".into());
+                return Some(PortHolder { pid, command });
             }
         }
     }
@@ -105,7 +114,9 @@ pub fn port_holder(port: u16) -> Option<PortHolder> {
 fn listening_inodes(port: u16) -> Vec<u64> {
     let mut out = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = fs::read_to_string(table) else { continue };
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
         out.extend(parse_listeners(&text, port));
     }
     out
@@ -122,44 +133,6 @@ fn parse_listeners(text: &str, port: u16) -> Vec<u64> {
             (local_port == port && *f.get(3)? == "0A").then(|| f.get(9)?.parse().ok())?
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_stat_with_odd_command_names() {
-        let line = "1234 (we ird) name)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        let s = parse_stat(line).unwrap();
-        assert_eq!((s.state, s.pgid, s.start_time), ('S', 1234, 987654));
-    }
-
-    #[test]
-    fn our_own_identity_is_alive_and_a_changed_start_time_is_not() {
-        let me = ProcId::of(std::process::id()).unwrap();
-        assert!(me.is_alive());
-        assert!(!ProcId { start_time: me.start_time + 1, ..me }.is_alive());
-    }
-
-    #[test]
-    fn finds_who_listens_on_a_port() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let holder = port_holder(port).expect("our own listener is visible in /proc");
-        assert_eq!(holder.pid, std::process::id());
-        drop(l);
-        assert_eq!(port_holder(port), None);
-    }
-
-    #[test]
-    fn parses_listen_lines_only() {
-        let t = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-   0: 0100007F:0FA0 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1\n\
-   1: 0100007F:0FA0 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 222 1\n";
-        assert_eq!(parse_listeners(t, 4000), vec![111]);
-        assert!(parse_listeners(t, 4001).is_empty());
-    }
 }
 
 /// Live processes (other than this one) whose environment has `key=value`.
@@ -180,7 +153,56 @@ pub fn processes_with_env(key: &str, value: &str) -> Vec<u32> {
 /// How long the process has been running, from its start time and the system uptime.
 pub fn uptime(p: ProcId) -> Option<std::time::Duration> {
     let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
-    let up: f64 = fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
+    let up: f64 = fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
     let started = p.start_time as f64 / ticks as f64;
     Some(std::time::Duration::from_secs_f64((up - started).max(0.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_odd_command_names() {
+        let line = "1234 (we ird) name)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        let s = parse_stat(line).unwrap();
+        assert_eq!((s.state, s.pgid, s.start_time), ('S', 1234, 987654));
+    }
+
+    #[test]
+    fn our_own_identity_is_alive_and_a_changed_start_time_is_not() {
+        let me = ProcId::of(std::process::id()).unwrap();
+        assert!(me.is_alive());
+        assert!(
+            !ProcId {
+                start_time: me.start_time + 1,
+                ..me
+            }
+            .is_alive()
+        );
+    }
+
+    #[test]
+    fn finds_who_listens_on_a_port() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let holder = port_holder(port).expect("our own listener is visible in /proc");
+        assert_eq!(holder.pid, std::process::id());
+        drop(l);
+        assert_eq!(port_holder(port), None);
+    }
+
+    #[test]
+    fn parses_listen_lines_only() {
+        let t = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:0FA0 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1\n\
+   1: 0100007F:0FA0 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 222 1\n";
+        assert_eq!(parse_listeners(t, 4000), vec![111]);
+        assert!(parse_listeners(t, 4001).is_empty());
+    }
 }

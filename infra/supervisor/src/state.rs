@@ -87,7 +87,10 @@ impl State {
         let path = state_file(state_dir);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -125,7 +128,10 @@ pub struct StateStore {
 impl StateStore {
     pub fn create(dir: PathBuf, state: State) -> std::io::Result<Self> {
         state.save(&dir)?;
-        Ok(Self { dir, state: Arc::new(Mutex::new(state)) })
+        Ok(Self {
+            dir,
+            state: Arc::new(Mutex::new(state)),
+        })
     }
 
     /// Change the state and persist it. A failed write is logged, not fatal: the lab keeps running.
@@ -138,9 +144,18 @@ impl StateStore {
     }
 
     /// Change one instance's record and persist.
-    pub fn update_instance(&self, service: &str, index: usize, f: impl FnOnce(&mut InstanceRecord)) {
+    pub fn update_instance(
+        &self,
+        service: &str,
+        index: usize,
+        f: impl FnOnce(&mut InstanceRecord),
+    ) {
         self.update(|s| {
-            if let Some(r) = s.instances.iter_mut().find(|r| r.service == service && r.instance == index) {
+            if let Some(r) = s
+                .instances
+                .iter_mut()
+                .find(|r| r.service == service && r.instance == index)
+            {
                 f(r);
             }
         });

@@ -32,22 +32,40 @@ pub const LAB_INSTANCE_ENV: &str = "LAB_INSTANCE";
 #[derive(Debug, thiserror::Error)]
 pub enum UpError {
     #[error("{instance} did not become healthy within {deadline:?}: {reason}")]
-    NotHealthy { instance: String, deadline: Duration, reason: String, log: PathBuf },
+    NotHealthy {
+        instance: String,
+        deadline: Duration,
+        reason: String,
+        log: PathBuf,
+    },
     #[error("{instance} exited before it became healthy ({status})")]
-    ExitedEarly { instance: String, status: String, log: PathBuf },
+    ExitedEarly {
+        instance: String,
+        status: String,
+        log: PathBuf,
+    },
     #[error("{instance} could not be started: {error}")]
-    Spawn { instance: String, error: String, log: PathBuf },
+    Spawn {
+        instance: String,
+        error: String,
+        log: PathBuf,
+    },
     #[error("interrupted while starting")]
     Interrupted,
     #[error("cannot write lab state under {dir}: {source}")]
-    State { dir: PathBuf, source: std::io::Error },
+    State {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl UpError {
     /// The log file of the instance that failed, if one did.
     pub fn log(&self) -> Option<&PathBuf> {
         match self {
-            UpError::NotHealthy { log, .. } | UpError::ExitedEarly { log, .. } | UpError::Spawn { log, .. } => Some(log),
+            UpError::NotHealthy { log, .. }
+            | UpError::ExitedEarly { log, .. }
+            | UpError::Spawn { log, .. } => Some(log),
             _ => None,
         }
     }
@@ -92,7 +110,11 @@ impl Breakdown {
         let mut cur = self.services.iter().max_by_key(|s| s.ready_at);
         while let Some(s) = cur {
             chain.push(s);
-            cur = s.depends_on.iter().filter_map(|d| find(d)).max_by_key(|d| d.ready_at);
+            cur = s
+                .depends_on
+                .iter()
+                .filter_map(|d| find(d))
+                .max_by_key(|d| d.ready_at);
         }
         chain.reverse();
         chain
@@ -117,28 +139,44 @@ pub struct Lab {
 impl Lab {
     /// Start `plan`. Returns once every instance is healthy, or fails (having stopped whatever
     /// it started) on the first instance that cannot start, or when `cancel` fires.
-    pub async fn up(plan: Plan, events: EventSink, cancel: CancellationToken) -> Result<(Lab, Breakdown), UpError> {
+    pub async fn up(
+        plan: Plan,
+        events: EventSink,
+        cancel: CancellationToken,
+    ) -> Result<(Lab, Breakdown), UpError> {
         let t0 = Instant::now();
         let plan = Arc::new(plan);
-        let state_err = |source| UpError::State { dir: plan.state_dir.clone(), source };
+        let state_err = |source| UpError::State {
+            dir: plan.state_dir.clone(),
+            source,
+        };
         std::fs::create_dir_all(plan.logs_dir()).map_err(state_err)?;
-        let store = StateStore::create(plan.state_dir.clone(), initial_state(&plan)).map_err(state_err)?;
+        let store =
+            StateStore::create(plan.state_dir.clone(), initial_state(&plan)).map_err(state_err)?;
         let client = Client::new();
         let n = plan.services.len();
-        let mut lab = Lab { plan: plan.clone(), store, events, runs: (0..n).map(|_| None).collect() };
+        let mut lab = Lab {
+            plan: plan.clone(),
+            store,
+            events,
+            runs: (0..n).map(|_| None).collect(),
+        };
 
         let mut ready_count = vec![0usize; n];
         let mut started_at = vec![Duration::ZERO; n];
         let mut ready_at: Vec<Option<Duration>> = vec![None; n];
         let mut breakdown = Breakdown::default();
-        let mut pending: JoinSet<(usize, Result<Result<InstanceTiming, UpError>, oneshot::error::RecvError>)> =
-            JoinSet::new();
+        let mut pending: JoinSet<(usize, Readiness)> = JoinSet::new();
 
         loop {
+            #[allow(clippy::needless_range_loop)] // i indexes four parallel vectors
             for i in 0..n {
                 let svc = &plan.services[i];
                 let deps_ready = svc.depends_on.iter().all(|d| {
-                    plan.services.iter().position(|s| &s.name == d).is_some_and(|j| ready_at[j].is_some())
+                    plan.services
+                        .iter()
+                        .position(|s| &s.name == d)
+                        .is_some_and(|j| ready_at[j].is_some())
                 });
                 if lab.runs[i].is_some() || !deps_ready {
                     continue;
@@ -159,6 +197,7 @@ impl Lab {
                         stop: stop.clone(),
                         client: client.clone(),
                         t0,
+                        healthy_since: std::sync::Mutex::new(None),
                     };
                     tasks.push(tokio::spawn(run_instance(ctx, tx)));
                     pending.spawn(async move { (i, rx.await) });
@@ -220,7 +259,9 @@ impl Lab {
         self.store.update(|s| s.phase = Phase::Stopping);
         for (i, run) in self.runs.iter_mut().enumerate().rev() {
             let Some(run) = run.take() else { continue };
-            (self.events)(Event::Stopping { service: self.plan.services[i].name.clone() });
+            (self.events)(Event::Stopping {
+                service: self.plan.services[i].name.clone(),
+            });
             run.stop.cancel();
             for task in run.tasks {
                 if let Err(e) = task.await {
@@ -239,7 +280,10 @@ fn initial_state(plan: &Plan) -> State {
         version: STATE_VERSION,
         name: plan.name.clone(),
         config: plan.config_path.clone(),
-        supervisor: ProcId::of(std::process::id()).unwrap_or(ProcId { pid: std::process::id(), start_time: 0 }),
+        supervisor: ProcId::of(std::process::id()).unwrap_or(ProcId {
+            pid: std::process::id(),
+            start_time: 0,
+        }),
         phase: Phase::Starting,
         order: plan.services.iter().map(|s| s.name.clone()).collect(),
         instances: plan
@@ -277,9 +321,14 @@ struct InstanceCtx {
     client: Client,
     /// Start of `up`, for the breakdown.
     t0: Instant,
+    /// Since when the current process has been continuously healthy; the backoff starts over
+    /// once an instance that exits had been healthy for `reset_after`.
+    healthy_since: std::sync::Mutex<Option<Instant>>,
 }
 
 type ReadyTx = oneshot::Sender<Result<InstanceTiming, UpError>>;
+/// What an instance reports once: healthy (with timings) or why it could not start.
+type Readiness = Result<Result<InstanceTiming, UpError>, oneshot::error::RecvError>;
 
 enum Outcome {
     Stop,
@@ -289,7 +338,8 @@ enum Outcome {
 
 impl InstanceCtx {
     fn set(&self, f: impl FnOnce(&mut InstanceRecord)) {
-        self.store.update_instance(&self.spec.service, self.spec.index, f);
+        self.store
+            .update_instance(&self.spec.service, self.spec.index, f);
     }
     fn emit(&self, e: Event) {
         (self.events)(e);
@@ -311,7 +361,8 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
     let mut env = ctx.spec.clone();
     env.env.push((LAB_INSTANCE_ENV.into(), id.clone()));
     if let Some(dir) = ctx.log.parent().and_then(|l| l.parent()) {
-        env.env.push((LAB_STATE_DIR_ENV.into(), dir.display().to_string()));
+        env.env
+            .push((LAB_STATE_DIR_ENV.into(), dir.display().to_string()));
     }
     loop {
         if ctx.stop.is_cancelled() {
@@ -321,9 +372,16 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
         let mut child = match process::spawn(&env, &ctx.log) {
             Ok(c) => c,
             Err(e) => {
-                ctx.emit(Event::SpawnFailed { instance: id.clone(), error: e.to_string() });
+                ctx.emit(Event::SpawnFailed {
+                    instance: id.clone(),
+                    error: e.to_string(),
+                });
                 if let Some(tx) = ready.take() {
-                    let _ = tx.send(Err(UpError::Spawn { instance: id, error: e.to_string(), log: ctx.log.clone() }));
+                    let _ = tx.send(Err(UpError::Spawn {
+                        instance: id,
+                        error: e.to_string(),
+                        log: ctx.log.clone(),
+                    }));
                     return;
                 }
                 if !restart_after(&ctx, &mut backoff, &mut restarts, Duration::ZERO).await {
@@ -340,7 +398,11 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
             r.health = Health::Starting;
             r.restarts = restarts;
         });
-        ctx.emit(Event::Spawned { instance: id.clone(), pid, restarts });
+        ctx.emit(Event::Spawned {
+            instance: id.clone(),
+            pid,
+            restarts,
+        });
         let spawned = Instant::now();
 
         let outcome = tokio::select! {
@@ -356,7 +418,10 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
                     r.process = None;
                     r.health = Health::Stopped;
                 });
-                ctx.emit(Event::Stopped { instance: id, forced });
+                ctx.emit(Event::Stopped {
+                    instance: id,
+                    forced,
+                });
                 return;
             }
             Outcome::NeverHealthy(reason) => {
@@ -378,6 +443,12 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
             Outcome::Exited(status) => {
                 process::reap_group(me);
                 let ran_for = spawned.elapsed();
+                let healthy_for = ctx
+                    .healthy_since
+                    .lock()
+                    .expect("lock")
+                    .take()
+                    .map_or(Duration::ZERO, |t| t.elapsed());
                 let text = match &status {
                     Ok(s) => process::describe_exit(*s),
                     Err(e) => format!("wait failed: {e}"),
@@ -387,9 +458,17 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
                     r.health = Health::Exited;
                     r.last_exit = Some(text.clone());
                 });
-                ctx.emit(Event::Exited { instance: id.clone(), status: text.clone(), ran_for });
+                ctx.emit(Event::Exited {
+                    instance: id.clone(),
+                    status: text.clone(),
+                    ran_for,
+                });
                 if let Some(tx) = ready.take() {
-                    let _ = tx.send(Err(UpError::ExitedEarly { instance: id, status: text, log: ctx.log.clone() }));
+                    let _ = tx.send(Err(UpError::ExitedEarly {
+                        instance: id,
+                        status: text,
+                        log: ctx.log.clone(),
+                    }));
                     return;
                 }
                 let success = status.map(|s| s.success()).unwrap_or(false);
@@ -399,11 +478,14 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
                         crate::plan::RestartPolicy::OnFailure => "on-failure",
                         crate::plan::RestartPolicy::Never => "never",
                     };
-                    ctx.emit(Event::NotRestarting { instance: id, policy });
+                    ctx.emit(Event::NotRestarting {
+                        instance: id,
+                        policy,
+                    });
                     ctx.stop.cancelled().await;
                     return;
                 }
-                if !restart_after(&ctx, &mut backoff, &mut restarts, ran_for).await {
+                if !restart_after(&ctx, &mut backoff, &mut restarts, healthy_for).await {
                     return;
                 }
             }
@@ -411,13 +493,23 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
     }
 }
 
-/// Count a restart and wait out its backoff; false if the service was stopped meanwhile.
-async fn restart_after(ctx: &InstanceCtx, backoff: &mut BackoffState, restarts: &mut u32, ran_for: Duration) -> bool {
-    let delay = backoff.next_delay(ran_for);
+/// Count a restart and wait out its backoff (started over if the instance had been healthy
+/// for `reset_after`); false if the service was stopped meanwhile.
+async fn restart_after(
+    ctx: &InstanceCtx,
+    backoff: &mut BackoffState,
+    restarts: &mut u32,
+    healthy_for: Duration,
+) -> bool {
+    let delay = backoff.next_delay(healthy_for);
     *restarts += 1;
     let n = *restarts;
     ctx.set(|r| r.restarts = n);
-    ctx.emit(Event::Restarting { instance: ctx.spec.id(), delay, restarts: n });
+    ctx.emit(Event::Restarting {
+        instance: ctx.spec.id(),
+        delay,
+        restarts: n,
+    });
     if ctx.sleep_or_stop(delay).await {
         ctx.set(|r| r.health = Health::Stopped);
         return false;
@@ -427,7 +519,12 @@ async fn restart_after(ctx: &InstanceCtx, backoff: &mut BackoffState, restarts: 
 
 /// Probe until healthy (reporting readiness the first time), then keep probing and record
 /// changes. Returns only if the instance is starting for the first time and misses its deadline.
-async fn watch_health(ctx: &InstanceCtx, ready: &mut Option<ReadyTx>, spawn_start: Instant, spawned: Instant) -> String {
+async fn watch_health(
+    ctx: &InstanceCtx,
+    ready: &mut Option<ReadyTx>,
+    spawn_start: Instant,
+    spawned: Instant,
+) -> String {
     let h = &ctx.health;
     let spec = &ctx.spec;
     let probe = || crate::health::probe(&ctx.client, &h.check, &spec.host, spec.port, h.timeout);
@@ -439,7 +536,10 @@ async fn watch_health(ctx: &InstanceCtx, ready: &mut Option<ReadyTx>, spawn_star
                     return reason;
                 }
                 ctx.set(|r| r.health = Health::Unhealthy);
-                ctx.emit(Event::Unhealthy { instance: spec.id(), reason });
+                ctx.emit(Event::Unhealthy {
+                    instance: spec.id(),
+                    reason,
+                });
                 break false;
             }
             Err(_) => tokio::time::sleep(h.start_interval).await,
@@ -449,7 +549,12 @@ async fn watch_health(ctx: &InstanceCtx, ready: &mut Option<ReadyTx>, spawn_star
         mark_healthy(ctx, ready, spawn_start, spawned);
     }
     loop {
-        tokio::time::sleep(if healthy { h.interval } else { h.start_interval.max(Duration::from_millis(500)) }).await;
+        tokio::time::sleep(if healthy {
+            h.interval
+        } else {
+            h.start_interval.max(Duration::from_millis(500))
+        })
+        .await;
         let now = probe().await;
         match (healthy, now) {
             (false, Ok(())) => {
@@ -458,17 +563,30 @@ async fn watch_health(ctx: &InstanceCtx, ready: &mut Option<ReadyTx>, spawn_star
             }
             (true, Err(reason)) => {
                 healthy = false;
+                *ctx.healthy_since.lock().expect("lock") = None;
                 ctx.set(|r| r.health = Health::Unhealthy);
-                ctx.emit(Event::Unhealthy { instance: spec.id(), reason });
+                ctx.emit(Event::Unhealthy {
+                    instance: spec.id(),
+                    reason,
+                });
             }
             _ => {}
         }
     }
 }
 
-fn mark_healthy(ctx: &InstanceCtx, ready: &mut Option<ReadyTx>, spawn_start: Instant, spawned: Instant) {
+fn mark_healthy(
+    ctx: &InstanceCtx,
+    ready: &mut Option<ReadyTx>,
+    spawn_start: Instant,
+    spawned: Instant,
+) {
+    *ctx.healthy_since.lock().expect("lock") = Some(Instant::now());
     ctx.set(|r| r.health = Health::Healthy);
-    ctx.emit(Event::Healthy { instance: ctx.spec.id(), after_spawn: spawned.elapsed() });
+    ctx.emit(Event::Healthy {
+        instance: ctx.spec.id(),
+        after_spawn: spawned.elapsed(),
+    });
     if let Some(tx) = ready.take() {
         let _ = tx.send(Ok(InstanceTiming {
             instance: ctx.spec.id(),

@@ -80,10 +80,12 @@ impl Client {
 
     /// GET `url`, reading the whole body, all within `timeout`.
     pub async fn get(&self, url: &str, timeout: Duration) -> Result<Response, ClientError> {
-        let uri: hyper::Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| ClientError::Url {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let uri: hyper::Uri =
+            url.parse()
+                .map_err(|e: hyper::http::uri::InvalidUri| ClientError::Url {
+                    url: url.to_owned(),
+                    reason: e.to_string(),
+                })?;
         let work = async {
             let resp = self.inner.get(uri).await.map_err(|e| {
                 if e.is_connect() {
@@ -98,9 +100,15 @@ impl Client {
                 .await
                 .map_err(|e| ClientError::Other(format!("{url}: reading body: {e}")))?
                 .to_bytes();
-            Ok(Response { status: parts.status, headers: parts.headers, body })
+            Ok(Response {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
         };
-        tokio::time::timeout(timeout, work).await.map_err(|_| ClientError::Timeout(timeout))?
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
     }
 }
 

@@ -63,7 +63,9 @@ pub fn run_service(
 ) -> Result<(), ServiceError> {
     crate::telemetry::init(name);
     let settings = Settings::from_env(default_port)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let addr = settings.bind_addr();
         let listener = TcpListener::bind(&addr)
@@ -84,7 +86,10 @@ pub enum ServiceError {
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

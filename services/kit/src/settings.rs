@@ -92,8 +92,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -109,8 +111,11 @@ mod tests {
     fn lab_env_wins_over_node_env() {
         let s = Settings::from_lookup(1, lookup(&[("NODE_ENV", "production")])).unwrap();
         assert_eq!(s.env_name, "production");
-        let s = Settings::from_lookup(1, lookup(&[("NODE_ENV", "production"), ("LAB_ENV", "staging")]))
-            .unwrap();
+        let s = Settings::from_lookup(
+            1,
+            lookup(&[("NODE_ENV", "production"), ("LAB_ENV", "staging")]),
+        )
+        .unwrap();
         assert_eq!(s.env_name, "staging");
     }
 

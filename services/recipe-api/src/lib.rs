@@ -38,8 +38,16 @@ pub fn recipe_42() -> Recipe {
         name: "Chicken Tikka Masala",
         steps: "Throw it in a pot...",
         ingredients: vec![
-            Ingredient { id: 1, name: "Chicken", quantity: "1 lb" },
-            Ingredient { id: 2, name: "Sauce", quantity: "2 cups" },
+            Ingredient {
+                id: 1,
+                name: "Chicken",
+                quantity: "1 lb",
+            },
+            Ingredient {
+                id: 2,
+                name: "Sauce",
+                quantity: "2 cups",
+            },
         ],
     }
 }
@@ -56,17 +64,26 @@ pub fn router() -> Router {
         .route("/recipes/{id}", get(get_recipe))
         .route("/health", get(health))
         .fallback(not_routed)
-        .layer(axum::middleware::from_fn(lab_service_kit::telemetry::request_log))
+        .layer(axum::middleware::from_fn(
+            lab_service_kit::telemetry::request_log,
+        ))
 }
 
 async fn get_recipe(Path(id): Path<String>) -> Result<Json<RecipeResponse>, JsonError> {
     let id: i64 = id.parse().map_err(|_| {
-        JsonError::new(StatusCode::BAD_REQUEST, "bad_request", format!("recipe id must be an integer, got {id:?}"))
+        JsonError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("recipe id must be an integer, got {id:?}"),
+        )
     })?;
     if id != 42 {
         return Err(JsonError::new(StatusCode::NOT_FOUND, "not_found", ""));
     }
-    Ok(Json(RecipeResponse { producer_pid: std::process::id(), recipe: recipe_42() }))
+    Ok(Json(RecipeResponse {
+        producer_pid: std::process::id(),
+        recipe: recipe_42(),
+    }))
 }
 
 async fn health() -> &'static str {
@@ -91,7 +108,11 @@ mod tests {
     async fn start() -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(lab_service_kit::serve::serve(listener, router(), std::future::pending()));
+        tokio::spawn(lab_service_kit::serve::serve(
+            listener,
+            router(),
+            std::future::pending(),
+        ));
         format!("http://{addr}")
     }
 
@@ -117,7 +138,9 @@ mod tests {
         let r = client::get(&format!("{base}/recipes/7"), T).await.unwrap();
         assert_eq!(r.status, 404);
         assert_eq!(r.json().unwrap(), serde_json::json!({"error": "not_found"}));
-        let r = client::get(&format!("{base}/recipes/abc"), T).await.unwrap();
+        let r = client::get(&format!("{base}/recipes/abc"), T)
+            .await
+            .unwrap();
         assert_eq!(r.status, 400);
         assert_eq!(r.json().unwrap()["error"], "bad_request");
         let r = client::get(&format!("{base}/health"), T).await.unwrap();

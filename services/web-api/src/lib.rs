@@ -35,11 +35,20 @@ struct Inner {
 
 impl AppState {
     pub fn new(target: impl Into<String>, timeout: Duration) -> Self {
-        Self { inner: Arc::new(Inner { target: target.into(), timeout, client: Client::new() }) }
+        Self {
+            inner: Arc::new(Inner {
+                target: target.into(),
+                timeout,
+                client: Client::new(),
+            }),
+        }
     }
 
     pub fn from_settings(s: &Settings) -> Self {
-        Self::new(s.target.clone().unwrap_or_else(|| DEFAULT_TARGET.into()), s.upstream_timeout)
+        Self::new(
+            s.target.clone().unwrap_or_else(|| DEFAULT_TARGET.into()),
+            s.upstream_timeout,
+        )
     }
 }
 
@@ -50,7 +59,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(|| async { "OK" }))
         .route("/error", get(error))
         .fallback(|| async { JsonError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(axum::middleware::from_fn(lab_service_kit::telemetry::request_log))
+        .layer(axum::middleware::from_fn(
+            lab_service_kit::telemetry::request_log,
+        ))
         .with_state(state)
 }
 
@@ -63,7 +74,11 @@ async fn root(State(state): State<AppState>) -> Result<Json<Value>, JsonError> {
             "upstream_timeout",
             format!("{} did not answer within {} ms", s.target, t.as_millis()),
         ),
-        other => JsonError::new(StatusCode::BAD_GATEWAY, "upstream_unreachable", other.to_string()),
+        other => JsonError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            other.to_string(),
+        ),
     })?;
     if !resp.status.is_success() {
         return Err(JsonError::new(
@@ -73,18 +88,30 @@ async fn root(State(state): State<AppState>) -> Result<Json<Value>, JsonError> {
         ));
     }
     let producer_data = resp.json().map_err(|e| {
-        JsonError::new(StatusCode::BAD_GATEWAY, "upstream_bad_json", format!("{url} sent invalid JSON: {e}"))
+        JsonError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_bad_json",
+            format!("{url} sent invalid JSON: {e}"),
+        )
     })?;
-    Ok(Json(json!({ "consumer_pid": std::process::id(), "producer_data": producer_data })))
+    Ok(Json(
+        json!({ "consumer_pid": std::process::id(), "producer_data": producer_data }),
+    ))
 }
 
 async fn error() -> JsonError {
-    JsonError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "this route always fails (the book's /error)")
+    JsonError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "this route always fails (the book's /error)",
+    )
 }
 
 /// Run web-api from the environment until SIGINT/SIGTERM.
 pub fn main() -> Result<(), lab_service_kit::serve::ServiceError> {
-    lab_service_kit::serve::run_service("web-api", DEFAULT_PORT, |s| router(AppState::from_settings(s)))
+    lab_service_kit::serve::run_service("web-api", DEFAULT_PORT, |s| {
+        router(AppState::from_settings(s))
+    })
 }
 
 #[cfg(test)]
@@ -98,7 +125,11 @@ mod tests {
     async fn start(router: Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(lab_service_kit::serve::serve(listener, router, std::future::pending()));
+        tokio::spawn(lab_service_kit::serve::serve(
+            listener,
+            router,
+            std::future::pending(),
+        ));
         addr.to_string()
     }
 
@@ -114,13 +145,19 @@ mod tests {
         assert_eq!(r.status, 200);
         let v = r.json().unwrap();
         assert_eq!(v["consumer_pid"], std::process::id());
-        assert_eq!(v["producer_data"], json!({"producer_pid": 1, "recipe": {"id": 42}}));
+        assert_eq!(
+            v["producer_data"],
+            json!({"producer_pid": 1, "recipe": {"id": 42}})
+        );
     }
 
     #[tokio::test]
     async fn a_dead_upstream_is_a_502_with_json() {
         // Bind then drop, so the port is (very likely) refused.
-        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let web = start(router(AppState::new(dead.to_string(), T))).await;
         let r = client::get(&format!("http://{web}/"), T).await.unwrap();
         assert_eq!(r.status, 502);
@@ -150,7 +187,9 @@ mod tests {
     #[tokio::test]
     async fn error_route_is_a_json_500() {
         let web = start(router(AppState::new(DEFAULT_TARGET, T))).await;
-        let r = client::get(&format!("http://{web}/error"), T).await.unwrap();
+        let r = client::get(&format!("http://{web}/error"), T)
+            .await
+            .unwrap();
         assert_eq!(r.status, 500);
         assert_eq!(r.json().unwrap()["error"], "internal_error");
     }

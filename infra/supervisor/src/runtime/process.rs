@@ -37,7 +37,10 @@ pub fn spawn(spec: &InstanceSpec, log: &Path) -> std::io::Result<Child> {
         .process_group(0)
         .kill_on_drop(false);
     cmd.spawn().map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot start {}: {e}", spec.program.display()))
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot start {}: {e}", spec.program.display()),
+        )
     })
 }
 
@@ -51,7 +54,10 @@ pub fn signal_group(leader: ProcId, signal: Signal) -> bool {
             false
         }
         Some(_) => killpg(Pid::from_raw(leader.pid as i32), signal).is_ok(),
-        None => !procfs::group_members(leader.pid).is_empty() && killpg(Pid::from_raw(leader.pid as i32), signal).is_ok(),
+        None => {
+            !procfs::group_members(leader.pid).is_empty()
+                && killpg(Pid::from_raw(leader.pid as i32), signal).is_ok()
+        }
     }
 }
 
@@ -62,7 +68,11 @@ pub async fn terminate(child: &mut Child, leader: ProcId, grace: Duration) -> bo
     let forced = match tokio::time::timeout(grace, child.wait()).await {
         Ok(_) => false,
         Err(_) => {
-            tracing::warn!(pid = leader.pid, grace_ms = grace.as_millis() as u64, "grace period over, sending SIGKILL");
+            tracing::warn!(
+                pid = leader.pid,
+                grace_ms = grace.as_millis() as u64,
+                "grace period over, sending SIGKILL"
+            );
             signal_group(leader, Signal::SIGKILL);
             let _ = child.wait().await;
             true

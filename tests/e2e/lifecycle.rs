@@ -1,0 +1,192 @@
+//! up / status / check / restart / down of the default lab, and the SIGKILL recovery paths.
+
+use std::process::Stdio;
+
+use crate::util::*;
+
+#[test]
+fn default_lab_up_check_down_on_free_ports() {
+    let lab = default_lab();
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    assert!(
+        up.stdout.contains("critical chain"),
+        "startup breakdown missing: {up}"
+    );
+    assert!(up.stdout.contains("startup: all healthy in"), "{up}");
+
+    let inst = wait_all_healthy(&lab, 4);
+    for i in &inst {
+        let addr = i["address"].as_str().unwrap();
+        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        assert!(
+            i["pid"].as_u64().is_some() && i["instance"].as_u64().is_some(),
+            "{i}"
+        );
+        assert!(
+            ["recipe-api", "web-api"].contains(&i["service"].as_str().unwrap()),
+            "{i}"
+        );
+    }
+    // The chain works over the wire.
+    let web = inst.iter().find(|i| i["service"] == "web-api").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = http_get(&web, "/").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["producer_data"]["recipe"]["name"], "Chicken Tikka Masala");
+
+    // A second `up` is refused while this one runs.
+    let again = lab.run(&["up", "--detach"]);
+    assert_eq!(again.code, 2, "{again}");
+    assert!(again.stderr.contains("already running"), "{again}");
+
+    // The chapter 1 checks pass against the running lab, in every output form.
+    let junit = lab.path().join("report.xml");
+    let check = lab.run(&["check", "ch1", "--json", "--junit", junit.to_str().unwrap()]);
+    assert_eq!(check.code, 0, "{check}");
+    let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(report["source"], "running");
+    assert_eq!(report["passed"], 2, "{report:#}");
+    assert!(
+        report["scenarios"][0]["figures"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testcase classname=\"ch1\" name=\"ch1.sample-app\""),
+        "{xml}"
+    );
+    assert!(!xml.contains("<failure"), "{xml}");
+
+    let logs = lab.run(&["logs", "web-api", "-n", "50"]);
+    assert!(
+        logs.stdout
+            .lines()
+            .any(|l| l.starts_with("web-api#1 | ") && l.contains("path=\"/\"")),
+        "{logs}"
+    );
+
+    let before = pids_and_addrs(&lab);
+    let down = lab.run(&["down"]);
+    assert_eq!(down.code, 0, "{down}");
+    assert_all_gone(&before);
+    assert!(!lab.state_file().exists());
+    assert!(lab.run(&["status"]).stdout.contains("no lab is running"));
+}
+
+#[test]
+fn a_killed_instance_is_restarted_with_a_new_pid() {
+    let lab = default_lab();
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    let inst = wait_all_healthy(&lab, 4);
+    let victim = inst.iter().find(|i| i["service"] == "recipe-api").unwrap();
+    let (old_pid, n) = (victim["pid"].as_u64().unwrap(), victim["instance"].clone());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old_pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+
+    let restarted = poll(DEADLINE, EVERY, || {
+        lab.instances().into_iter().find(|i| {
+            i["service"] == "recipe-api"
+                && i["instance"] == n
+                && i["health"] == "healthy"
+                && i["pid"].as_u64().is_some_and(|p| p != old_pid)
+        })
+    })
+    .unwrap_or_else(|| panic!("not restarted: {:#}", lab.status()));
+    assert_eq!(restarted["restarts"], 1, "{restarted}");
+    assert_eq!(restarted["last_exit"], "signal 9 (SIGKILL)", "{restarted}");
+    assert!(!alive(old_pid));
+
+    let before = pids_and_addrs(&lab);
+    assert_eq!(lab.run(&["down"]).code, 0);
+    assert_all_gone(&before);
+}
+
+#[test]
+fn down_after_up_was_killed_leaves_nothing() {
+    let lab = default_lab();
+    // A foreground `lab up`, killed with SIGKILL once the lab is up: no chance to clean up.
+    let mut up = lab
+        .cmd(&["up", "--ports", "ephemeral"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = lab.state_file();
+    poll(DEADLINE, EVERY, || {
+        let s = std::fs::read_to_string(&state).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&s).ok()?;
+        (v["phase"] == "up").then_some(())
+    })
+    .expect("lab up did not come up");
+    let before = pids_and_addrs(&lab);
+    assert_eq!(before.len(), 4);
+    up.kill().unwrap();
+    up.wait().unwrap();
+
+    // The instances outlive their supervisor...
+    assert!(before.iter().all(|(pid, _)| alive(*pid)));
+    let status = lab.status();
+    assert_eq!(status["supervisor"]["alive"], false, "{status:#}");
+
+    // ...until `lab down` stops them from the recorded state.
+    let down = lab.run(&["down", "--grace", "3s"]);
+    assert_eq!(down.code, 0, "{down}");
+    assert!(down.stdout.contains("without a supervisor"), "{down}");
+    assert_all_gone(&before);
+    assert!(!state.exists());
+}
+
+#[test]
+fn taken_port_is_named_and_auto_shifts_it() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let toml = format!("[services.recipe-api]\nbuiltin = \"recipe-api\"\nport = {port}\n");
+    let lab = LabDir::new(BIN, &toml);
+
+    let up = lab.run(&["up", "--detach"]);
+    assert_eq!(up.code, 2, "{up}");
+    let want = format!(
+        "lab.toml:3:8: port {port} (recipe-api#1) is taken by pid {}",
+        std::process::id()
+    );
+    assert!(up.stderr.contains(&want), "want {want:?} in {up}");
+    assert!(up.stderr.contains("--ports auto"), "{up}");
+    assert!(!lab.state_file().exists(), "nothing may start");
+
+    let up = lab.run(&["up", "--detach", "--ports", "auto"]);
+    assert_eq!(up.code, 0, "{up}");
+    assert!(up.stdout.contains(&format!("port {port} is taken")), "{up}");
+    let inst = wait_all_healthy(&lab, 1);
+    assert_ne!(inst[0]["address"], format!("127.0.0.1:{port}"));
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
+
+#[test]
+fn check_starts_its_own_lab_when_none_runs() {
+    let lab = default_lab();
+    let check = lab.run(&["check", "ch1.not-found"]);
+    assert_eq!(check.code, 0, "{check}");
+    assert!(
+        check.stdout.contains("starting sample-app on free ports"),
+        "{check}"
+    );
+    assert!(check.stdout.contains("✓ ch1.not-found"), "{check}");
+    assert!(check.stdout.contains("1 passed, 0 failed"), "{check}");
+    assert!(!lab.state_file().exists());
+
+    let unknown = lab.run(&["check", "ch1.sample"]);
+    assert_eq!(unknown.code, 2, "{unknown}");
+    assert!(
+        unknown.stderr.contains("did you mean `ch1.sample-app`"),
+        "{unknown}"
+    );
+}
