@@ -1,6 +1,7 @@
 //! up / status / check / restart / down of the default lab, and the SIGKILL recovery paths.
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use crate::util::*;
 
@@ -189,4 +190,84 @@ fn check_starts_its_own_lab_when_none_runs() {
         unknown.stderr.contains("did you mean `ch1.sample-app`"),
         "{unknown}"
     );
+}
+
+#[test]
+fn ctrl_c_stops_the_foreground_lab_in_reverse_order() {
+    let lab = default_lab();
+    let up = lab
+        .cmd(&["up", "--ports", "ephemeral"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    poll(DEADLINE, EVERY, || {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(lab.state_file()).ok()?).ok()?;
+        (v["phase"] == "up").then_some(())
+    })
+    .expect("lab up did not come up");
+    let before = pids_and_addrs(&lab);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(up.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = lab_testkit::Run::from(up.wait_with_output().unwrap());
+    assert_eq!(out.code, 0, "{out}");
+    // Logs were streamed with instance prefixes while it ran.
+    assert!(out.stdout.contains("recipe-api#1 | "), "{out}");
+    let web = out
+        .stdout
+        .find("stopping web-api")
+        .expect("web-api stopped");
+    let recipe = out
+        .stdout
+        .find("stopping recipe-api")
+        .expect("recipe-api stopped");
+    assert!(web < recipe, "consumers stop before producers: {out}");
+    assert!(out.stdout.contains("✓ stopped"), "{out}");
+    assert_all_gone(&before);
+    assert!(!lab.state_file().exists());
+}
+
+#[test]
+fn logs_follow_shows_new_requests() {
+    let lab = default_lab();
+    assert_eq!(lab.run(&["up", "--detach", "--ports", "ephemeral"]).code, 0);
+    let inst = wait_all_healthy(&lab, 4);
+    let recipe = inst
+        .iter()
+        .find(|i| i["service"] == "recipe-api" && i["instance"] == 2)
+        .unwrap();
+    let addr = recipe["address"].as_str().unwrap().to_owned();
+
+    let mut follow = lab
+        .cmd(&["logs", "recipe-api#2", "-f", "-n", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Keep asking for a marker path until the follower shows it (it may attach after the first).
+    let seen = poll(DEADLINE, Duration::from_millis(100), || {
+        let _ = http_get(&addr, "/recipes/777");
+        rx.try_iter()
+            .find(|l| l.starts_with("recipe-api#2 | ") && l.contains("/recipes/777"))
+    });
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    assert!(seen.is_some(), "lab logs -f never showed the request");
+    assert_eq!(lab.run(&["down"]).code, 0);
 }

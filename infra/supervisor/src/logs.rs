@@ -29,7 +29,8 @@ pub fn last_lines(path: &std::path::Path, n: Option<usize>) -> Vec<String> {
 }
 
 /// Follow `sources` from their current ends (or from `start_at_beginning`), calling `emit` for
-/// each complete new line, until `cancel` fires. Files that do not exist yet are picked up when
+/// each complete new line, until `cancel` fires (after which one last pass prints what was
+/// written in the meantime). Files that do not exist yet are picked up when
 /// they appear; a truncated file is read again from its start.
 pub async fn follow(
     sources: Vec<Source>,
@@ -49,6 +50,7 @@ pub async fn follow(
         })
         .collect();
     let mut partial: Vec<String> = vec![String::new(); sources.len()];
+    let mut last_pass = false;
     loop {
         for (i, s) in sources.iter().enumerate() {
             let Ok(mut f) = std::fs::File::open(&s.path) else {
@@ -73,8 +75,11 @@ pub async fn follow(
                 emit(&s.label, line.trim_end_matches(['\n', '\r']));
             }
         }
+        if last_pass {
+            return;
+        }
         tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => last_pass = true,
             _ = tokio::time::sleep(PERIOD) => {}
         }
     }

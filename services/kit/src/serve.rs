@@ -19,6 +19,16 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<bool> {
+    serve_with_drain_cap(listener, router, shutdown, DRAIN_CAP).await
+}
+
+/// [`serve`] with another drain cap.
+pub async fn serve_with_drain_cap(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    cap: Duration,
+) -> std::io::Result<bool> {
     let (tripped_tx, tripped_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
@@ -30,12 +40,12 @@ pub async fn serve(
         r = &mut server => r.map(|()| true),
         _ = async {
             if tripped_rx.await.is_ok() {
-                tokio::time::sleep(DRAIN_CAP).await;
+                tokio::time::sleep(cap).await;
             } else {
                 std::future::pending::<()>().await;
             }
         } => {
-            tracing::warn!(cap_ms = DRAIN_CAP.as_millis() as u64, "drain cap reached, closing remaining connections");
+            tracing::warn!(cap_ms = cap.as_millis() as u64, "drain cap reached, closing remaining connections");
             Ok(false)
         }
     }
@@ -92,4 +102,83 @@ pub enum ServiceError {
     },
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use std::sync::Arc;
+    use std::time::Instant;
+    use tokio::sync::{Notify, oneshot};
+
+    struct Server {
+        addr: String,
+        /// Notified when a request has entered the `/slow` handler.
+        entered: Arc<Notify>,
+        stop: oneshot::Sender<()>,
+        done: tokio::task::JoinHandle<std::io::Result<bool>>,
+    }
+
+    /// A server whose `/slow` takes `hold`, draining for at most `cap`.
+    async fn start(hold: Duration, cap: Duration) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let entered = Arc::new(Notify::new());
+        let e = entered.clone();
+        let router = Router::new().route(
+            "/slow",
+            get(move || async move {
+                e.notify_one();
+                tokio::time::sleep(hold).await;
+                "done"
+            }),
+        );
+        let (stop, rx) = oneshot::channel::<()>();
+        let done = tokio::spawn(serve_with_drain_cap(
+            listener,
+            router,
+            async move {
+                let _ = rx.await;
+            },
+            cap,
+        ));
+        Server {
+            addr,
+            entered,
+            stop,
+            done,
+        }
+    }
+
+    #[tokio::test]
+    async fn in_flight_requests_finish_after_the_signal() {
+        let s = start(Duration::from_millis(300), Duration::from_secs(10)).await;
+        let url = format!("http://{}/slow", s.addr);
+        let req =
+            tokio::spawn(async move { crate::client::get(&url, Duration::from_secs(5)).await });
+        s.entered.notified().await;
+        s.stop.send(()).unwrap();
+        let resp = req.await.unwrap().expect("the in-flight request completes");
+        assert_eq!((resp.status.as_u16(), resp.text().as_str()), (200, "done"));
+        assert!(s.done.await.unwrap().unwrap(), "drained fully");
+    }
+
+    #[tokio::test]
+    async fn the_drain_cap_ends_a_request_that_would_never_finish() {
+        let s = start(Duration::from_secs(3600), Duration::from_millis(200)).await;
+        let url = format!("http://{}/slow", s.addr);
+        let _req =
+            tokio::spawn(async move { crate::client::get(&url, Duration::from_secs(60)).await });
+        s.entered.notified().await;
+        let t0 = Instant::now();
+        s.stop.send(()).unwrap();
+        let drained = s.done.await.unwrap().unwrap();
+        assert!(!drained, "the cap, not the request, ended the drain");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "serve returned only after {:?}",
+            t0.elapsed()
+        );
+    }
 }

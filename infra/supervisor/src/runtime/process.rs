@@ -124,3 +124,81 @@ pub fn describe_exit(status: std::process::ExitStatus) -> String {
         "unknown".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Poll `f` every 5 ms for up to 5 s.
+    fn poll(f: impl Fn() -> bool) -> bool {
+        (0..1000).any(|_| {
+            f() || {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                false
+            }
+        })
+    }
+
+    fn sleeper() -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("sleep")
+    }
+
+    #[test]
+    fn a_recycled_pid_is_never_signalled() {
+        let mut child = sleeper();
+        let real = ProcId::of(child.id()).unwrap();
+        // The same pid with another start time is, to us, a different (recycled) process.
+        let stale = ProcId {
+            start_time: real.start_time.wrapping_sub(1),
+            ..real
+        };
+        assert!(!signal_group(stale, Signal::SIGKILL));
+        assert!(real.is_alive(), "the live process was spared");
+        assert!(signal_group(real, Signal::SIGKILL));
+        let status = child.wait().unwrap();
+        assert_eq!(describe_exit(status), "signal 9 (SIGKILL)");
+    }
+
+    #[test]
+    fn a_group_is_signalled_whole() {
+        use std::os::unix::process::CommandExt;
+        // A shell leading its group, with a grandchild `sleep` in the same group.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let leader = ProcId::of(child.id()).unwrap();
+        let members = crate::procfs::group_members(leader.pid);
+        let found = (0..200).find_map(|_| {
+            let m = crate::procfs::group_members(leader.pid);
+            if m.len() >= 2 {
+                Some(m)
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                None
+            }
+        });
+        let members = found.unwrap_or(members);
+        assert!(
+            members.len() >= 2,
+            "sh and its sleep share the group: {members:?}"
+        );
+        assert!(signal_group(leader, Signal::SIGKILL));
+        child.wait().unwrap();
+        reap_group(leader);
+        let gone = (0..200).any(|_| {
+            let left = crate::procfs::group_members(leader.pid).is_empty();
+            if !left {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            left
+        });
+        assert!(gone, "no member of the group survives");
+    }
+}
