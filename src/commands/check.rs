@@ -65,13 +65,7 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
                 state.name,
                 scenarios.len()
             ));
-            let ctx = ctx_from(
-                &cfg,
-                state
-                    .instances
-                    .iter()
-                    .map(|r| (r.service.clone(), r.address.clone())),
-            );
+            let ctx = ctx_from(&cfg, &state);
             check::run(&ctx, &scenarios, &state.name, "running").await
         }
         None => {
@@ -111,13 +105,7 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
                 };
             say(format!("lab up in {}", render::ms(breakdown.total)));
             let state = lab.state();
-            let ctx = ctx_from(
-                &cfg,
-                state
-                    .instances
-                    .iter()
-                    .map(|r| (r.service.clone(), r.address.clone())),
-            );
+            let ctx = ctx_from(&cfg, &state);
             let report = check::run(&ctx, &scenarios, &cfg.name, "started").await;
             lab.stop().await;
             let _ = std::fs::remove_dir_all(&dir);
@@ -141,7 +129,8 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
     })
 }
 
-fn ctx_from(cfg: &LabConfig, addrs: impl Iterator<Item = (String, String)>) -> Ctx {
+/// The endpoints of `state`'s instances, with each service's role from the config.
+fn ctx_from(cfg: &LabConfig, state: &State) -> Ctx {
     let mut endpoints: Vec<Endpoint> = cfg
         .services
         .iter()
@@ -154,9 +143,9 @@ fn ctx_from(cfg: &LabConfig, addrs: impl Iterator<Item = (String, String)>) -> C
             addrs: Vec::new(),
         })
         .collect();
-    for (svc, addr) in addrs {
-        if let Some(e) = endpoints.iter_mut().find(|e| e.service == svc) {
-            e.addrs.push(addr);
+    for r in &state.instances {
+        if let Some(e) = endpoints.iter_mut().find(|e| e.service == r.service) {
+            e.addrs.push(r.address.clone());
         }
     }
     Ctx {

@@ -86,20 +86,7 @@ fn command_service_runs_under_the_lab_is_restarted_and_checked() {
     assert_eq!(check.code, 0, "{check}");
 
     // Killed, it is restarted like a built-in instance.
-    let old = producer["pid"].as_u64().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(old as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let back = poll(DEADLINE, EVERY, || {
-        lab.instances().into_iter().find(|i| {
-            i["service"] == "recipe-api"
-                && i["health"] == "healthy"
-                && i["pid"].as_u64().is_some_and(|p| p != old)
-        })
-    })
-    .unwrap_or_else(|| panic!("not restarted: {:#}", lab.status()));
+    let back = kill_and_wait_restart(&lab, "recipe-api", 1);
     assert_eq!(back["restarts"], 1);
 
     let before = pids_and_addrs(&lab);

@@ -84,27 +84,10 @@ fn a_killed_instance_is_restarted_with_a_new_pid() {
     let lab = default_lab();
     let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
     assert_eq!(up.code, 0, "{up}");
-    let inst = wait_all_healthy(&lab, 4);
-    let victim = inst.iter().find(|i| i["service"] == "recipe-api").unwrap();
-    let (old_pid, n) = (victim["pid"].as_u64().unwrap(), victim["instance"].clone());
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(old_pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-
-    let restarted = poll(DEADLINE, EVERY, || {
-        lab.instances().into_iter().find(|i| {
-            i["service"] == "recipe-api"
-                && i["instance"] == n
-                && i["health"] == "healthy"
-                && i["pid"].as_u64().is_some_and(|p| p != old_pid)
-        })
-    })
-    .unwrap_or_else(|| panic!("not restarted: {:#}", lab.status()));
+    wait_all_healthy(&lab, 4);
+    let restarted = kill_and_wait_restart(&lab, "recipe-api", 1);
     assert_eq!(restarted["restarts"], 1, "{restarted}");
     assert_eq!(restarted["last_exit"], "signal 9 (SIGKILL)", "{restarted}");
-    assert!(!alive(old_pid));
 
     let before = pids_and_addrs(&lab);
     assert_eq!(lab.run(&["down"]).code, 0);

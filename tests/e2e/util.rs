@@ -51,3 +51,30 @@ pub fn assert_all_gone(before: &[(u64, String)]) {
         );
     }
 }
+
+/// SIGKILL `pid`.
+pub fn sigkill(pid: u64) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+}
+
+/// SIGKILL instance `n` of `service` and wait for the supervisor to bring it back healthy under
+/// a new pid; returns its `lab status` entry.
+pub fn kill_and_wait_restart(lab: &LabDir, service: &str, n: u64) -> serde_json::Value {
+    let find = |i: &serde_json::Value| i["service"] == service && i["instance"] == n;
+    let old = lab.instances().into_iter().find(find).expect("instance")["pid"]
+        .as_u64()
+        .expect("pid");
+    sigkill(old);
+    let back = poll(DEADLINE, EVERY, || {
+        lab.instances().into_iter().find(|i| {
+            find(i) && i["health"] == "healthy" && i["pid"].as_u64().is_some_and(|p| p != old)
+        })
+    })
+    .unwrap_or_else(|| panic!("{service}#{n} not restarted: {:#}", lab.status()));
+    assert!(!alive(old), "the killed process is gone");
+    back
+}

@@ -174,31 +174,19 @@ mod tests {
             .spawn()
             .unwrap();
         let leader = ProcId::of(child.id()).unwrap();
-        let members = crate::procfs::group_members(leader.pid);
-        let found = (0..200).find_map(|_| {
-            let m = crate::procfs::group_members(leader.pid);
-            if m.len() >= 2 {
-                Some(m)
-            } else {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-                None
-            }
-        });
-        let members = found.unwrap_or(members);
+        let members = || crate::procfs::group_members(leader.pid);
         assert!(
-            members.len() >= 2,
-            "sh and its sleep share the group: {members:?}"
+            poll(|| members().len() >= 2),
+            "sh and its sleep share the group: {:?}",
+            members()
         );
         assert!(signal_group(leader, Signal::SIGKILL));
         child.wait().unwrap();
         reap_group(leader);
-        let gone = (0..200).any(|_| {
-            let left = crate::procfs::group_members(leader.pid).is_empty();
-            if !left {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            left
-        });
-        assert!(gone, "no member of the group survives");
+        assert!(
+            poll(|| members().is_empty()),
+            "left in the group: {:?}",
+            members()
+        );
     }
 }
