@@ -254,3 +254,29 @@ fn logs_follow_shows_new_requests() {
     assert!(seen.is_some(), "lab logs -f never showed the request");
     assert_eq!(lab.run(&["down"]).code, 0);
 }
+
+#[test]
+fn up_after_a_killed_supervisor_cleans_up_first() {
+    let lab = default_lab();
+    assert_eq!(lab.run(&["up", "--detach", "--ports", "ephemeral"]).code, 0);
+    let old = pids_and_addrs(&lab);
+    let supervisor = lab.status()["supervisor"]["pid"].as_u64().unwrap();
+    sigkill(supervisor);
+    poll(DEADLINE, EVERY, || (!alive(supervisor)).then_some(())).expect("supervisor died");
+
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    assert!(up.stdout.contains("was not stopped"), "{up}");
+    // (Only pids: the new lab may be handed one of the old free ports again.)
+    assert!(
+        old.iter().all(|(pid, _)| !alive(*pid)),
+        "an old instance survived: {old:?}"
+    );
+    let fresh = wait_all_healthy(&lab, 4);
+    assert!(
+        fresh
+            .iter()
+            .all(|i| old.iter().all(|(p, _)| i["pid"].as_u64() != Some(*p)))
+    );
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
