@@ -120,7 +120,7 @@ async fn supervise(
     let cancel = crate::shutdown::on_signals();
 
     let follow_stop = CancellationToken::new();
-    let follower = (!detached).then(|| {
+    let mut follower = (!detached).then(|| {
         let sources: Vec<Source> = plan
             .instances()
             .map(|i| Source {
@@ -165,6 +165,11 @@ async fn supervise(
             cancel.cancelled().await;
             render::line("stopping (reverse start order)…");
             lab.stop().await;
+            // The instances' last log lines come before the final word.
+            follow_stop.cancel();
+            if let Some(f) = follower.take() {
+                let _ = f.await;
+            }
             render::line(format!("{} stopped", style.green(render::OK)));
             exit::OK
         }
