@@ -6,6 +6,8 @@
 //! stricter in our services than in the book is covered by our own tests, never here.
 
 pub mod ch1;
+pub mod ch2;
+pub mod wire;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -33,6 +35,7 @@ pub struct Scenario {
 /// Every scenario, in chapter order.
 pub fn registry() -> Vec<Scenario> {
     let mut all = ch1::scenarios();
+    all.extend(ch2::scenarios());
     all.sort_by_key(|s| s.chapter);
     all
 }
@@ -63,6 +66,8 @@ fn matches(s: &Scenario, what: &str) -> bool {
 pub struct Endpoint {
     pub service: String,
     pub builtin: Option<Builtin>,
+    /// How this service calls its target (consumers), as configured.
+    pub target_protocol: Option<crate::config::raw::TargetProtocol>,
     /// `host:port` of each instance.
     pub addrs: Vec<String>,
 }
@@ -87,6 +92,15 @@ impl Ctx {
                     role.as_str()
                 )
             })
+    }
+
+    /// The first instance of the service playing `role`.
+    pub fn first(&self, role: Builtin) -> anyhow::Result<&str> {
+        let e = self.role(role)?;
+        e.addrs
+            .first()
+            .map(String::as_str)
+            .ok_or_else(|| anyhow::anyhow!("`{}` has no running instance", e.service))
     }
 
     /// GET `http://addr{path}`, timing it.

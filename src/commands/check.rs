@@ -140,6 +140,7 @@ fn ctx_from(cfg: &LabConfig, state: &State) -> Ctx {
                 Run::Builtin(b) => Some(*b),
                 Run::Command { .. } => None,
             },
+            target_protocol: s.target_protocol,
             addrs: Vec::new(),
         })
         .collect();

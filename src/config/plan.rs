@@ -162,6 +162,9 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
                 Some(Target::Addr(a)) => env.push((vars::TARGET.to_owned(), a.clone())),
                 None => {}
             }
+            if let Some(p) = s.target_protocol {
+                env.push((vars::TARGET_PROTOCOL.to_owned(), p.as_str().to_owned()));
+            }
             env.extend(s.env.iter().cloned());
             instances.push(InstanceSpec {
                 service: s.name.clone(),

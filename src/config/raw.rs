@@ -43,6 +43,10 @@ pub struct RawService {
     /// service's address and becomes a dependency) or be a literal `host:port`.
     #[schemars(with = "Option<IndexMap<String, String>>")]
     pub env: Option<IndexMap<Spanned<String>, Spanned<String>>>,
+    /// How this service calls its `TARGET` (handed to it as `TARGET_PROTOCOL`): `http`,
+    /// `graphql` or `grpc`. The built-in web-api honours it; your own consumer may read it.
+    #[schemars(with = "Option<TargetProtocol>")]
+    pub target_protocol: Option<Spanned<TargetProtocol>>,
     /// How many instances to run. Default: 1.
     #[schemars(with = "Option<u32>", range(min = 1))]
     pub replicas: Option<Spanned<u32>>,
@@ -86,6 +90,28 @@ impl Builtin {
         match self {
             Builtin::RecipeApi => "recipe-api",
             Builtin::WebApi => "web-api",
+        }
+    }
+}
+
+/// The protocols a consumer can call its producer with (chapter 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetProtocol {
+    /// `GET /recipes/42`, JSON.
+    Http,
+    /// `POST /graphql` with the book's kitchenSink query.
+    Graphql,
+    /// `recipe.RecipeService` over HTTP/2.
+    Grpc,
+}
+
+impl TargetProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetProtocol::Http => "http",
+            TargetProtocol::Graphql => "graphql",
+            TargetProtocol::Grpc => "grpc",
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct Service {
     /// The user's variables (TARGET excluded: see `target`).
     pub env: Vec<(String, String)>,
     pub target: Option<Target>,
+    /// How it calls `target` (`TARGET_PROTOCOL`), if set.
+    pub target_protocol: Option<super::raw::TargetProtocol>,
     /// Declared dependencies plus the service `TARGET` names.
     pub depends_on: Vec<String>,
     pub health: HealthSpec,
@@ -87,6 +89,10 @@ const RESERVED_ENV: &[(&str, &str)] = &[
     (
         "NODE_ENV",
         "set `environment = \"...\"` on the service or the lab",
+    ),
+    (
+        "TARGET_PROTOCOL",
+        "set `target_protocol = \"...\"` on the service",
     ),
 ];
 
@@ -353,6 +359,7 @@ fn service(
             .as_ref()
             .map_or("127.0.0.1".to_owned(), |h| h.get_ref().clone()),
         env,
+        target_protocol: svc.target_protocol.as_ref().map(|p| *p.get_ref()),
         target,
         depends_on,
         health: health(svc.health.as_ref(), errs),

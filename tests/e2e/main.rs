@@ -3,4 +3,5 @@
 mod command_service;
 mod config_errors;
 mod lifecycle;
+mod protocols;
 mod util;

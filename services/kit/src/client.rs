@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use hyper::header::HeaderMap;
 use hyper_util::client::legacy::Client as HyperClient;
@@ -58,7 +58,7 @@ impl ClientError {
 /// A pooled HTTP/1.1 client; cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    inner: HyperClient<HttpConnector, Empty<Bytes>>,
+    inner: HyperClient<HttpConnector, Full<Bytes>>,
 }
 
 impl Default for Client {
@@ -80,14 +80,59 @@ impl Client {
 
     /// GET `url`, reading the whole body, all within `timeout`.
     pub async fn get(&self, url: &str, timeout: Duration) -> Result<Response, ClientError> {
+        self.request(hyper::Method::GET, url, &[], None, timeout)
+            .await
+    }
+
+    /// POST `body` as JSON to `url`, reading the whole answer, all within `timeout`.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
+        let bytes = Bytes::from(serde_json::to_vec(body).expect("JSON values serialise"));
+        self.request(
+            hyper::Method::POST,
+            url,
+            &[],
+            Some(("application/json", bytes)),
+            timeout,
+        )
+        .await
+    }
+
+    /// One request with extra `headers` and an optional `(content type, body)`, all within
+    /// `timeout`. Bodies are returned as sent (no decompression).
+    pub async fn request(
+        &self,
+        method: hyper::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Bytes)>,
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
         let uri: hyper::Uri =
             url.parse()
                 .map_err(|e: hyper::http::uri::InvalidUri| ClientError::Url {
                     url: url.to_owned(),
                     reason: e.to_string(),
                 })?;
+        let mut req = hyper::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some((ctype, _)) = &body {
+            req = req.header(hyper::header::CONTENT_TYPE, *ctype);
+        }
+        let req = req
+            .body(Full::new(body.map(|(_, b)| b).unwrap_or_default()))
+            .map_err(|e| ClientError::Url {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
         let work = async {
-            let resp = self.inner.get(uri).await.map_err(|e| {
+            let resp = self.inner.request(req).await.map_err(|e| {
                 if e.is_connect() {
                     ClientError::Connect(format!("{url}: {}", source_chain(&e)))
                 } else {

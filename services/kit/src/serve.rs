@@ -30,6 +30,12 @@ pub async fn serve_with_drain_cap(
     cap: Duration,
 ) -> std::io::Result<bool> {
     let (tripped_tx, tripped_rx) = tokio::sync::oneshot::channel::<()>();
+    // No Nagle: HTTP/2 (gRPC) answers in several small writes, and waiting for delayed ACKs
+    // would add ~40 ms to each exchange on a fresh connection.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = tripped_tx.send(());
@@ -95,6 +101,8 @@ pub fn run_service(
 pub enum ServiceError {
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
+    #[error("{0}")]
+    Config(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,

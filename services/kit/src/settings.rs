@@ -11,6 +11,7 @@ pub mod env {
     pub const LAB_ENV: &str = "LAB_ENV";
     pub const NODE_ENV: &str = "NODE_ENV";
     pub const UPSTREAM_TIMEOUT_MS: &str = "UPSTREAM_TIMEOUT_MS";
+    pub const TARGET_PROTOCOL: &str = "TARGET_PROTOCOL";
 }
 
 /// What a service reads from its environment at start.

@@ -171,7 +171,9 @@ pub fn normalized_sdl(sdl: &str) -> std::collections::BTreeSet<String> {
     for raw in sdl.lines() {
         let line = raw.split('#').next().unwrap_or("").trim();
         if line.starts_with("\"\"\"") {
-            in_description = !(line.len() > 3 && line.ends_with("\"\"\"")) && !in_description;
+            // A line that opens and closes a description on its own leaves the state as it was.
+            let one_line = line.len() > 3 && line.ends_with("\"\"\"");
+            in_description = !(in_description || one_line);
             continue;
         }
         if in_description || line.is_empty() || line.starts_with('"') {

@@ -1,9 +1,16 @@
-//! web-api, the book's consumer: `GET /` fetches recipe 42 from `http://$TARGET` and wraps it.
+//! web-api, the book's consumer: `GET /` fetches recipe 42 from `$TARGET` over the protocol
+//! `TARGET_PROTOCOL` names, and answers with the shape of the book's matching consumer:
 //!
-//! - `GET /` → 200 `{"consumer_pid": <pid>, "producer_data": <recipe-api's body>}`;
-//!   upstream refused or broken → 502, upstream slower than `UPSTREAM_TIMEOUT_MS` → 503, each with
-//!   a JSON error body; it never hangs past the timeout.
-//! - `GET /health` → `OK`; `GET /error` → 500 with a JSON error body (the book's failing route).
+//! - `http` (consumer-http-basic): `{"consumer_pid", "producer_data": <GET /recipes/42 body>}`;
+//! - `graphql` (web-api-graphql): `{"consumer_pid", "producer_data": <the GraphQL response>}`
+//!   for the book's `kitchenSink` query with `{"id": "42"}`;
+//! - `grpc` (web-api-grpc): `{"consumer_pid", "producer_data": {"pid"}, "recipe": {...}}`
+//!   from `GetMetaData` and `GetRecipe({id: 42})`, called concurrently.
+//!
+//! Upstream refused or broken → 502, slower than `UPSTREAM_TIMEOUT_MS` → 503, each with a JSON
+//! error body; it never hangs past the timeout. Clients are made once and pooled (keep-alive
+//! HTTP, one multiplexed HTTP/2 channel for gRPC).
+//! `GET /health` → `OK`; `GET /error` → 500 with a JSON error body (the book's failing route).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,16 +19,49 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use lab_service_kit::JsonError;
 use lab_service_kit::client::{Client, ClientError};
-use lab_service_kit::{JsonError, Settings};
 use serde_json::{Value, json};
+
+/// Generated from recipe-api's contracts/recipe.proto.
+pub mod pb {
+    tonic::include_proto!("recipe");
+}
 
 /// Default port, as in the book.
 pub const DEFAULT_PORT: u16 = 3000;
 /// Default upstream, as in the book (`process.env.TARGET || 'localhost:4000'`).
 pub const DEFAULT_TARGET: &str = "127.0.0.1:4000";
+/// The book's GraphQL consumer query.
+pub const KITCHEN_SINK: &str =
+    "query kitchenSink ($id:ID) { recipe(id: $id) { id name ingredients { name quantity } } pid }";
 
-/// What the handlers share.
+/// How web-api talks to its upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TargetProtocol {
+    #[default]
+    Http,
+    Graphql,
+    Grpc,
+}
+
+impl std::str::FromStr for TargetProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "http" => Ok(Self::Http),
+            "graphql" => Ok(Self::Graphql),
+            "grpc" => Ok(Self::Grpc),
+            other => Err(format!(
+                "TARGET_PROTOCOL {other:?} is not one of http, graphql, grpc"
+            )),
+        }
+    }
+}
+
+type GrpcClient = pb::recipe_service_client::RecipeServiceClient<tonic::transport::Channel>;
+
+/// What the handlers share: the upstream and one client for it.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -30,25 +70,31 @@ pub struct AppState {
 struct Inner {
     target: String,
     timeout: Duration,
-    client: Client,
+    protocol: TargetProtocol,
+    http: Client,
+    /// A lazily connected channel: it reconnects by itself when recipe-api comes back.
+    grpc: Option<GrpcClient>,
 }
 
 impl AppState {
-    pub fn new(target: impl Into<String>, timeout: Duration) -> Self {
+    pub fn new(target: impl Into<String>, timeout: Duration, protocol: TargetProtocol) -> Self {
+        let target = target.into();
+        let grpc = (protocol == TargetProtocol::Grpc).then(|| {
+            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{target}"))
+                .expect("TARGET is host:port")
+                .connect_timeout(timeout)
+                .tcp_nodelay(true);
+            GrpcClient::new(endpoint.connect_lazy())
+        });
         Self {
             inner: Arc::new(Inner {
-                target: target.into(),
+                target,
                 timeout,
-                client: Client::new(),
+                protocol,
+                http: Client::new(),
+                grpc,
             }),
         }
-    }
-
-    pub fn from_settings(s: &Settings) -> Self {
-        Self::new(
-            s.target.clone().unwrap_or_else(|| DEFAULT_TARGET.into()),
-            s.upstream_timeout,
-        )
     }
 }
 
@@ -59,6 +105,13 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(|| async { "OK" }))
         .route("/error", get(error))
         .fallback(|| async { JsonError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .gzip(true)
+                .no_br()
+                .no_deflate()
+                .no_zstd(),
+        )
         .layer(axum::middleware::from_fn(
             lab_service_kit::telemetry::request_log,
         ))
@@ -67,13 +120,65 @@ pub fn router(state: AppState) -> Router {
 
 async fn root(State(state): State<AppState>) -> Result<Json<Value>, JsonError> {
     let s = &state.inner;
-    let url = format!("http://{}/recipes/42", s.target);
-    let resp = s.client.get(&url, s.timeout).await.map_err(|e| match e {
-        ClientError::Timeout(t) => JsonError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream_timeout",
-            format!("{} did not answer within {} ms", s.target, t.as_millis()),
+    let pid = std::process::id();
+    match s.protocol {
+        TargetProtocol::Http => {
+            let url = format!("http://{}/recipes/42", s.target);
+            let body = json_of(&url, s.http.get(&url, s.timeout).await, s)?;
+            Ok(Json(json!({ "consumer_pid": pid, "producer_data": body })))
+        }
+        TargetProtocol::Graphql => {
+            let url = format!("http://{}/graphql", s.target);
+            let query = json!({ "query": KITCHEN_SINK, "variables": { "id": "42" } });
+            let body = json_of(&url, s.http.post_json(&url, &query, s.timeout).await, s)?;
+            Ok(Json(json!({ "consumer_pid": pid, "producer_data": body })))
+        }
+        TargetProtocol::Grpc => {
+            let mut a = s.grpc.clone().expect("grpc client for the grpc protocol");
+            let mut b = a.clone();
+            let both = async {
+                tokio::try_join!(
+                    a.get_meta_data(pb::Empty {}),
+                    b.get_recipe(pb::RecipeRequest { id: 42 })
+                )
+            };
+            let (meta, recipe) = tokio::time::timeout(s.timeout, both)
+                .await
+                .map_err(|_| timeout_error(s))?
+                .map_err(|status| grpc_error(s, status))?;
+            let (meta, r) = (meta.into_inner(), recipe.into_inner());
+            Ok(Json(json!({
+                "consumer_pid": pid,
+                "producer_data": { "pid": meta.pid },
+                "recipe": {
+                    "id": r.id, "name": r.name, "steps": r.steps,
+                    "ingredients": r.ingredients.iter().map(|i| json!({"id": i.id, "name": i.name, "quantity": i.quantity})).collect::<Vec<_>>(),
+                },
+            })))
+        }
+    }
+}
+
+fn timeout_error(s: &Inner) -> JsonError {
+    JsonError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "upstream_timeout",
+        format!(
+            "{} did not answer within {} ms",
+            s.target,
+            s.timeout.as_millis()
         ),
+    )
+}
+
+/// The JSON body of a successful upstream answer, or the error web-api answers with.
+fn json_of(
+    url: &str,
+    r: Result<lab_service_kit::client::Response, ClientError>,
+    s: &Inner,
+) -> Result<Value, JsonError> {
+    let resp = r.map_err(|e| match e {
+        ClientError::Timeout(_) => timeout_error(s),
         other => JsonError::new(
             StatusCode::BAD_GATEWAY,
             "upstream_unreachable",
@@ -87,16 +192,29 @@ async fn root(State(state): State<AppState>) -> Result<Json<Value>, JsonError> {
             format!("{url} answered {}", resp.status),
         ));
     }
-    let producer_data = resp.json().map_err(|e| {
+    resp.json().map_err(|e| {
         JsonError::new(
             StatusCode::BAD_GATEWAY,
             "upstream_bad_json",
             format!("{url} sent invalid JSON: {e}"),
         )
-    })?;
-    Ok(Json(
-        json!({ "consumer_pid": std::process::id(), "producer_data": producer_data }),
-    ))
+    })
+}
+
+fn grpc_error(s: &Inner, status: tonic::Status) -> JsonError {
+    match status.code() {
+        tonic::Code::DeadlineExceeded => timeout_error(s),
+        tonic::Code::Unavailable => JsonError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            format!("{}: {}", s.target, status.message()),
+        ),
+        code => JsonError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!("{} answered gRPC {code:?}: {}", s.target, status.message()),
+        ),
+    }
 }
 
 async fn error() -> JsonError {
@@ -109,88 +227,15 @@ async fn error() -> JsonError {
 
 /// Run web-api from the environment until SIGINT/SIGTERM.
 pub fn main() -> Result<(), lab_service_kit::serve::ServiceError> {
-    lab_service_kit::serve::run_service("web-api", DEFAULT_PORT, |s| {
-        router(AppState::from_settings(s))
+    let protocol: TargetProtocol = std::env::var(lab_service_kit::settings::env::TARGET_PROTOCOL)
+        .unwrap_or_default()
+        .parse()
+        .map_err(lab_service_kit::serve::ServiceError::Config)?;
+    lab_service_kit::serve::run_service("web-api", DEFAULT_PORT, move |s| {
+        let target = s.target.clone().unwrap_or_else(|| DEFAULT_TARGET.into());
+        router(AppState::new(target, s.upstream_timeout, protocol))
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use lab_service_kit::client;
-    use std::time::Instant;
-
-    const T: Duration = Duration::from_secs(5);
-
-    async fn start(router: Router) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(lab_service_kit::serve::serve(
-            listener,
-            router,
-            std::future::pending(),
-        ));
-        addr.to_string()
-    }
-
-    #[tokio::test]
-    async fn wraps_the_producers_answer() {
-        let producer = start(Router::new().route(
-            "/recipes/42",
-            get(|| async { Json(json!({"producer_pid": 1, "recipe": {"id": 42}})) }),
-        ))
-        .await;
-        let web = start(router(AppState::new(producer, T))).await;
-        let r = client::get(&format!("http://{web}/"), T).await.unwrap();
-        assert_eq!(r.status, 200);
-        let v = r.json().unwrap();
-        assert_eq!(v["consumer_pid"], std::process::id());
-        assert_eq!(
-            v["producer_data"],
-            json!({"producer_pid": 1, "recipe": {"id": 42}})
-        );
-    }
-
-    #[tokio::test]
-    async fn a_dead_upstream_is_a_502_with_json() {
-        // Bind then drop, so the port is (very likely) refused.
-        let dead = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let web = start(router(AppState::new(dead.to_string(), T))).await;
-        let r = client::get(&format!("http://{web}/"), T).await.unwrap();
-        assert_eq!(r.status, 502);
-        assert_eq!(r.json().unwrap()["error"], "upstream_unreachable");
-    }
-
-    #[tokio::test]
-    async fn a_silent_upstream_is_a_503_within_the_timeout() {
-        // Accepts connections but never answers.
-        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = silent.local_addr().unwrap();
-        let _keep = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((s, _)) = silent.accept().await {
-                held.push(s);
-            }
-        });
-        let timeout = Duration::from_millis(300);
-        let web = start(router(AppState::new(addr.to_string(), timeout))).await;
-        let t0 = Instant::now();
-        let r = client::get(&format!("http://{web}/"), T).await.unwrap();
-        assert_eq!(r.status, 503);
-        assert_eq!(r.json().unwrap()["error"], "upstream_timeout");
-        assert!(t0.elapsed() < T, "answered only after {:?}", t0.elapsed());
-    }
-
-    #[tokio::test]
-    async fn error_route_is_a_json_500() {
-        let web = start(router(AppState::new(DEFAULT_TARGET, T))).await;
-        let r = client::get(&format!("http://{web}/error"), T)
-            .await
-            .unwrap();
-        assert_eq!(r.status, 500);
-        assert_eq!(r.json().unwrap()["error"], "internal_error");
-    }
-}
+mod tests;

@@ -1,0 +1,118 @@
+//! Raw wire helpers for scenarios that must see exactly what travelled: a gRPC unary call over
+//! plain HTTP/2 returning the undecoded message bytes (a decoder would silently drop unknown
+//! fields, hiding a leak), and gzip decoding.
+
+use std::io::Read;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// What a gRPC unary call returned on the wire.
+#[derive(Debug)]
+pub struct GrpcReply {
+    /// `grpc-status` (0 = OK), from the trailers or the headers of a trailers-only reply.
+    pub status: i32,
+    pub message: String,
+    /// The response message, still protobuf-encoded (empty on error).
+    pub body: Vec<u8>,
+}
+
+/// Call `path` (`/recipe.RecipeService/GetRecipe`) on `addr` with an encoded request message.
+pub async fn grpc_unary(
+    addr: &str,
+    path: &str,
+    request: &[u8],
+    timeout: Duration,
+) -> anyhow::Result<GrpcReply> {
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await?;
+        let conn_task = tokio::spawn(conn);
+        let mut frame = Vec::with_capacity(request.len() + 5);
+        frame.push(0u8);
+        frame.extend_from_slice(&(request.len() as u32).to_be_bytes());
+        frame.extend_from_slice(request);
+        let req = hyper::Request::post(format!("http://{addr}{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Full::new(Bytes::from(frame)))?;
+        let resp = send.send_request(req).await?;
+        let (parts, body) = resp.into_parts();
+        let collected = body.collect().await?;
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let data = collected.to_bytes();
+        conn_task.abort();
+        let field = |name: &str| {
+            trailers
+                .get(name)
+                .or_else(|| parts.headers.get(name))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let status = field("grpc-status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(-1);
+        let message = percent_decode(&field("grpc-message").unwrap_or_default());
+        let body = if data.len() >= 5 {
+            data[5..].to_vec()
+        } else {
+            Vec::new()
+        };
+        anyhow::Ok(GrpcReply {
+            status,
+            message,
+            body,
+        })
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| anyhow::anyhow!("gRPC {path} on {addr}: no answer within {timeout:?}"))?
+}
+
+/// Decode a gzip body.
+pub fn gunzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// `grpc-message` is percent-encoded on the wire.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grpc_messages_are_percent_decoded() {
+        assert_eq!(
+            super::percent_decode("no%20recipe%20with%20id%207"),
+            "no recipe with id 7"
+        );
+        assert_eq!(super::percent_decode("100%"), "100%");
+    }
+}

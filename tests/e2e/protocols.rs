@@ -1,0 +1,86 @@
+//! Chapter 2 through the real binary: `target_protocol` in lab.toml and `lab check ch2`.
+
+use crate::util::*;
+
+#[test]
+fn lab_check_ch2_passes_on_the_default_lab() {
+    let lab = default_lab();
+    let junit = lab.path().join("ch2.xml");
+    let r = lab.run(&["check", "ch2", "--json", "--junit", junit.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r}");
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let names: Vec<&str> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ch2.http-json",
+            "ch2.gzip",
+            "ch2.graphql",
+            "ch2.grpc",
+            "ch2.consumers",
+            "ch2.serialization"
+        ]
+    );
+    assert_eq!(report["failed"], 0, "{report:#}");
+    assert!(
+        std::fs::read_to_string(&junit)
+            .unwrap()
+            .contains("name=\"ch2.serialization\"")
+    );
+}
+
+const GRPC_LAB: &str = r#"
+[services.recipe-api]
+builtin = "recipe-api"
+
+[services.web-api]
+builtin = "web-api"
+target_protocol = "grpc"
+env = { TARGET = "recipe-api" }
+"#;
+
+#[test]
+fn web_api_calls_recipe_api_over_the_configured_protocol() {
+    let lab = LabDir::new(BIN, GRPC_LAB);
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    let inst = wait_all_healthy(&lab, 2);
+    let web = inst.iter().find(|i| i["service"] == "web-api").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = http_get(&web, "/").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value =
+        serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    // The book's gRPC consumer shape: {consumer_pid, producer_data: {pid}, recipe}.
+    assert_eq!(v["recipe"]["name"], "Chicken Tikka Masala", "{v}");
+    assert!(v["producer_data"]["pid"].is_u64(), "{v}");
+
+    let check = lab.run(&["check", "ch2.consumers"]);
+    assert_eq!(check.code, 0, "{check}");
+    assert!(
+        check
+            .stdout
+            .contains("grpc consumer (lab's web-api) returns recipe 42"),
+        "{check}"
+    );
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
+
+#[test]
+fn an_unknown_target_protocol_is_a_config_error() {
+    let lab = LabDir::new(BIN, &GRPC_LAB.replace("\"grpc\"", "\"grcp\""));
+    let r = lab.run(&["up"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr.contains("lab.toml:7:19: unknown variant `grcp`"),
+        "{r}"
+    );
+    assert!(r.stderr.contains("did you mean `grpc`?"), "{r}");
+}
