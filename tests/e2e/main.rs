@@ -2,6 +2,7 @@
 
 mod command_service;
 mod config_errors;
+mod interop;
 mod lifecycle;
 mod protocols;
 mod util;
