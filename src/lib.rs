@@ -7,6 +7,7 @@
 //! - [`check`]: the scenario registry and its chapter files.
 //! - [`render`]: tables, colour discipline, JUnit.
 //! - [`shutdown`]: signals → cancellation token.
+//! - [`tls`]: the lab's local CA and per-service certificates under `.lab/tls/`.
 
 pub mod check;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod render;
 pub mod shutdown;
+pub mod tls;
 
 use std::process::ExitCode;
 

@@ -35,7 +35,9 @@ fn sample_app<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         let mut producer_pids = BTreeSet::new();
         let mut consumer_pids = BTreeSet::new();
         let mut latencies = Vec::new();
-        for addr in &consumer.addrs {
+        for host in &consumer.addrs {
+            let url = format!("{}://{host}", consumer.scheme());
+            let addr = &url;
             let (r, _) = ctx.get(addr, "/").await?;
             let body = r.json().unwrap_or(serde_json::Value::Null);
             rec.check(

@@ -70,8 +70,8 @@ fn recipe_ok(r: &Value) -> bool {
 
 fn http_json<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        let addr = ctx.first(Builtin::RecipeApi)?;
-        let (r, _) = ctx.get(addr, "/recipes/42").await?;
+        let base = ctx.first(Builtin::RecipeApi)?;
+        let (r, _) = ctx.get(&base, "/recipes/42").await?;
         rec.check(
             "GET /recipes/42 answers 200",
             r.status == 200,
@@ -102,7 +102,7 @@ fn http_json<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         );
         let mut lat = Vec::new();
         for _ in 0..SAMPLES {
-            lat.push(ctx.get(addr, "/recipes/42").await?.1);
+            lat.push(ctx.get(&base, "/recipes/42").await?.1);
         }
         let (p50, _) = median_max_ms(lat);
         rec.figure("latency p50", p50, "ms");
@@ -113,8 +113,8 @@ fn http_json<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
 
 fn gzip<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        let addr = ctx.first(Builtin::RecipeApi)?;
-        let url = format!("http://{addr}/recipes/42");
+        let base = ctx.first(Builtin::RecipeApi)?;
+        let url = format!("{base}/recipes/42");
         let plain = ctx
             .client
             .request(hyper::Method::GET, &url, &[], None, ctx.timeout)
@@ -178,11 +178,11 @@ fn gzip<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     })
 }
 
-async fn gql(ctx: &Ctx, addr: &str, body: Value) -> anyhow::Result<(u16, Value, Duration)> {
+async fn gql(ctx: &Ctx, base: &str, body: Value) -> anyhow::Result<(u16, Value, Duration)> {
     let t0 = Instant::now();
     let r = ctx
         .client
-        .post_json(&format!("http://{addr}/graphql"), &body, ctx.timeout)
+        .post_json(&format!("{base}/graphql"), &body, ctx.timeout)
         .await?;
     Ok((
         r.status.as_u16(),
@@ -193,7 +193,8 @@ async fn gql(ctx: &Ctx, addr: &str, body: Value) -> anyhow::Result<(u16, Value, 
 
 fn graphql<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        let addr = ctx.first(Builtin::RecipeApi)?;
+        let base = ctx.first(Builtin::RecipeApi)?;
+        let addr = &base[..];
         let sink = json!({"query": lab_web_api::KITCHEN_SINK, "variables": {"id": "42"}});
         let (s, v, _) = gql(ctx, addr, sink.clone()).await?;
         let r = &v["data"]["recipe"];
@@ -249,6 +250,16 @@ fn graphql<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     })
 }
 
+/// The `host:port` for gRPC with prior knowledge; gRPC over TLS is not what this checks.
+fn plain_grpc_addr(base: &str) -> anyhow::Result<&str> {
+    if base.starts_with("https://") {
+        anyhow::bail!(
+            "recipe-api serves https here; this scenario checks gRPC over plain HTTP/2 (use a lab whose recipe-api has protocol = \"http\")"
+        );
+    }
+    Ok(super::host_port(base))
+}
+
 /// `RecipeRequest { id }`, encoded.
 fn recipe_request(id: i32) -> Vec<u8> {
     pb::RecipeRequest { id }.encode_to_vec()
@@ -256,7 +267,8 @@ fn recipe_request(id: i32) -> Vec<u8> {
 
 fn grpc<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        let addr = ctx.first(Builtin::RecipeApi)?;
+        let base = ctx.first(Builtin::RecipeApi)?;
+        let addr = plain_grpc_addr(&base)?;
         let get = "/recipe.RecipeService/GetRecipe";
         let r = grpc_unary(addr, get, &recipe_request(42), ctx.timeout).await?;
         rec.check(
@@ -306,7 +318,7 @@ fn consumer_ok(p: TargetProtocol, v: &Value) -> bool {
     let pid_ok = v["consumer_pid"].is_u64();
     pid_ok
         && match p {
-            TargetProtocol::Http => {
+            TargetProtocol::Http | TargetProtocol::Https => {
                 v["producer_data"]["recipe"]["id"] == json!(42)
                     && recipe_ok(&v["producer_data"]["recipe"])
             }
@@ -321,12 +333,19 @@ fn consumer_ok(p: TargetProtocol, v: &Value) -> bool {
 
 fn consumers<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        let producer = ctx.first(Builtin::RecipeApi)?.to_owned();
-        for p in [
-            TargetProtocol::Http,
-            TargetProtocol::Graphql,
-            TargetProtocol::Grpc,
-        ] {
+        let producer_base = ctx.first(Builtin::RecipeApi)?;
+        let producer = super::host_port(&producer_base).to_owned();
+        // Over TLS only an https consumer may call it (the lab never falls back to plain HTTP).
+        let protocols: &[TargetProtocol] = if producer_base.starts_with("https://") {
+            &[TargetProtocol::Https]
+        } else {
+            &[
+                TargetProtocol::Http,
+                TargetProtocol::Graphql,
+                TargetProtocol::Grpc,
+            ]
+        };
+        for &p in protocols {
             // The lab's own consumer for this protocol if it has one, else a built-in web-api
             // started here (in this process, over real sockets) against the lab's producer.
             let configured = ctx
@@ -339,7 +358,7 @@ fn consumers<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             let (addr, which, _guard) = match configured {
                 Some(e) => (e.addrs[0].clone(), format!("lab's {}", e.service), None),
                 None => {
-                    let (addr, guard) = start_web_api(&producer, p, ctx.timeout).await?;
+                    let (addr, guard) = start_web_api(&producer, p, ctx).await?;
                     (
                         addr,
                         "built-in web-api started for the check".to_owned(),
@@ -372,16 +391,29 @@ fn consumers<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
 async fn start_web_api(
     target: &str,
     p: TargetProtocol,
-    timeout: Duration,
+    ctx: &Ctx,
 ) -> anyhow::Result<(String, AbortOnDrop)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
-    let proto = match p {
-        TargetProtocol::Http => lab_web_api::TargetProtocol::Http,
-        TargetProtocol::Graphql => lab_web_api::TargetProtocol::Graphql,
-        TargetProtocol::Grpc => lab_web_api::TargetProtocol::Grpc,
+    let timeout = ctx.timeout;
+    let state = match p {
+        TargetProtocol::Http => {
+            lab_web_api::AppState::new(target, timeout, lab_web_api::TargetProtocol::Http)
+        }
+        TargetProtocol::Graphql => {
+            lab_web_api::AppState::new(target, timeout, lab_web_api::TargetProtocol::Graphql)
+        }
+        TargetProtocol::Grpc => {
+            lab_web_api::AppState::new(target, timeout, lab_web_api::TargetProtocol::Grpc)
+        }
+        TargetProtocol::Https => {
+            let ca = ctx.tls_ca.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("recipe-api serves https but the lab has no CA file")
+            })?;
+            lab_web_api::AppState::https(target, timeout, lab_service_kit::tls::client_config(ca)?)
+        }
     };
-    let app = lab_web_api::router(lab_web_api::AppState::new(target, timeout, proto));
+    let app = lab_web_api::router(state);
     let task = tokio::spawn(async move {
         let _ = lab_service_kit::serve::serve(listener, app, std::future::pending()).await;
     });
@@ -410,32 +442,32 @@ fn truncate(s: &str, n: usize) -> String {
 
 fn serialization<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        let addr = ctx.first(Builtin::RecipeApi)?;
+        let base = ctx.first(Builtin::RecipeApi)?;
         let mut bodies: Vec<(&str, Vec<u8>)> = Vec::new();
-        bodies.push(("http", ctx.get(addr, "/recipes/42").await?.0.body.to_vec()));
+        bodies.push(("http", ctx.get(&base, "/recipes/42").await?.0.body.to_vec()));
         let full = json!({"query": "{ recipe(id: \"42\") { id name steps ingredients { id name quantity } } pid }"});
         let r = ctx
             .client
-            .post_json(&format!("http://{addr}/graphql"), &full, ctx.timeout)
+            .post_json(&format!("{base}/graphql"), &full, ctx.timeout)
             .await?;
         bodies.push(("graphql", r.body.to_vec()));
         let intro = json!({"query": "{ __type(name: \"Recipe\") { fields { name } } }"});
         let r = ctx
             .client
-            .post_json(&format!("http://{addr}/graphql"), &intro, ctx.timeout)
+            .post_json(&format!("{base}/graphql"), &intro, ctx.timeout)
             .await?;
         bodies.push(("graphql introspection", r.body.to_vec()));
-        bodies.push((
-            "grpc (raw message bytes)",
-            grpc_unary(
-                addr,
-                "/recipe.RecipeService/GetRecipe",
+        if !base.starts_with("https://") {
+            let get = "/recipe.RecipeService/GetRecipe";
+            let reply = grpc_unary(
+                super::host_port(&base),
+                get,
                 &recipe_request(42),
                 ctx.timeout,
             )
-            .await?
-            .body,
-        ));
+            .await?;
+            bodies.push(("grpc (raw message bytes)", reply.body));
+        }
         for (what, body) in &bodies {
             let text = String::from_utf8_lossy(body).to_lowercase();
             let leaks = text.contains("secret")

@@ -68,13 +68,18 @@ pub struct Endpoint {
     pub builtin: Option<Builtin>,
     /// How this service calls its target (consumers), as configured.
     pub target_protocol: Option<crate::config::raw::TargetProtocol>,
+    /// How it serves: `http` or `https`.
+    pub protocol: crate::config::raw::Protocol,
     /// `host:port` of each instance.
     pub addrs: Vec<String>,
 }
 
 /// What a scenario gets: the lab's endpoints and a client.
 pub struct Ctx {
+    /// Trusts the lab's CA (when the lab has one) for `https://` URLs.
     pub client: Client,
+    /// The lab's CA certificate, if any service serves https.
+    pub tls_ca: Option<std::path::PathBuf>,
     pub endpoints: Vec<Endpoint>,
     pub timeout: Duration,
 }
@@ -94,19 +99,24 @@ impl Ctx {
             })
     }
 
-    /// The first instance of the service playing `role`.
-    pub fn first(&self, role: Builtin) -> anyhow::Result<&str> {
+    /// The first instance of the service playing `role`, as a base URL (`http://127.0.0.1:4000`).
+    pub fn first(&self, role: Builtin) -> anyhow::Result<String> {
         let e = self.role(role)?;
-        e.addrs
+        let addr = e
+            .addrs
             .first()
-            .map(String::as_str)
-            .ok_or_else(|| anyhow::anyhow!("`{}` has no running instance", e.service))
+            .ok_or_else(|| anyhow::anyhow!("`{}` has no running instance", e.service))?;
+        Ok(format!("{}://{addr}", e.scheme()))
     }
 
-    /// GET `http://addr{path}`, timing it.
-    pub async fn get(&self, addr: &str, path: &str) -> anyhow::Result<(Response, Duration)> {
+    /// GET `base{path}`, timing it; `base` is a URL or a bare `host:port` (plain HTTP).
+    pub async fn get(&self, base: &str, path: &str) -> anyhow::Result<(Response, Duration)> {
         let t0 = Instant::now();
-        let url = format!("http://{addr}{path}");
+        let url = if base.contains("://") {
+            format!("{base}{path}")
+        } else {
+            format!("http://{base}{path}")
+        };
         let r = self
             .client
             .get(&url, self.timeout)
@@ -114,6 +124,20 @@ impl Ctx {
             .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
         Ok((r, t0.elapsed()))
     }
+}
+
+impl Endpoint {
+    pub fn scheme(&self) -> &'static str {
+        match self.protocol {
+            crate::config::raw::Protocol::Https => "https",
+            crate::config::raw::Protocol::Http => "http",
+        }
+    }
+}
+
+/// `host:port` of a base URL.
+pub fn host_port(base: &str) -> &str {
+    base.split_once("://").map_or(base, |(_, rest)| rest)
 }
 
 /// What a scenario asserted and measured.

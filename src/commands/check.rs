@@ -65,7 +65,7 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
                 state.name,
                 scenarios.len()
             ));
-            let ctx = ctx_from(&cfg, &state);
+            let ctx = ctx_from(&cfg, &state, &env.state_dir.join("tls"))?;
             check::run(&ctx, &scenarios, &state.name, "running").await
         }
         None => {
@@ -105,7 +105,7 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
                 };
             say(format!("lab up in {}", render::ms(breakdown.total)));
             let state = lab.state();
-            let ctx = ctx_from(&cfg, &state);
+            let ctx = ctx_from(&cfg, &state, &dir.join("tls"))?;
             let report = check::run(&ctx, &scenarios, &cfg.name, "started").await;
             lab.stop().await;
             let _ = std::fs::remove_dir_all(&dir);
@@ -129,8 +129,9 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// The endpoints of `state`'s instances, with each service's role from the config.
-fn ctx_from(cfg: &LabConfig, state: &State) -> Ctx {
+/// The endpoints of `state`'s instances, with each service's role from the config; the client
+/// trusts the lab CA under `tls_dir` when there is one.
+fn ctx_from(cfg: &LabConfig, state: &State, tls_dir: &std::path::Path) -> anyhow::Result<Ctx> {
     let mut endpoints: Vec<Endpoint> = cfg
         .services
         .iter()
@@ -141,6 +142,7 @@ fn ctx_from(cfg: &LabConfig, state: &State) -> Ctx {
                 Run::Command { .. } => None,
             },
             target_protocol: s.target_protocol,
+            protocol: s.protocol,
             addrs: Vec::new(),
         })
         .collect();
@@ -149,11 +151,21 @@ fn ctx_from(cfg: &LabConfig, state: &State) -> Ctx {
             e.addrs.push(r.address.clone());
         }
     }
-    Ctx {
-        client: Client::new(),
+    let ca = tls_dir.join("ca.crt");
+    let (client, tls_ca) = if ca.exists() {
+        (
+            Client::with_tls(lab_service_kit::tls::client_config(&ca)?),
+            Some(ca),
+        )
+    } else {
+        (Client::new(), None)
+    };
+    Ok(Ctx {
+        client,
+        tls_ca,
         endpoints,
         timeout: Duration::from_secs(5),
-    }
+    })
 }
 
 /// The human report: one line per scenario, its assertions and figures beneath.

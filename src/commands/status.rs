@@ -135,6 +135,10 @@ async fn probe_all(state: &State) -> Vec<String> {
 }
 
 async fn probe_one(client: &Client, r: &InstanceRecord) -> String {
+    let Ok(client) = lab_supervisor::health::client_for(&r.health_check, client) else {
+        return "unknown".into();
+    };
+    let client = &client;
     match r.process {
         Some(p) if p.is_alive() => {
             let (host, _) = r.address.rsplit_once(':').unwrap_or(("127.0.0.1", ""));

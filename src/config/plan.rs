@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 
 use lab_service_kit::settings::env as vars;
-use lab_supervisor::{InstanceSpec, Plan, ServiceSpec, ports};
+use lab_service_kit::tls::env as tls_vars;
+use lab_supervisor::{HealthCheck, InstanceSpec, Plan, ServiceSpec, ports};
 
 use super::diagnostic::{Diagnostic, Diagnostics};
+use super::raw::Protocol;
 use super::validate::{LabConfig, Ports, Run, Target};
 
 /// How `lab up` treats the ports lab.toml asks for.
@@ -115,6 +117,22 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
         })
         .collect();
 
+    // TLS: the lab CA and a certificate per https service, made on first use.
+    let tls_error = |e: crate::tls::CaError| Diagnostics {
+        path: cfg.display_path.clone(),
+        source: cfg.source.clone(),
+        items: vec![Diagnostic {
+            span: None,
+            message: format!("cannot prepare TLS certificates: {e}"),
+            hint: None,
+        }],
+    };
+    let ca = if cfg.services.iter().any(|s| s.protocol == Protocol::Https) {
+        Some(crate::tls::LabCa::ensure(&opts.state_dir.join("tls")).map_err(tls_error)?)
+    } else {
+        None
+    };
+
     let addr_of = |svc: usize, instance: usize| {
         let s = &cfg.services[svc];
         let host = connect_host(&s.host);
@@ -128,6 +146,17 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
 
     let mut services = Vec::new();
     for (si, s) in cfg.services.iter().enumerate() {
+        let issued = match (&ca, s.protocol) {
+            (Some(ca), Protocol::Https) => Some(ca.server_cert(&s.name).map_err(tls_error)?),
+            _ => None,
+        };
+        let mut health = s.health.clone();
+        if let (Some(ca), Some(_), HealthCheck::Http { path }) = (&ca, &issued, &health.check) {
+            health.check = HealthCheck::Https {
+                path: path.clone(),
+                ca: ca.ca_cert(),
+            };
+        }
         let mut instances = Vec::new();
         #[allow(clippy::needless_range_loop)]
         // i is the replica number, also used for TARGET pinning
@@ -162,6 +191,21 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
                 Some(Target::Addr(a)) => env.push((vars::TARGET.to_owned(), a.clone())),
                 None => {}
             }
+            if let Some(i) = &issued {
+                env.push((tls_vars::TLS_CERT.to_owned(), i.cert.display().to_string()));
+                env.push((tls_vars::TLS_KEY.to_owned(), i.key.display().to_string()));
+            }
+            if let Some(ca) = &ca {
+                // Node.js code trusts the lab CA too, unchanged (consumer-https-basic.js).
+                env.push((
+                    tls_vars::TLS_CA.to_owned(),
+                    ca.ca_cert().display().to_string(),
+                ));
+                env.push((
+                    "NODE_EXTRA_CA_CERTS".to_owned(),
+                    ca.ca_cert().display().to_string(),
+                ));
+            }
             if let Some(p) = s.target_protocol {
                 env.push((vars::TARGET_PROTOCOL.to_owned(), p.as_str().to_owned()));
             }
@@ -181,7 +225,7 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
             name: s.name.clone(),
             depends_on: s.depends_on.clone(),
             instances,
-            health: s.health.clone(),
+            health,
             restart: s.restart.clone(),
             stop_grace: s.stop_grace,
         });

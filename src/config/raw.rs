@@ -43,8 +43,13 @@ pub struct RawService {
     /// service's address and becomes a dependency) or be a literal `host:port`.
     #[schemars(with = "Option<IndexMap<String, String>>")]
     pub env: Option<IndexMap<Spanned<String>, Spanned<String>>>,
+    /// How this service serves: `http` (REST, GraphQL and gRPC on one plain port) or `https`
+    /// (the same over TLS, with a certificate from the lab's CA under `.lab/tls/`, handed over
+    /// as `TLS_CERT` and `TLS_KEY`). Default: `http`.
+    #[schemars(with = "Option<Protocol>")]
+    pub protocol: Option<Spanned<Protocol>>,
     /// How this service calls its `TARGET` (handed to it as `TARGET_PROTOCOL`): `http`,
-    /// `graphql` or `grpc`. The built-in web-api honours it; your own consumer may read it.
+    /// `https`, `graphql` or `grpc`. The built-in web-api honours it; your own consumer may read it.
     #[schemars(with = "Option<TargetProtocol>")]
     pub target_protocol: Option<Spanned<TargetProtocol>>,
     /// How many instances to run. Default: 1.
@@ -94,12 +99,24 @@ impl Builtin {
     }
 }
 
+/// How a service serves (chapter 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// Plain TCP: HTTP/1.1, and HTTP/2 with prior knowledge for gRPC.
+    Http,
+    /// TLS with a certificate from the lab's CA.
+    Https,
+}
+
 /// The protocols a consumer can call its producer with (chapter 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TargetProtocol {
     /// `GET /recipes/42`, JSON.
     Http,
+    /// `GET https://.../recipes/42`, trusting the lab's CA.
+    Https,
     /// `POST /graphql` with the book's kitchenSink query.
     Graphql,
     /// `recipe.RecipeService` over HTTP/2.
@@ -110,6 +127,7 @@ impl TargetProtocol {
     pub fn as_str(self) -> &'static str {
         match self {
             TargetProtocol::Http => "http",
+            TargetProtocol::Https => "https",
             TargetProtocol::Graphql => "graphql",
             TargetProtocol::Grpc => "grpc",
         }

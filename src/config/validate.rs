@@ -46,6 +46,8 @@ pub struct Service {
     /// The user's variables (TARGET excluded: see `target`).
     pub env: Vec<(String, String)>,
     pub target: Option<Target>,
+    /// How it serves.
+    pub protocol: super::raw::Protocol,
     /// How it calls `target` (`TARGET_PROTOCOL`), if set.
     pub target_protocol: Option<super::raw::TargetProtocol>,
     /// Declared dependencies plus the service `TARGET` names.
@@ -93,6 +95,14 @@ const RESERVED_ENV: &[(&str, &str)] = &[
     (
         "TARGET_PROTOCOL",
         "set `target_protocol = \"...\"` on the service",
+    ),
+    (
+        "TLS_CERT",
+        "set `protocol = \"https\"` on the service: the lab issues its certificate",
+    ),
+    (
+        "TLS_KEY",
+        "set `protocol = \"https\"` on the service: the lab issues its certificate",
     ),
 ];
 
@@ -188,6 +198,7 @@ pub fn validate(
     }
 
     check_duplicate_ports(&services, &mut errs);
+    check_tls_pairs(&raw, &services, &mut errs);
     let order = start_order(&raw, &services, &mut errs);
 
     if !errs.0.is_empty() {
@@ -359,6 +370,10 @@ fn service(
             .as_ref()
             .map_or("127.0.0.1".to_owned(), |h| h.get_ref().clone()),
         env,
+        protocol: svc
+            .protocol
+            .as_ref()
+            .map_or(super::raw::Protocol::Http, |p| *p.get_ref()),
         target_protocol: svc.target_protocol.as_ref().map(|p| *p.get_ref()),
         target,
         depends_on,
@@ -481,6 +496,48 @@ fn backoff(b: Option<&RawBackoff>, errs: &mut Errors) -> Backoff {
         factor,
         max: errs.duration(&b.max, d.max),
         reset_after: errs.duration(&b.reset_after, d.reset_after),
+    }
+}
+
+/// A consumer calling over `https` needs a target that serves TLS, and the other way round.
+fn check_tls_pairs(raw: &RawLab, services: &[Service], errs: &mut Errors) {
+    use super::raw::{Protocol, TargetProtocol};
+    for (r, s) in raw.services.values().zip(services) {
+        let (Some(Target::Service(t)), Some(tp)) = (&s.target, &r.target_protocol) else {
+            continue;
+        };
+        let Some(target) = services.iter().find(|x| &x.name == t) else {
+            continue;
+        };
+        match (tp.get_ref(), target.protocol) {
+            (TargetProtocol::Https, Protocol::Http) => errs.push(
+                Diagnostic::new(
+                    tp.span(),
+                    format!(
+                        "`{}` calls `{t}` over https, but `{t}` serves plain http",
+                        s.name
+                    ),
+                )
+                .hint(format!(
+                    "add `protocol = \"https\"` to [services.{t}], or call it over http"
+                )),
+            ),
+            (
+                TargetProtocol::Http | TargetProtocol::Graphql | TargetProtocol::Grpc,
+                Protocol::Https,
+            ) => errs.push(
+                Diagnostic::new(
+                    tp.span(),
+                    format!(
+                        "`{}` calls `{t}` over plain {}, but `{t}` serves https",
+                        s.name,
+                        tp.get_ref().as_str()
+                    ),
+                )
+                .hint("use `target_protocol = \"https\"`; the lab never falls back to plain HTTP"),
+            ),
+            _ => {}
+        }
     }
 }
 

@@ -6,6 +6,16 @@ use lab_service_kit::client::Client;
 
 use crate::plan::HealthCheck;
 
+/// The client a check needs: one trusting the check's CA for `https`, else `plain`.
+pub fn client_for(check: &HealthCheck, plain: &Client) -> Result<Client, String> {
+    match check {
+        HealthCheck::Https { ca, .. } => lab_service_kit::tls::client_config(ca)
+            .map(Client::with_tls)
+            .map_err(|e| e.to_string()),
+        _ => Ok(plain.clone()),
+    }
+}
+
 /// Probe `host:port`; `Err` carries a short reason for the log and the status table.
 pub async fn probe(
     client: &Client,
@@ -24,8 +34,18 @@ pub async fn probe(
                 Err(_) => Err(format!("connect: no answer within {timeout:?}")),
             }
         }
-        HealthCheck::Http { path } => {
-            let url = format!("http://{host}:{port}{path}");
+        HealthCheck::Http { path } | HealthCheck::Https { path, .. } => {
+            let scheme = if matches!(check, HealthCheck::Https { .. }) {
+                "https"
+            } else {
+                "http"
+            };
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_owned()
+            };
+            let url = format!("{scheme}://{host}:{port}{path}");
             match client.get(&url, timeout).await {
                 Ok(r) if r.status.is_success() => Ok(()),
                 Ok(r) => Err(format!("GET {path} answered {}", r.status)),

@@ -80,6 +80,8 @@ impl InstanceSpec {
 pub enum HealthCheck {
     /// `GET path` must answer 2xx.
     Http { path: String },
+    /// `GET path` over TLS, trusting only the CA in `ca`, must answer 2xx.
+    Https { path: String, ca: PathBuf },
     /// A TCP connect must succeed.
     Tcp,
     /// Healthy as soon as spawned.

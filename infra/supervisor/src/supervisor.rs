@@ -52,6 +52,8 @@ pub enum UpError {
     },
     #[error("interrupted while starting")]
     Interrupted,
+    #[error("cannot probe {service}: {reason}")]
+    Probe { service: String, reason: String },
     #[error("cannot write lab state under {dir}: {source}")]
     State {
         dir: PathBuf,
@@ -182,6 +184,16 @@ impl Lab {
                     continue;
                 }
                 started_at[i] = t0.elapsed();
+                let probe_client = match crate::health::client_for(&svc.health.check, &client) {
+                    Ok(c) => c,
+                    Err(reason) => {
+                        lab.stop().await;
+                        return Err(UpError::Probe {
+                            service: svc.name.clone(),
+                            reason,
+                        });
+                    }
+                };
                 let stop = CancellationToken::new();
                 let mut tasks = Vec::new();
                 for inst in &svc.instances {
@@ -195,7 +207,7 @@ impl Lab {
                         store: lab.store.clone(),
                         events: lab.events.clone(),
                         stop: stop.clone(),
-                        client: client.clone(),
+                        client: probe_client.clone(),
                         t0,
                         healthy_since: std::sync::Mutex::new(None),
                     };

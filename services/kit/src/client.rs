@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use hyper::header::HeaderMap;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -37,6 +38,10 @@ pub enum ClientError {
     Url { url: String, reason: String },
     #[error("connection refused or failed: {0}")]
     Connect(String),
+    /// The TLS handshake failed (unknown CA, expired or wrong-name certificate, plain HTTP on
+    /// the other end). Never retried over plain HTTP.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     #[error("no response within {0:?}")]
     Timeout(Duration),
     #[error("request failed: {0}")]
@@ -49,16 +54,18 @@ impl ClientError {
         match self {
             ClientError::Url { .. } => "url",
             ClientError::Connect(_) => "connect",
+            ClientError::Tls(_) => "tls",
             ClientError::Timeout(_) => "timeout",
             ClientError::Other(_) => "other",
         }
     }
 }
 
-/// A pooled HTTP/1.1 client; cheap to clone.
+/// A pooled HTTP/1.1 client for `http://` and `https://` URLs; cheap to clone. HTTPS trusts
+/// only the CAs of its TLS config (by default none).
 #[derive(Clone)]
 pub struct Client {
-    inner: HyperClient<HttpConnector, Full<Bytes>>,
+    inner: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl Default for Client {
@@ -68,13 +75,25 @@ impl Default for Client {
 }
 
 impl Client {
+    /// A client for plain HTTP (HTTPS URLs fail: it trusts no CA).
     pub fn new() -> Self {
+        Self::with_tls(crate::tls::client_config_trusting_nothing())
+    }
+
+    /// A client whose HTTPS trusts what `tls` trusts (e.g. [`crate::tls::client_config`] of the lab CA).
+    pub fn with_tls(tls: std::sync::Arc<rustls::ClientConfig>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        connector.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let inner = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+            .build(https);
         Self { inner }
     }
 
@@ -133,7 +152,10 @@ impl Client {
             })?;
         let work = async {
             let resp = self.inner.request(req).await.map_err(|e| {
-                if e.is_connect() {
+                let chain = source_chain(&e);
+                if is_tls_failure(&chain) {
+                    ClientError::Tls(format!("{url}: {chain}"))
+                } else if e.is_connect() {
                     ClientError::Connect(format!("{url}: {}", source_chain(&e)))
                 } else {
                     ClientError::Other(format!("{url}: {}", source_chain(&e)))
@@ -155,6 +177,20 @@ impl Client {
             .await
             .map_err(|_| ClientError::Timeout(timeout))?
     }
+}
+
+/// rustls reports certificate and handshake faults in words; sort them out of connect errors.
+fn is_tls_failure(chain: &str) -> bool {
+    [
+        "certificate",
+        "handshake",
+        "InvalidContentType",
+        "CorruptMessage",
+        "received corrupt message",
+        "tls",
+    ]
+    .iter()
+    .any(|w| chain.contains(w))
 }
 
 fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {

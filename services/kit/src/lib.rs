@@ -5,7 +5,8 @@
 //!   requests for at most [`serve::DRAIN_CAP`]; [`serve::run_service`] is the whole `main` of a service.
 //! - [`error`]: JSON error bodies with their HTTP status.
 //! - [`telemetry`]: tracing setup and the one-line-per-request log.
-//! - [`client`]: a small HTTP/1.1 GET client with a deadline, used by web-api, the supervisor's
+//! - [`tls`]: rustls server and client configs from the lab's PEM files.
+//! - [`client`]: a small HTTP/1.1 (and HTTPS) client with a deadline, used by web-api, the supervisor's
 //!   health probes and the `lab check` scenarios.
 
 pub mod client;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;
 
 pub use error::JsonError;
 pub use settings::Settings;

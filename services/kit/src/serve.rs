@@ -57,6 +57,71 @@ pub async fn serve_with_drain_cap(
     }
 }
 
+/// [`serve`] over TLS: each connection is a TLS session (ALPN picks HTTP/2 or HTTP/1.1), the
+/// handshake runs off the accept loop with a deadline, and shutdown drains like [`serve`].
+/// A client speaking plain HTTP to this port gets no answer but a closed connection.
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    cap: Duration,
+) -> std::io::Result<bool> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(router.clone());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => Ok(true),
+        _ = tokio::time::sleep(cap) => {
+            tracing::warn!(cap_ms = cap.as_millis() as u64, "drain cap reached, closing remaining connections");
+            Ok(false)
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -90,10 +155,28 @@ pub fn run_service(
         let local = listener.local_addr()?;
         tracing::info!(service = name, addr = %local, env = %settings.env_name, target = ?settings.target, "listening");
         let router = build(&settings);
-        serve(listener, router, shutdown_signal()).await?;
+        match tls_from_env()? {
+            Some(tls) => {
+                tracing::info!(service = name, "serving TLS");
+                serve_tls(listener, router, shutdown_signal(), tls, DRAIN_CAP).await?
+            }
+            None => serve(listener, router, shutdown_signal()).await?,
+        };
         tracing::info!(service = name, "stopped");
         Ok(())
     })
+}
+
+/// The TLS config named by `TLS_CERT` and `TLS_KEY`, if both are set.
+fn tls_from_env() -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, ServiceError> {
+    use crate::tls::env::{TLS_CERT, TLS_KEY};
+    match (std::env::var_os(TLS_CERT), std::env::var_os(TLS_KEY)) {
+        (Some(c), Some(k)) => Ok(Some(crate::tls::server_config(c.as_ref(), k.as_ref())?)),
+        (None, None) => Ok(None),
+        _ => Err(ServiceError::Config(format!(
+            "set both {TLS_CERT} and {TLS_KEY}, or neither"
+        ))),
+    }
 }
 
 /// Why a service could not run.
@@ -103,6 +186,8 @@ pub enum ServiceError {
     Settings(#[from] crate::settings::SettingsError),
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,

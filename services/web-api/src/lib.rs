@@ -2,6 +2,8 @@
 //! `TARGET_PROTOCOL` names, and answers with the shape of the book's matching consumer:
 //!
 //! - `http` (consumer-http-basic): `{"consumer_pid", "producer_data": <GET /recipes/42 body>}`;
+//! - `https` (consumer-https-basic): the same over TLS, trusting only the CA in `TLS_CA`
+//!   (a certificate from another CA, or an expired one, is a 502, never a plain-HTTP retry);
 //! - `graphql` (web-api-graphql): `{"consumer_pid", "producer_data": <the GraphQL response>}`
 //!   for the book's `kitchenSink` query with `{"id": "42"}`;
 //! - `grpc` (web-api-grpc): `{"consumer_pid", "producer_data": {"pid"}, "recipe": {...}}`
@@ -41,6 +43,7 @@ pub const KITCHEN_SINK: &str =
 pub enum TargetProtocol {
     #[default]
     Http,
+    Https,
     Graphql,
     Grpc,
 }
@@ -50,6 +53,7 @@ impl std::str::FromStr for TargetProtocol {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim().to_ascii_lowercase().as_str() {
             "" | "http" => Ok(Self::Http),
+            "https" => Ok(Self::Https),
             "graphql" => Ok(Self::Graphql),
             "grpc" => Ok(Self::Grpc),
             other => Err(format!(
@@ -77,8 +81,26 @@ struct Inner {
 }
 
 impl AppState {
+    /// A consumer of `target`; for [`TargetProtocol::Https`] use [`AppState::https`].
     pub fn new(target: impl Into<String>, timeout: Duration, protocol: TargetProtocol) -> Self {
-        let target = target.into();
+        Self::build(target.into(), timeout, protocol, Client::new())
+    }
+
+    /// An HTTPS consumer of `target` trusting exactly `tls` (the lab's CA).
+    pub fn https(
+        target: impl Into<String>,
+        timeout: Duration,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Self {
+        Self::build(
+            target.into(),
+            timeout,
+            TargetProtocol::Https,
+            Client::with_tls(tls),
+        )
+    }
+
+    fn build(target: String, timeout: Duration, protocol: TargetProtocol, http: Client) -> Self {
         let grpc = (protocol == TargetProtocol::Grpc).then(|| {
             let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{target}"))
                 .expect("TARGET is host:port")
@@ -91,7 +113,7 @@ impl AppState {
                 target,
                 timeout,
                 protocol,
-                http: Client::new(),
+                http,
                 grpc,
             }),
         }
@@ -122,8 +144,13 @@ async fn root(State(state): State<AppState>) -> Result<Json<Value>, JsonError> {
     let s = &state.inner;
     let pid = std::process::id();
     match s.protocol {
-        TargetProtocol::Http => {
-            let url = format!("http://{}/recipes/42", s.target);
+        TargetProtocol::Http | TargetProtocol::Https => {
+            let scheme = if s.protocol == TargetProtocol::Https {
+                "https"
+            } else {
+                "http"
+            };
+            let url = format!("{scheme}://{}/recipes/42", s.target);
             let body = json_of(&url, s.http.get(&url, s.timeout).await, s)?;
             Ok(Json(json!({ "consumer_pid": pid, "producer_data": body })))
         }
@@ -179,6 +206,7 @@ fn json_of(
 ) -> Result<Value, JsonError> {
     let resp = r.map_err(|e| match e {
         ClientError::Timeout(_) => timeout_error(s),
+        ClientError::Tls(m) => JsonError::new(StatusCode::BAD_GATEWAY, "upstream_tls", m),
         other => JsonError::new(
             StatusCode::BAD_GATEWAY,
             "upstream_unreachable",
@@ -231,9 +259,25 @@ pub fn main() -> Result<(), lab_service_kit::serve::ServiceError> {
         .unwrap_or_default()
         .parse()
         .map_err(lab_service_kit::serve::ServiceError::Config)?;
+    use lab_service_kit::serve::ServiceError;
+    use lab_service_kit::tls::env::TLS_CA;
+    let tls = match protocol {
+        TargetProtocol::Https => {
+            let ca = std::env::var_os(TLS_CA).ok_or_else(|| {
+                ServiceError::Config(format!(
+                    "TARGET_PROTOCOL=https needs {TLS_CA}, the CA to trust"
+                ))
+            })?;
+            Some(lab_service_kit::tls::client_config(ca.as_ref())?)
+        }
+        _ => None,
+    };
     lab_service_kit::serve::run_service("web-api", DEFAULT_PORT, move |s| {
         let target = s.target.clone().unwrap_or_else(|| DEFAULT_TARGET.into());
-        router(AppState::new(target, s.upstream_timeout, protocol))
+        match tls {
+            Some(tls) => router(AppState::https(target, s.upstream_timeout, tls)),
+            None => router(AppState::new(target, s.upstream_timeout, protocol)),
+        }
     })
 }
 
