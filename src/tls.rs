@@ -52,11 +52,22 @@ pub struct Issued {
     pub key: PathBuf,
 }
 
-fn ca_params() -> Result<CertificateParams, CaError> {
+/// The CA's parameters. Its name carries a fingerprint of its key, so two labs' CAs never share
+/// a name (a certificate from one is then reported as from an unknown issuer by the other).
+fn ca_params(key: &KeyPair) -> Result<CertificateParams, CaError> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, CA_NAME);
+    let fingerprint = key
+        .public_key_raw()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        });
+    dn.push(
+        DnType::CommonName,
+        format!("{CA_NAME} {:08x}", fingerprint as u32),
+    );
     dn.push(DnType::OrganizationName, "lab");
     p.distinguished_name = dn;
     p.key_usages = vec![
@@ -75,16 +86,17 @@ impl LabCa {
     pub fn ensure(dir: &Path) -> Result<Self, CaError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let (crt, key) = (dir.join("ca.crt"), dir.join("ca.key"));
-        let params = ca_params()?;
-        let key_pair = if crt.exists() && key.exists() {
+        let (params, key_pair) = if crt.exists() && key.exists() {
             let pem = std::fs::read_to_string(&key).map_err(io(&key))?;
-            KeyPair::from_pem(&pem)?
+            let kp = KeyPair::from_pem(&pem)?;
+            (ca_params(&kp)?, kp)
         } else {
             let kp = KeyPair::generate()?;
+            let params = ca_params(&kp)?;
             let cert = params.self_signed(&kp)?;
             write_private(&key, &kp.serialize_pem())?;
             std::fs::write(&crt, cert.pem()).map_err(io(&crt))?;
-            kp
+            (params, kp)
         };
         // Same name and key as ca.crt, so what it signs chains to the file on disk.
         Ok(Self {
@@ -169,6 +181,106 @@ fn write_private(path: &Path, pem: &str) -> Result<(), CaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration as StdDuration;
+
+    use lab_service_kit::client;
+    use lab_web_api::{AppState, TargetProtocol, router};
+
+    const T: StdDuration = StdDuration::from_secs(5);
+
+    /// recipe-api over TLS with `cert`; returns its `host:port`.
+    async fn tls_recipe_api(cert: &Issued) -> String {
+        let cfg = lab_service_kit::tls::server_config(&cert.cert, &cert.key).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(lab_service_kit::serve::serve_tls(
+            listener,
+            lab_recipe_api::router(),
+            std::future::pending(),
+            cfg,
+            T,
+        ));
+        addr
+    }
+
+    /// web-api calling `target`; returns `GET /` as (status, body).
+    async fn consume(state: AppState) -> (u16, serde_json::Value) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(lab_service_kit::serve::serve(
+            listener,
+            router(state),
+            std::future::pending(),
+        ));
+        let r = client::get(&format!("http://{addr}/"), T).await.unwrap();
+        (r.status.as_u16(), r.json().unwrap())
+    }
+
+    fn trust(ca: &LabCa) -> std::sync::Arc<rustls::ClientConfig> {
+        lab_service_kit::tls::client_config(&ca.ca_cert()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn web_api_over_https_trusts_the_lab_ca_and_nothing_else() {
+        let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (ca, other) = (
+            LabCa::ensure(dir.path()).unwrap(),
+            LabCa::ensure(other_dir.path()).unwrap(),
+        );
+        let producer = tls_recipe_api(&ca.server_cert("recipe-api").unwrap()).await;
+
+        let (s, v) = consume(AppState::https(producer.clone(), T, trust(&ca))).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["producer_data"]["recipe"]["id"], 42);
+
+        let (s, v) = consume(AppState::https(producer.clone(), T, trust(&other))).await;
+        assert_eq!((s, v["error"].as_str()), (502, Some("upstream_tls")), "{v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("UnknownIssuer"),
+            "{v}"
+        );
+
+        // A plain-HTTP consumer gets a 502, never an answer by falling back or by accident.
+        let (s, v) = consume(AppState::new(producer, T, TargetProtocol::Http)).await;
+        assert_eq!(s, 502, "{v}");
+    }
+
+    #[tokio::test]
+    async fn an_expired_certificate_is_a_clear_tls_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LabCa::ensure(dir.path()).unwrap();
+        let expired = Issued {
+            cert: dir.path().join("old.crt"),
+            key: dir.path().join("old.key"),
+        };
+        let now = OffsetDateTime::now_utc();
+        ca.issue(
+            "recipe-api",
+            &expired,
+            now - Duration::days(30),
+            now - Duration::days(1),
+        )
+        .unwrap();
+        let producer = tls_recipe_api(&expired).await;
+        let (s, v) = consume(AppState::https(producer, T, trust(&ca))).await;
+        assert_eq!((s, v["error"].as_str()), (502, Some("upstream_tls")), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("expired"), "{v}");
+    }
+
+    #[tokio::test]
+    async fn https_to_a_plain_port_fails_as_tls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let plain = listener.local_addr().unwrap().to_string();
+        tokio::spawn(lab_service_kit::serve::serve(
+            listener,
+            lab_recipe_api::router(),
+            std::future::pending(),
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LabCa::ensure(dir.path()).unwrap();
+        let (s, v) = consume(AppState::https(plain, T, trust(&ca))).await;
+        assert_eq!((s, v["error"].as_str()), (502, Some("upstream_tls")), "{v}");
+    }
 
     #[test]
     fn the_ca_is_made_once_and_reused() {

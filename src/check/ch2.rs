@@ -34,6 +34,13 @@ pub fn scenarios() -> Vec<Scenario> {
             run: gzip,
         },
         Scenario {
+            name: "ch2.https",
+            chapter: 2,
+            section: "Protocols › Request and Response with HTTP › HTTPS / TLS",
+            summary: "served over TLS by a certificate of the lab CA; plain HTTP and other CAs refused",
+            run: https,
+        },
+        Scenario {
             name: "ch2.graphql",
             chapter: 2,
             section: "Protocols › GraphQL",
@@ -176,6 +183,107 @@ fn gzip<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         );
         Ok(())
     })
+}
+
+fn https<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        // The lab's https recipe-api if it has one, else a built-in one started here over TLS
+        // with a certificate from a CA made for the check.
+        let lab_https = ctx
+            .first(Builtin::RecipeApi)
+            .ok()
+            .filter(|b| b.starts_with("https://"));
+        let (base, ca, _guard) = match (lab_https, &ctx.tls_ca) {
+            (Some(base), Some(ca)) => (base, ca.clone(), None),
+            _ => {
+                let (base, ca, guard) = start_tls_recipe_api().await?;
+                (base, ca, Some(guard))
+            }
+        };
+        let trusting =
+            lab_service_kit::client::Client::with_tls(lab_service_kit::tls::client_config(&ca)?);
+        let t0 = Instant::now();
+        let r = trusting
+            .get(&format!("{base}/recipes/42"), ctx.timeout)
+            .await;
+        let first = t0.elapsed();
+        let ok = r
+            .as_ref()
+            .is_ok_and(|r| r.status == 200 && r.json().is_ok_and(|v| recipe_ok(&v["recipe"])));
+        rec.check(
+            "GET https://…/recipes/42 trusting only the lab CA answers recipe 42",
+            ok,
+            match &r {
+                Ok(r) => format!("status {}", r.status),
+                Err(e) => e.to_string(),
+            },
+        );
+        let plain = format!("http://{}/recipes/42", super::host_port(&base));
+        let p = ctx.client.get(&plain, Duration::from_secs(2)).await;
+        rec.check(
+            "plain HTTP on the TLS port gets no answer",
+            !p.as_ref().is_ok_and(|r| r.status.is_success()),
+            match &p {
+                Ok(r) => format!("status {}", r.status),
+                Err(e) => format!("{} error", e.kind()),
+            },
+        );
+        let other_dir = tempfile::tempdir()?;
+        let other = crate::tls::LabCa::ensure(other_dir.path())?;
+        let stranger = lab_service_kit::client::Client::with_tls(
+            lab_service_kit::tls::client_config(&other.ca_cert())?,
+        );
+        let o = stranger
+            .get(&format!("{base}/recipes/42"), ctx.timeout)
+            .await;
+        rec.check(
+            "a client trusting another CA refuses the certificate",
+            matches!(o, Err(lab_service_kit::client::ClientError::Tls(_))),
+            match &o {
+                Ok(r) => format!("status {} (should have failed)", r.status),
+                Err(e) => truncate(&e.to_string(), 160),
+            },
+        );
+        let mut lat = Vec::new();
+        for _ in 0..SAMPLES {
+            let t0 = Instant::now();
+            trusting
+                .get(&format!("{base}/recipes/42"), ctx.timeout)
+                .await?;
+            lat.push(t0.elapsed());
+        }
+        rec.figure(
+            "first request incl. TLS handshake",
+            first.as_secs_f64() * 1e3,
+            "ms",
+        );
+        rec.figure("keep-alive latency p50", median_max_ms(lat).0, "ms");
+        Ok(())
+    })
+}
+
+/// A built-in recipe-api serving TLS on a free port with a certificate from a CA made in a temp
+/// dir; returns its base URL, the CA file, and a guard that stops it and removes the files.
+async fn start_tls_recipe_api()
+-> anyhow::Result<(String, std::path::PathBuf, (AbortOnDrop, tempfile::TempDir))> {
+    let dir = tempfile::tempdir()?;
+    let ca = crate::tls::LabCa::ensure(dir.path())?;
+    let issued = ca.server_cert("recipe-api")?;
+    let cfg = lab_service_kit::tls::server_config(&issued.cert, &issued.key)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("https://{}", listener.local_addr()?);
+    let task = tokio::spawn(async move {
+        let cap = lab_service_kit::serve::DRAIN_CAP;
+        let _ = lab_service_kit::serve::serve_tls(
+            listener,
+            lab_recipe_api::router(),
+            std::future::pending(),
+            cfg,
+            cap,
+        )
+        .await;
+    });
+    Ok((base, ca.ca_cert(), (AbortOnDrop(task), dir)))
 }
 
 async fn gql(ctx: &Ctx, base: &str, body: Value) -> anyhow::Result<(u16, Value, Duration)> {

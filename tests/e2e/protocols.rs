@@ -20,6 +20,7 @@ fn lab_check_ch2_passes_on_the_default_lab() {
         [
             "ch2.http-json",
             "ch2.gzip",
+            "ch2.https",
             "ch2.graphql",
             "ch2.grpc",
             "ch2.consumers",
@@ -83,4 +84,74 @@ fn an_unknown_target_protocol_is_a_config_error() {
         "{r}"
     );
     assert!(r.stderr.contains("did you mean `grpc`?"), "{r}");
+}
+
+const HTTPS_LAB: &str = r#"
+[services.recipe-api]
+builtin = "recipe-api"
+protocol = "https"
+
+[services.web-api]
+builtin = "web-api"
+target_protocol = "https"
+env = { TARGET = "recipe-api" }
+"#;
+
+#[test]
+fn an_https_lab_makes_its_ca_serves_tls_and_its_consumer_trusts_it() {
+    let lab = LabDir::new(BIN, HTTPS_LAB);
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    let inst = wait_all_healthy(&lab, 2);
+    for f in ["ca.crt", "ca.key", "recipe-api.crt", "recipe-api.key"] {
+        assert!(
+            lab.path().join(".lab/tls").join(f).exists(),
+            "{f} made on first use"
+        );
+    }
+    let recipe = inst.iter().find(|i| i["service"] == "recipe-api").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let web = inst.iter().find(|i| i["service"] == "web-api").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let plain = http_get(&recipe, "/recipes/42");
+    assert!(!matches!(plain, Ok((200, _))), "{plain:?}");
+    let (status, body) = http_get(&web, "/").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Chicken Tikka Masala"), "{body}");
+
+    let check = lab.run(&["check", "ch2.https"]);
+    assert_eq!(check.code, 0, "{check}");
+    let consumers = lab.run(&["check", "ch2.consumers"]);
+    assert_eq!(consumers.code, 0, "{consumers}");
+    assert!(
+        consumers
+            .stdout
+            .contains("https consumer (lab's web-api) returns recipe 42"),
+        "{consumers}"
+    );
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
+
+#[test]
+fn https_consumer_of_a_plain_producer_is_a_config_error() {
+    let lab = LabDir::new(
+        BIN,
+        &HTTPS_LAB.replace(
+            "protocol = \"https\"\n\n[services.web-api]",
+            "\n[services.web-api]",
+        ),
+    );
+    let r = lab.run(&["up"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr.contains(
+            "`web-api` calls `recipe-api` over https, but `recipe-api` serves plain http"
+        ),
+        "{r}"
+    );
 }
