@@ -103,7 +103,12 @@ def h2load_grpc(addr, secs, workdir):
     return int(done.group(2)), p99, int(done.group(3)) + int(done.group(4))
 
 
+ONLY = os.environ.get("BENCH_ONLY", "")  # run only the cases whose name contains this (and the reference)
+
+
 def measure(name, pids, run):
+    if ONLY and ONLY not in name and "reference" not in name:
+        return {"case": name, "skipped": True, "rps": 0, "cpu_us_per_request": float("nan"), "errors": 0}
     run(1)  # warm-up
     before = sum(cpu_seconds(p) for p in pids)
     t0 = time.time()
@@ -161,6 +166,9 @@ def main():
         hello.wait()
 
     by = {row["case"]: row for row in rows}
+    if ONLY:
+        print("\n  (BENCH_ONLY set: partial run, no verdicts)")
+        return
     verdicts = []
     ratio = by["recipe-api http"]["cpu_us_per_request"] / by["hello (reference)"]["cpu_us_per_request"]
     verdicts.append((f"recipe-api http CPU/req = {ratio:.2f}× hello (floor ≤ {CPU_FLOOR_RATIO}×)", ratio <= CPU_FLOOR_RATIO))

@@ -147,7 +147,7 @@ pub fn run_service(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let addr = settings.bind_addr();
         let listener = TcpListener::bind(&addr)
             .await
@@ -164,7 +164,9 @@ pub fn run_service(
         };
         tracing::info!(service = name, "stopped");
         Ok(())
-    })
+    });
+    crate::telemetry::flush();
+    result
 }
 
 /// The TLS config named by `TLS_CERT` and `TLS_KEY`, if both are set.

@@ -51,6 +51,11 @@ static RECIPES: LazyLock<Vec<StoredRecipe>> = LazyLock::new(|| {
     }]
 });
 
+/// Every stored recipe.
+pub fn all() -> &'static [StoredRecipe] {
+    &RECIPES
+}
+
 /// The recipe with `id`, if the kitchen has it.
 pub fn find(id: i64) -> Option<&'static StoredRecipe> {
     RECIPES.iter().find(|r| i64::from(r.id) == id)

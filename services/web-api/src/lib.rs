@@ -19,11 +19,13 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use lab_service_kit::JsonError;
 use lab_service_kit::client::{Client, ClientError};
-use serde_json::{Value, json};
+use serde_json::json;
+use serde_json::value::RawValue;
 
 /// Generated from recipe-api's contracts/recipe.proto.
 pub mod pb {
@@ -140,7 +142,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn root(State(state): State<AppState>) -> Result<Json<Value>, JsonError> {
+/// The book's consumer answer around the producer's JSON, passed through as it came (checked
+/// to be JSON, never parsed into a tree and written again).
+#[derive(serde::Serialize)]
+struct Wrapped<'a> {
+    consumer_pid: u32,
+    producer_data: &'a RawValue,
+}
+
+/// The kitchenSink request body, serialised once.
+static KITCHEN_SINK_BODY: std::sync::LazyLock<bytes::Bytes> = std::sync::LazyLock::new(|| {
+    serde_json::to_vec(&json!({ "query": KITCHEN_SINK, "variables": { "id": "42" } }))
+        .expect("serialises")
+        .into()
+});
+
+async fn root(State(state): State<AppState>) -> Result<axum::response::Response, JsonError> {
     let s = &state.inner;
     let pid = std::process::id();
     match s.protocol {
@@ -152,13 +169,25 @@ async fn root(State(state): State<AppState>) -> Result<Json<Value>, JsonError> {
             };
             let url = format!("{scheme}://{}/recipes/42", s.target);
             let body = json_of(&url, s.http.get(&url, s.timeout).await, s)?;
-            Ok(Json(json!({ "consumer_pid": pid, "producer_data": body })))
+            Ok(Json(Wrapped {
+                consumer_pid: pid,
+                producer_data: &body,
+            })
+            .into_response())
         }
         TargetProtocol::Graphql => {
             let url = format!("http://{}/graphql", s.target);
-            let query = json!({ "query": KITCHEN_SINK, "variables": { "id": "42" } });
-            let body = json_of(&url, s.http.post_json(&url, &query, s.timeout).await, s)?;
-            Ok(Json(json!({ "consumer_pid": pid, "producer_data": body })))
+            let query = Some(("application/json", KITCHEN_SINK_BODY.clone()));
+            let sent = s
+                .http
+                .request(hyper::Method::POST, &url, &[], query, s.timeout)
+                .await;
+            let body = json_of(&url, sent, s)?;
+            Ok(Json(Wrapped {
+                consumer_pid: pid,
+                producer_data: &body,
+            })
+            .into_response())
         }
         TargetProtocol::Grpc => {
             let mut a = s.grpc.clone().expect("grpc client for the grpc protocol");
@@ -181,7 +210,7 @@ async fn root(State(state): State<AppState>) -> Result<Json<Value>, JsonError> {
                     "id": r.id, "name": r.name, "steps": r.steps,
                     "ingredients": r.ingredients.iter().map(|i| json!({"id": i.id, "name": i.name, "quantity": i.quantity})).collect::<Vec<_>>(),
                 },
-            })))
+            })).into_response())
         }
     }
 }
@@ -203,7 +232,7 @@ fn json_of(
     url: &str,
     r: Result<lab_service_kit::client::Response, ClientError>,
     s: &Inner,
-) -> Result<Value, JsonError> {
+) -> Result<Box<RawValue>, JsonError> {
     let resp = r.map_err(|e| match e {
         ClientError::Timeout(_) => timeout_error(s),
         ClientError::Tls(m) => JsonError::new(StatusCode::BAD_GATEWAY, "upstream_tls", m),
@@ -220,7 +249,14 @@ fn json_of(
             format!("{url} answered {}", resp.status),
         ));
     }
-    resp.json().map_err(|e| {
+    let text = String::from_utf8(resp.body.to_vec()).map_err(|e| {
+        JsonError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_bad_json",
+            format!("{url} sent invalid UTF-8: {e}"),
+        )
+    })?;
+    RawValue::from_string(text).map_err(|e| {
         JsonError::new(
             StatusCode::BAD_GATEWAY,
             "upstream_bad_json",

@@ -6,6 +6,7 @@ use lab_service_kit::client;
 use serde_json::json;
 
 use super::*;
+use serde_json::Value;
 
 const T: Duration = Duration::from_secs(5);
 
