@@ -30,13 +30,8 @@ fn default_lab_up_check_down_on_free_ports() {
         );
     }
     // The chain works over the wire.
-    let web = inst.iter().find(|i| i["service"] == "web-api").unwrap()["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, body) = http_get(&web, "/").unwrap();
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let web = addr_of(&inst, "web-api");
+    let v = get_json_200(&web, "/");
     assert_eq!(v["producer_data"]["recipe"]["name"], "Chicken Tikka Masala");
 
     // A second `up` is refused while this one runs.

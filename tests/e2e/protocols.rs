@@ -51,14 +51,8 @@ fn web_api_calls_recipe_api_over_the_configured_protocol() {
     let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
     assert_eq!(up.code, 0, "{up}");
     let inst = wait_all_healthy(&lab, 2);
-    let web = inst.iter().find(|i| i["service"] == "web-api").unwrap()["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, body) = http_get(&web, "/").unwrap();
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value =
-        serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    let web = addr_of(&inst, "web-api");
+    let v = get_json_200(&web, "/");
     // The book's gRPC consumer shape: {consumer_pid, producer_data: {pid}, recipe}.
     assert_eq!(v["recipe"]["name"], "Chicken Tikka Masala", "{v}");
     assert!(v["producer_data"]["pid"].is_u64(), "{v}");
@@ -109,14 +103,8 @@ fn an_https_lab_makes_its_ca_serves_tls_and_its_consumer_trusts_it() {
             "{f} made on first use"
         );
     }
-    let recipe = inst.iter().find(|i| i["service"] == "recipe-api").unwrap()["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let web = inst.iter().find(|i| i["service"] == "web-api").unwrap()["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let recipe = addr_of(&inst, "recipe-api");
+    let web = addr_of(&inst, "web-api");
     // Plain HTTP to the TLS port gets no HTTP answer.
     let plain = http_get(&recipe, "/recipes/42");
     assert!(!matches!(plain, Ok((200, _))), "{plain:?}");

@@ -78,3 +78,20 @@ pub fn kill_and_wait_restart(lab: &LabDir, service: &str, n: u64) -> serde_json:
     assert!(!alive(old), "the killed process is gone");
     back
 }
+
+/// `address` of the first instance of `service` in a `lab status --json` instance list.
+pub fn addr_of(instances: &[serde_json::Value], service: &str) -> String {
+    let i = instances
+        .iter()
+        .find(|i| i["service"] == service)
+        .unwrap_or_else(|| panic!("no {service} in {instances:?}"));
+    i["address"].as_str().expect("address").to_owned()
+}
+
+/// GET `http://addr{path}` expecting 200 and a JSON body.
+pub fn get_json_200(addr: &str, path: &str) -> serde_json::Value {
+    let (status, body) = http_get(addr, path).unwrap_or_else(|e| panic!("GET {addr}{path}: {e}"));
+    assert_eq!(status, 200, "GET {addr}{path}: {body}");
+    serde_json::from_str(body.trim())
+        .unwrap_or_else(|e| panic!("GET {addr}{path} is not JSON ({e}): {body:?}"))
+}
