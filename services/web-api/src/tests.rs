@@ -169,3 +169,39 @@ fn target_protocol_parses_and_rejects_unknown_names() {
             .contains("soap")
     );
 }
+
+#[tokio::test]
+async fn compresses_only_when_the_client_accepts_gzip() {
+    let producer = start(lab_recipe_api::router()).await;
+    let web = start(router(AppState::new(producer, T, TargetProtocol::Http))).await;
+    let c = client::Client::new();
+    let url = format!("http://{web}/");
+    let enc = |r: &client::Response| {
+        r.headers
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let plain = c
+        .request(hyper::Method::GET, &url, &[], None, T)
+        .await
+        .unwrap();
+    assert_eq!(enc(&plain), None);
+    let gz = c
+        .request(
+            hyper::Method::GET,
+            &url,
+            &[("accept-encoding", "gzip")],
+            None,
+            T,
+        )
+        .await
+        .unwrap();
+    assert_eq!(enc(&gz).as_deref(), Some("gzip"));
+    assert!(
+        gz.body.len() < plain.body.len(),
+        "{} vs {}",
+        gz.body.len(),
+        plain.body.len()
+    );
+    assert_eq!(&gz.body[..2], &[0x1f, 0x8b], "a gzip stream");
+}
