@@ -90,6 +90,9 @@ impl Client {
             .with_tls_config((*tls).clone())
             .https_or_http()
             .enable_http1()
+            // Over TLS, ALPN lets a server that speaks HTTP/2 multiplex every request on one
+            // connection (recipe-api does); plain http:// stays HTTP/1.1, as the book's peers speak.
+            .enable_http2()
             .wrap_connector(connector);
         let inner = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))

@@ -86,7 +86,31 @@ fn request_error(status: StatusCode, message: String) -> Response {
         .into_response()
 }
 
-async fn execute(schema: &RecipeSchema, req: async_graphql::Request) -> Response {
+/// Parsed documents by query text: consumers send the same few queries again and again, and
+/// parsing is a large part of answering one. Bounded; cleared when full.
+static PARSED: std::sync::LazyLock<
+    std::sync::Mutex<
+        std::collections::HashMap<String, async_graphql::parser::types::ExecutableDocument>,
+    >,
+> = std::sync::LazyLock::new(Default::default);
+const PARSED_MAX: usize = 256;
+
+async fn execute(schema: &RecipeSchema, mut req: async_graphql::Request) -> Response {
+    let cached = PARSED.lock().ok().and_then(|c| c.get(&req.query).cloned());
+    match cached {
+        Some(doc) => req.set_parsed_query(doc),
+        None => {
+            // A query that does not parse is left for `execute` to report as GraphQL errors.
+            if let Ok(doc) = req.parsed_query().cloned()
+                && let Ok(mut c) = PARSED.lock()
+            {
+                if c.len() >= PARSED_MAX {
+                    c.clear();
+                }
+                c.insert(req.query.clone(), doc);
+            }
+        }
+    }
     let resp = schema.execute(req).await;
     axum::Json(resp).into_response()
 }
