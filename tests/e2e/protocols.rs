@@ -57,6 +57,17 @@ fn web_api_calls_recipe_api_over_the_configured_protocol() {
     assert_eq!(v["recipe"]["name"], "Chicken Tikka Masala", "{v}");
     assert!(v["producer_data"]["pid"].is_u64(), "{v}");
 
+    // recipe-api killed and restarted: the gRPC consumer reconnects by itself.
+    kill_and_wait_restart(&lab, "recipe-api", 1);
+    let back = poll(DEADLINE, EVERY, || {
+        http_get(&web, "/").ok().filter(|(s, _)| *s == 200)
+    });
+    assert!(
+        back.is_some(),
+        "web-api never reached the restarted recipe-api: {:?}",
+        http_get(&web, "/")
+    );
+
     let check = lab.run(&["check", "ch2.consumers"]);
     assert_eq!(check.code, 0, "{check}");
     assert!(

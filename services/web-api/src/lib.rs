@@ -65,7 +65,13 @@ impl std::str::FromStr for TargetProtocol {
     }
 }
 
-type GrpcClient = pb::recipe_service_client::RecipeServiceClient<tonic::transport::Channel>;
+/// gRPC over a pooled HTTP/2 client: requests go straight onto the multiplexed connection
+/// (no buffer task in between, which tonic's `Channel` adds), and it reconnects by itself.
+type GrpcTransport = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    tonic::body::Body,
+>;
+type GrpcClient = pb::recipe_service_client::RecipeServiceClient<GrpcTransport>;
 
 /// What the handlers share: the upstream and one client for it.
 #[derive(Clone)]
@@ -78,7 +84,7 @@ struct Inner {
     timeout: Duration,
     protocol: TargetProtocol,
     http: Client,
-    /// A lazily connected channel: it reconnects by itself when recipe-api comes back.
+    /// Connects on first use and again after recipe-api comes back.
     grpc: Option<GrpcClient>,
 }
 
@@ -104,11 +110,17 @@ impl AppState {
 
     fn build(target: String, timeout: Duration, protocol: TargetProtocol, http: Client) -> Self {
         let grpc = (protocol == TargetProtocol::Grpc).then(|| {
-            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{target}"))
-                .expect("TARGET is host:port")
-                .connect_timeout(timeout)
-                .tcp_nodelay(true);
-            GrpcClient::new(endpoint.connect_lazy())
+            let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            connector.set_nodelay(true);
+            connector.set_connect_timeout(Some(timeout));
+            let transport =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .http2_only(true)
+                    .build(connector);
+            let origin = format!("http://{target}")
+                .parse()
+                .expect("TARGET is host:port");
+            GrpcClient::with_origin(transport, origin)
         });
         Self {
             inner: Arc::new(Inner {
@@ -265,10 +277,26 @@ fn json_of(
     })
 }
 
+/// Whether a gRPC failure is the transport failing to connect (tonic reports it as `Unknown`
+/// with the client's error as its source).
+fn is_connect_failure(status: &tonic::Status) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = cur {
+        if e.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(|e| e.is_connect())
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
 fn grpc_error(s: &Inner, status: tonic::Status) -> JsonError {
+    let unreachable = status.code() == tonic::Code::Unavailable || is_connect_failure(&status);
     match status.code() {
         tonic::Code::DeadlineExceeded => timeout_error(s),
-        tonic::Code::Unavailable => JsonError::new(
+        _ if unreachable => JsonError::new(
             StatusCode::BAD_GATEWAY,
             "upstream_unreachable",
             format!("{}: {}", s.target, status.message()),
