@@ -256,10 +256,6 @@ impl Lab {
         Ok((lab, breakdown))
     }
 
-    pub fn plan(&self) -> &Plan {
-        &self.plan
-    }
-
     /// The current state (what `lab status` reads from disk).
     pub fn state(&self) -> State {
         self.store.snapshot()

@@ -43,16 +43,26 @@ pub async fn serve_with_drain_cap(
     let server = server.into_future();
     tokio::pin!(server);
     tokio::select! {
-        r = &mut server => r.map(|()| true),
-        _ = async {
-            if tripped_rx.await.is_ok() {
-                tokio::time::sleep(cap).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => {
-            tracing::warn!(cap_ms = cap.as_millis() as u64, "drain cap reached, closing remaining connections");
-            Ok(false)
+        biased; // a finished server wins over the trip wire it dropped
+        r = &mut server => return r.map(|()| true),
+        _ = tripped_rx => {}
+    }
+    match within_cap(server, cap).await {
+        Some(r) => r.map(|()| true),
+        None => Ok(false),
+    }
+}
+
+/// Let a drain run for at most `cap`; `None` (and a warning) if the cap cut it short.
+async fn within_cap<T>(drain: impl Future<Output = T>, cap: Duration) -> Option<T> {
+    match tokio::time::timeout(cap, drain).await {
+        Ok(v) => Some(v),
+        Err(_) => {
+            tracing::warn!(
+                cap_ms = cap.as_millis() as u64,
+                "drain cap reached, closing remaining connections"
+            );
+            None
         }
     }
 }
@@ -113,13 +123,7 @@ pub async fn serve_tls(
         });
     }
     drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => Ok(true),
-        _ = tokio::time::sleep(cap) => {
-            tracing::warn!(cap_ms = cap.as_millis() as u64, "drain cap reached, closing remaining connections");
-            Ok(false)
-        }
-    }
+    Ok(within_cap(graceful.shutdown(), cap).await.is_some())
 }
 
 /// Resolves on SIGINT or SIGTERM.
