@@ -62,7 +62,7 @@ fn default_lab_up_check_down_on_free_ports() {
     assert!(
         logs.stdout
             .lines()
-            .any(|l| l.starts_with("web-api#1 | ") && l.contains("path=\"/\"")),
+            .any(|l| l.starts_with("web-api#1 | ") && l.contains("path=/ ")),
         "{logs}"
     );
 

@@ -3,6 +3,7 @@
 //! - [`settings`]: the book's environment (`HOST`, `PORT`, `TARGET`, `LAB_ENV` or `NODE_ENV`).
 //! - [`serve`]: run a router on a listener until a shutdown future fires, draining in-flight
 //!   requests for at most [`serve::DRAIN_CAP`]; [`serve::run_service`] is the whole `main` of a service.
+//! - [`compression`]: gzip responses for clients that send `Accept-Encoding: gzip`, and only them.
 //! - [`error`]: JSON error bodies with their HTTP status.
 //! - [`telemetry`]: tracing setup and the one-line-per-request log.
 //! - [`tls`]: rustls server and client configs from the lab's PEM files.
@@ -10,6 +11,7 @@
 //!   health probes and the `lab check` scenarios.
 
 pub mod client;
+pub mod compression;
 pub mod error;
 pub mod serve;
 pub mod settings;

@@ -21,7 +21,6 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use lab_service_kit::JsonError;
 use serde::Serialize;
-use tower_http::compression::CompressionLayer;
 
 pub use model::RecipeView;
 
@@ -45,22 +44,14 @@ pub fn router() -> Router {
         .with_state(graphql::schema())
         .fallback(not_routed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(
-            CompressionLayer::new()
-                .gzip(true)
-                .no_br()
-                .no_deflate()
-                .no_zstd(),
-        );
+        .layer(lab_service_kit::compression::GzipLayer);
     // gRPC by path (`/recipe.RecipeService/GetRecipe`), outside the compression layer: gRPC
     // compresses per message, never the whole HTTP body.
     http.route_service(
         "/recipe.RecipeService/{method}",
         grpc::RecipeServiceServer::new(grpc::RecipeGrpc),
     )
-    .layer(axum::middleware::from_fn(
-        lab_service_kit::telemetry::request_log,
-    ))
+    .layer(lab_service_kit::telemetry::RequestLogLayer)
 }
 
 /// The REST answer for each stored recipe, serialised once: it depends only on the recipe and

@@ -141,16 +141,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(|| async { "OK" }))
         .route("/error", get(error))
         .fallback(|| async { JsonError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(
-            tower_http::compression::CompressionLayer::new()
-                .gzip(true)
-                .no_br()
-                .no_deflate()
-                .no_zstd(),
-        )
-        .layer(axum::middleware::from_fn(
-            lab_service_kit::telemetry::request_log,
-        ))
+        .layer(lab_service_kit::compression::GzipLayer)
+        .layer(lab_service_kit::telemetry::RequestLogLayer)
         .with_state(state)
 }
 
