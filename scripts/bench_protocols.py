@@ -134,6 +134,11 @@ def main():
     hello_port = free_port()
     hello = subprocess.Popen(["taskset", "-c", "0", HELLO], env={**os.environ, "PORT": str(hello_port)},
                              stdout=subprocess.DEVNULL)
+    # The minimal chain: a forwarder (the kit's keep-alive client, nothing else) in front of hello.
+    chain_port = free_port()
+    chain = subprocess.Popen(["taskset", "-c", "0", HELLO],
+                             env={**os.environ, "PORT": str(chain_port), "UPSTREAM": f"http://127.0.0.1:{hello_port}/"},
+                             stdout=subprocess.DEVNULL)
     subprocess.run(["taskset", "-c", "0", LAB, "-f", toml, "--no-color", "up", "--detach", "--ports", "ephemeral"],
                    check=True, stdout=subprocess.DEVNULL)
     rows = []
@@ -145,6 +150,8 @@ def main():
         pid = lambda s: inst[s]["pid"]
         hello_addr = f"127.0.0.1:{hello_port}"
         wait_listening(hello_addr)
+        chain_addr = f"127.0.0.1:{chain_port}"
+        wait_listening(chain_addr)
         print(f"bench-protocols: {SECS}s per case, {CONNS} connections (gRPC: 16×16 streams), "
               f"servers on CPU 0, load on CPU 1", flush=True)
         r = addr("recipe-api")
@@ -156,14 +163,16 @@ def main():
                             lambda s: wrk(f"https://{addr('recipe-tls')}/recipes/42", s)))
         rows.append(measure("recipe-api graphql", [pid("recipe-api")], lambda s: wrk(f"http://{r}/graphql", s, script=lua)))
         rows.append(measure("recipe-api grpc", [pid("recipe-api")], lambda s: h2load_grpc(r, s, work)))
+        rows.append(measure("hello chain (reference)", [chain.pid, hello.pid], lambda s: wrk(f"http://{chain_addr}/", s)))
         for proto, svc, producer in [("http", "web-http", "recipe-api"), ("graphql", "web-graphql", "recipe-api"),
                                      ("grpc", "web-grpc", "recipe-api"), ("https", "web-https", "recipe-tls")]:
             rows.append(measure(f"web-api → {proto}", [pid(svc), pid(producer)],
                                 lambda s, svc=svc: wrk(f"http://{addr(svc)}/", s)))
     finally:
         subprocess.run([LAB, "-f", toml, "down"], stdout=subprocess.DEVNULL)
-        hello.terminate()
-        hello.wait()
+        for p in (chain, hello):
+            p.terminate()
+            p.wait()
 
     by = {row["case"]: row for row in rows}
     if ONLY:
@@ -174,6 +183,8 @@ def main():
     verdicts.append((f"recipe-api http CPU/req = {ratio:.2f}× hello (floor ≤ {CPU_FLOOR_RATIO}×)", ratio <= CPU_FLOOR_RATIO))
     for case, floor in FLOORS.items():
         verdicts.append((f"{case}: {by[case]['rps']:,.0f} req/s (floor ≥ {floor:,})", by[case]["rps"] >= floor))
+    bound = by["hello chain (reference)"]["rps"]
+    verdicts.append((f"(the minimal two-hop chain on these cores: {bound:,.0f} req/s, the ceiling for any chain floor)", True))
     errors = sum(row["errors"] for row in rows)
     verdicts.append((f"errors: {errors}", errors == 0))
     print()
