@@ -7,6 +7,8 @@
 
 pub mod ch1;
 pub mod ch2;
+pub mod ch3;
+pub mod spawn;
 pub mod wire;
 
 use std::future::Future;
@@ -36,6 +38,7 @@ pub struct Scenario {
 pub fn registry() -> Vec<Scenario> {
     let mut all = ch1::scenarios();
     all.extend(ch2::scenarios());
+    all.extend(ch3::scenarios());
     all.sort_by_key(|s| s.chapter);
     all
 }

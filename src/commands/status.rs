@@ -18,6 +18,9 @@ pub struct InstanceStatus {
     pub service: String,
     pub instance: usize,
     pub pid: Option<u32>,
+    /// Child processes of the instance: a cluster master's workers (`workers = N`), or what
+    /// your own program started.
+    pub children: Vec<u32>,
     pub address: String,
     /// Probed now: `healthy`, `unhealthy`, or `down` (no live process).
     pub health: String,
@@ -69,6 +72,10 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
                 service: r.service.clone(),
                 instance: r.instance,
                 pid: r.process.filter(|p| p.is_alive()).map(|p| p.pid),
+                children: r
+                    .process
+                    .filter(|p| p.is_alive())
+                    .map_or_else(Vec::new, |p| lab_supervisor::procfs::children(p.pid)),
                 address: r.address.clone(),
                 health: h.clone(),
                 restarts: r.restarts,
@@ -181,7 +188,15 @@ pub fn instances_table(state: &State, live: Option<&[String]>, style: &Style) ->
         t.row_painted(vec![
             (r.service.clone(), None),
             (format!("#{}", r.instance), None),
-            (alive.map_or("-".into(), |p| p.pid.to_string()), None),
+            (
+                alive.map_or("-".into(), |p| {
+                    match lab_supervisor::procfs::children(p.pid).len() {
+                        0 => p.pid.to_string(),
+                        n => format!("{} (+{n})", p.pid),
+                    }
+                }),
+                None,
+            ),
             (r.address.clone(), None),
             (health, Some(|s: &Style, h: &str| s.health(h))),
             (r.restarts.to_string(), None),

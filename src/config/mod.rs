@@ -113,4 +113,33 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn process_model_is_for_builtin_services_and_consistent() {
+        let src = "[services.a]\ncommand = [\"node\", \"x.js\"]\nworkers = 2\n[services.b]\nbuiltin = \"recipe-api\"\nrespawn = true\nthreads = 0\n";
+        let Err(ConfigError::Invalid(d)) = parse(src, Path::new("/x/lab.toml"), "lab.toml") else {
+            panic!("accepted")
+        };
+        let text = d.to_string();
+        assert!(
+            text.contains("lab.toml:3:11: `workers` only applies to built-in services"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lab.toml:6:11: `respawn` needs `workers` of 2 or more"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lab.toml:7:11: `threads` must be from 1 to 256"),
+            "{text}"
+        );
+
+        let ok = "[services.b]\nbuiltin = \"recipe-api\"\nworkers = 2\nrespawn = true\nthreads = 2\noffload = true\n";
+        let cfg = parse(ok, Path::new("/x/lab.toml"), "lab.toml").unwrap_or_else(|e| panic!("{e}"));
+        let m = cfg.service("b").unwrap().process;
+        assert_eq!(
+            (m.workers, m.respawn, m.threads, m.offload),
+            (2, true, 2, true)
+        );
+    }
 }

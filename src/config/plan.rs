@@ -206,6 +206,22 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
                     ca.ca_cert().display().to_string(),
                 ));
             }
+            if matches!(s.run, Run::Builtin(_)) {
+                let m = &s.process;
+                let defaults = super::validate::ProcessModel::default();
+                if m.threads != defaults.threads {
+                    env.push((vars::LAB_THREADS.to_owned(), m.threads.to_string()));
+                }
+                if m.offload {
+                    env.push((vars::LAB_OFFLOAD.to_owned(), "1".to_owned()));
+                }
+                if m.workers != defaults.workers {
+                    env.push((vars::LAB_WORKERS.to_owned(), m.workers.to_string()));
+                }
+                if m.respawn {
+                    env.push((vars::LAB_RESPAWN.to_owned(), "1".to_owned()));
+                }
+            }
             if let Some(p) = s.target_protocol {
                 env.push((vars::TARGET_PROTOCOL.to_owned(), p.as_str().to_owned()));
             }

@@ -52,6 +52,22 @@ pub struct RawService {
     /// `https`, `graphql` or `grpc`. The built-in web-api honours it; your own consumer may read it.
     #[schemars(with = "Option<TargetProtocol>")]
     pub target_protocol: Option<Spanned<TargetProtocol>>,
+    /// Event-loop threads of a built-in service. Default: 1, one event loop per process as in
+    /// Node, so that scaling by `workers` and `replicas` shows what it shows in the book.
+    #[schemars(with = "Option<u32>", range(min = 1, max = 256))]
+    pub threads: Option<Spanned<u32>>,
+    /// Built-in services: run CPU-bound work (`/fibonacci`) on a blocking thread pool instead
+    /// of the event loop, as libuv's thread pool does for Node. Default: `false`.
+    #[schemars(with = "Option<bool>")]
+    pub offload: Option<Spanned<bool>>,
+    /// Built-in services: worker processes per instance sharing its port, like Node's cluster
+    /// module (the instance's process is their master). Default: 1 (no master).
+    #[schemars(with = "Option<u32>", range(min = 1, max = 256))]
+    pub workers: Option<Spanned<u32>>,
+    /// With `workers`: the master starts a new worker when one exits (the book's
+    /// `cluster.fork()` in the exit handler, left commented out there). Default: `false`.
+    #[schemars(with = "Option<bool>")]
+    pub respawn: Option<Spanned<bool>>,
     /// How many instances to run. Default: 1.
     #[schemars(with = "Option<u32>", range(min = 1))]
     pub replicas: Option<Spanned<u32>>,

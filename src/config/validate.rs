@@ -56,6 +56,28 @@ pub struct Service {
     pub restart: RestartSpec,
     pub stop_grace: Duration,
     pub environment: String,
+    /// Built-in services' process model (`LAB_THREADS`, `LAB_OFFLOAD`, `LAB_WORKERS`, `LAB_RESPAWN`).
+    pub process: ProcessModel,
+}
+
+/// How a built-in service runs inside its instance: threads, offload, cluster workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessModel {
+    pub threads: u32,
+    pub offload: bool,
+    pub workers: u32,
+    pub respawn: bool,
+}
+
+impl Default for ProcessModel {
+    fn default() -> Self {
+        Self {
+            threads: 1,
+            offload: false,
+            workers: 1,
+            respawn: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +118,11 @@ const RESERVED_ENV: &[(&str, &str)] = &[
         "TARGET_PROTOCOL",
         "set `target_protocol = \"...\"` on the service",
     ),
+    ("LAB_THREADS", "set `threads = N` on the service"),
+    ("LAB_OFFLOAD", "set `offload = true` on the service"),
+    ("LAB_WORKERS", "set `workers = N` on the service"),
+    ("LAB_RESPAWN", "set `respawn = true` on the service"),
+    ("LAB_WORKER", "the cluster master sets it on its workers"),
     (
         "TLS_CERT",
         "set `protocol = \"https\"` on the service: the lab issues its certificate",
@@ -287,6 +314,8 @@ fn service(
         );
     }
 
+    let process = process_model(svc, &run, errs);
+
     let replicas = match &svc.replicas {
         Some(r) if *r.get_ref() == 0 => {
             errs.push(
@@ -391,7 +420,61 @@ fn service(
             .environment
             .as_ref()
             .map_or(lab_env.to_owned(), |e| e.get_ref().clone()),
+        process,
     }
+}
+
+/// `threads`, `offload`, `workers`, `respawn`: built-in services only, in range, consistent.
+fn process_model(svc: &RawService, run: &Run, errs: &mut Errors) -> ProcessModel {
+    let mut m = ProcessModel::default();
+    let builtin_only = |span: Range<usize>, key: &str, errs: &mut Errors| {
+        errs.push(
+            Diagnostic::new(span, format!("`{key}` only applies to built-in services"))
+                .hint("your own program runs its own threads or cluster (e.g. Node's cluster module); remove it"),
+        );
+    };
+    let count = |v: &Spanned<u32>, key: &str, errs: &mut Errors| -> u32 {
+        let n = *v.get_ref();
+        if !(1..=256).contains(&n) {
+            errs.push(
+                Diagnostic::new(v.span(), format!("`{key}` must be from 1 to 256"))
+                    .hint("one per core is the usual choice"),
+            );
+            return 1;
+        }
+        n
+    };
+    let command = matches!(run, Run::Command { .. });
+    if let Some(t) = &svc.threads {
+        if command {
+            builtin_only(t.span(), "threads", errs);
+        }
+        m.threads = count(t, "threads", errs);
+    }
+    if let Some(w) = &svc.workers {
+        if command {
+            builtin_only(w.span(), "workers", errs);
+        }
+        m.workers = count(w, "workers", errs);
+    }
+    if let Some(o) = &svc.offload {
+        if command {
+            builtin_only(o.span(), "offload", errs);
+        }
+        m.offload = *o.get_ref();
+    }
+    if let Some(r) = &svc.respawn {
+        if command {
+            builtin_only(r.span(), "respawn", errs);
+        } else if *r.get_ref() && m.workers < 2 {
+            errs.push(
+                Diagnostic::new(r.span(), "`respawn` needs `workers` of 2 or more")
+                    .hint("set `workers = 2` (or more): respawn replaces exited cluster workers"),
+            );
+        }
+        m.respawn = *r.get_ref();
+    }
+    m
 }
 
 fn looks_like_addr(v: &str) -> bool {

@@ -45,7 +45,7 @@ fn default_lab_up_check_down_on_free_ports() {
     assert_eq!(check.code, 0, "{check}");
     let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
     assert_eq!(report["source"], "running");
-    assert_eq!(report["passed"], 2, "{report:#}");
+    assert_eq!(report["passed"], 3, "{report:#}");
     assert!(
         report["scenarios"][0]["figures"]
             .as_array()

@@ -5,4 +5,5 @@ mod config_errors;
 mod interop;
 mod lifecycle;
 mod protocols;
+mod scaling;
 mod util;

@@ -28,6 +28,7 @@ impl ProcId {
 #[derive(Debug, Clone)]
 pub struct Stat {
     pub state: char,
+    pub ppid: u32,
     pub pgid: u32,
     pub start_time: u64,
 }
@@ -42,9 +43,10 @@ fn parse_stat(text: &str) -> Option<Stat> {
     // The command name (field 2) is in parentheses and may hold spaces or ')': split after the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); pgid is field 5, starttime field 22.
+    // rest starts at field 3 (state); ppid is field 4, pgid field 5, starttime field 22.
     Some(Stat {
         state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
         pgid: fields.get(2)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
     })
@@ -70,6 +72,15 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
     all_pids()
         .filter(|&pid| matches!(stat(pid), Some(s) if s.pgid == pgid && s.state != 'Z'))
         .collect()
+}
+
+/// The live (non-zombie) children of `pid`, e.g. a cluster master's workers, in pid order.
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut c: Vec<u32> = all_pids()
+        .filter(|&p| matches!(stat(p), Some(s) if s.ppid == pid && s.state != 'Z'))
+        .collect();
+    c.sort_unstable();
+    c
 }
 
 fn all_pids() -> impl Iterator<Item = u32> {

@@ -3,6 +3,7 @@
 //! - [`settings`]: the book's environment (`HOST`, `PORT`, `TARGET`, `LAB_ENV` or `NODE_ENV`).
 //! - [`serve`]: run a router on a listener until a shutdown future fires, draining in-flight
 //!   requests for at most [`serve::DRAIN_CAP`]; [`serve::run_service`] is the whole `main` of a service.
+//! - [`cluster`]: Node's cluster module (a master and workers sharing one port).
 //! - [`compression`]: gzip responses for clients that send `Accept-Encoding: gzip`, and only them.
 //! - [`error`]: JSON error bodies with their HTTP status.
 //! - [`telemetry`]: tracing setup and the one-line-per-request log.
@@ -11,6 +12,7 @@
 //!   health probes and the `lab check` scenarios.
 
 pub mod client;
+pub mod cluster;
 pub mod compression;
 pub mod error;
 pub mod serve;

@@ -139,8 +139,10 @@ pub async fn shutdown_signal() {
 
 /// The whole `main` of a service: tracing, settings, bind, serve until a signal.
 ///
-/// `build` gets the settings and returns the router. Runs a single-threaded runtime: one event
-/// loop per process, like Node, so that scaling by replicas shows what it shows in the book.
+/// `build` gets the settings and returns the router. By default the runtime has one thread:
+/// one event loop per process, like Node, so that scaling by replicas and workers shows what
+/// it shows in the book; `LAB_THREADS=N` gives it N. With `LAB_WORKERS=N` this process becomes
+/// a cluster master ([`crate::cluster`]) and the workers run the service.
 pub fn run_service(
     name: &'static str,
     default_port: u16,
@@ -148,16 +150,35 @@ pub fn run_service(
 ) -> Result<(), ServiceError> {
     crate::telemetry::init(name);
     let settings = Settings::from_env(default_port)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    if settings.workers > 1 && settings.worker.is_none() {
+        let result = crate::cluster::run_master(name, &settings);
+        crate::telemetry::flush();
+        return result;
+    }
+    if settings.worker.is_some() {
+        crate::cluster::worker_setup();
+    }
+    let runtime = if settings.threads > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(settings.threads)
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    };
     let result = runtime.block_on(async move {
         let addr = settings.bind_addr();
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ServiceError::Bind { addr: addr.clone(), source })?;
+        let listener = match settings.worker {
+            Some(_) => crate::cluster::bind_shared(&addr).await?,
+            None => TcpListener::bind(&addr)
+                .await
+                .map_err(|source| ServiceError::Bind { addr: addr.clone(), source })?,
+        };
         let local = listener.local_addr()?;
-        tracing::info!(service = name, addr = %local, env = %settings.env_name, target = ?settings.target, "listening");
+        tracing::info!(service = name, addr = %local, env = %settings.env_name, target = ?settings.target,
+            threads = settings.threads, offload = settings.offload, worker = settings.worker, "listening");
         let router = build(&settings);
         match tls_from_env()? {
             Some(tls) => {

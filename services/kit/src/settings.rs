@@ -12,6 +12,16 @@ pub mod env {
     pub const NODE_ENV: &str = "NODE_ENV";
     pub const UPSTREAM_TIMEOUT_MS: &str = "UPSTREAM_TIMEOUT_MS";
     pub const TARGET_PROTOCOL: &str = "TARGET_PROTOCOL";
+    /// Event-loop threads of a built-in service (default 1: one loop per process, like Node).
+    pub const LAB_THREADS: &str = "LAB_THREADS";
+    /// `1`: CPU-bound work runs on a blocking pool (libuv's thread pool in the book).
+    pub const LAB_OFFLOAD: &str = "LAB_OFFLOAD";
+    /// Worker processes sharing the port (Node's cluster module); the process given it is the master.
+    pub const LAB_WORKERS: &str = "LAB_WORKERS";
+    /// `1`: the master forks a new worker when one exits (default: `0`, as the book leaves it).
+    pub const LAB_RESPAWN: &str = "LAB_RESPAWN";
+    /// Set by a master on its workers: this worker's number (1-based). Workers bind with SO_REUSEPORT.
+    pub const LAB_WORKER: &str = "LAB_WORKER";
 }
 
 /// What a service reads from its environment at start.
@@ -27,6 +37,16 @@ pub struct Settings {
     pub env_name: String,
     /// How long web-api waits for its upstream (`UPSTREAM_TIMEOUT_MS`, default 2 s).
     pub upstream_timeout: Duration,
+    /// Event-loop threads (`LAB_THREADS`, default 1).
+    pub threads: usize,
+    /// Move CPU-bound work off the event loop (`LAB_OFFLOAD=1`).
+    pub offload: bool,
+    /// Worker processes sharing the port (`LAB_WORKERS`, default 1: no master).
+    pub workers: usize,
+    /// Replace a worker that exits (`LAB_RESPAWN=1`).
+    pub respawn: bool,
+    /// This process's worker number when a master started it (`LAB_WORKER`).
+    pub worker: Option<usize>,
 }
 
 /// A variable was set to something the service cannot use.
@@ -66,7 +86,39 @@ impl Settings {
                 reason: "expected milliseconds as a whole number",
             })?),
         };
+        let count = |name: &'static str, default: usize| -> Result<usize, SettingsError> {
+            match nonempty(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<usize>() {
+                    Ok(n) if (1..=256).contains(&n) => Ok(n),
+                    _ => Err(SettingsError {
+                        name,
+                        value: v.clone(),
+                        reason: "expected a whole number from 1 to 256",
+                    }),
+                },
+            }
+        };
+        let flag = |name: &'static str| -> Result<bool, SettingsError> {
+            match nonempty(name).as_deref().map(str::trim) {
+                None | Some("0" | "false") => Ok(false),
+                Some("1" | "true") => Ok(true),
+                Some(v) => Err(SettingsError {
+                    name,
+                    value: v.to_owned(),
+                    reason: "expected 1, 0, true or false",
+                }),
+            }
+        };
         Ok(Self {
+            threads: count(env::LAB_THREADS, 1)?,
+            offload: flag(env::LAB_OFFLOAD)?,
+            workers: count(env::LAB_WORKERS, 1)?,
+            respawn: flag(env::LAB_RESPAWN)?,
+            worker: match nonempty(env::LAB_WORKER) {
+                None => None,
+                Some(_) => Some(count(env::LAB_WORKER, 1)?),
+            },
             host: nonempty(env::HOST).unwrap_or_else(|| "127.0.0.1".into()),
             port,
             target: nonempty(env::TARGET),
@@ -124,6 +176,34 @@ mod tests {
     fn a_bad_port_names_the_variable() {
         let e = Settings::from_lookup(1, lookup(&[("PORT", "http")])).unwrap_err();
         assert!(e.to_string().contains("PORT=\"http\""), "{e}");
+    }
+
+    #[test]
+    fn threads_workers_and_flags() {
+        let s = Settings::from_lookup(1, lookup(&[])).unwrap();
+        assert_eq!(
+            (s.threads, s.workers, s.offload, s.respawn, s.worker),
+            (1, 1, false, false, None)
+        );
+        let s = Settings::from_lookup(
+            1,
+            lookup(&[
+                ("LAB_THREADS", "4"),
+                ("LAB_WORKERS", "2"),
+                ("LAB_OFFLOAD", "1"),
+                ("LAB_RESPAWN", "true"),
+                ("LAB_WORKER", "2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.threads, s.workers, s.offload, s.respawn, s.worker),
+            (4, 2, true, true, Some(2))
+        );
+        let e = Settings::from_lookup(1, lookup(&[("LAB_THREADS", "0")])).unwrap_err();
+        assert!(e.to_string().contains("LAB_THREADS=\"0\""), "{e}");
+        let e = Settings::from_lookup(1, lookup(&[("LAB_OFFLOAD", "yes")])).unwrap_err();
+        assert!(e.to_string().contains("LAB_OFFLOAD"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! recipe-api, the book's producer. One port serves every protocol of chapter 2:
 //!
+//! - CPU-bound work: `GET /fibonacci/:limit` (the book's cluster-fibonacci, [`fibonacci`]).
 //! - REST/JSON: `GET /recipes/42` → 200 `{"producer_pid": <pid>, "recipe": {...}}`; any other
 //!   numeric id → 404 `{"error": "not_found"}`; a non-numeric id → 400 with a JSON error (the
 //!   book answers 404; ours is stricter); `GET /health` → `OK`.
@@ -11,6 +12,7 @@
 //! Request bodies are limited to [`BODY_LIMIT`]. The stored recipe's internal field never
 //! leaves the service ([`model`]).
 
+pub mod fibonacci;
 pub mod graphql;
 pub mod grpc;
 pub mod model;
@@ -35,10 +37,20 @@ struct RecipeResponse {
     recipe: RecipeView,
 }
 
-/// Every route of the service; tests drive it in-process or on a port-0 listener.
+/// Every route of the service, CPU work on the event loop (the default, as in Node); tests
+/// drive it in-process or on a port-0 listener.
 pub fn router() -> Router {
+    router_with(false)
+}
+
+/// Every route of the service; `offload` moves `/fibonacci` to the blocking pool.
+pub fn router_with(offload: bool) -> Router {
     let http = Router::new()
         .route("/recipes/{id}", get(get_recipe))
+        .route(
+            "/fibonacci/{limit}",
+            get(fibonacci::get).with_state(offload),
+        )
         .route("/health", get(health))
         .route("/graphql", get(graphql::get).post(graphql::post))
         .with_state(graphql::schema())
@@ -98,7 +110,7 @@ async fn not_routed() -> JsonError {
 
 /// Run recipe-api from the environment until SIGINT/SIGTERM.
 pub fn main() -> Result<(), lab_service_kit::serve::ServiceError> {
-    lab_service_kit::serve::run_service("recipe-api", DEFAULT_PORT, |_| router())
+    lab_service_kit::serve::run_service("recipe-api", DEFAULT_PORT, |s| router_with(s.offload))
 }
 
 #[cfg(test)]

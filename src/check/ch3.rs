@@ -1,0 +1,213 @@
+//! Chapter 3, "Scaling": the cluster module (workers sharing a port) and what it buys for
+//! CPU-bound work.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use super::{BoxFut, Ctx, Record, Scenario};
+use crate::config::raw::Builtin;
+
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "ch3.cluster",
+            chapter: 3,
+            section: "The Cluster Module › A Simple Example",
+            summary: "requests spread over every worker pid; a killed worker costs no request and is respawned",
+            run: cluster,
+        },
+        Scenario {
+            name: "ch3.cluster-scaling",
+            chapter: 3,
+            section: "The Cluster Module › Performance Limitations",
+            summary: "fibonacci throughput with 2 workers vs 1, reported as a ratio",
+            run: cluster_scaling,
+        },
+    ]
+}
+
+/// New connections to send when looking for every worker: the kernel spreads connections over
+/// SO_REUSEPORT listeners by a hash, so each of two workers is missed with odds 2^-40.
+const SPREAD_REQUESTS: usize = 40;
+
+/// `producer_pid` of `GET /recipes/42` on a fresh connection (`Connection: close`), so each
+/// request is a new connection the kernel may give to any worker.
+async fn producer_pid_fresh(ctx: &Ctx, base: &str) -> anyhow::Result<u64> {
+    let url = format!("{base}/recipes/42");
+    let r = ctx
+        .client
+        .request(
+            hyper::Method::GET,
+            &url,
+            &[("connection", "close")],
+            None,
+            ctx.timeout,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
+    anyhow::ensure!(r.status == 200, "GET {url}: status {}", r.status);
+    r.json()?["producer_pid"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("GET {url}: no producer_pid in {}", r.text()))
+}
+
+fn cluster<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        let master = super::spawn::builtin(
+            Builtin::RecipeApi,
+            &[("LAB_WORKERS", "2"), ("LAB_RESPAWN", "1")],
+        )
+        .await?;
+        let mut seen = BTreeSet::new();
+        for _ in 0..SPREAD_REQUESTS {
+            seen.insert(producer_pid_fresh(ctx, &master.base).await?);
+        }
+        let workers = lab_supervisor::procfs::children(master.pid);
+        rec.figure("worker processes", workers.len() as f64, "count");
+        rec.check(
+            "requests are answered by every worker, none by the master",
+            seen.len() == 2
+                && seen.iter().all(|p| workers.contains(&(*p as u32)))
+                && !seen.contains(&u64::from(master.pid)),
+            format!(
+                "pids answering {seen:?}; master {}, workers {workers:?}",
+                master.pid
+            ),
+        );
+
+        // Kill one worker; once it is gone, every request still succeeds (on the other one).
+        let victim = *seen.iter().next().expect("at least one pid") as u32;
+        let victim_id = lab_supervisor::procfs::ProcId::of(victim);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(victim as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )?;
+        let killed_at = Instant::now();
+        while victim_id.is_some_and(|p| p.is_alive()) && killed_at.elapsed() < ctx.timeout {
+            tokio::time::sleep(Duration::from_millis(2)).await; // poll until the process is gone
+        }
+        let mut failed = 0;
+        let mut after = BTreeSet::new();
+        for _ in 0..SPREAD_REQUESTS / 2 {
+            match producer_pid_fresh(ctx, &master.base).await {
+                Ok(p) => {
+                    after.insert(p);
+                }
+                Err(_) => failed += 1,
+            }
+        }
+        rec.check(
+            "with a worker killed, requests keep succeeding",
+            failed == 0 && !after.contains(&u64::from(victim)),
+            format!(
+                "{failed} of {} failed; answered by {after:?}",
+                SPREAD_REQUESTS / 2
+            ),
+        );
+
+        // respawn = true: a new worker appears (a pid never seen before answers).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut fresh = None;
+        while fresh.is_none() && Instant::now() < deadline {
+            let p = producer_pid_fresh(ctx, &master.base).await?;
+            if !seen.contains(&p) {
+                fresh = Some(p);
+            }
+        }
+        if let Some(p) = fresh {
+            rec.figure(
+                "time until the respawned worker answered",
+                killed_at.elapsed().as_secs_f64() * 1e3,
+                "ms",
+            );
+            rec.check(
+                "respawn: a new worker pid answers",
+                true,
+                format!("new worker pid {p}"),
+            );
+        } else {
+            rec.check(
+                "respawn: a new worker pid answers",
+                false,
+                "no new pid answered within 10 s",
+            );
+        }
+        Ok(())
+    })
+}
+
+/// How long each configuration is loaded, and by how many concurrent clients (more than the
+/// workers, so none idles).
+const SCALING_WINDOW: Duration = Duration::from_secs(2);
+const SCALING_CLIENTS: usize = 4;
+
+/// Completed `/fibonacci/{limit}` requests in [`SCALING_WINDOW`] from [`SCALING_CLIENTS`] clients.
+async fn fibonacci_throughput(ctx: &Ctx, base: &str, limit: u64) -> anyhow::Result<(f64, String)> {
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..SCALING_CLIENTS {
+        let client = ctx.client.clone();
+        let url = format!("{base}/fibonacci/{limit}");
+        let timeout = ctx.timeout * 4;
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u32;
+            let mut answer = String::new();
+            while t0.elapsed() < SCALING_WINDOW {
+                let r = client
+                    .request(
+                        hyper::Method::GET,
+                        &url,
+                        &[("connection", "close")],
+                        None,
+                        timeout,
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
+                anyhow::ensure!(r.status == 200, "GET {url}: status {}", r.status);
+                answer = r.text();
+                done += 1;
+            }
+            Ok::<_, anyhow::Error>((done, answer))
+        }));
+    }
+    let mut total = 0;
+    let mut answer = String::new();
+    for t in tasks {
+        let (n, a) = t.await??;
+        total += n;
+        answer = a;
+    }
+    Ok((f64::from(total) / t0.elapsed().as_secs_f64(), answer))
+}
+
+fn cluster_scaling<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        let one = super::spawn::builtin(Builtin::RecipeApi, &[]).await?;
+        let two = super::spawn::builtin(Builtin::RecipeApi, &[("LAB_WORKERS", "2")]).await?;
+        // A limit that costs tens of milliseconds: CPU-bound, yet many requests per window.
+        let (limit, took) =
+            super::ch1::calibrate_fibonacci_for(ctx, &one.base, Duration::from_millis(20)).await?;
+        rec.figure("fibonacci limit", limit as f64, "n");
+        rec.figure("one fibonacci, alone", took.as_secs_f64() * 1e3, "ms");
+        let (rps1, a1) = fibonacci_throughput(ctx, &one.base, limit).await?;
+        let (rps2, a2) = fibonacci_throughput(ctx, &two.base, limit).await?;
+        rec.check(
+            "both configurations compute the same fibonacci",
+            !a1.is_empty() && a1 == a2,
+            format!("{} digits", a1.len()),
+        );
+        rec.figure("throughput, workers = 1", rps1, "req/s");
+        rec.figure("throughput, workers = 2", rps2, "req/s");
+        rec.figure(
+            "ratio 2 workers / 1",
+            rps2 / rps1.max(f64::MIN_POSITIVE),
+            "x",
+        );
+        rec.figure(
+            "cores on this machine",
+            std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+            "count",
+        );
+        Ok(())
+    })
+}
