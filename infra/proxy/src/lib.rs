@@ -1,0 +1,320 @@
+//! The lab's builtin reverse proxy, and the HAProxy configuration for the same frontends.
+//!
+//! - [`config`]: frontends, backends' servers, checks, limits (what `lab.toml`'s `[proxy]` lowers to).
+//! - [`backend`]: server state, balancing (roundrobin, leastconn), maxconn slots and the queue.
+//! - [`health`]: active checks with rise/fall.
+//! - [`http`]: HTTP mode (keep-alive both sides, retries, X-Forwarded-For, compression, TLS, HTTP/2 to clients).
+//! - [`tcp`]: TCP mode (passthrough).
+//! - [`stats`]: the stats page (HTML, `;csv`, `;json`).
+//! - [`haproxy`]: render an `haproxy.cfg` from the same [`config::ProxyConfig`].
+//!
+//! [`start`] binds every frontend before serving any (a taken port fails the whole start) and
+//! returns the bound addresses; [`Running::stop`] stops accepting and drains under a cap.
+
+pub mod backend;
+pub mod config;
+pub mod haproxy;
+pub mod health;
+pub mod http;
+pub mod stats;
+pub mod tcp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::Predicate;
+
+use crate::backend::Backend;
+use crate::config::{Mode, ProxyConfig};
+use crate::stats::{FrontendCounters, ProxyStats, Stats};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot read the proxy config {path}: {reason}")]
+    Config { path: String, reason: String },
+    #[error("frontend {frontend}: cannot listen on {addr}: {source}")]
+    Bind {
+        frontend: String,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("frontend {frontend}: {source}")]
+    Tls {
+        frontend: String,
+        source: lab_service_kit::tls::TlsError,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A started proxy.
+pub struct Running {
+    /// The bound address of each frontend, in config order.
+    pub addrs: Vec<SocketAddr>,
+    pub stats: Arc<Stats>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stop accepting, let open connections finish for at most `cap`, then drop them.
+    pub async fn stop(mut self, cap: Duration) {
+        let _ = self.stop.send(true);
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(cap, drain).await.is_err() {
+            tracing::warn!("proxy drain cap reached, closing remaining connections");
+        }
+        self.tasks.shutdown().await;
+    }
+}
+
+/// Bind every frontend of `cfg`, start health checks and accept loops.
+pub async fn start(cfg: ProxyConfig) -> Result<Running, ProxyError> {
+    let mut listeners = Vec::new();
+    for f in &cfg.frontends {
+        let l = TcpListener::bind(&f.bind)
+            .await
+            .map_err(|source| ProxyError::Bind {
+                frontend: f.name.clone(),
+                addr: f.bind.clone(),
+                source,
+            })?;
+        listeners.push(l);
+    }
+    let backends: Vec<Arc<Backend>> = cfg.frontends.iter().map(Backend::new).collect();
+    let stats = Arc::new(Stats::new(
+        cfg.frontends
+            .iter()
+            .zip(&backends)
+            .map(|(f, b)| ProxyStats {
+                name: f.name.clone(),
+                maxconn: f.maxconn,
+                frontend: FrontendCounters::default(),
+                backend: b.clone(),
+            })
+            .collect(),
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut addrs = Vec::new();
+    for (i, (f, listener)) in cfg.frontends.iter().zip(listeners).enumerate() {
+        let addr = listener.local_addr()?;
+        addrs.push(addr);
+        let backend = backends[i].clone();
+        if let Some(check) = &f.check {
+            health::spawn(backend.clone(), check.clone(), &mut tasks);
+        }
+        let tls = match &f.tls {
+            Some(t) => Some(tokio_rustls::TlsAcceptor::from(
+                lab_service_kit::tls::server_config(&t.cert, &t.key).map_err(|source| {
+                    ProxyError::Tls {
+                        frontend: f.name.clone(),
+                        source,
+                    }
+                })?,
+            )),
+            None => None,
+        };
+        tracing::info!(frontend = %f.name, %addr, mode = ?f.mode, servers = f.servers.len(), tls = tls.is_some(), "listening");
+        let accept = Accept {
+            frontend: Arc::new(f.clone()),
+            backend,
+            stats: stats.clone(),
+            index: i,
+            tls,
+        };
+        tasks.spawn(accept.run(listener, stopped.clone()));
+    }
+    Ok(Running {
+        addrs,
+        stats,
+        stop,
+        tasks,
+    })
+}
+
+/// `lab serve proxy --config FILE`: run the proxy in `FILE` (JSON [`ProxyConfig`]) until
+/// SIGINT/SIGTERM. Threads: `LAB_THREADS`, else one per core (as HAProxy's nbthread).
+pub fn main(config: &std::path::Path) -> Result<(), ProxyError> {
+    lab_service_kit::telemetry::init("proxy");
+    let bad = |reason: String| ProxyError::Config {
+        path: config.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read(config).map_err(|e| bad(e.to_string()))?;
+    let cfg: ProxyConfig = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+    let threads = std::env::var(lab_service_kit::settings::env::LAB_THREADS)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async move {
+        let running = start(cfg).await?;
+        lab_service_kit::serve::shutdown_signal().await;
+        running.stop(lab_service_kit::serve::DRAIN_CAP).await;
+        tracing::info!("proxy stopped");
+        Ok(())
+    });
+    lab_service_kit::telemetry::flush();
+    result
+}
+
+/// One frontend's accept loop.
+struct Accept {
+    frontend: Arc<config::Frontend>,
+    backend: Arc<Backend>,
+    stats: Arc<Stats>,
+    index: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Counts a frontend connection while it lives.
+struct ConnGuard(Arc<Stats>, usize);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.proxies[self.1]
+            .frontend
+            .conns_cur
+            .fetch_sub(1, Relaxed);
+    }
+}
+
+/// Content types the frontend compresses (its `compression` list).
+#[derive(Clone)]
+struct CompressTypes(Arc<Vec<String>>);
+
+impl Predicate for CompressTypes {
+    fn should_compress<B: hyper::body::Body>(&self, response: &hyper::Response<B>) -> bool {
+        let Some(ct) = response
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return false;
+        };
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        self.0.iter().any(|t| t.eq_ignore_ascii_case(essence))
+    }
+}
+
+impl Accept {
+    fn router(&self) -> Router {
+        let proxy = http::HttpProxy::new(
+            (*self.frontend).clone(),
+            self.backend.clone(),
+            self.stats.clone(),
+        );
+        let router =
+            Router::new().fallback(move |req: axum::extract::Request| proxy.clone().handle(req));
+        if self.frontend.compression.is_empty() {
+            router
+        } else {
+            router.layer(
+                CompressionLayer::new()
+                    .gzip(true)
+                    .no_br()
+                    .no_deflate()
+                    .no_zstd()
+                    .compress_when(CompressTypes(Arc::new(self.frontend.compression.clone()))),
+            )
+        }
+    }
+
+    async fn run(self, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
+        let limit = Arc::new(Semaphore::new(self.frontend.maxconn.max(1)));
+        let router = (self.frontend.mode == Mode::Http).then(|| self.router());
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let client_timeout = Duration::from_millis(self.frontend.client_timeout_ms);
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(client_timeout)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(client_timeout / 2))
+            .keep_alive_timeout(client_timeout);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut conns = JoinSet::new();
+        loop {
+            // maxconn: past it, connections wait in the listen backlog (as with HAProxy).
+            let permit = tokio::select! {
+                p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = stopped.changed() => break,
+            };
+            let (tcp, peer) = tokio::select! {
+                a = listener.accept() => match a {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+                _ = stopped.changed() => break,
+            };
+            while conns.try_join_next().is_some() {}
+            let _ = tcp.set_nodelay(true);
+            let px = &self.stats.proxies[self.index].frontend;
+            let cur = px.conns_cur.fetch_add(1, Relaxed) + 1;
+            px.conns_max.fetch_max(cur, Relaxed);
+            px.conns_total.fetch_add(1, Relaxed);
+            let guard = ConnGuard(self.stats.clone(), self.index);
+            let Some(router) = router.clone() else {
+                let (f, b) = (self.frontend.clone(), self.backend.clone());
+                conns.spawn(async move {
+                    let _hold = (permit, guard);
+                    tcp::handle(f, b, tcp).await;
+                });
+                continue;
+            };
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(http::ClientAddr(peer));
+                    let mut router = router.clone();
+                    async move { tower_service::Service::call(&mut router, req).await }
+                },
+            );
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let tls = self.tls.clone();
+            conns.spawn(async move {
+                let _hold = (permit, guard);
+                match tls {
+                    Some(acceptor) => {
+                        let Ok(Ok(stream)) =
+                            tokio::time::timeout(client_timeout, acceptor.accept(tcp)).await
+                        else {
+                            return; // failed or too slow handshake (e.g. plain HTTP on a TLS port)
+                        };
+                        let conn = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .into_owned();
+                        let _ = watcher.watch(conn).await;
+                    }
+                    None => {
+                        let conn = builder
+                            .serve_connection(TokioIo::new(tcp), service)
+                            .into_owned();
+                        let _ = watcher.watch(conn).await;
+                    }
+                }
+            });
+        }
+        drop(listener);
+        graceful.shutdown().await;
+        conns.shutdown().await;
+    }
+}
