@@ -6,7 +6,6 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::plan::PortMode;
-use crate::config::raw::Builtin;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -104,6 +103,10 @@ pub struct CheckArgs {
     /// Print one JSON document (schema: schema/check-report.schema.json).
     #[arg(long)]
     pub json: bool,
+    /// The proxy engine the chapter 3 proxy scenarios run: `builtin` or `haproxy`.
+    /// Default: the lab's `[proxy] engine`, else builtin.
+    #[arg(long, value_enum)]
+    pub proxy_engine: Option<ProxyEngineArg>,
     /// Also write JUnit XML to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -114,21 +117,23 @@ pub struct ServeArgs {
     /// Which service. Settings come from the environment: HOST, PORT, TARGET, LAB_ENV/NODE_ENV.
     #[arg(value_enum)]
     pub service: ServeWhich,
+    /// The proxy's config (JSON, as `lab up` writes it to .lab/proxy/proxy.json); `proxy` only.
+    #[arg(long, value_name = "FILE", required_if_eq("service", "proxy"))]
+    pub config: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProxyEngineArg {
+    Builtin,
+    Haproxy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ServeWhich {
     RecipeApi,
     WebApi,
-}
-
-impl From<ServeWhich> for Builtin {
-    fn from(s: ServeWhich) -> Self {
-        match s {
-            ServeWhich::RecipeApi => Builtin::RecipeApi,
-            ServeWhich::WebApi => Builtin::WebApi,
-        }
-    }
+    /// The builtin reverse proxy (`[proxy]` with engine = "builtin").
+    Proxy,
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,7 @@ pub fn scenarios() -> Vec<Scenario> {
             section: "Sample Applications › Service Relationship",
             summary: "web-api fetches recipe 42 from recipe-api; consumer and producer pids differ",
             run: sample_app,
+            proxy: false,
         },
         Scenario {
             name: "ch1.not-found",
@@ -25,6 +26,7 @@ pub fn scenarios() -> Vec<Scenario> {
             section: "Sample Applications › Producer Service",
             summary: "recipe-api answers an unknown recipe id with 404 {\"error\":\"not_found\"}",
             run: not_found,
+            proxy: false,
         },
         Scenario {
             name: "ch1.event-loop",
@@ -32,6 +34,7 @@ pub fn scenarios() -> Vec<Scenario> {
             section: "The Node.js Event Loop › Event Loop Tips",
             summary: "a long fibonacci starves /health on a one-thread instance; with offload it does not",
             run: event_loop,
+            proxy: false,
         },
     ]
 }

@@ -25,6 +25,7 @@ pub fn scenarios() -> Vec<Scenario> {
             section: "Protocols › Request and Response with HTTP › Payload Serialization",
             summary: "GET /recipes/42 answers JSON with the recipe's fields",
             run: http_json,
+            proxy: false,
         },
         Scenario {
             name: "ch2.gzip",
@@ -32,6 +33,7 @@ pub fn scenarios() -> Vec<Scenario> {
             section: "Protocols › Request and Response with HTTP › HTTP Compression",
             summary: "gzip only when asked; fewer bytes, same JSON",
             run: gzip,
+            proxy: false,
         },
         Scenario {
             name: "ch2.https",
@@ -39,6 +41,7 @@ pub fn scenarios() -> Vec<Scenario> {
             section: "Protocols › Request and Response with HTTP › HTTPS / TLS",
             summary: "served over TLS by a certificate of the lab CA; plain HTTP and other CAs refused",
             run: https,
+            proxy: false,
         },
         Scenario {
             name: "ch2.graphql",
@@ -46,6 +49,7 @@ pub fn scenarios() -> Vec<Scenario> {
             section: "Protocols › GraphQL",
             summary: "the kitchenSink query, an error for an unknown id, introspection",
             run: graphql,
+            proxy: false,
         },
         Scenario {
             name: "ch2.grpc",
@@ -53,6 +57,7 @@ pub fn scenarios() -> Vec<Scenario> {
             section: "Protocols › RPC with gRPC",
             summary: "GetRecipe, GetMetaData and NOT_FOUND from the contract proto",
             run: grpc,
+            proxy: false,
         },
         Scenario {
             name: "ch2.consumers",
@@ -60,6 +65,7 @@ pub fn scenarios() -> Vec<Scenario> {
             section: "Protocols › consumers (web-api-graphql, web-api-grpc)",
             summary: "web-api returns recipe 42 calling recipe-api over http, graphql and grpc",
             run: consumers,
+            proxy: false,
         },
         Scenario {
             name: "ch2.serialization",
@@ -67,6 +73,7 @@ pub fn scenarios() -> Vec<Scenario> {
             section: "Protocols › Request and Response with HTTP › Dangers of Serializing POJOs",
             summary: "no protocol's response carries the stored recipe's internal secret_formula",
             run: serialization,
+            proxy: false,
         },
     ]
 }

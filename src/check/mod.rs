@@ -8,6 +8,7 @@
 pub mod ch1;
 pub mod ch2;
 pub mod ch3;
+pub mod ch3_proxy;
 pub mod spawn;
 pub mod wire;
 
@@ -32,6 +33,8 @@ pub struct Scenario {
     pub section: &'static str,
     pub summary: &'static str,
     pub run: for<'a> fn(&'a Ctx, &'a mut Record) -> BoxFut<'a>,
+    /// Runs against a proxy engine (`--proxy-engine`): the report names the engine.
+    pub proxy: bool,
 }
 
 /// Every scenario, in chapter order.
@@ -85,6 +88,10 @@ pub struct Ctx {
     pub tls_ca: Option<std::path::PathBuf>,
     pub endpoints: Vec<Endpoint>,
     pub timeout: Duration,
+    /// The engine proxy scenarios run (`--proxy-engine`, else the lab's `[proxy]`, else builtin).
+    pub proxy_engine: crate::config::raw::ProxyEngine,
+    /// The lab's TLS folder (CA and certificates), for scenarios that need a certificate.
+    pub tls_dir: std::path::PathBuf,
 }
 
 impl Ctx {
@@ -197,6 +204,8 @@ pub struct ScenarioResult {
     pub chapter: u8,
     pub section: String,
     pub status: Status,
+    /// The proxy engine, for scenarios that exercise one (`builtin` or `haproxy`).
+    pub engine: Option<String>,
     pub duration_ms: f64,
     pub assertions: Vec<Assertion>,
     pub figures: Vec<Figure>,
@@ -243,6 +252,7 @@ pub async fn run(ctx: &Ctx, scenarios: &[Scenario], lab: &str, source: &str) -> 
             chapter: s.chapter,
             section: s.section.into(),
             status: if ok { Status::Pass } else { Status::Fail },
+            engine: s.proxy.then(|| ctx.proxy_engine.as_str().to_owned()),
             duration_ms: started.elapsed().as_secs_f64() * 1e3,
             assertions: rec.assertions,
             figures: rec.figures,

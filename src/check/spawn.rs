@@ -26,6 +26,15 @@ const READY_DEADLINE: Duration = Duration::from_secs(15);
 /// Start `lab serve <builtin>` with `env` on a free port and wait until `/health` answers.
 pub async fn builtin(builtin: Builtin, env: &[(&str, &str)]) -> anyhow::Result<Spawned> {
     let port = lab_supervisor::ports::pick_free("127.0.0.1", 1)?[0];
+    builtin_on(builtin, env, port).await
+}
+
+/// [`builtin`] on a given port (to restart a killed instance where a proxy expects it).
+pub async fn builtin_on(
+    builtin: Builtin,
+    env: &[(&str, &str)],
+    port: u16,
+) -> anyhow::Result<Spawned> {
     let exe = std::env::current_exe()?;
     let child = std::process::Command::new(exe)
         .args(["serve", builtin.as_str()])
@@ -67,6 +76,111 @@ impl Drop for Spawned {
         let pid = Pid::from_raw(self.pid as i32);
         let _ = kill(pid, Signal::SIGTERM);
         // A master stops its workers first (they die with it in any case: PDEATHSIG).
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(7) {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A proxy started by a scenario: `lab serve proxy` (builtin) or `haproxy` (rendered config)
+/// on free ports; stopped, and its files removed, when dropped.
+pub struct SpawnedProxy {
+    pub engine: crate::config::raw::ProxyEngine,
+    /// `127.0.0.1:PORT` of each frontend, in config order.
+    pub addrs: Vec<String>,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+/// Start `cfg` (every frontend's `bind` is replaced by a free port) with `engine`; returns
+/// once every frontend accepts connections.
+pub async fn proxy(
+    engine: crate::config::raw::ProxyEngine,
+    mut cfg: lab_proxy::config::ProxyConfig,
+) -> anyhow::Result<SpawnedProxy> {
+    use crate::config::raw::ProxyEngine;
+    let ports = lab_supervisor::ports::pick_free("127.0.0.1", cfg.frontends.len())?;
+    for (f, p) in cfg.frontends.iter_mut().zip(&ports) {
+        f.bind = format!("127.0.0.1:{p}");
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("lab-check-proxy-")
+        .tempdir()?;
+    let mut cmd = match engine {
+        ProxyEngine::Builtin => {
+            let path = dir.path().join("proxy.json");
+            std::fs::write(&path, serde_json::to_vec_pretty(&cfg)?)?;
+            let mut c = std::process::Command::new(std::env::current_exe()?);
+            c.args(["serve", "proxy", "--config"]).arg(&path);
+            c.env("RUST_LOG", "warn");
+            c
+        }
+        ProxyEngine::Haproxy => {
+            let pem = dir.path().join("proxy.pem");
+            if let Some(t) = cfg.frontends.iter().find_map(|f| f.tls.as_ref()) {
+                lab_proxy::haproxy::write_pem(t, &pem)?;
+            }
+            let path = dir.path().join("haproxy.cfg");
+            std::fs::write(&path, lab_proxy::haproxy::render(&cfg, |_| pem.clone()))?;
+            let haproxy = crate::config::plan::find_program("haproxy").ok_or_else(|| {
+                anyhow::anyhow!("haproxy is not installed; install it (`apt-get install haproxy`) or use --proxy-engine builtin")
+            })?;
+            let mut c = std::process::Command::new(haproxy);
+            c.arg("-f").arg(&path).arg("-db");
+            c
+        }
+    };
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| match engine {
+            ProxyEngine::Haproxy => anyhow::anyhow!(
+                "cannot run haproxy ({e}); install it (`apt-get install haproxy`) or use --proxy-engine builtin"
+            ),
+            ProxyEngine::Builtin => anyhow::anyhow!("cannot run `lab serve proxy`: {e}"),
+        })?;
+    let mut spawned = SpawnedProxy {
+        engine,
+        addrs: ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+        child,
+        _dir: dir,
+    };
+    let t0 = Instant::now();
+    for addr in spawned.addrs.clone() {
+        loop {
+            if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+                break;
+            }
+            if let Ok(Some(status)) = spawned.child.try_wait() {
+                anyhow::bail!("the {} proxy exited at start: {status}", engine.as_str());
+            }
+            if t0.elapsed() > READY_DEADLINE {
+                anyhow::bail!(
+                    "the {} proxy did not listen on {addr} within {}s",
+                    engine.as_str(),
+                    READY_DEADLINE.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await; // poll interval, under the deadline
+        }
+    }
+    Ok(spawned)
+}
+
+impl Drop for SpawnedProxy {
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        // HAProxy stops at once on SIGUSR1-less SIGTERM; the builtin one drains first.
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(7) {
             if matches!(self.child.try_wait(), Ok(Some(_))) {

@@ -65,7 +65,12 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
                 state.name,
                 scenarios.len()
             ));
-            let ctx = ctx_from(&cfg, &state, &env.state_dir.join("tls"))?;
+            let ctx = ctx_from(
+                &cfg,
+                &state,
+                &env.state_dir.join("tls"),
+                engine(&cfg, &args),
+            )?;
             check::run(&ctx, &scenarios, &state.name, "running").await
         }
         None => {
@@ -105,7 +110,7 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
                 };
             say(format!("lab up in {}", render::ms(breakdown.total)));
             let state = lab.state();
-            let ctx = ctx_from(&cfg, &state, &dir.join("tls"))?;
+            let ctx = ctx_from(&cfg, &state, &dir.join("tls"), engine(&cfg, &args))?;
             let report = check::run(&ctx, &scenarios, &cfg.name, "started").await;
             lab.stop().await;
             let _ = std::fs::remove_dir_all(&dir);
@@ -131,7 +136,26 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
 
 /// The endpoints of `state`'s instances, with each service's role from the config; the client
 /// trusts the lab CA under `tls_dir` when there is one.
-fn ctx_from(cfg: &LabConfig, state: &State, tls_dir: &std::path::Path) -> anyhow::Result<Ctx> {
+/// `--proxy-engine`, else the lab's `[proxy] engine`, else builtin.
+fn engine(cfg: &LabConfig, args: &CheckArgs) -> crate::config::raw::ProxyEngine {
+    use crate::cli::ProxyEngineArg;
+    use crate::config::raw::ProxyEngine;
+    match args.proxy_engine {
+        Some(ProxyEngineArg::Builtin) => ProxyEngine::Builtin,
+        Some(ProxyEngineArg::Haproxy) => ProxyEngine::Haproxy,
+        None => cfg
+            .proxy
+            .as_ref()
+            .map_or(ProxyEngine::Builtin, |p| p.engine),
+    }
+}
+
+fn ctx_from(
+    cfg: &LabConfig,
+    state: &State,
+    tls_dir: &std::path::Path,
+    proxy_engine: crate::config::raw::ProxyEngine,
+) -> anyhow::Result<Ctx> {
     let mut endpoints: Vec<Endpoint> = cfg
         .services
         .iter()
@@ -165,6 +189,8 @@ fn ctx_from(cfg: &LabConfig, state: &State, tls_dir: &std::path::Path) -> anyhow
         tls_ca,
         endpoints,
         timeout: Duration::from_secs(5),
+        proxy_engine,
+        tls_dir: tls_dir.to_path_buf(),
     })
 }
 
@@ -177,8 +203,13 @@ pub fn report_text(r: &CheckReport, style: &Style) -> String {
         } else {
             style.red(FAIL)
         };
+        let engine = s
+            .engine
+            .as_ref()
+            .map(|e| format!("  [{e}]"))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "{mark} {}  {}  {}\n",
+            "{mark} {}{engine}  {}  {}\n",
             style.bold(&s.name),
             style.dim(&s.section),
             render::ms(Duration::from_secs_f64(s.duration_ms / 1e3))

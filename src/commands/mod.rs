@@ -75,11 +75,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     // `serve` runs a service with its own runtime and tracing; nothing of lab's may be set up first.
     if let Command::Serve(args) = &cli.command {
-        let result = match crate::config::raw::Builtin::from(args.service) {
-            crate::config::raw::Builtin::RecipeApi => lab_recipe_api::main(),
-            crate::config::raw::Builtin::WebApi => lab_web_api::main(),
-        };
-        return result.map(|()| exit::OK).map_err(anyhow::Error::from);
+        use crate::cli::ServeWhich;
+        return match (args.service, &args.config) {
+            (ServeWhich::RecipeApi, _) => lab_recipe_api::main().map_err(anyhow::Error::from),
+            (ServeWhich::WebApi, _) => lab_web_api::main().map_err(anyhow::Error::from),
+            (ServeWhich::Proxy, Some(config)) => {
+                lab_proxy::main(config).map_err(anyhow::Error::from)
+            }
+            (ServeWhich::Proxy, None) => {
+                Err(anyhow::anyhow!("`lab serve proxy` needs --config FILE"))
+            }
+        }
+        .map(|()| exit::OK);
     }
     init_tracing();
     let env = Env::new(&cli);

@@ -93,6 +93,27 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_proxy_section_is_valid() {
+        let readme = include_str!("../../README.md");
+        let at = readme
+            .find("[proxy]\nengine")
+            .expect("README documents [proxy]");
+        let len = readme[at..].find("```").expect("closed block");
+        let src = format!(
+            "[services.web-api]\nbuiltin = \"web-api\"\nreplicas = 2\n{}",
+            &readme[at..at + len]
+        );
+        let cfg =
+            parse(&src, Path::new("/x/lab.toml"), "README.md").unwrap_or_else(|e| panic!("{e}"));
+        let p = cfg.proxy.expect("a proxy");
+        let f = &p.frontends[0].settings;
+        assert_eq!(
+            (f.server_maxconn, f.queue_timeout_ms, f.compression.len()),
+            (Some(2), 5000, 2)
+        );
+    }
+
+    #[test]
     fn every_error_is_collected_not_just_the_first() {
         let src = "[services.a]\nbuiltin = \"recipe-api\"\nreplicas = 0\ndepends_on = [\"nope\"]\n[services.a.health]\npath = \"health\"\n";
         let Err(ConfigError::Invalid(d)) = parse(src, Path::new("/x/lab.toml"), "lab.toml") else {

@@ -10,7 +10,8 @@ use lab_supervisor::{HealthCheck, InstanceSpec, Plan, ServiceSpec, ports};
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::raw::Protocol;
-use super::validate::{LabConfig, Ports, Run, Target};
+use super::raw::{ProxyEngine, TargetProtocol};
+use super::validate::{LabConfig, PROXY_SERVICE, Ports, Proxy, Run, Target};
 
 /// How `lab up` treats the ports lab.toml asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -90,6 +91,39 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
         }
         wanted.push(ports_of);
     }
+    let frontends = cfg.proxy.as_ref().map_or(&[][..], |p| &p.frontends[..]);
+    let mut wanted_fe: Vec<Option<u16>> = Vec::new();
+    for f in frontends {
+        let configured = match (f.port, opts.ports) {
+            (0, _) | (_, PortMode::Ephemeral) => None,
+            (p, mode) => match ports::check(&f.host, p) {
+                Ok(()) => Some(p),
+                Err(holder) => {
+                    let who = holder.map_or("another process".to_owned(), |h| {
+                        format!("pid {} ({})", h.pid, h.command)
+                    });
+                    if mode == PortMode::Auto {
+                        notes.push(format!(
+                            "port {p} is taken by {who}; frontend {} gets a free port",
+                            f.name
+                        ));
+                        None
+                    } else {
+                        errors.push(
+                            Diagnostic::new(
+                                f.port_span.clone().unwrap_or_default(),
+                                format!("port {p} (frontend {}) is taken by {who}", f.name),
+                            )
+                            .hint("stop that process, choose another port, or run `lab up --ports auto` to shift to free ones"),
+                        );
+                        Some(p)
+                    }
+                }
+            },
+        };
+        free_needed += usize::from(configured.is_none());
+        wanted_fe.push(configured);
+    }
     if !errors.is_empty() {
         return Err(Diagnostics {
             path: cfg.display_path.clone(),
@@ -116,6 +150,10 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
                 .collect()
         })
         .collect();
+    let fe_ports: Vec<u16> = wanted_fe
+        .into_iter()
+        .map(|p| p.unwrap_or_else(|| free.next().expect("enough free ports")))
+        .collect();
 
     // TLS: the lab CA and a certificate per https service, made on first use.
     let tls_error = |e: crate::tls::CaError| Diagnostics {
@@ -127,7 +165,9 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
             hint: None,
         }],
     };
-    let ca = if cfg.services.iter().any(|s| s.protocol == Protocol::Https) {
+    let ca = if cfg.services.iter().any(|s| s.protocol == Protocol::Https)
+        || frontends.iter().any(|f| f.tls)
+    {
         Some(crate::tls::LabCa::ensure(&opts.state_dir.join("tls")).map_err(tls_error)?)
     } else {
         None
@@ -179,14 +219,22 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
                 ("LAB_SERVICE".to_owned(), s.name.clone()),
             ];
             match &s.target {
-                // Until a proxy fronts a replicated service, consumer #i is pinned to producer #i (mod n).
+                // Through a proxy frontend fronting the target in this consumer's protocol;
+                // else consumer #i is pinned to producer #i (mod n).
                 Some(Target::Service(t)) => {
                     let ti = cfg
                         .services
                         .iter()
                         .position(|x| &x.name == t)
                         .expect("validated");
-                    env.push((vars::TARGET.to_owned(), addr_of(ti, i)));
+                    let via = route_via(frontends, t, s.target_protocol, cfg.services[ti].protocol);
+                    match via {
+                        Some(fi) => env.push((
+                            vars::TARGET.to_owned(),
+                            join_host_port(connect_host(&frontends[fi].host), fe_ports[fi]),
+                        )),
+                        None => env.push((vars::TARGET.to_owned(), addr_of(ti, i))),
+                    }
                 }
                 Some(Target::Addr(a)) => env.push((vars::TARGET.to_owned(), a.clone())),
                 None => {}
@@ -237,14 +285,29 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
                 port: ports[si][i],
             });
         }
+        let mut depends_on = s.depends_on.clone();
+        if let Some(Target::Service(t)) = &s.target {
+            let ti = cfg
+                .services
+                .iter()
+                .position(|x| &x.name == t)
+                .expect("validated");
+            if route_via(frontends, t, s.target_protocol, cfg.services[ti].protocol).is_some() {
+                depends_on.push(PROXY_SERVICE.to_owned());
+            }
+        }
         services.push(ServiceSpec {
             name: s.name.clone(),
-            depends_on: s.depends_on.clone(),
+            depends_on,
             instances,
             health,
             restart: s.restart.clone(),
             stop_grace: s.stop_grace,
         });
+    }
+    if let Some(proxy) = &cfg.proxy {
+        let spec = proxy_service(cfg, proxy, opts, &fe_ports, ca.as_ref(), &addr_of)?;
+        services.insert(0, spec);
     }
     Ok(Lowered {
         plan: Plan {
@@ -255,4 +318,198 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
         },
         notes,
     })
+}
+
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The frontend a consumer calling `target` over `how` goes through, if one fronts `target` in
+/// a way that consumer can speak: http(s)/GraphQL through an http frontend of the same TLS-ness,
+/// anything (gRPC too) through a tcp frontend when the producer serves what the consumer speaks.
+fn route_via(
+    frontends: &[super::validate::ProxyFrontend],
+    target: &str,
+    how: Option<TargetProtocol>,
+    producer: Protocol,
+) -> Option<usize> {
+    use lab_proxy::config::Mode;
+    let wants_tls = how == Some(TargetProtocol::Https);
+    frontends.iter().position(|f| {
+        f.service == target
+            && match f.settings.mode {
+                Mode::Http => how != Some(TargetProtocol::Grpc) && f.tls == wants_tls,
+                Mode::Tcp => (producer == Protocol::Https) == wants_tls,
+            }
+    })
+}
+
+/// The proxy as one more service of the plan: its config written under `.lab/proxy/`, run as
+/// `lab serve proxy` or `haproxy`, ready when its first frontend accepts connections.
+fn proxy_service(
+    cfg: &LabConfig,
+    proxy: &Proxy,
+    opts: &LowerOptions,
+    fe_ports: &[u16],
+    ca: Option<&crate::tls::LabCa>,
+    addr_of: &dyn Fn(usize, usize) -> String,
+) -> Result<ServiceSpec, Diagnostics> {
+    let fail =
+        |span: Option<std::ops::Range<usize>>, message: String, hint: Option<&str>| Diagnostics {
+            path: cfg.display_path.clone(),
+            source: cfg.source.clone(),
+            items: vec![Diagnostic {
+                span,
+                message,
+                hint: hint.map(str::to_owned),
+            }],
+        };
+    let dir = opts.state_dir.join("proxy");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| fail(None, format!("cannot create {}: {e}", dir.display()), None))?;
+    let tls_files = match (ca, proxy.frontends.iter().any(|f| f.tls)) {
+        (Some(ca), true) => {
+            let issued = ca.server_cert(PROXY_SERVICE).map_err(|e| {
+                fail(
+                    None,
+                    format!("cannot prepare the proxy's TLS certificate: {e}"),
+                    None,
+                )
+            })?;
+            Some(lab_proxy::config::TlsFiles {
+                cert: issued.cert,
+                key: issued.key,
+            })
+        }
+        _ => None,
+    };
+    let mut frontends = Vec::new();
+    for (fi, f) in proxy.frontends.iter().enumerate() {
+        let si = cfg
+            .services
+            .iter()
+            .position(|s| s.name == f.service)
+            .expect("validated");
+        let svc = &cfg.services[si];
+        let mut fe = f.settings.clone();
+        fe.bind = join_host_port(&f.host, fe_ports[fi]);
+        fe.servers = (0..svc.replicas)
+            .map(|i| lab_proxy::config::Server {
+                name: format!("{}-{}", svc.name, i + 1),
+                addr: addr_of(si, i),
+            })
+            .collect();
+        fe.tls = if f.tls { tls_files.clone() } else { None };
+        frontends.push(fe);
+    }
+    let config = lab_proxy::config::ProxyConfig { frontends };
+    let write = |path: &std::path::Path, text: &[u8]| {
+        std::fs::write(path, text)
+            .map_err(|e| fail(None, format!("cannot write {}: {e}", path.display()), None))
+    };
+    let (program, args) = match proxy.engine {
+        ProxyEngine::Builtin => {
+            let path = dir.join("proxy.json");
+            write(
+                &path,
+                &serde_json::to_vec_pretty(&config).expect("proxy config serialises"),
+            )?;
+            (
+                opts.exe.clone(),
+                vec![
+                    "serve".into(),
+                    "proxy".into(),
+                    "--config".into(),
+                    path.display().to_string(),
+                ],
+            )
+        }
+        ProxyEngine::Haproxy => {
+            let Some(haproxy) = find_program("haproxy") else {
+                return Err(fail(
+                    proxy.engine_span.clone(),
+                    "engine \"haproxy\" needs the `haproxy` program, which is not installed".into(),
+                    Some(
+                        "install it (Debian: `apt-get install haproxy`, or `scripts/install-deps`), or use engine = \"builtin\"",
+                    ),
+                ));
+            };
+            let pem = dir.join("proxy.pem");
+            if let Some(t) = &tls_files {
+                lab_proxy::haproxy::write_pem(t, &pem).map_err(|e| {
+                    fail(None, format!("cannot write {}: {e}", pem.display()), None)
+                })?;
+            }
+            let path = dir.join("haproxy.cfg");
+            write(
+                &path,
+                lab_proxy::haproxy::render(&config, |_| pem.clone()).as_bytes(),
+            )?;
+            (
+                haproxy,
+                vec!["-f".into(), path.display().to_string(), "-db".into()],
+            )
+        }
+    };
+    // The proxy starts once the services it balances are healthy, so no engine ever sees a
+    // server down at its start; except services that reach their own TARGET through the proxy,
+    // which start after it instead (else the two would wait for each other).
+    let mut depends_on: Vec<String> = Vec::new();
+    for f in &proxy.frontends {
+        let svc = cfg.service(&f.service).expect("validated");
+        let via_proxy = match &svc.target {
+            Some(Target::Service(t)) => {
+                let producer = cfg.service(t).expect("validated").protocol;
+                route_via(&proxy.frontends, t, svc.target_protocol, producer).is_some()
+            }
+            _ => false,
+        };
+        if !via_proxy && !depends_on.contains(&f.service) {
+            depends_on.push(f.service.clone());
+        }
+    }
+    let first = &proxy.frontends[0];
+    Ok(ServiceSpec {
+        name: PROXY_SERVICE.to_owned(),
+        depends_on,
+        instances: vec![InstanceSpec {
+            service: PROXY_SERVICE.to_owned(),
+            index: 1,
+            program,
+            args,
+            cwd: dir.clone(),
+            env: vec![
+                ("LAB_SERVICE".to_owned(), PROXY_SERVICE.to_owned()),
+                (
+                    "LAB_PROXY_ENGINE".to_owned(),
+                    proxy.engine.as_str().to_owned(),
+                ),
+            ],
+            host: connect_host(&first.host).to_owned(),
+            port: fe_ports[0],
+        }],
+        health: lab_supervisor::HealthSpec {
+            check: HealthCheck::Tcp,
+            ..Default::default()
+        },
+        restart: lab_supervisor::RestartSpec {
+            policy: lab_supervisor::RestartPolicy::OnFailure,
+            backoff: lab_supervisor::Backoff::default(),
+        },
+        stop_grace: std::time::Duration::from_secs(10),
+    })
+}
+
+/// The full path of `program`: on PATH, else in the sbin folders Debian puts daemons in
+/// (`/usr/sbin/haproxy` is not on a normal user's PATH).
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }

@@ -23,6 +23,135 @@ pub struct RawLab {
     #[serde(default)]
     #[schemars(with = "IndexMap<String, RawService>")]
     pub services: IndexMap<Spanned<String>, RawService>,
+    /// A reverse proxy in front of services (chapter 3): the builtin one, or the real HAProxy.
+    pub proxy: Option<RawProxy>,
+}
+
+/// `[proxy]`: frontends, each balancing one service's instances. The same section runs the
+/// lab's own proxy (`engine = "builtin"`) or HAProxy (`engine = "haproxy"`, from an
+/// `haproxy.cfg` rendered into `.lab/proxy/`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    /// `builtin` (default) or `haproxy` (the `haproxy` program must be installed).
+    #[schemars(with = "Option<ProxyEngine>")]
+    pub engine: Option<Spanned<ProxyEngine>>,
+    /// The frontends, by name.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, RawFrontend>")]
+    pub frontends: IndexMap<Spanned<String>, RawFrontend>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyEngine {
+    /// The lab's own proxy (hyper + tokio), run as `lab serve proxy`.
+    Builtin,
+    /// HAProxy, run as `haproxy -f .lab/proxy/haproxy.cfg -db`.
+    Haproxy,
+}
+
+impl ProxyEngine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyEngine::Builtin => "builtin",
+            ProxyEngine::Haproxy => "haproxy",
+        }
+    }
+}
+
+/// One frontend: a port in front of a service's instances (HAProxy's frontend + backend).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFrontend {
+    /// The service whose instances are the servers. Consumers whose `TARGET` names it go
+    /// through this frontend when it speaks their protocol.
+    #[schemars(with = "String")]
+    pub service: Spanned<String>,
+    /// Port to listen on; 0 (default) picks a free one at start.
+    #[schemars(with = "Option<u16>")]
+    pub port: Option<Spanned<u16>>,
+    /// Interface to bind. Default: `127.0.0.1`.
+    #[schemars(with = "Option<String>")]
+    pub host: Option<Spanned<String>>,
+    /// `http` (default): a reverse proxy; `tcp`: bytes passed through (TLS, gRPC).
+    #[schemars(with = "Option<FrontendMode>")]
+    pub mode: Option<Spanned<FrontendMode>>,
+    /// `roundrobin` (default) or `leastconn`.
+    #[schemars(with = "Option<BalanceKind>")]
+    pub balance: Option<Spanned<BalanceKind>>,
+    /// Terminate TLS here with a certificate from the lab CA; plain HTTP to the servers.
+    #[schemars(with = "Option<bool>")]
+    pub tls: Option<Spanned<bool>>,
+    /// Content types to gzip for clients that accept it (compression offload), e.g.
+    /// `["application/json", "text/plain"]`. Default: none.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub compression: Option<Spanned<Vec<String>>>,
+    /// Concurrent client connections (more wait in the listen backlog). Default: 2000.
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub maxconn: Option<Spanned<u32>>,
+    /// Concurrent requests per server; excess requests queue. Default: no limit.
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub server_maxconn: Option<Spanned<u32>>,
+    /// How long a queued request waits before a 503. Default: `5s`.
+    #[schemars(with = "Option<String>")]
+    pub queue_timeout: Option<Spanned<String>>,
+    /// Default: `2s`.
+    #[schemars(with = "Option<String>")]
+    pub connect_timeout: Option<Spanned<String>>,
+    /// Idle client connections and slow request headers are cut off after this. Default: `30s`.
+    #[schemars(with = "Option<String>")]
+    pub client_timeout: Option<Spanned<String>>,
+    /// A server must answer within this (504 past it). Default: `30s`.
+    #[schemars(with = "Option<String>")]
+    pub server_timeout: Option<Spanned<String>>,
+    /// Other servers tried after a failed connection. Default: 2.
+    #[schemars(with = "Option<u32>")]
+    pub retries: Option<Spanned<u32>>,
+    /// Serve the stats page here, e.g. `"/admin?stats"` (`;csv` appended gives CSV). HTTP mode.
+    #[schemars(with = "Option<String>")]
+    pub stats_uri: Option<Spanned<String>>,
+    /// Active health checks of the servers.
+    pub check: Option<RawProxyCheck>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FrontendMode {
+    Http,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BalanceKind {
+    Roundrobin,
+    Leastconn,
+}
+
+/// Active checks (HAProxy's `check inter rise fall`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxyCheck {
+    /// `false` turns checks off (servers always count as up). Default: `true`.
+    #[schemars(with = "Option<bool>")]
+    pub enabled: Option<Spanned<bool>>,
+    /// `GET` this path (2xx/3xx = up). Default: the service's health path (`/health`); in tcp
+    /// mode a connect check.
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    /// Default: `2s`.
+    #[schemars(with = "Option<String>")]
+    pub interval: Option<Spanned<String>>,
+    /// Default: `1s`.
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// Successes in a row to come back. Default: 2.
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub rise: Option<Spanned<u32>>,
+    /// Failures in a row to go out. Default: 3.
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub fall: Option<Spanned<u32>>,
 }
 
 /// One service: a built-in one, or your own program.

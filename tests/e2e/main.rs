@@ -5,5 +5,6 @@ mod config_errors;
 mod interop;
 mod lifecycle;
 mod protocols;
+mod proxy;
 mod scaling;
 mod util;

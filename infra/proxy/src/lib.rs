@@ -96,6 +96,7 @@ pub async fn start(cfg: ProxyConfig) -> Result<Running, ProxyError> {
             .zip(&backends)
             .map(|(f, b)| ProxyStats {
                 name: f.name.clone(),
+                checked: f.check.is_some(),
                 maxconn: f.maxconn,
                 frontend: FrontendCounters::default(),
                 backend: b.clone(),

@@ -18,6 +18,8 @@ pub struct FrontendCounters {
 
 pub struct ProxyStats {
     pub name: String,
+    /// Whether its servers have active checks.
+    pub checked: bool,
     pub maxconn: usize,
     pub frontend: FrontendCounters,
     pub backend: Arc<Backend>,
@@ -81,12 +83,16 @@ impl Stats {
                 b.servers.iter().map(get).sum()
             };
             let total_req = sum(&|s| s.counters.total.load(Relaxed));
+            // As in the haproxy.cfg rendered from the same config: servers and the BACKEND
+            // row belong to `<name>-servers`.
+            let backend_name = format!("{}-servers", p.name);
             let row = |svname: &str, vals: Vals| -> Vec<(&'static str, String)> {
                 COLUMNS
                     .iter()
                     .map(|&c| {
                         let v = match c {
-                            "pxname" => p.name.clone(),
+                            "pxname" if svname == "FRONTEND" => p.name.clone(),
+                            "pxname" => backend_name.clone(),
                             "svname" => svname.to_owned(),
                             _ => vals.get(c).unwrap_or_default(),
                         };
@@ -124,7 +130,16 @@ impl Stats {
                         ("econ", c.conn_errors.load(Relaxed).to_string()),
                         ("eresp", c.resp_errors.load(Relaxed).to_string()),
                         ("wretr", c.retries.load(Relaxed).to_string()),
-                        ("status", if up { "UP" } else { "DOWN" }.into()),
+                        // As HAProxy: a server without checks is "no check".
+                        (
+                            "status",
+                            match (p.checked, up) {
+                                (false, _) => "no check",
+                                (true, true) => "UP",
+                                (true, false) => "DOWN",
+                            }
+                            .into(),
+                        ),
                         ("weight", "1".into()),
                         ("act", "1".into()),
                         ("bck", "0".into()),

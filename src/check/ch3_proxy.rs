@@ -1,0 +1,609 @@
+//! Chapter 3's reverse-proxy scenarios, run against the engine of `--proxy-engine` (builtin or
+//! HAProxy): each starts its own proxy with the settings of the book's matching haproxy config
+//! in front of the lab's services (or of a server it starts itself when the experiment needs
+//! one, like the slow server of back pressure), so both engines face the same experiment.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use lab_proxy::config::{Check, Frontend, ProxyConfig, Server};
+use serde_json::Value;
+
+use super::spawn::{self, SpawnedProxy};
+use super::{BoxFut, Ctx, Record};
+use crate::config::raw::{Builtin, ProxyEngine};
+
+const STATS_URI: &str = "/admin?stats";
+
+fn frontend(name: &str, servers: &[String]) -> Frontend {
+    Frontend::new(
+        name,
+        "127.0.0.1:0",
+        servers
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Server {
+                name: format!("{name}-{}", i + 1),
+                addr: a.clone(),
+            })
+            .collect(),
+    )
+}
+
+async fn start(ctx: &Ctx, f: Frontend) -> anyhow::Result<SpawnedProxy> {
+    spawn::proxy(ctx.proxy_engine, ProxyConfig { frontends: vec![f] }).await
+}
+
+/// The plain-HTTP addresses of the lab's service playing `role`.
+fn plain_addrs(ctx: &Ctx, role: Builtin) -> anyhow::Result<Vec<String>> {
+    let e = ctx.role(role)?;
+    anyhow::ensure!(
+        e.scheme() == "http",
+        "`{}` serves https: these scenarios put the proxy in front of plain HTTP servers",
+        e.service
+    );
+    anyhow::ensure!(
+        !e.addrs.is_empty(),
+        "`{}` has no running instance",
+        e.service
+    );
+    Ok(e.addrs.clone())
+}
+
+/// The stats CSV as rows keyed by column name (HAProxy's names, both engines).
+async fn stats_rows(ctx: &Ctx, addr: &str) -> anyhow::Result<Vec<HashMap<String, String>>> {
+    let (r, _) = ctx.get(addr, &format!("{STATS_URI};csv")).await?;
+    anyhow::ensure!(r.status == 200, "stats CSV: status {}", r.status);
+    let text = r.text();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('#')
+        .trim()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    Ok(lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split(',').map(str::to_owned))
+                .collect()
+        })
+        .collect())
+}
+
+fn server_row<'a>(
+    rows: &'a [HashMap<String, String>],
+    name: &str,
+) -> Option<&'a HashMap<String, String>> {
+    rows.iter()
+        .find(|r| r.get("svname").is_some_and(|s| s == name))
+}
+
+pub fn round_robin<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        // The lab's web-api instances when it has two or more; else two started here.
+        let lab = ctx
+            .role(Builtin::WebApi)
+            .ok()
+            .filter(|e| e.addrs.len() >= 2 && e.scheme() == "http");
+        let mut _own = Vec::new();
+        let servers = match lab {
+            Some(e) => e.addrs.clone(),
+            None => {
+                let target = super::host_port(&ctx.first(Builtin::RecipeApi)?).to_owned();
+                for _ in 0..2 {
+                    _own.push(
+                        spawn::builtin(Builtin::WebApi, &[("TARGET", target.as_str())]).await?,
+                    );
+                }
+                _own.iter()
+                    .map(|s| super::host_port(&s.base).to_owned())
+                    .collect()
+            }
+        };
+        let proxy = start(ctx, frontend("web", &servers)).await?;
+        let mut pids = Vec::new();
+        for _ in 0..(servers.len() * 4) {
+            let (r, _) = ctx.get(&proxy.addrs[0], "/").await?;
+            anyhow::ensure!(
+                r.status == 200,
+                "GET / through the proxy: status {}",
+                r.status
+            );
+            let v: Value = r.json()?;
+            pids.push(v["consumer_pid"].as_u64().unwrap_or(0));
+        }
+        let distinct: BTreeSet<u64> = pids.iter().copied().collect();
+        rec.check(
+            "every instance answers",
+            distinct.len() == servers.len(),
+            format!(
+                "{} instances, consumer_pids seen {distinct:?}",
+                servers.len()
+            ),
+        );
+        let alternates = pids
+            .windows(servers.len())
+            .all(|w| w.iter().collect::<BTreeSet<_>>().len() == servers.len());
+        rec.check(
+            "consecutive requests go to different instances, in turn",
+            alternates,
+            format!("consumer_pid sequence {pids:?}"),
+        );
+        rec.figure("instances", servers.len() as f64, "count");
+        Ok(())
+    })
+}
+
+/// Sends `GET /recipes/42` through `addr` every 10 ms until stopped; counts failures.
+struct LightLoad {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<(usize, usize, Vec<u64>)>,
+}
+
+fn light_load(ctx: &Ctx, addr: &str) -> LightLoad {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (client, url, timeout, flag) = (
+        ctx.client.clone(),
+        format!("http://{addr}/recipes/42"),
+        ctx.timeout,
+        stop.clone(),
+    );
+    let task = tokio::spawn(async move {
+        let (mut ok, mut failed, mut pids) = (0, 0, Vec::new());
+        while !flag.load(SeqCst) {
+            match client.get(&url, timeout).await {
+                Ok(r) if r.status == 200 => {
+                    ok += 1;
+                    if let Some(p) = r.json().ok().and_then(|v| v["producer_pid"].as_u64()) {
+                        pids.push(p);
+                    }
+                }
+                _ => failed += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await; // load pacing
+        }
+        (ok, failed, pids)
+    });
+    LightLoad { stop, task }
+}
+
+pub fn health_failover<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        let a = spawn::builtin(Builtin::RecipeApi, &[]).await?;
+        let b = spawn::builtin(Builtin::RecipeApi, &[]).await?;
+        let b_port: u16 = b.base.rsplit(':').next().unwrap_or("0").parse()?;
+        let servers = vec![
+            super::host_port(&a.base).to_owned(),
+            super::host_port(&b.base).to_owned(),
+        ];
+        let mut f = frontend("recipes", &servers);
+        let (interval, fall, rise) = (200u64, 2u32, 2u32);
+        f.check = Some(Check {
+            path: Some("/health".into()),
+            interval_ms: interval,
+            timeout_ms: 150,
+            rise,
+            fall,
+        });
+        f.stats_uri = Some(STATS_URI.into());
+        let proxy = start(ctx, f).await?;
+        let addr = proxy.addrs[0].clone();
+        let victim = "recipes-2";
+
+        let load = light_load(ctx, &addr);
+        tokio::time::sleep(Duration::from_millis(300)).await; // some traffic before the kill
+        let b_pid = b.pid;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(b_pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )?;
+        drop(b);
+        let killed = Instant::now();
+        let limit =
+            Duration::from_millis(interval * (u64::from(fall) + 2)) + Duration::from_secs(1);
+        let mut out_after = None;
+        while killed.elapsed() < limit * 3 {
+            let rows = stats_rows(ctx, &addr).await?;
+            if server_row(&rows, victim)
+                .and_then(|r| r.get("status"))
+                .is_some_and(|s| s.starts_with("DOWN"))
+            {
+                out_after = Some(killed.elapsed());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await; // stats polling interval
+        }
+        match out_after {
+            Some(t) => {
+                rec.figure(
+                    "killed instance out of rotation after",
+                    t.as_secs_f64() * 1e3,
+                    "ms",
+                );
+                rec.check(
+                    "the killed instance leaves the rotation within fall × interval (+ slack)",
+                    t <= limit,
+                    format!(
+                        "{:.0} ms (fall {fall} × interval {interval} ms; limit {} ms)",
+                        t.as_secs_f64() * 1e3,
+                        limit.as_millis()
+                    ),
+                );
+            }
+            None => {
+                rec.check(
+                    "the killed instance leaves the rotation",
+                    false,
+                    "still UP in the stats".to_string(),
+                );
+            }
+        }
+
+        // Restart it where the proxy expects it: the checks bring it back.
+        let b2 = spawn::builtin_on(Builtin::RecipeApi, &[], b_port).await?;
+        let restarted = Instant::now();
+        let back_limit =
+            Duration::from_millis(interval * (u64::from(rise) + 2)) + Duration::from_secs(1);
+        let mut back_after = None;
+        while restarted.elapsed() < back_limit * 3 {
+            let rows = stats_rows(ctx, &addr).await?;
+            if server_row(&rows, victim)
+                .and_then(|r| r.get("status"))
+                .is_some_and(|s| s == "UP")
+            {
+                back_after = Some(restarted.elapsed());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await; // stats polling interval
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await; // let the load reach it
+        load.stop.store(true, SeqCst);
+        let (ok, failed, pids) = load.task.await?;
+        match back_after {
+            Some(t) => {
+                rec.figure(
+                    "restarted instance back in rotation after",
+                    t.as_secs_f64() * 1e3,
+                    "ms",
+                );
+                rec.check(
+                    "the restarted instance returns within rise × interval (+ slack)",
+                    t <= back_limit,
+                    format!(
+                        "{:.0} ms (rise {rise} × interval {interval} ms)",
+                        t.as_secs_f64() * 1e3
+                    ),
+                );
+            }
+            None => {
+                rec.check(
+                    "the restarted instance returns",
+                    false,
+                    "never UP again in the stats".to_string(),
+                );
+            }
+        }
+        rec.check(
+            "the restarted instance answers requests",
+            pids.contains(&u64::from(b2.pid)),
+            format!("new pid {}", b2.pid),
+        );
+        rec.figure(
+            "requests during the experiment",
+            (ok + failed) as f64,
+            "count",
+        );
+        rec.figure("failed requests (errors seen)", failed as f64, "count");
+        if ctx.proxy_engine == ProxyEngine::Builtin {
+            // The builtin proxy retries a refused connection on another server.
+            rec.check(
+                "no request failed (passive retry)",
+                failed == 0,
+                format!("{failed} of {} failed", ok + failed),
+            );
+        }
+        drop(proxy); // before the servers, so none waits on the proxy's keep-alive connections
+        Ok(())
+    })
+}
+
+pub fn compression<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        let servers = plain_addrs(ctx, Builtin::RecipeApi)?;
+        let mut f = frontend("recipes", &servers[..1]);
+        f.compression = vec!["application/json".into(), "text/plain".into()];
+        let proxy = start(ctx, f).await?;
+        let url = format!("http://{}/recipes/42", proxy.addrs[0]);
+        let gz = ctx
+            .client
+            .request(
+                hyper::Method::GET,
+                &url,
+                &[("accept-encoding", "gzip")],
+                None,
+                ctx.timeout,
+            )
+            .await?;
+        let plain = ctx.client.get(&url, ctx.timeout).await?;
+        let encoding = |r: &lab_service_kit::client::Response| {
+            r.headers
+                .get("content-encoding")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        rec.check(
+            "gzip when the client accepts it",
+            gz.status == 200 && encoding(&gz) == "gzip",
+            format!("status {}, content-encoding {:?}", gz.status, encoding(&gz)),
+        );
+        let unzipped = super::wire::gunzip(&gz.body).unwrap_or_default();
+        rec.check(
+            "it decompresses to the same JSON",
+            serde_json::from_slice::<Value>(&unzipped).ok()
+                == serde_json::from_slice::<Value>(&plain.body).ok()
+                && !plain.body.is_empty(),
+            format!("{} bytes gzipped → {} bytes", gz.body.len(), unzipped.len()),
+        );
+        rec.check(
+            "no compression without Accept-Encoding",
+            plain.status == 200 && encoding(&plain).is_empty(),
+            format!("content-encoding {:?}", encoding(&plain)),
+        );
+        rec.figure("body, identity", plain.body.len() as f64, "bytes");
+        rec.figure("body, gzip", gz.body.len() as f64, "bytes");
+        Ok(())
+    })
+}
+
+pub fn tls_termination<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        let servers = plain_addrs(ctx, Builtin::RecipeApi)?;
+        let ca = crate::tls::LabCa::ensure(&ctx.tls_dir)?;
+        let issued = ca.server_cert("proxy")?;
+        let mut f = frontend("tls", &servers);
+        f.tls = Some(lab_proxy::config::TlsFiles {
+            cert: issued.cert,
+            key: issued.key,
+        });
+        let proxy = start(ctx, f).await?;
+        let client = lab_service_kit::client::Client::with_tls(
+            lab_service_kit::tls::client_config(&ca.ca_cert())?,
+        );
+        let t0 = Instant::now();
+        let r = client
+            .get(
+                &format!("https://{}/recipes/42", proxy.addrs[0]),
+                ctx.timeout,
+            )
+            .await;
+        let took = t0.elapsed();
+        match r {
+            Ok(r) => {
+                let v: Value = r.json().unwrap_or(Value::Null);
+                rec.check(
+                    "HTTPS through the proxy, certificate chaining to the lab CA, answers recipe 42",
+                    r.status == 200 && v["recipe"]["id"] == 42,
+                    format!("status {}", r.status),
+                );
+            }
+            Err(e) => {
+                rec.check(
+                    "HTTPS through the proxy, certificate chaining to the lab CA",
+                    false,
+                    e.to_string(),
+                );
+            }
+        }
+        rec.figure(
+            "first HTTPS request (handshake included)",
+            took.as_secs_f64() * 1e3,
+            "ms",
+        );
+        let plain = ctx
+            .client
+            .get(
+                &format!("http://{}/recipes/42", proxy.addrs[0]),
+                ctx.timeout,
+            )
+            .await;
+        rec.check(
+            "plain HTTP on the TLS port gets no recipe",
+            !matches!(&plain, Ok(r) if r.status == 200),
+            match &plain {
+                Ok(r) => format!("status {}", r.status),
+                Err(e) => format!("refused: {}", e.kind()),
+            },
+        );
+        let untrusting = lab_service_kit::client::Client::new();
+        let r = untrusting
+            .get(
+                &format!("https://{}/recipes/42", proxy.addrs[0]),
+                ctx.timeout,
+            )
+            .await;
+        rec.check(
+            "a client that does not trust the lab CA is refused",
+            r.is_err(),
+            match &r {
+                Ok(r) => format!("status {}", r.status),
+                Err(e) => e.kind().to_string(),
+            },
+        );
+        Ok(())
+    })
+}
+
+/// How long the slow server holds each request (the book's low-connections server holds 10 s).
+const SLOW_HOLD: Duration = Duration::from_millis(1000);
+
+pub fn backpressure<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        // The slow server, here: counts requests in flight at once.
+        let now = Arc::new(AtomicUsize::new(0));
+        let max = Arc::new(AtomicUsize::new(0));
+        let (n2, m2) = (now.clone(), max.clone());
+        let app = axum::Router::new().fallback(move || {
+            let (now, max) = (n2.clone(), m2.clone());
+            async move {
+                let c = now.fetch_add(1, SeqCst) + 1;
+                max.fetch_max(c, SeqCst);
+                tokio::time::sleep(SLOW_HOLD).await;
+                now.fetch_sub(1, SeqCst);
+                "slow"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let slow_addr = listener.local_addr()?.to_string();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let _server = AbortOnDrop(server);
+
+        let mut f = frontend("low-connections", &[slow_addr]);
+        f.server_maxconn = Some(2);
+        f.queue_timeout_ms = 1500; // two rounds of 1 s fit, the third waits too long
+        f.server_timeout_ms = 5000;
+        f.check = None;
+        let proxy = start(ctx, f).await?;
+        let url = format!("http://{}/", proxy.addrs[0]);
+        let t0 = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let (client, url, timeout) = (ctx.client.clone(), url.clone(), ctx.timeout * 2);
+            tasks.push(tokio::spawn(async move {
+                client.get(&url, timeout).await.map(|r| r.status.as_u16())
+            }));
+        }
+        let mut codes = Vec::new();
+        for t in tasks {
+            codes.push(t.await?.map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?);
+        }
+        let ok = codes.iter().filter(|&&c| c == 200).count();
+        let busy = codes.iter().filter(|&&c| c == 503).count();
+        let most = max.load(SeqCst);
+        rec.check(
+            "never more than maxconn (2) in flight at the slow server",
+            most <= 2 && most > 0,
+            format!("at most {most} at once"),
+        );
+        rec.check(
+            "queued requests are served as slots free up",
+            ok >= 2,
+            format!("{ok} answered 200"),
+        );
+        rec.check(
+            "requests queued past the queue timeout get 503",
+            busy >= 1,
+            format!("{busy} answered 503"),
+        );
+        rec.check(
+            "every request got 200 or 503",
+            ok + busy == codes.len(),
+            format!("statuses {codes:?}"),
+        );
+        rec.figure("answered 200", ok as f64, "count");
+        rec.figure("answered 503", busy as f64, "count");
+        rec.figure("max in flight at the server", most as f64, "count");
+        rec.figure(
+            "all 10 settled after",
+            t0.elapsed().as_secs_f64() * 1e3,
+            "ms",
+        );
+        Ok(())
+    })
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub fn stats<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        let servers = plain_addrs(ctx, Builtin::RecipeApi)?;
+        let mut f = frontend("recipes", &servers);
+        f.stats_uri = Some(STATS_URI.into());
+        f.check = Some(Check {
+            path: Some("/health".into()),
+            interval_ms: 1000,
+            timeout_ms: 500,
+            rise: 2,
+            fall: 3,
+        });
+        let proxy = start(ctx, f).await?;
+        let addr = &proxy.addrs[0];
+        const N: usize = 10;
+        for _ in 0..N {
+            let (r, _) = ctx.get(addr, "/recipes/42").await?;
+            anyhow::ensure!(r.status == 200, "GET /recipes/42: status {}", r.status);
+        }
+        let (html, _) = ctx.get(addr, STATS_URI).await?;
+        let ctype = html
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        rec.check(
+            "the stats page is HTML",
+            html.status == 200 && ctype.starts_with("text/html"),
+            format!("status {}, {ctype}", html.status),
+        );
+        let rows = stats_rows(ctx, addr).await?;
+        let names: Vec<String> = (1..=servers.len())
+            .map(|i| format!("recipes-{i}"))
+            .collect();
+        let mut total = 0u64;
+        let mut states = Vec::new();
+        for n in &names {
+            let row = server_row(&rows, n);
+            let field = |k: &str| {
+                row.and_then(|r| r.get(k))
+                    .map_or("", |s| s.as_str())
+                    .to_owned()
+            };
+            states.push(
+                format!(
+                    "{n}: {} (check {} {})",
+                    field("status"),
+                    field("check_status"),
+                    field("last_chk")
+                )
+                .replace(" ()", ""),
+            );
+            total += row
+                .and_then(|r| r.get("stot"))
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        rec.check(
+            "CSV: a row per server, each UP (in rotation)",
+            // HAProxy shows "UP 1/3" for a server up whose first check is still pending.
+            names.iter().all(|n| {
+                server_row(&rows, n)
+                    .and_then(|r| r.get("status"))
+                    .is_some_and(|s| s.starts_with("UP"))
+            }),
+            states.join(", "),
+        );
+        rec.check(
+            "CSV: the servers' session counts add up to the requests sent",
+            total >= N as u64,
+            format!("stot sum {total} for {N} requests"),
+        );
+        rec.figure("rows in the CSV", rows.len() as f64, "count");
+        Ok(())
+    })
+}

@@ -1,0 +1,245 @@
+//! Chapter 3's proxy through the real binary: `[proxy]` in lab.toml with both engines, the
+//! `lab check ch3` proxy scenarios with both engines, and a SIGKILL under load.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+use crate::util::*;
+
+/// HAProxy is installed (Debian puts it in /usr/sbin).
+fn haproxy_available() -> bool {
+    ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
+        .iter()
+        .any(|p| std::path::Path::new(p).is_file())
+        || std::process::Command::new("haproxy")
+            .arg("-v")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+fn ch3_proxy_scenarios_pass_with(engine: &str) {
+    let lab = default_lab();
+    let r = lab.run(&["check", "ch3", "--proxy-engine", engine, "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let proxied: Vec<&serde_json::Value> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["engine"].is_string())
+        .collect();
+    let names: Vec<&str> = proxied
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ch3.round-robin",
+            "ch3.health-failover",
+            "ch3.compression",
+            "ch3.tls-termination",
+            "ch3.backpressure",
+            "ch3.stats"
+        ]
+    );
+    assert!(proxied.iter().all(|s| s["engine"] == engine), "{report:#}");
+    // The human table names the engine too.
+    let r = lab.run(&["check", "ch3.round-robin", "--proxy-engine", engine]);
+    assert!(
+        r.stdout.contains(&format!("ch3.round-robin  [{engine}]")),
+        "{r}"
+    );
+}
+
+#[test]
+fn ch3_proxy_scenarios_pass_with_the_builtin_proxy() {
+    ch3_proxy_scenarios_pass_with("builtin");
+}
+
+#[test]
+fn ch3_proxy_scenarios_pass_with_haproxy() {
+    if !require(
+        "haproxy",
+        haproxy_available(),
+        "apt-get install haproxy (scripts/install-deps)",
+    ) {
+        return;
+    }
+    ch3_proxy_scenarios_pass_with("haproxy");
+}
+
+fn proxied_lab(engine: &str) -> String {
+    format!(
+        r#"
+[proxy]
+engine = "{engine}"
+
+[services.recipe-api]
+builtin = "recipe-api"
+
+[services.web-api]
+builtin = "web-api"
+replicas = 2
+env = {{ TARGET = "recipe-api" }}
+backoff = {{ initial = "50ms" }}
+
+[proxy.frontends.web]
+service = "web-api"
+stats_uri = "/admin?stats"
+check = {{ interval = "200ms", rise = 1, fall = 2 }}
+"#
+    )
+}
+
+/// `lab up` with a `[proxy]`: the frontend balances web-api; `lab down` leaves nothing.
+fn up_balance_down(engine: &str) {
+    let lab = LabDir::new(BIN, &proxied_lab(engine));
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    let inst = wait_all_healthy(&lab, 4);
+    let proxy = inst
+        .iter()
+        .find(|i| i["service"] == "proxy")
+        .expect("proxy instance");
+    let front = proxy["address"].as_str().unwrap().to_owned();
+    let mut consumers = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let (code, body) = http_get(&front, "/").unwrap();
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        consumers.insert(v["consumer_pid"].as_u64().unwrap());
+    }
+    assert_eq!(
+        consumers.len(),
+        2,
+        "both web-api instances answer through {engine}"
+    );
+    let (code, csv) = http_get(&front, "/admin?stats;csv").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        csv.contains("web-api-1") && csv.contains("web-api-2"),
+        "{csv}"
+    );
+    let before = pids_and_addrs(&lab);
+    let down = lab.run(&["down"]);
+    assert_eq!(down.code, 0, "{down}");
+    assert_all_gone(&before);
+}
+
+#[test]
+fn lab_up_runs_the_builtin_proxy_from_lab_toml() {
+    up_balance_down("builtin");
+}
+
+#[test]
+fn lab_up_runs_haproxy_from_lab_toml() {
+    if !require(
+        "haproxy",
+        haproxy_available(),
+        "apt-get install haproxy (scripts/install-deps)",
+    ) {
+        return;
+    }
+    up_balance_down("haproxy");
+}
+
+/// The issue's bar: steady load through the builtin proxy, SIGKILL of one web-api instance,
+/// zero failed requests, and the restarted instance back in rotation.
+#[test]
+fn sigkill_of_an_instance_behind_the_builtin_proxy_fails_no_request() {
+    let lab = LabDir::new(BIN, &proxied_lab("builtin"));
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    let inst = wait_all_healthy(&lab, 4);
+    let front = inst.iter().find(|i| i["service"] == "proxy").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let victim = inst
+        .iter()
+        .find(|i| i["service"] == "web-api" && i["instance"] == 1)
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let load = {
+        let (stop, ok, failed, seen, front) = (
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            seen.clone(),
+            front.clone(),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(SeqCst) {
+                match http_get(&front, "/") {
+                    Ok((200, body)) => {
+                        ok.fetch_add(1, SeqCst);
+                        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+                            seen.lock()
+                                .unwrap()
+                                .push(v["consumer_pid"].as_u64().unwrap_or(0));
+                        }
+                    }
+                    other => {
+                        eprintln!("failed request: {other:?}");
+                        failed.fetch_add(1, SeqCst);
+                    }
+                }
+            }
+        })
+    };
+    poll(DEADLINE, EVERY, || (ok.load(SeqCst) > 50).then_some(())).expect("load runs");
+    sigkill(victim);
+    // The supervisor restarts it; the proxy's checks put the new process back in rotation.
+    let new_pid = poll(DEADLINE, EVERY, || {
+        lab.instances()
+            .iter()
+            .find(|i| i["service"] == "web-api" && i["instance"] == 1 && i["health"] == "healthy")
+            .and_then(|i| i["pid"].as_u64())
+            .filter(|p| *p != victim)
+    })
+    .expect("web-api#1 restarted");
+    poll(DEADLINE, EVERY, || {
+        seen.lock().unwrap().contains(&new_pid).then_some(())
+    })
+    .expect("the restarted instance answers through the proxy");
+    stop.store(true, SeqCst);
+    load.join().unwrap();
+    assert_eq!(failed.load(SeqCst), 0, "{} ok", ok.load(SeqCst));
+    assert!(ok.load(SeqCst) > 50);
+}
+
+#[test]
+fn proxy_config_errors_are_reported_with_their_place() {
+    let lab = LabDir::new(
+        BIN,
+        r#"
+[services.recipe-api]
+builtin = "recipe-api"
+
+[proxy.frontends.raw]
+service = "recipe-apx"
+mode = "tcp"
+tls = true
+"#,
+    );
+    let r = lab.run(&["up", "--detach"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr
+            .contains("lab.toml:6:11: frontend `raw` balances `recipe-apx`"),
+        "{r}"
+    );
+    assert!(r.stderr.contains("did you mean `recipe-api`?"), "{r}");
+    assert!(
+        r.stderr
+            .contains("lab.toml:8:7: `tls` needs `mode = \"http\"`"),
+        "{r}"
+    );
+    assert!(!lab.state_file().exists());
+}
