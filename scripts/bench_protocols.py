@@ -197,4 +197,5 @@ def main():
     sys.exit(0 if all(ok for _, ok in verdicts) else 1)
 
 
-main()
+if __name__ == "__main__":
+    main()

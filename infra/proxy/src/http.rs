@@ -40,6 +40,8 @@ pub struct HttpProxy {
     client: Upstream,
     stats: Arc<Stats>,
     tls: bool,
+    /// Each server's `host:port` as a URI authority, parsed once.
+    authorities: Vec<hyper::http::uri::Authority>,
 }
 
 /// The client's address, put on each request by the accept loop.
@@ -55,18 +57,31 @@ impl HttpProxy {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(1024)
             .build(connector);
+        let authorities = backend
+            .servers
+            .iter()
+            .map(|s| {
+                s.addr
+                    .parse()
+                    .unwrap_or_else(|_| hyper::http::uri::Authority::from_static("invalid.invalid"))
+            })
+            .collect();
         Arc::new(Self {
             tls: cfg.tls.is_some(),
             cfg,
             backend,
             client,
             stats,
+            authorities,
         })
     }
 
     /// The whole request → response of the proxy; never fails (errors are responses).
-    pub async fn handle(self: Arc<Self>, req: Request<Body>) -> Result<Response<Body>, Infallible> {
-        let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Body>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Response<Body>, Infallible> {
         if let Some(page) = self.stats_page(req.uri()) {
             return Ok(page);
         }
@@ -88,8 +103,8 @@ impl HttpProxy {
         let path = parts
             .uri
             .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
+            .cloned()
+            .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
 
         let mut tried: Vec<usize> = Vec::new();
         loop {
@@ -109,7 +124,12 @@ impl HttpProxy {
                 }
             };
             let server = slot.server();
-            let uri: Uri = match format!("http://{}{path}", server.addr).parse() {
+            let uri = match Uri::builder()
+                .scheme(hyper::http::uri::Scheme::HTTP)
+                .authority(self.authorities[slot.index].clone())
+                .path_and_query(path.clone())
+                .build()
+            {
                 Ok(u) => u,
                 Err(_) => return Ok(error(StatusCode::BAD_REQUEST, "invalid request target")),
             };
@@ -120,7 +140,7 @@ impl HttpProxy {
             *up.headers_mut() = headers.clone();
             let timeout = Duration::from_millis(self.cfg.server_timeout_ms);
             match tokio::time::timeout(timeout, self.client.request(up)).await {
-                Ok(Ok(resp)) => return Ok(self.respond(resp, slot)),
+                Ok(Ok(resp)) => return Ok(self.respond(resp, slot).await),
                 Ok(Err(e)) => {
                     let connect = e.is_connect();
                     if connect {
@@ -246,11 +266,33 @@ impl HttpProxy {
         h
     }
 
-    fn respond(&self, resp: Response<Incoming>, slot: Slot) -> Response<Body> {
+    /// The response to send: a small body (known length up to [`BUFFER_UP_TO`]) is read whole
+    /// first, so headers and body leave in one write, as the server sent them, instead of a
+    /// write for the headers and another for the body (twice the packets on the client side);
+    /// a larger or unknown-length body streams, holding the slot until it is sent.
+    async fn respond(&self, resp: Response<Incoming>, slot: Slot) -> Response<Body> {
+        use hyper::body::Body as _;
         slot.server().counters.status(resp.status().as_u16());
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        let _ = &self.stats;
+        let small = body.size_hint().exact().is_some_and(|n| n <= BUFFER_UP_TO);
+        if small {
+            let timeout = Duration::from_millis(self.cfg.server_timeout_ms);
+            return match tokio::time::timeout(timeout, body.collect()).await {
+                Ok(Ok(c)) => {
+                    let bytes = c.to_bytes();
+                    slot.server()
+                        .counters
+                        .bytes_out
+                        .fetch_add(bytes.len() as u64, Relaxed);
+                    Response::from_parts(parts, Body::from(bytes))
+                }
+                _ => {
+                    slot.server().counters.resp_errors.fetch_add(1, Relaxed);
+                    error(StatusCode::BAD_GATEWAY, "the server's response body failed")
+                }
+            };
+        }
         Response::from_parts(
             parts,
             Body::new(SlotBody {
@@ -260,6 +302,9 @@ impl HttpProxy {
         )
     }
 }
+
+/// Response bodies of known length up to this are read whole before the answer is sent.
+const BUFFER_UP_TO: u64 = 64 * 1024;
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), plus any header
 /// the `Connection` header names.

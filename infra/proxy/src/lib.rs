@@ -156,10 +156,18 @@ pub fn main(config: &std::path::Path) -> Result<(), ProxyError> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .enable_all()
-        .build()?;
+    // One thread: a current-thread runtime, with no cross-thread handoffs (as an HAProxy
+    // thread); more: a work-stealing pool.
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
     let result = runtime.block_on(async move {
         let running = start(cfg).await?;
         lab_service_kit::serve::shutdown_signal().await;
@@ -210,18 +218,58 @@ impl Predicate for CompressTypes {
     }
 }
 
+/// How an HTTP frontend answers a request: the proxy itself, or the proxy behind the
+/// compression layer (a router, so the layer can wrap it).
+#[derive(Clone)]
+enum Handler {
+    Plain(Arc<http::HttpProxy>),
+    Compressing(Router),
+}
+
+type ResponseFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<hyper::Response<axum::body::Body>, std::convert::Infallible>,
+            > + Send,
+    >,
+>;
+
+impl Handler {
+    fn call(
+        &self,
+        mut req: hyper::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> ResponseFuture {
+        match self {
+            Handler::Plain(proxy) => Box::pin(
+                proxy
+                    .clone()
+                    .handle(req.map(axum::body::Body::new), Some(peer)),
+            ),
+            Handler::Compressing(router) => {
+                req.extensions_mut().insert(http::ClientAddr(peer));
+                let mut router = router.clone();
+                Box::pin(async move { tower_service::Service::call(&mut router, req).await })
+            }
+        }
+    }
+}
+
 impl Accept {
-    fn router(&self) -> Router {
+    fn handler(&self) -> Handler {
         let proxy = http::HttpProxy::new(
             (*self.frontend).clone(),
             self.backend.clone(),
             self.stats.clone(),
         );
-        let router =
-            Router::new().fallback(move |req: axum::extract::Request| proxy.clone().handle(req));
         if self.frontend.compression.is_empty() {
-            router
-        } else {
+            return Handler::Plain(proxy);
+        }
+        let router = Router::new().fallback(move |req: axum::extract::Request| {
+            let peer = req.extensions().get::<http::ClientAddr>().map(|c| c.0);
+            proxy.clone().handle(req, peer)
+        });
+        Handler::Compressing(
             router.layer(
                 CompressionLayer::new()
                     .gzip(true)
@@ -229,13 +277,13 @@ impl Accept {
                     .no_deflate()
                     .no_zstd()
                     .compress_when(CompressTypes(Arc::new(self.frontend.compression.clone()))),
-            )
-        }
+            ),
+        )
     }
 
     async fn run(self, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
         let limit = Arc::new(Semaphore::new(self.frontend.maxconn.max(1)));
-        let router = (self.frontend.mode == Mode::Http).then(|| self.router());
+        let handler = (self.frontend.mode == Mode::Http).then(|| self.handler());
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         let client_timeout = Duration::from_millis(self.frontend.client_timeout_ms);
         builder
@@ -273,7 +321,7 @@ impl Accept {
             px.conns_max.fetch_max(cur, Relaxed);
             px.conns_total.fetch_add(1, Relaxed);
             let guard = ConnGuard(self.stats.clone(), self.index);
-            let Some(router) = router.clone() else {
+            let Some(handler) = handler.clone() else {
                 let (f, b) = (self.frontend.clone(), self.backend.clone());
                 conns.spawn(async move {
                     let _hold = (permit, guard);
@@ -281,13 +329,7 @@ impl Accept {
                 });
                 continue;
             };
-            let service = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(http::ClientAddr(peer));
-                    let mut router = router.clone();
-                    async move { tower_service::Service::call(&mut router, req).await }
-                },
-            );
+            let service = hyper::service::service_fn(move |req| handler.call(req, peer));
             let builder = builder.clone();
             let watcher = graceful.watcher();
             let tls = self.tls.clone();
