@@ -345,3 +345,53 @@ async fn malformed_requests_get_errors_and_a_slowloris_is_cut_off() {
     // Still serving.
     assert_eq!(c.get(&format!("{base}/"), T).await.unwrap().text(), "a");
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, as PEM files in `dir`.
+fn test_pki(dir: &std::path::Path) -> (std::path::PathBuf, lab_proxy::config::TlsFiles) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let (ca, cert, key) = (
+        dir.join("ca.crt"),
+        dir.join("proxy.crt"),
+        dir.join("proxy.key"),
+    );
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    (ca, lab_proxy::config::TlsFiles { cert, key })
+}
+
+#[tokio::test]
+async fn tls_termination_speaks_http2_to_clients_that_offer_it() {
+    let a = origin("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, files) = test_pki(dir.path());
+    let mut f = Frontend::new("tls", "127.0.0.1:0", servers(&[&a]));
+    f.tls = Some(files);
+    let (p, _) = proxy(f).await;
+    let url = format!("https://{}/ip", p.addrs[0]);
+    let c = Client::with_tls(lab_service_kit::tls::client_config(&ca).unwrap());
+    let r = c.get(&url, T).await.unwrap();
+    assert_eq!(r.version, hyper::Version::HTTP_2, "ALPN picked HTTP/2");
+    assert_eq!(
+        r.text(),
+        "127.0.0.1|https|",
+        "plain HTTP/1.1 to the server, marked https"
+    );
+    // Plain HTTP on the TLS port gets nothing.
+    assert!(
+        Client::new()
+            .get(&format!("http://{}/", p.addrs[0]), T)
+            .await
+            .is_err()
+    );
+}

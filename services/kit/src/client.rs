@@ -16,6 +16,8 @@ use hyper_util::rt::TokioExecutor;
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: StatusCode,
+    /// HTTP/1.1, or HTTP/2 when TLS negotiated it (ALPN).
+    pub version: hyper::Version,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -172,6 +174,7 @@ impl Client {
                 .to_bytes();
             Ok(Response {
                 status: parts.status,
+                version: parts.version,
                 headers: parts.headers,
                 body,
             })
