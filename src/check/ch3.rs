@@ -133,24 +133,38 @@ fn cluster<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             nix::sys::signal::Signal::SIGKILL,
         )?;
         let killed_at = Instant::now();
-        while victim_id.is_some_and(|p| p.is_alive()) && killed_at.elapsed() < ctx.timeout {
+        // Until it is reaped, not merely a zombie: a zombie leader may still have a thread
+        // exiting that holds the process's files, the listening socket among them.
+        let exists = |id: lab_supervisor::procfs::ProcId| {
+            lab_supervisor::procfs::stat(id.pid).is_some_and(|s| s.start_time == id.start_time)
+        };
+        while victim_id.is_some_and(exists) && killed_at.elapsed() < ctx.timeout {
             tokio::time::sleep(Duration::from_millis(2)).await; // poll until the process is gone
         }
         let mut failed = 0;
+        let mut first_error = String::new();
         let mut after = BTreeSet::new();
         for _ in 0..SPREAD_REQUESTS / 2 {
             match producer_pid_fresh(ctx, &master.base).await {
                 Ok(p) => {
                     after.insert(p);
                 }
-                Err(_) => failed += 1,
+                Err(e) => {
+                    failed += 1;
+                    if first_error.is_empty() {
+                        first_error = format!(
+                            "; first error {:?} after the kill: {e:#}",
+                            killed_at.elapsed()
+                        );
+                    }
+                }
             }
         }
         rec.check(
             "with a worker killed, requests keep succeeding",
             failed == 0 && !after.contains(&u64::from(victim)),
             format!(
-                "{failed} of {} failed; answered by {after:?}",
+                "{failed} of {} failed; answered by {after:?}{first_error}",
                 SPREAD_REQUESTS / 2
             ),
         );

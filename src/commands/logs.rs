@@ -33,9 +33,14 @@ pub async fn run(env: &Env, args: LogsArgs) -> anyhow::Result<u8> {
                 Err(code) => return Ok(code),
             };
             let dir = env.state_dir.join("logs");
+            let proxy = cfg
+                .proxy
+                .as_ref()
+                .map(|_| (crate::config::validate::PROXY_SERVICE.to_owned(), 1));
             cfg.services
                 .iter()
                 .flat_map(|s| (1..=s.replicas).map(move |i| (s.name.clone(), i)))
+                .chain(proxy)
                 .map(|(svc, i)| {
                     let path = dir.join(logs::log_file_name(&svc, i));
                     (

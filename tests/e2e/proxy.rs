@@ -243,3 +243,52 @@ tls = true
     );
     assert!(!lab.state_file().exists());
 }
+
+/// A tcp frontend passes gRPC (HTTP/2) through: a gRPC consumer's TARGET goes through it.
+#[test]
+fn grpc_consumers_go_through_a_tcp_frontend() {
+    let lab = LabDir::new(
+        BIN,
+        r#"
+[services.recipe-api]
+builtin = "recipe-api"
+replicas = 2
+
+[services.web-api]
+builtin = "web-api"
+target_protocol = "grpc"
+env = { TARGET = "recipe-api" }
+
+[proxy.frontends.recipes-grpc]
+service = "recipe-api"
+mode = "tcp"
+"#,
+    );
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    let inst = wait_all_healthy(&lab, 4);
+    let web = inst.iter().find(|i| i["service"] == "web-api").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut producers = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let (code, body) = http_get(&web, "/").unwrap();
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["recipe"]["id"], 42, "{v}");
+        producers.insert(v["producer_data"]["pid"].as_u64().unwrap());
+    }
+    // One HTTP/2 connection from web-api is one TCP session: it stays on one producer.
+    assert_eq!(producers.len(), 1, "{producers:?}");
+    // web-api's TARGET is the frontend, not a recipe-api instance.
+    let front = inst.iter().find(|i| i["service"] == "proxy").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let logs = lab.run(&["logs", "web-api", "-n", "200"]);
+    assert!(
+        logs.stdout.contains(&format!("target=Some(\"{front}\")")),
+        "{logs}"
+    );
+}

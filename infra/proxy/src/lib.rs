@@ -61,13 +61,17 @@ pub struct Running {
     pub addrs: Vec<SocketAddr>,
     pub stats: Arc<Stats>,
     stop: watch::Sender<bool>,
+    /// Accept loops (each drains its connections when told to stop).
     tasks: JoinSet<()>,
+    /// Health checkers: endless, aborted at stop.
+    checks: JoinSet<()>,
 }
 
 impl Running {
     /// Stop accepting, let open connections finish for at most `cap`, then drop them.
     pub async fn stop(mut self, cap: Duration) {
         let _ = self.stop.send(true);
+        self.checks.shutdown().await;
         let drain = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(cap, drain).await.is_err() {
             tracing::warn!("proxy drain cap reached, closing remaining connections");
@@ -105,13 +109,14 @@ pub async fn start(cfg: ProxyConfig) -> Result<Running, ProxyError> {
     ));
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let mut checks = JoinSet::new();
     let mut addrs = Vec::new();
     for (i, (f, listener)) in cfg.frontends.iter().zip(listeners).enumerate() {
         let addr = listener.local_addr()?;
         addrs.push(addr);
         let backend = backends[i].clone();
         if let Some(check) = &f.check {
-            health::spawn(backend.clone(), check.clone(), &mut tasks);
+            health::spawn(backend.clone(), check.clone(), &mut checks);
         }
         let tls = match &f.tls {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(
@@ -139,6 +144,7 @@ pub async fn start(cfg: ProxyConfig) -> Result<Running, ProxyError> {
         stats,
         stop,
         tasks,
+        checks,
     })
 }
 
