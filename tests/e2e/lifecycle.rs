@@ -58,13 +58,15 @@ fn default_lab_up_check_down_on_free_ports() {
     );
     assert!(!xml.contains("<failure"), "{xml}");
 
-    let logs = lab.run(&["logs", "web-api", "-n", "50"]);
-    assert!(
-        logs.stdout
+    // (Service logs reach the file within a flush interval: poll.)
+    let logged = poll(DEADLINE, EVERY, || {
+        lab.run(&["logs", "web-api", "-n", "50"])
+            .stdout
             .lines()
-            .any(|l| l.starts_with("web-api#1 | ") && l.contains("path=/ ")),
-        "{logs}"
-    );
+            .any(|l| l.starts_with("web-api#1 | ") && l.contains("path=/ "))
+            .then_some(())
+    });
+    assert!(logged.is_some(), "{}", lab.run(&["logs", "web-api", "-n", "50"]));
 
     let before = pids_and_addrs(&lab);
     let down = lab.run(&["down"]);

@@ -286,9 +286,13 @@ mode = "tcp"
         .as_str()
         .unwrap()
         .to_owned();
-    let logs = lab.run(&["logs", "web-api", "-n", "200"]);
-    assert!(
-        logs.stdout.contains(&format!("target=Some(\"{front}\")")),
-        "{logs}"
-    );
+    // (Service logs reach the file within a flush interval: poll.)
+    let want = format!("target=Some(\"{front}\")");
+    let found = poll(DEADLINE, EVERY, || {
+        lab.run(&["logs", "web-api", "-n", "200"])
+            .stdout
+            .contains(&want)
+            .then_some(())
+    });
+    assert!(found.is_some(), "{}", lab.run(&["logs", "web-api", "-n", "200"]));
 }

@@ -1,0 +1,443 @@
+//! The engine: `connections` HTTP/1.1 connections on a `workers`-thread runtime, each sending
+//! the pre-built request (`pipelining` at a time) and reading answers with its own parser.
+//!
+//! Requests are handed out as tickets from one counter, so `--amount` is exact and `--rate`
+//! is one global schedule: ticket *i* is due at `start + i / rate`, and its latency is
+//! measured from when it was due, not from when a free connection got to send it (wrk2's
+//! correction for coordinated omission: a stalled server shows up as latency, not as fewer
+//! samples). Without a rate, latency is measured from the write.
+//!
+//! Every failure is counted by kind (connect, reset, closed, bad response, timeout); a failed
+//! connection is replaced. At the end of a duration run no request is started, in-flight ones
+//! are awaited (up to the timeout), and every connection is closed before `run` returns.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::plan::{Plan, Stop};
+
+/// What one connection (and, merged, the run) measured.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// Latency of every answered request, in microseconds.
+    pub latency_us: Histogram<u64>,
+    /// Answered requests per second of the run (index = second).
+    pub per_second: Vec<u64>,
+    /// Response bytes per second of the run.
+    pub bytes_per_second: Vec<u64>,
+    /// Answers by status code.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Failed requests by kind (`connect`, `reset`, `closed`, `bad-response`).
+    pub errors: BTreeMap<&'static str, u64>,
+    pub timeouts: u64,
+    /// Requests written.
+    pub sent: u64,
+    pub bytes: u64,
+}
+
+impl Measured {
+    fn new() -> Self {
+        Self {
+            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
+            per_second: Vec::new(),
+            bytes_per_second: Vec::new(),
+            statuses: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            timeouts: 0,
+            sent: 0,
+            bytes: 0,
+        }
+    }
+
+    fn answered(&mut self, at_second: usize, latency: Duration, status: u16, bytes: usize) {
+        let _ = self
+            .latency_us
+            .record((latency.as_micros() as u64).max(1));
+        if self.per_second.len() <= at_second {
+            self.per_second.resize(at_second + 1, 0);
+            self.bytes_per_second.resize(at_second + 1, 0);
+        }
+        self.per_second[at_second] += 1;
+        self.bytes_per_second[at_second] += bytes as u64;
+        *self.statuses.entry(status).or_default() += 1;
+        self.bytes += bytes as u64;
+    }
+
+    fn merge(&mut self, o: &Measured) {
+        let _ = self.latency_us.add(&o.latency_us);
+        for (v, w) in [
+            (&mut self.per_second, &o.per_second),
+            (&mut self.bytes_per_second, &o.bytes_per_second),
+        ] {
+            if v.len() < w.len() {
+                v.resize(w.len(), 0);
+            }
+            for (a, b) in v.iter_mut().zip(w) {
+                *a += b;
+            }
+        }
+        for (k, n) in &o.statuses {
+            *self.statuses.entry(*k).or_default() += n;
+        }
+        for (k, n) in &o.errors {
+            *self.errors.entry(k).or_default() += n;
+        }
+        self.timeouts += o.timeouts;
+        self.sent += o.sent;
+        self.bytes += o.bytes;
+    }
+
+    /// Answered requests (any status).
+    pub fn answered_total(&self) -> u64 {
+        self.statuses.values().sum()
+    }
+
+    pub fn errors_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub measured: Measured,
+    /// From the first measured request to the last answer.
+    pub elapsed: Duration,
+    pub started: std::time::SystemTime,
+}
+
+/// Live counters, for a progress display.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub answered: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// Tickets: the next request to send, and when it is due.
+struct Schedule {
+    issued: AtomicU64,
+    start: Instant,
+    deadline: Option<Instant>,
+    amount: Option<u64>,
+    rate: Option<f64>,
+    stopped: AtomicBool,
+}
+
+impl Schedule {
+    /// Up to `n` tickets: their count and, in rate mode, when the (single) one is due.
+    fn take(&self, n: usize) -> Option<(usize, Option<Instant>)> {
+        if self.stopped.load(Relaxed) {
+            return None;
+        }
+        if let Some(rate) = self.rate {
+            let i = self.issued.fetch_add(1, Relaxed);
+            if self.amount.is_some_and(|a| i >= a) {
+                return None;
+            }
+            let due = self.start + Duration::from_secs_f64(i as f64 / rate);
+            if self.deadline.is_some_and(|d| due >= d) {
+                return None;
+            }
+            return Some((1, Some(due)));
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        let i = self.issued.fetch_add(n as u64, Relaxed);
+        let n = match self.amount {
+            Some(a) if i >= a => return None,
+            Some(a) => (a - i).min(n as u64) as usize,
+            None => n,
+        };
+        Some((n, None))
+    }
+}
+
+/// Run `plan` (after its warm-up, if any) and return what was measured.
+pub fn run(plan: &Plan, live: Arc<Live>) -> std::io::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(plan.workers)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        if !plan.warmup.is_zero() {
+            let mut warm = plan.clone();
+            warm.stop = Stop::Duration(plan.warmup);
+            let _ = phase(&warm, Arc::new(Live::default())).await;
+        }
+        phase(plan, live).await
+    })
+}
+
+async fn phase(plan: &Plan, live: Arc<Live>) -> std::io::Result<Outcome> {
+    let request = plan.request_bytes();
+    let mut batch = Vec::with_capacity(request.len() * plan.pipelining);
+    for _ in 0..plan.pipelining {
+        batch.extend_from_slice(&request);
+    }
+    let start = Instant::now();
+    let started = std::time::SystemTime::now();
+    let schedule = Arc::new(Schedule {
+        issued: AtomicU64::new(0),
+        start,
+        deadline: match plan.stop {
+            Stop::Duration(d) => Some(start + d),
+            Stop::Amount(_) => None,
+        },
+        amount: match plan.stop {
+            Stop::Amount(n) => Some(n),
+            Stop::Duration(_) => None,
+        },
+        rate: plan.rate,
+        stopped: AtomicBool::new(false),
+    });
+    let addr = plan.target.addr();
+    let head = plan.method.eq_ignore_ascii_case("HEAD");
+    let batch = bytes::Bytes::from(batch);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..plan.connections {
+        let c = ConnJob {
+            addr: addr.clone(),
+            request_len: request.len(),
+            batch: batch.clone(),
+            timeout: plan.timeout,
+            head,
+            schedule: schedule.clone(),
+            live: live.clone(),
+        };
+        tasks.spawn(c.drive());
+    }
+    let mut total = Measured::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(m) = done {
+            total.merge(&m);
+        }
+    }
+    Ok(Outcome {
+        measured: total,
+        elapsed: start.elapsed(),
+        started,
+    })
+}
+
+struct ConnJob {
+    addr: String,
+    request_len: usize,
+    /// `pipelining` copies of the request.
+    batch: bytes::Bytes,
+    timeout: Duration,
+    head: bool,
+    schedule: Arc<Schedule>,
+    live: Arc<Live>,
+}
+
+impl ConnJob {
+    async fn drive(self) -> Measured {
+        let mut m = Measured::new();
+        let mut conn: Option<(TcpStream, BytesMut)> = None;
+        while let Some((n, due)) = self.schedule.take(self.batch.len() / self.request_len) {
+            if let Some(due) = due {
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let fail = |m: &mut Measured, kind: &'static str, n: usize| {
+                *m.errors.entry(kind).or_default() += n as u64;
+                self.live.failed.fetch_add(n as u64, Relaxed);
+            };
+            if conn.is_none() {
+                match tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr)).await {
+                    Ok(Ok(s)) => {
+                        let _ = s.set_nodelay(true);
+                        conn = Some((s, BytesMut::with_capacity(16 * 1024)));
+                    }
+                    Ok(Err(_)) => {
+                        fail(&mut m, "connect", n);
+                        // A refused port answers at once: do not spin on it.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                    Err(_) => {
+                        m.timeouts += n as u64;
+                        self.live.failed.fetch_add(n as u64, Relaxed);
+                        continue;
+                    }
+                }
+            }
+            let (stream, buf) = conn.as_mut().expect("connected");
+            let sent_at = Instant::now();
+            if stream.write_all(&self.batch[..n * self.request_len]).await.is_err() {
+                fail(&mut m, "reset", n);
+                conn = None;
+                continue;
+            }
+            m.sent += n as u64;
+            let deadline = tokio::time::Instant::from(sent_at + self.timeout);
+            let mut close = false;
+            for k in 0..n {
+                match tokio::time::timeout_at(deadline, read_response(stream, buf, self.head)).await {
+                    Ok(Ok(r)) => {
+                        let now = Instant::now();
+                        let from = due.unwrap_or(sent_at);
+                        let second = now.duration_since(self.schedule.start).as_secs() as usize;
+                        m.answered(second, now.duration_since(from), r.status, r.bytes);
+                        self.live.answered.fetch_add(1, Relaxed);
+                        close |= r.close;
+                    }
+                    Ok(Err(kind)) => {
+                        fail(&mut m, kind, n - k);
+                        close = true;
+                        break;
+                    }
+                    Err(_) => {
+                        m.timeouts += (n - k) as u64;
+                        self.live.failed.fetch_add((n - k) as u64, Relaxed);
+                        close = true;
+                        break;
+                    }
+                }
+            }
+            if close {
+                conn = None;
+            }
+        }
+        m
+    }
+}
+
+struct Answer {
+    status: u16,
+    bytes: usize,
+    close: bool,
+}
+
+/// Read one response from `stream` (bytes already in `buf` first). Errors are a kind name.
+async fn read_response(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    head: bool,
+) -> Result<Answer, &'static str> {
+    loop {
+        if let Some(parsed) = parse(buf, head)? {
+            buf.advance(parsed.bytes);
+            return Ok(parsed);
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(16 * 1024);
+        }
+        match stream.read_buf(buf).await {
+            Ok(0) => return Err("closed"),
+            Ok(_) => {}
+            Err(_) => return Err("reset"),
+        }
+    }
+}
+
+/// A complete response at the start of `buf`: status, total length, whether the server
+/// closes after it. `None`: more bytes needed.
+fn parse(buf: &[u8], head: bool) -> Result<Option<Answer>, &'static str> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err("bad-response"),
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut length = None;
+    let mut chunked = false;
+    let mut close = resp.version == Some(0);
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            length = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_none() {
+                return Err("bad-response");
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h.value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            close |= h.value.windows(5).any(|w| w.eq_ignore_ascii_case(b"close"));
+        }
+    }
+    let no_body = head || status < 200 || status == 204 || status == 304;
+    let body = if no_body {
+        0
+    } else if chunked {
+        match chunked_len(&buf[head_len..])? {
+            Some(n) => n,
+            None => return Ok(None),
+        }
+    } else if let Some(n) = length {
+        if buf.len() - head_len < n {
+            return Ok(None);
+        }
+        n
+    } else {
+        // Delimited by the close: not supported for measuring; count as bad.
+        return Err("bad-response");
+    };
+    if status < 200 && status != 101 {
+        // An interim answer (100 Continue): skip it and read on. (Rare with these requests.)
+        return Err("bad-response");
+    }
+    Ok(Some(Answer {
+        status,
+        bytes: head_len + body,
+        close,
+    }))
+}
+
+/// Length of a complete chunked body (with its last chunk and trailers) at the start of `b`.
+fn chunked_len(b: &[u8]) -> Result<Option<usize>, &'static str> {
+    let mut at = 0;
+    loop {
+        let (size_len, size) = match httparse::parse_chunk_size(&b[at..]) {
+            Ok(httparse::Status::Complete((n, size))) => (n, size as usize),
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err("bad-response"),
+        };
+        at += size_len;
+        if size == 0 {
+            // Trailers end with an empty line.
+            loop {
+                let rest = &b[at..];
+                let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+                    return Ok(None);
+                };
+                at += eol + 2;
+                if eol == 0 {
+                    return Ok(Some(at));
+                }
+            }
+        }
+        if b.len() < at + size + 2 {
+            return Ok(None);
+        }
+        at += size + 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_length_chunked_and_partial_answers() {
+        let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloNEXT", false).unwrap().unwrap();
+        assert_eq!((r.status, r.bytes, r.close), (200, 43, false));
+        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", false).unwrap().is_none());
+        let c = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        let r = parse(c, false).unwrap().unwrap();
+        assert_eq!((r.status, r.bytes, r.close), (404, c.len(), true));
+        assert!(parse(&c[..c.len() - 2], false).unwrap().is_none());
+        assert_eq!(parse(b"HTTP/1.1 204 No Content\r\n\r\n", false).unwrap().unwrap().bytes, 27);
+        assert!(parse(b"garbage\r\n\r\n", false).is_err());
+    }
+}
