@@ -45,6 +45,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run the chapter scenarios against the running lab (or one started for them).
     Check(CheckArgs),
+    /// Load-test a URL or a service of the running lab (autocannon's habits; wrk2's fixed rate).
+    Load(Box<LoadArgs>),
     /// Run one built-in service in the foreground (what `lab up` spawns).
     Serve(ServeArgs),
     /// Inspect lab.toml: its JSON Schema, or whether a file is valid.
@@ -110,6 +112,54 @@ pub struct CheckArgs {
     /// Also write JUnit XML to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// `http://host:port/path`, or a service of the running lab: `recipe-api/recipes/42`,
+    /// `proxy/` (its first frontend).
+    pub target: String,
+    /// Concurrent connections.
+    #[arg(short, long, default_value_t = 10)]
+    pub connections: usize,
+    /// Requests written back to back per connection before reading answers (HTTP/1.1).
+    #[arg(short, long, default_value_t = 1)]
+    pub pipelining: usize,
+    /// How long to run, e.g. `10s`, `1m`.
+    #[arg(short, long, value_parser = humantime::parse_duration, conflicts_with = "amount")]
+    pub duration: Option<std::time::Duration>,
+    /// Stop after this many requests instead of a duration.
+    #[arg(short, long)]
+    pub amount: Option<u64>,
+    /// Hold this many requests per second overall; latency counts from when each was due (wrk2).
+    #[arg(short = 'R', long)]
+    pub rate: Option<f64>,
+    #[arg(short, long, default_value = "GET")]
+    pub method: String,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// The request body.
+    #[arg(short, long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// The request body, from a file.
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// A request not answered within this is a timeout.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub timeout: std::time::Duration,
+    /// Threads driving the connections. Default: one per core.
+    #[arg(short, long)]
+    pub workers: Option<usize>,
+    /// Send load for this long first, unmeasured.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub warmup: Option<std::time::Duration>,
+    /// Bounds that decide the exit code, e.g. `p99<20ms,errors<0.1%,rps>5000`.
+    #[arg(long)]
+    pub sla: Option<String>,
+    /// Print one JSON document in autocannon's result shape (plus `sla`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

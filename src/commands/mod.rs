@@ -4,6 +4,7 @@
 mod check;
 mod config;
 mod down;
+mod load;
 mod logs;
 mod status;
 mod up;
@@ -98,5 +99,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(a) => runtime()?.block_on(status::run(&env, a)),
         Command::Logs(a) => runtime()?.block_on(logs::run(&env, a)),
         Command::Check(a) => runtime()?.block_on(check::run(&env, a)),
+        Command::Load(a) => load::run(&env, *a),
     }
 }

@@ -66,7 +66,11 @@ fn default_lab_up_check_down_on_free_ports() {
             .any(|l| l.starts_with("web-api#1 | ") && l.contains("path=/ "))
             .then_some(())
     });
-    assert!(logged.is_some(), "{}", lab.run(&["logs", "web-api", "-n", "50"]));
+    assert!(
+        logged.is_some(),
+        "{}",
+        lab.run(&["logs", "web-api", "-n", "50"])
+    );
 
     let before = pids_and_addrs(&lab);
     let down = lab.run(&["down"]);

@@ -4,6 +4,7 @@ mod command_service;
 mod config_errors;
 mod interop;
 mod lifecycle;
+mod load;
 mod protocols;
 mod proxy;
 mod scaling;

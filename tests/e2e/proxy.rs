@@ -294,5 +294,9 @@ mode = "tcp"
             .contains(&want)
             .then_some(())
     });
-    assert!(found.is_some(), "{}", lab.run(&["logs", "web-api", "-n", "200"]));
+    assert!(
+        found.is_some(),
+        "{}",
+        lab.run(&["logs", "web-api", "-n", "200"])
+    );
 }

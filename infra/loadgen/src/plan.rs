@@ -16,7 +16,9 @@ pub struct Target {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
-    #[error("{0:?} is not an http:// URL (https, HTTP/2, GraphQL and gRPC come in a later version)")]
+    #[error(
+        "{0:?} is not an http:// URL (https, HTTP/2, GraphQL and gRPC come in a later version)"
+    )]
     Scheme(String),
     #[error("{url:?}: {reason}")]
     Url { url: String, reason: &'static str },
@@ -38,16 +40,21 @@ impl Target {
             reason,
         };
         let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-                (h, p.parse::<u16>().map_err(|_| bad("the port is not a number 1-65535"))?)
-            }
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| bad("the port is not a number 1-65535"))?,
+            ),
             _ => (authority, 80),
         };
         if host.is_empty() {
             return Err(bad("no host"));
         }
         Ok(Self {
-            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             port,
             path: path.to_owned(),
         })
@@ -130,7 +137,9 @@ impl Plan {
                 return bad("--rate must be a positive number of requests per second");
             }
             if self.pipelining > 1 {
-                return bad("--rate sends each request when it is due: use it without --pipelining");
+                return bad(
+                    "--rate sends each request when it is due: use it without --pipelining",
+                );
             }
         }
         if self.stop == Stop::Amount(0) {
@@ -145,7 +154,8 @@ impl Plan {
             return bad("--method must be a token like GET or POST");
         }
         for (k, v) in &self.headers {
-            if k.is_empty() || k.bytes().any(|b| b <= b' ' || b == b':') || v.contains(['\r', '\n']) {
+            if k.is_empty() || k.bytes().any(|b| b <= b' ' || b == b':') || v.contains(['\r', '\n'])
+            {
                 return Err(PlanError::Invalid(format!("invalid header {k:?}: {v:?}")));
             }
         }
@@ -155,7 +165,11 @@ impl Plan {
     /// The request as it goes on the wire (written once, sent many times).
     pub fn request_bytes(&self) -> Bytes {
         let mut r = format!("{} {} HTTP/1.1\r\n", self.method, self.target.path);
-        let has = |name: &str| self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        let has = |name: &str| {
+            self.headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name))
+        };
         if !has("host") {
             r.push_str(&format!("Host: {}\r\n", self.target.addr()));
         }
@@ -179,10 +193,19 @@ mod tests {
     #[test]
     fn urls() {
         let t = Target::parse("http://127.0.0.1:4000/recipes/42?x=1").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("127.0.0.1", 4000, "/recipes/42?x=1"));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("127.0.0.1", 4000, "/recipes/42?x=1")
+        );
         assert_eq!(Target::parse("http://localhost").unwrap().path, "/");
-        assert_eq!(Target::parse("http://[::1]:80/").unwrap().addr(), "[::1]:80");
-        assert!(matches!(Target::parse("https://x/"), Err(PlanError::Scheme(_))));
+        assert_eq!(
+            Target::parse("http://[::1]:80/").unwrap().addr(),
+            "[::1]:80"
+        );
+        assert!(matches!(
+            Target::parse("https://x/"),
+            Err(PlanError::Scheme(_))
+        ));
         assert!(Target::parse("http://x:port/").is_err());
     }
 
@@ -191,7 +214,8 @@ mod tests {
         let mut p = Plan::new(Target::parse("http://h:1/a").unwrap());
         p.method = "POST".into();
         p.body = Bytes::from_static(b"{}");
-        p.headers.push(("Content-Type".into(), "application/json".into()));
+        p.headers
+            .push(("Content-Type".into(), "application/json".into()));
         assert_eq!(
             &p.request_bytes()[..],
             b"POST /a HTTP/1.1\r\nHost: h:1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"

@@ -133,7 +133,16 @@ impl Report {
             total: h.len() as f64,
             percentiles: PERCENTILES
                 .iter()
-                .map(|(k, q)| (k.to_string(), if h.is_empty() { 0.0 } else { ms(h.value_at_quantile(q / 100.0)) }))
+                .map(|(k, q)| {
+                    (
+                        k.to_string(),
+                        if h.is_empty() {
+                            0.0
+                        } else {
+                            ms(h.value_at_quantile(q / 100.0))
+                        },
+                    )
+                })
                 .collect(),
         };
         // Whole seconds only: a last partial second would read as a slump.
@@ -151,7 +160,13 @@ impl Report {
         requests.total = m.answered_total() as f64;
         let mut throughput = Dist::of_samples(&secs(&m.bytes_per_second));
         throughput.total = m.bytes as f64;
-        let class = |lo: u16| m.statuses.iter().filter(|(s, _)| **s / 100 == lo / 100).map(|(_, n)| n).sum::<u64>();
+        let class = |lo: u16| {
+            m.statuses
+                .iter()
+                .filter(|(s, _)| **s / 100 == lo / 100)
+                .map(|(_, n)| n)
+                .sum::<u64>()
+        };
         let rfc3339 = |t: std::time::SystemTime| {
             let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             format!("{}.{:03}", d.as_secs(), d.subsec_millis())
@@ -198,6 +213,10 @@ impl Report {
     pub fn error_percent(&self) -> f64 {
         let failed = (self.errors + self.timeouts) as f64;
         let attempted = self.requests.dist.total + failed;
-        if attempted == 0.0 { 0.0 } else { failed / attempted * 100.0 }
+        if attempted == 0.0 {
+            0.0
+        } else {
+            failed / attempted * 100.0
+        }
     }
 }

@@ -57,9 +57,7 @@ impl Measured {
     }
 
     fn answered(&mut self, at_second: usize, latency: Duration, status: u16, bytes: usize) {
-        let _ = self
-            .latency_us
-            .record((latency.as_micros() as u64).max(1));
+        let _ = self.latency_us.record((latency.as_micros() as u64).max(1));
         if self.per_second.len() <= at_second {
             self.per_second.resize(at_second + 1, 0);
             self.bytes_per_second.resize(at_second + 1, 0);
@@ -271,7 +269,11 @@ impl ConnJob {
             }
             let (stream, buf) = conn.as_mut().expect("connected");
             let sent_at = Instant::now();
-            if stream.write_all(&self.batch[..n * self.request_len]).await.is_err() {
+            if stream
+                .write_all(&self.batch[..n * self.request_len])
+                .await
+                .is_err()
+            {
                 fail(&mut m, "reset", n);
                 conn = None;
                 continue;
@@ -280,7 +282,8 @@ impl ConnJob {
             let deadline = tokio::time::Instant::from(sent_at + self.timeout);
             let mut close = false;
             for k in 0..n {
-                match tokio::time::timeout_at(deadline, read_response(stream, buf, self.head)).await {
+                match tokio::time::timeout_at(deadline, read_response(stream, buf, self.head)).await
+                {
                     Ok(Ok(r)) => {
                         let now = Instant::now();
                         let from = due.unwrap_or(sent_at);
@@ -361,7 +364,10 @@ fn parse(buf: &[u8], head: bool) -> Result<Option<Answer>, &'static str> {
                 return Err("bad-response");
             }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = h.value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
+            chunked = h
+                .value
+                .windows(7)
+                .any(|w| w.eq_ignore_ascii_case(b"chunked"));
         } else if h.name.eq_ignore_ascii_case("connection") {
             close |= h.value.windows(5).any(|w| w.eq_ignore_ascii_case(b"close"));
         }
@@ -430,14 +436,29 @@ mod tests {
 
     #[test]
     fn parses_length_chunked_and_partial_answers() {
-        let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloNEXT", false).unwrap().unwrap();
+        let r = parse(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloNEXT",
+            false,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!((r.status, r.bytes, r.close), (200, 43, false));
-        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", false).unwrap().is_none());
+        assert!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", false)
+                .unwrap()
+                .is_none()
+        );
         let c = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
         let r = parse(c, false).unwrap().unwrap();
         assert_eq!((r.status, r.bytes, r.close), (404, c.len(), true));
         assert!(parse(&c[..c.len() - 2], false).unwrap().is_none());
-        assert_eq!(parse(b"HTTP/1.1 204 No Content\r\n\r\n", false).unwrap().unwrap().bytes, 27);
+        assert_eq!(
+            parse(b"HTTP/1.1 204 No Content\r\n\r\n", false)
+                .unwrap()
+                .unwrap()
+                .bytes,
+            27
+        );
         assert!(parse(b"garbage\r\n\r\n", false).is_err());
     }
 }

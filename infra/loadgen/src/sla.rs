@@ -88,10 +88,17 @@ fn parse_one(text: &str) -> Result<Bound, SlaError> {
         "errors" => Metric::Errors,
         "timeouts" => Metric::Timeouts,
         "non2xx" => Metric::Non2xx,
-        _ => return Err(err("unknown metric: use p50, p90, p97.5, p99, p99.9, p99.99, avg, max, rps, errors, timeouts or non2xx")),
+        _ => {
+            return Err(err(
+                "unknown metric: use p50, p90, p97.5, p99, p99.9, p99.99, avg, max, rps, errors, timeouts or non2xx",
+            ));
+        }
     };
     let v = rest.trim();
-    let (num, unit) = v.split_at(v.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(v.len()));
+    let (num, unit) = v.split_at(
+        v.find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(v.len()),
+    );
     let num: f64 = num.parse().map_err(|_| err("expected a number"))?;
     let (value, percent) = match (metric, unit.trim()) {
         (Metric::Latency(_), "" | "ms") => (num, false),

@@ -25,7 +25,11 @@ fn server(delay: Duration, status: u16) -> Server {
     let open = Arc::new(AtomicUsize::new(0));
     let (r2, m2, o2) = (requests.clone(), max_pipelined.clone(), open.clone());
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(l.local_addr().unwrap().to_string()).unwrap();
@@ -56,7 +60,10 @@ fn server(delay: Duration, status: u16) -> Server {
                             tokio::time::sleep(delay).await;
                         }
                         let body = "hello";
-                        let one = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                        let one = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
                         r.fetch_add(count, SeqCst);
                         if s.write_all(one.repeat(count).as_bytes()).await.is_err() {
                             break;
@@ -68,7 +75,12 @@ fn server(delay: Duration, status: u16) -> Server {
         });
     });
     let addr = rx.recv().unwrap();
-    Server { addr, requests, max_pipelined, open }
+    Server {
+        addr,
+        requests,
+        max_pipelined,
+        open,
+    }
 }
 
 fn plan(addr: &str) -> Plan {
@@ -105,7 +117,11 @@ fn pipelining_depth_is_respected() {
     p.stop = Stop::Amount(400);
     let r = go(&p);
     assert_eq!(r.requests.dist.total, 400.0);
-    assert_eq!(s.max_pipelined.load(SeqCst), 4, "4 requests in flight per connection, never more");
+    assert_eq!(
+        s.max_pipelined.load(SeqCst),
+        4,
+        "4 requests in flight per connection, never more"
+    );
 }
 
 #[test]
@@ -116,7 +132,10 @@ fn a_fixed_rate_is_held_within_two_percent() {
     p.stop = Stop::Duration(Duration::from_secs(2));
     let r = go(&p);
     let got = r.requests.dist.total;
-    assert!((got - 1000.0).abs() <= 20.0, "{got} requests at 500/s for 2 s");
+    assert!(
+        (got - 1000.0).abs() <= 20.0,
+        "{got} requests at 500/s for 2 s"
+    );
 }
 
 #[test]
@@ -126,8 +145,15 @@ fn injected_latency_is_reported_and_the_run_stops_clean() {
     p.stop = Stop::Duration(Duration::from_secs(1));
     let r = go(&p);
     let p50 = r.latency.p("p50");
-    assert!((50.0..60.0).contains(&p50), "p50 {p50} ms for a 50 ms server");
-    assert!(r.requests.dist.total >= 4.0 * 15.0, "{}", r.requests.dist.total);
+    assert!(
+        (50.0..60.0).contains(&p50),
+        "p50 {p50} ms for a 50 ms server"
+    );
+    assert!(
+        r.requests.dist.total >= 4.0 * 15.0,
+        "{}",
+        r.requests.dist.total
+    );
     // Nothing left in flight or open once run() returned.
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(s.open.load(SeqCst), 0, "connections left open");
@@ -144,7 +170,11 @@ fn coordinated_omission_is_corrected_at_a_fixed_rate() {
     p.rate = Some(100.0);
     p.stop = Stop::Duration(Duration::from_secs(1));
     let r = go(&p);
-    assert!(r.latency.max > 500.0, "max {} ms: the backlog shows as latency", r.latency.max);
+    assert!(
+        r.latency.max > 500.0,
+        "max {} ms: the backlog shows as latency",
+        r.latency.max
+    );
 }
 
 #[test]
@@ -166,9 +196,17 @@ fn non2xx_errors_and_timeouts_are_counted_by_kind() {
     assert_eq!(r.requests.dist.total, 0.0);
 
     // Nothing listening: connect errors.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut p = plan(&format!("127.0.0.1:{port}"));
     p.stop = Stop::Duration(Duration::from_millis(200));
     let r = go(&p);
-    assert!(r.errors_by_kind.get("connect").copied().unwrap_or(0) > 0, "{:?}", r.errors_by_kind);
+    assert!(
+        r.errors_by_kind.get("connect").copied().unwrap_or(0) > 0,
+        "{:?}",
+        r.errors_by_kind
+    );
 }

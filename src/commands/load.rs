@@ -1,0 +1,264 @@
+//! `lab load TARGET`: run the load generator, show progress on a terminal, print autocannon's
+//! tables (or `--json`), and exit 1 when an `--sla` bound is breached.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use lab_loadgen::run::Live;
+use lab_loadgen::{Plan, Report, Stop, Target};
+use lab_supervisor::state::State;
+
+use crate::cli::LoadArgs;
+use crate::exit;
+use crate::render::{self, FAIL, OK, Style, table::Table};
+
+use super::Env;
+
+pub fn run(env: &Env, args: LoadArgs) -> anyhow::Result<u8> {
+    let target = match resolve(env, &args.target) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("lab: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let mut plan = Plan::new(target);
+    plan.connections = args.connections;
+    plan.pipelining = args.pipelining;
+    plan.stop = match (args.amount, args.duration) {
+        (Some(n), _) => Stop::Amount(n),
+        (None, Some(d)) => Stop::Duration(d),
+        (None, None) => Stop::Duration(Duration::from_secs(10)),
+    };
+    plan.rate = args.rate;
+    plan.method = args.method.to_ascii_uppercase();
+    plan.timeout = args.timeout;
+    if let Some(w) = args.workers {
+        plan.workers = w;
+    }
+    plan.warmup = args.warmup.unwrap_or_default();
+    for h in &args.headers {
+        let Some((k, v)) = h.split_once(':') else {
+            eprintln!("lab: header {h:?} is not `Name: value`");
+            return Ok(exit::USAGE);
+        };
+        plan.headers
+            .push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    plan.body = match (&args.body, &args.body_file) {
+        (Some(b), _) => b.clone().into(),
+        (None, Some(f)) => std::fs::read(f)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?
+            .into(),
+        (None, None) => Default::default(),
+    };
+    if let Err(e) = plan.validate() {
+        eprintln!("lab: {e}");
+        return Ok(exit::USAGE);
+    }
+    let bounds = match args.sla.as_deref().map(lab_loadgen::sla::parse).transpose() {
+        Ok(b) => b.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("lab: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+
+    let what = match plan.stop {
+        Stop::Duration(d) => humantime::format_duration(d).to_string(),
+        Stop::Amount(n) => format!("{n} requests"),
+    };
+    let rate = plan
+        .rate
+        .map(|r| format!(" at {r} req/s"))
+        .unwrap_or_default();
+    eprintln!(
+        "Running {what} test @ {}{rate}\n{} connections{}, {} worker thread(s)",
+        plan.target.url(),
+        plan.connections,
+        if plan.pipelining > 1 {
+            format!(" with {} pipelining factor", plan.pipelining)
+        } else {
+            String::new()
+        },
+        plan.workers
+    );
+
+    let live = Arc::new(Live::default());
+    let progress = std::io::stderr().is_terminal() && !args.json;
+    let outcome = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| lab_loadgen::run::run(&plan, live.clone()));
+        let t0 = Instant::now();
+        while !worker.is_finished() {
+            std::thread::sleep(Duration::from_millis(100));
+            if progress {
+                let done = live.answered.load(Relaxed);
+                let failed = live.failed.load(Relaxed);
+                let secs = t0.elapsed().as_secs_f64();
+                let total = match plan.stop {
+                    Stop::Duration(d) => format!("/{:.0}s", (d + plan.warmup).as_secs_f64()),
+                    Stop::Amount(n) => format!(" {done}/{n}"),
+                };
+                eprint!(
+                    "\r  {secs:5.1}s{total}  {:>10.0} req/s  {failed} errors   ",
+                    done as f64 / secs.max(1e-9)
+                );
+            }
+        }
+        if progress {
+            eprint!("\r{}\r", " ".repeat(60));
+        }
+        worker.join().expect("load thread")
+    })?;
+    let report = Report::new(&plan, &outcome);
+    let verdicts: Vec<_> = bounds.iter().map(|b| b.check(&report)).collect();
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["sla"] = serde_json::to_value(&verdicts)?;
+        render::line(serde_json::to_string_pretty(&v)?);
+    } else {
+        render::line(tables(&report, &env.style));
+        for v in &verdicts {
+            let mark = if v.ok {
+                env.style.green(OK)
+            } else {
+                env.style.red(FAIL)
+            };
+            render::line(format!("{mark} SLA {}: measured {}", v.bound, v.measured));
+        }
+    }
+    Ok(if verdicts.iter().all(|v| v.ok) {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
+
+/// A URL as given, or `SERVICE[/path]` of the running lab (its first instance).
+fn resolve(env: &Env, target: &str) -> anyhow::Result<Target> {
+    if target.contains("://") {
+        return Ok(Target::parse(target)?);
+    }
+    let (service, path) = match target.find('/') {
+        Some(i) => (&target[..i], &target[i..]),
+        None => (target, "/"),
+    };
+    let state = State::load(&env.state_dir)?.ok_or_else(|| {
+        anyhow::anyhow!("{target:?} is not a URL and no lab is running here to name a service of (`lab up` first, or give http://host:port/path)")
+    })?;
+    let inst = state
+        .instances
+        .iter()
+        .find(|r| r.service == service)
+        .ok_or_else(|| {
+            let names: Vec<&str> = state.instances.iter().map(|r| r.service.as_str()).collect();
+            anyhow::anyhow!(
+                "the running lab has no service {service:?}; it has: {}",
+                names.join(", ")
+            )
+        })?;
+    Ok(Target::parse(&format!("http://{}{path}", inst.address))?)
+}
+
+fn fmt_ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0} ms")
+    } else {
+        format!("{v:.2} ms")
+    }
+}
+
+/// autocannon's two tables, then counts.
+fn tables(r: &Report, style: &Style) -> String {
+    let l = &r.latency;
+    let mut lat = Table::new(&["Stat", "2.5%", "50%", "97.5%", "99%", "Avg", "Stdev", "Max"]);
+    lat.row(vec![
+        "Latency".into(),
+        fmt_ms(l.p("p2_5")),
+        fmt_ms(l.p("p50")),
+        fmt_ms(l.p("p97_5")),
+        fmt_ms(l.p("p99")),
+        fmt_ms(l.average),
+        fmt_ms(l.stddev),
+        fmt_ms(l.max),
+    ]);
+    let q = &r.requests.dist;
+    let t = &r.throughput;
+    let mut rps = Table::new(&["Stat", "1%", "2.5%", "50%", "97.5%", "Avg", "Stdev", "Min"]);
+    let n = |v: f64| format!("{v:.0}");
+    rps.row(vec![
+        "Req/Sec".into(),
+        n(q.p("p1")),
+        n(q.p("p2_5")),
+        n(q.p("p50")),
+        n(q.p("p97_5")),
+        format!("{:.1}", q.average),
+        format!("{:.1}", q.stddev),
+        n(q.min),
+    ]);
+    let b = |v: f64| {
+        if v >= 1e6 {
+            format!("{:.2} MB", v / 1e6)
+        } else if v >= 1e3 {
+            format!("{:.1} kB", v / 1e3)
+        } else {
+            format!("{v:.0} B")
+        }
+    };
+    rps.row(vec![
+        "Bytes/Sec".into(),
+        b(t.p("p1")),
+        b(t.p("p2_5")),
+        b(t.p("p50")),
+        b(t.p("p97_5")),
+        b(t.average),
+        b(t.stddev),
+        b(t.min),
+    ]);
+    let mut out = format!(
+        "{}\n{}\n",
+        lat.render(style).trim_end(),
+        rps.render(style).trim_end()
+    );
+    out.push_str("\nReq/Sec and Bytes/Sec are sampled once a second; latency is an HDR histogram (µs resolution).\n");
+    let codes: Vec<String> = r
+        .status_code_stats
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", v["count"]))
+        .collect();
+    out.push_str(&format!(
+        "{} requests in {:.2}s ({:.0} req/s), {} read; status {}\n",
+        r.requests.dist.total,
+        r.duration,
+        r.rps(),
+        b(r.throughput.total),
+        if codes.is_empty() {
+            "-".into()
+        } else {
+            codes.join(", ")
+        }
+    ));
+    if r.non2xx > 0 {
+        out.push_str(&format!("{} non-2xx responses\n", r.non2xx));
+    }
+    if r.errors > 0 || r.timeouts > 0 {
+        let kinds: Vec<String> = r
+            .errors_by_kind
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        out.push_str(&style.red(&format!(
+            "{} errors ({}), {} timeouts\n",
+            r.errors,
+            if kinds.is_empty() {
+                "-".into()
+            } else {
+                kinds.join(", ")
+            },
+            r.timeouts
+        )));
+    }
+    out.trim_end().to_owned()
+}

@@ -1,0 +1,57 @@
+//! `lab load` through the real binary, against a service of the running lab.
+
+use crate::util::*;
+
+const LAB: &str = "[services.recipe-api]\nbuiltin = \"recipe-api\"\n";
+
+#[test]
+fn load_a_service_by_name_with_json_and_slas() {
+    let lab = LabDir::new(BIN, LAB);
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+
+    let r = lab.run(&[
+        "load",
+        "recipe-api/recipes/42",
+        "-a",
+        "500",
+        "-c",
+        "4",
+        "--json",
+        "--sla",
+        "errors<0.1%,rps>1",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    // autocannon's shape: requests.total, requests.average (req/s), latency.p99 in ms, 2xx.
+    assert_eq!(v["requests"]["total"], 500.0, "{v:#}");
+    assert_eq!(v["2xx"], 500);
+    assert!(v["requests"]["average"].as_f64().unwrap() > 0.0);
+    assert!(v["latency"]["p99"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["errors"], 0);
+    assert!(
+        v["sla"].as_array().unwrap().iter().all(|b| b["ok"] == true),
+        "{v:#}"
+    );
+
+    // A breached bound: exit 1, and the table names it.
+    let r = lab.run(&[
+        "load",
+        "recipe-api/recipes/42",
+        "-a",
+        "100",
+        "--sla",
+        "p99<1us",
+    ]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stdout.contains("x SLA p99<1us: measured"), "{r}");
+    assert!(r.stdout.contains("Latency"), "{r}");
+
+    // Unknown service: a usage error naming what exists.
+    let r = lab.run(&["load", "recipe-apx/"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("it has: recipe-api"), "{r}");
+    // A bad SLA: usage error before any load.
+    let r = lab.run(&["load", "recipe-api/", "--sla", "p42<1ms"]);
+    assert_eq!(r.code, 2, "{r}");
+}
