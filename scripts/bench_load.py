@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from bench_protocols import HELLO, LAB, free_port, wait_listening  # noqa: E402
 
 SECS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 RPS_FLOOR, CPU_CEILING = 0.95, 1.2
+ROUNDS = 3  # medians of interleaved rounds: single runs swing ±15% on this shared machine
 
 
 def measure(cmd, parse):
@@ -46,18 +48,23 @@ def main():
         wait_listening(f"127.0.0.1:{port}")
         print(f"bench-load: {SECS}s per run, target {url} (hello, one thread, CPU 0), load tools on CPU 1 with one thread", flush=True)
         for conns in (10, 100):
+            runs = {"wrk": [], "lab load": []}
+            for rnd in range(ROUNDS):  # interleaved, so drift on the machine hits both alike
+                for name, fn in (("wrk", wrk), ("lab load", lab_load)):
+                    if rnd == 0:
+                        fn(url, conns)  # warm the target
+                    (total, rps), cpu, rss = fn(url, conns)
+                    runs[name].append({"requests": total, "rps": rps, "cpu_s_per_100k": cpu / total * 1e5, "peak_rss_mib": rss})
+                    print(f"  round {rnd + 1}  c={conns:<4} {name:<9} {rps:>10,.0f} req/s   "
+                          f"{cpu / total * 1e5:.3f} CPU s/100k req   peak RSS {rss:.1f} MiB", flush=True)
             res = {}
-            for name, fn in (("wrk", wrk), ("lab load", lab_load)):
-                fn(url, conns)  # warm the target and the page cache
-                (total, rps), cpu, rss = fn(url, conns)
-                res[name] = {"tool": name, "connections": conns, "requests": total, "rps": rps,
-                             "cpu_s_per_100k": cpu / total * 1e5, "peak_rss_mib": rss}
-                r = res[name]
-                print(f"  c={conns:<4} {name:<9} {rps:>10,.0f} req/s   {r['cpu_s_per_100k']:.3f} CPU s/100k req   "
-                      f"peak RSS {rss:.1f} MiB", flush=True)
+            for name, rs in runs.items():
+                res[name] = {"tool": name, "connections": conns, "rounds": rs,
+                             **{k: statistics.median(r[k] for r in rs) for k in ("rps", "cpu_s_per_100k", "peak_rss_mib")}}
             rows += res.values()
             ratio = res["lab load"]["rps"] / res["wrk"]["rps"]
             cpu_ratio = res["lab load"]["cpu_s_per_100k"] / res["wrk"]["cpu_s_per_100k"]
+            print(f"  median c={conns}: wrk {res['wrk']['rps']:,.0f} req/s, lab load {res['lab load']['rps']:,.0f} req/s", flush=True)
             verdicts.append((f"c={conns}: lab load / wrk req/s = {ratio:.2f}× (floor ≥ {RPS_FLOOR})", ratio >= RPS_FLOOR))
             verdicts.append((f"c={conns}: lab load / wrk CPU per request = {cpu_ratio:.2f}× (ceiling ≤ {CPU_CEILING})", cpu_ratio <= CPU_CEILING))
         if os.environ.get("BENCH_LONG") == "1":
