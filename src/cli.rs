@@ -145,6 +145,13 @@ pub struct LoadArgs {
     /// The request body, from a file.
     #[arg(long, value_name = "FILE")]
     pub body_file: Option<PathBuf>,
+    /// Send this GraphQL query: POST with a JSON body `{"query", "variables"}` (path default
+    /// `/graphql`), e.g. the book's kitchenSink query.
+    #[arg(long, value_name = "QUERY", conflicts_with_all = ["body", "body_file"])]
+    pub graphql: Option<String>,
+    /// Variables for `--graphql`, as JSON.
+    #[arg(long, value_name = "JSON", requires = "graphql")]
+    pub variables: Option<String>,
     /// A request not answered within this is a timeout.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub timeout: std::time::Duration,

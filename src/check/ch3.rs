@@ -73,6 +73,22 @@ pub fn scenarios() -> Vec<Scenario> {
             run: super::ch3_proxy::stats,
             proxy: true,
         },
+        Scenario {
+            name: "ch3.load-baseline",
+            chapter: 3,
+            section: "SLA and Load Testing › Introduction to Autocannon",
+            summary: "a 2 s lab load run against recipe-api: req/s and latency percentiles, zero errors",
+            run: super::ch3_load::load_baseline,
+            proxy: false,
+        },
+        Scenario {
+            name: "ch3.proxy-concerns",
+            chapter: 3,
+            section: "SLA and Load Testing › Reverse Proxy Concerns",
+            summary: "the same load direct and through the proxy: the proxy's added latency and throughput ratio",
+            run: super::ch3_load::proxy_concerns,
+            proxy: true,
+        },
     ]
 }
 

@@ -8,6 +8,7 @@
 pub mod ch1;
 pub mod ch2;
 pub mod ch3;
+pub mod ch3_load;
 pub mod ch3_proxy;
 pub mod spawn;
 pub mod wire;

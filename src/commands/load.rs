@@ -54,6 +54,29 @@ pub fn run(env: &Env, args: LoadArgs) -> anyhow::Result<u8> {
             .into(),
         (None, None) => Default::default(),
     };
+    if let Some(query) = &args.graphql {
+        let variables: serde_json::Value = match args
+            .variables
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+        {
+            Ok(v) => v.unwrap_or(serde_json::Value::Null),
+            Err(e) => {
+                eprintln!("lab: --variables is not JSON: {e}");
+                return Ok(exit::USAGE);
+            }
+        };
+        plan.method = "POST".into();
+        plan.body =
+            serde_json::to_vec(&serde_json::json!({ "query": query, "variables": variables }))?
+                .into();
+        plan.headers
+            .push(("Content-Type".into(), "application/json".into()));
+        if plan.target.path == "/" {
+            plan.target.path = "/graphql".into();
+        }
+    }
     if let Err(e) = plan.validate() {
         eprintln!("lab: {e}");
         return Ok(exit::USAGE);

@@ -47,6 +47,24 @@ fn load_a_service_by_name_with_json_and_slas() {
     assert!(r.stdout.contains("x SLA p99<1us: measured"), "{r}");
     assert!(r.stdout.contains("Latency"), "{r}");
 
+    // GraphQL: the book's kitchenSink query as the POST body, /graphql by default.
+    let q = "query kitchenSink ($id:ID) { recipe(id: $id) { id name ingredients { name quantity } } pid }";
+    let r = lab.run(&[
+        "load",
+        "recipe-api",
+        "--graphql",
+        q,
+        "--variables",
+        r#"{"id":"42"}"#,
+        "-a",
+        "50",
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["2xx"], 50, "{v:#}");
+    assert!(v["url"].as_str().unwrap().ends_with("/graphql"), "{v:#}");
+
     // Unknown service: a usage error naming what exists.
     let r = lab.run(&["load", "recipe-apx/"]);
     assert_eq!(r.code, 2, "{r}");

@@ -40,7 +40,8 @@ fn ch3_proxy_scenarios_pass_with(engine: &str) {
             "ch3.compression",
             "ch3.tls-termination",
             "ch3.backpressure",
-            "ch3.stats"
+            "ch3.stats",
+            "ch3.proxy-concerns"
         ]
     );
     assert!(proxied.iter().all(|s| s["engine"] == engine), "{report:#}");
