@@ -152,6 +152,15 @@ pub struct LoadArgs {
     /// Variables for `--graphql`, as JSON.
     #[arg(long, value_name = "JSON", requires = "graphql")]
     pub variables: Option<String>,
+    /// HTTP/2 with prior knowledge (h2c); `--pipelining` is then the concurrent streams per connection.
+    #[arg(long)]
+    pub http2: bool,
+    /// gRPC unary call of the recipe contract over HTTP/2, e.g. `recipe.RecipeService/GetRecipe`.
+    #[arg(long, value_name = "SERVICE/METHOD", conflicts_with_all = ["body", "body_file", "graphql"])]
+    pub grpc: Option<String>,
+    /// The gRPC request as JSON, e.g. `{"id":42}` for GetRecipe.
+    #[arg(long, value_name = "JSON", requires = "grpc")]
+    pub data: Option<String>,
     /// A request not answered within this is a timeout.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub timeout: std::time::Duration,

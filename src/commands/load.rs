@@ -77,6 +77,27 @@ pub fn run(env: &Env, args: LoadArgs) -> anyhow::Result<u8> {
             plan.target.path = "/graphql".into();
         }
     }
+    plan.http2 = args.http2;
+    if let Some(method) = &args.grpc {
+        let message = match grpc_message(method, args.data.as_deref()) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("lab: {e}");
+                return Ok(exit::USAGE);
+            }
+        };
+        plan.http2 = true;
+        plan.grpc = true;
+        plan.method = "POST".into();
+        plan.target.path = format!("/{}", method.trim_start_matches('/'));
+        plan.headers
+            .push(("content-type".into(), "application/grpc".into()));
+        plan.headers.push(("te".into(), "trailers".into()));
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&message);
+        plan.body = framed.into();
+    }
     if let Err(e) = plan.validate() {
         eprintln!("lab: {e}");
         return Ok(exit::USAGE);
@@ -157,6 +178,32 @@ pub fn run(env: &Env, args: LoadArgs) -> anyhow::Result<u8> {
     } else {
         exit::FAILED
     })
+}
+
+/// The protobuf request of a method of the recipe contract (`contracts/recipe.proto`), from JSON.
+fn grpc_message(method: &str, data: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    use lab_recipe_api::grpc::pb;
+    use prost::Message;
+    let json: serde_json::Value = match data {
+        Some(d) => {
+            serde_json::from_str(d).map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?
+        }
+        None => serde_json::json!({}),
+    };
+    match method.trim_start_matches('/') {
+        "recipe.RecipeService/GetRecipe" => {
+            let id = json["id"]
+                .as_i64()
+                .or_else(|| json["id"].as_str().and_then(|s| s.parse().ok()))
+                .and_then(|i| i32::try_from(i).ok())
+                .ok_or_else(|| anyhow::anyhow!("GetRecipe needs --data '{{\"id\":42}}'"))?;
+            Ok(pb::RecipeRequest { id }.encode_to_vec())
+        }
+        "recipe.RecipeService/GetMetaData" => Ok(pb::Empty {}.encode_to_vec()),
+        other => anyhow::bail!(
+            "{other:?} is not a method of the recipe contract: use recipe.RecipeService/GetRecipe or recipe.RecipeService/GetMetaData"
+        ),
+    }
 }
 
 /// A URL as given, or `SERVICE[/path]` of the running lab (its first instance).

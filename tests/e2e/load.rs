@@ -65,6 +65,56 @@ fn load_a_service_by_name_with_json_and_slas() {
     assert_eq!(v["2xx"], 50, "{v:#}");
     assert!(v["url"].as_str().unwrap().ends_with("/graphql"), "{v:#}");
 
+    // gRPC unary over HTTP/2 from the contract; an unknown id counts as grpc-not-found.
+    let r = lab.run(&[
+        "load",
+        "recipe-api",
+        "--grpc",
+        "recipe.RecipeService/GetRecipe",
+        "--data",
+        r#"{"id":42}"#,
+        "-a",
+        "200",
+        "-p",
+        "8",
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (v["2xx"].as_u64(), v["errors"].as_u64()),
+        (Some(200), Some(0)),
+        "{v:#}"
+    );
+    let r = lab.run(&[
+        "load",
+        "recipe-api",
+        "--grpc",
+        "recipe.RecipeService/GetRecipe",
+        "--data",
+        r#"{"id":7}"#,
+        "-a",
+        "20",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["errorsByKind"]["grpc-not-found"], 20, "{v:#}");
+    // Plain HTTP/2 (h2c) on the REST route.
+    let r = lab.run(&[
+        "load",
+        "recipe-api/recipes/42",
+        "--http2",
+        "-a",
+        "300",
+        "-c",
+        "2",
+        "-p",
+        "10",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["2xx"], 300, "{v:#}");
+
     // Unknown service: a usage error naming what exists.
     let r = lab.run(&["load", "recipe-apx/"]);
     assert_eq!(r.code, 2, "{r}");

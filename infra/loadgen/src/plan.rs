@@ -101,6 +101,11 @@ pub struct Plan {
     pub workers: usize,
     /// Load sent before measuring starts (not counted).
     pub warmup: Duration,
+    /// HTTP/2 with prior knowledge (h2c): one connection carries `pipelining` concurrent streams.
+    pub http2: bool,
+    /// gRPC unary over HTTP/2: the body is one length-prefixed message, success is
+    /// `grpc-status: 0` in the trailers.
+    pub grpc: bool,
 }
 
 impl Plan {
@@ -118,6 +123,8 @@ impl Plan {
             timeout: Duration::from_secs(10),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             warmup: Duration::ZERO,
+            http2: false,
+            grpc: false,
         }
     }
 
@@ -132,11 +139,14 @@ impl Plan {
         if self.workers == 0 {
             return bad("--workers must be at least 1");
         }
+        if self.grpc && !self.http2 {
+            return bad("gRPC runs over HTTP/2");
+        }
         if let Some(r) = self.rate {
             if !(r > 0.0 && r.is_finite()) {
                 return bad("--rate must be a positive number of requests per second");
             }
-            if self.pipelining > 1 {
+            if self.pipelining > 1 && !self.http2 {
                 return bad(
                     "--rate sends each request when it is due: use it without --pipelining",
                 );
