@@ -152,9 +152,16 @@ pub struct LoadArgs {
     /// Variables for `--graphql`, as JSON.
     #[arg(long, value_name = "JSON", requires = "graphql")]
     pub variables: Option<String>,
-    /// HTTP/2 with prior knowledge (h2c); `--pipelining` is then the concurrent streams per connection.
+    /// HTTP/2 (h2c on http://, ALPN h2 on https://); `--pipelining` is then the concurrent
+    /// streams per connection.
     #[arg(long)]
     pub http2: bool,
+    /// For https:// targets: trust this CA (PEM). Default: the running lab's CA (.lab/tls/ca.crt).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// For https:// targets: accept any certificate.
+    #[arg(long)]
+    pub insecure: bool,
     /// gRPC unary call of the recipe contract over HTTP/2, e.g. `recipe.RecipeService/GetRecipe`.
     #[arg(long, value_name = "SERVICE/METHOD", conflicts_with_all = ["body", "body_file", "graphql"])]
     pub grpc: Option<String>,

@@ -78,6 +78,25 @@ pub fn run(env: &Env, args: LoadArgs) -> anyhow::Result<u8> {
         }
     }
     plan.http2 = args.http2;
+    if plan.target.tls {
+        plan.tls = Some(if args.insecure {
+            lab_loadgen::tls::insecure()
+        } else {
+            let ca = args
+                .ca
+                .clone()
+                .unwrap_or_else(|| env.state_dir.join("tls").join("ca.crt"));
+            if !ca.exists() {
+                eprintln!(
+                    "lab: {} is https, and there is no CA to trust at {}; pass --ca FILE, or --insecure",
+                    plan.target.url(),
+                    ca.display()
+                );
+                return Ok(exit::USAGE);
+            }
+            lab_service_kit::tls::client_config(&ca)?
+        });
+    }
     if let Some(method) = &args.grpc {
         let message = match grpc_message(method, args.data.as_deref()) {
             Ok(m) => m,
@@ -229,7 +248,13 @@ fn resolve(env: &Env, target: &str) -> anyhow::Result<Target> {
                 names.join(", ")
             )
         })?;
-    Ok(Target::parse(&format!("http://{}{path}", inst.address))?)
+    // An https service is probed over https: address it the same way.
+    let https = matches!(inst.health_check, lab_supervisor::HealthCheck::Https { .. });
+    let scheme = if https { "https" } else { "http" };
+    Ok(Target::parse(&format!(
+        "{scheme}://{}{path}",
+        inst.address
+    ))?)
 }
 
 fn fmt_ms(v: f64) -> String {

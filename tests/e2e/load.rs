@@ -123,3 +123,46 @@ fn load_a_service_by_name_with_json_and_slas() {
     let r = lab.run(&["load", "recipe-api/", "--sla", "p42<1ms"]);
     assert_eq!(r.code, 2, "{r}");
 }
+
+#[test]
+fn load_an_https_service_trusting_the_lab_ca_over_http1_and_http2() {
+    let lab = LabDir::new(
+        BIN,
+        "[services.recipe-api]\nbuiltin = \"recipe-api\"\nprotocol = \"https\"\n",
+    );
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    for extra in [&[][..], &["--http2", "-p", "4"][..]] {
+        let mut args = vec![
+            "load",
+            "recipe-api/recipes/42",
+            "-a",
+            "200",
+            "-c",
+            "2",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let r = lab.run(&args);
+        assert_eq!(r.code, 0, "{r}");
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert!(v["url"].as_str().unwrap().starts_with("https://"), "{v:#}");
+        assert_eq!(v["2xx"], 200, "{v:#}");
+    }
+    // A CA that did not sign the certificate: every request fails the handshake ("tls").
+    let other = tempfile::tempdir().unwrap();
+    let ca = lab::tls::LabCa::ensure(other.path()).unwrap().ca_cert();
+    let addr = lab.instances()[0]["address"].as_str().unwrap().to_owned();
+    let url = format!("https://{addr}/recipes/42");
+    let r = lab.run(&[
+        "load",
+        &url,
+        "-a",
+        "5",
+        "--ca",
+        ca.to_str().unwrap(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["errorsByKind"]["tls"], 5, "{v:#}");
+}

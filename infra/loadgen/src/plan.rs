@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-/// A `http://host:port/path` target (plain HTTP/1.1 in this version).
+/// A `http://` or `https://host:port/path` target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// `https://`: TLS (the plan's `tls` config says whom to trust).
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     /// `path?query`, starting with `/`.
@@ -28,9 +30,11 @@ pub enum PlanError {
 
 impl Target {
     pub fn parse(url: &str) -> Result<Self, PlanError> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| PlanError::Scheme(url.to_owned()))?;
+        let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(r), _) => (false, r),
+            (None, Some(r)) => (true, r),
+            _ => return Err(PlanError::Scheme(url.to_owned())),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -45,12 +49,13 @@ impl Target {
                 p.parse::<u16>()
                     .map_err(|_| bad("the port is not a number 1-65535"))?,
             ),
-            _ => (authority, 80),
+            _ => (authority, if tls { 443 } else { 80 }),
         };
         if host.is_empty() {
             return Err(bad("no host"));
         }
         Ok(Self {
+            tls,
             host: host
                 .trim_start_matches('[')
                 .trim_end_matches(']')
@@ -70,7 +75,8 @@ impl Target {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}{}", self.addr(), self.path)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.addr(), self.path)
     }
 }
 
@@ -106,6 +112,8 @@ pub struct Plan {
     /// gRPC unary over HTTP/2: the body is one length-prefixed message, success is
     /// `grpc-status: 0` in the trailers.
     pub grpc: bool,
+    /// For `https://` targets: whom to trust (ALPN is set by the engine).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Plan {
@@ -125,6 +133,7 @@ impl Plan {
             warmup: Duration::ZERO,
             http2: false,
             grpc: false,
+            tls: None,
         }
     }
 
@@ -138,6 +147,11 @@ impl Plan {
         }
         if self.workers == 0 {
             return bad("--workers must be at least 1");
+        }
+        if self.target.tls && self.tls.is_none() {
+            return bad(
+                "an https:// target needs a TLS config (the lab CA, --ca FILE or --insecure)",
+            );
         }
         if self.grpc && !self.http2 {
             return bad("gRPC runs over HTTP/2");

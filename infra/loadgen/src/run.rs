@@ -118,6 +118,78 @@ pub struct Live {
     pub failed: AtomicU64,
 }
 
+// === impl Stream ===
+
+/// A connection to the target: plain TCP or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Connect to the plan's target, with TLS (ALPN `alpn`) for https. Errors are a kind name.
+async fn open(plan: &Plan, alpn: &[u8]) -> Result<Stream, &'static str> {
+    let tcp = TcpStream::connect(plan.target.addr())
+        .await
+        .map_err(|_| "connect")?;
+    let _ = tcp.set_nodelay(true);
+    if !plan.target.tls {
+        return Ok(Stream::Plain(tcp));
+    }
+    let mut cfg = plan.tls.as_deref().ok_or("tls")?.clone();
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    let name =
+        rustls_pki_types::ServerName::try_from(plan.target.host.clone()).map_err(|_| "tls")?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .map_err(|_| "tls")?;
+    Ok(Stream::Tls(Box::new(tls)))
+}
+
 /// Tickets: the next request to send, and when it is due.
 struct Schedule {
     issued: AtomicU64,
@@ -204,7 +276,6 @@ async fn phase(plan: &Plan, live: Arc<Live>) -> std::io::Result<Outcome> {
         rate: plan.rate,
         stopped: AtomicBool::new(false),
     });
-    let addr = plan.target.addr();
     let head = plan.method.eq_ignore_ascii_case("HEAD");
     let batch = bytes::Bytes::from(batch);
     let mut tasks = tokio::task::JoinSet::new();
@@ -219,7 +290,7 @@ async fn phase(plan: &Plan, live: Arc<Live>) -> std::io::Result<Outcome> {
             continue;
         }
         let c = ConnJob {
-            addr: addr.clone(),
+            plan: Arc::new(plan.clone()),
             request_len: request.len(),
             batch: batch.clone(),
             timeout: plan.timeout,
@@ -243,7 +314,7 @@ async fn phase(plan: &Plan, live: Arc<Live>) -> std::io::Result<Outcome> {
 }
 
 struct ConnJob {
-    addr: String,
+    plan: Arc<Plan>,
     request_len: usize,
     /// `pipelining` copies of the request.
     batch: bytes::Bytes,
@@ -256,7 +327,7 @@ struct ConnJob {
 impl ConnJob {
     async fn drive(self) -> Measured {
         let mut m = Measured::new();
-        let mut conn: Option<(TcpStream, BytesMut)> = None;
+        let mut conn: Option<(Stream, BytesMut)> = None;
         while let Some((n, due)) = self.schedule.take(self.batch.len() / self.request_len) {
             if let Some(due) = due {
                 tokio::time::sleep_until(due.into()).await;
@@ -266,13 +337,12 @@ impl ConnJob {
                 self.live.failed.fetch_add(n as u64, Relaxed);
             };
             if conn.is_none() {
-                match tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr)).await {
+                match tokio::time::timeout(self.timeout, open(&self.plan, b"http/1.1")).await {
                     Ok(Ok(s)) => {
-                        let _ = s.set_nodelay(true);
                         conn = Some((s, BytesMut::with_capacity(16 * 1024)));
                     }
-                    Ok(Err(_)) => {
-                        fail(&mut m, "connect", n);
+                    Ok(Err(kind)) => {
+                        fail(&mut m, kind, n);
                         // A refused port answers at once: do not spin on it.
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
@@ -343,17 +413,21 @@ struct H2Job {
 impl H2Job {
     async fn drive(self) -> Measured {
         let mut total = Measured::new();
-        let addr = self.plan.target.addr();
         loop {
             if self.schedule.stopped.load(Relaxed) || self.schedule.exhausted() {
                 break;
             }
-            let sender = match tokio::time::timeout(self.plan.timeout, h2_connect(&addr)).await {
+            let sender = match tokio::time::timeout(self.plan.timeout, h2_connect(&self.plan)).await
+            {
                 Ok(Ok(s)) => s,
-                Ok(Err(_)) | Err(_) => {
+                failed => {
+                    let kind = match failed {
+                        Ok(Err(kind)) => kind,
+                        _ => "connect",
+                    };
                     // One ticket per failed attempt, so a dead target still ends the run.
                     if let Some((n, _)) = self.schedule.take(1) {
-                        *total.errors.entry("connect").or_default() += n as u64;
+                        *total.errors.entry(kind).or_default() += n as u64;
                         self.live.failed.fetch_add(n as u64, Relaxed);
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -382,13 +456,13 @@ impl H2Job {
 
 type H2Sender = hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>;
 
-async fn h2_connect(addr: &str) -> Result<H2Sender, Box<dyn std::error::Error + Send + Sync>> {
-    let tcp = TcpStream::connect(addr).await?;
-    let _ = tcp.set_nodelay(true);
+async fn h2_connect(plan: &Plan) -> Result<H2Sender, &'static str> {
+    let stream = open(plan, b"h2").await?;
     let (sender, conn) =
         hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-            .handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await?;
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|_| "h2-handshake")?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -502,7 +576,7 @@ struct Answer {
 
 /// Read one response from `stream` (bytes already in `buf` first). Errors are a kind name.
 async fn read_response(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     head: bool,
 ) -> Result<Answer, &'static str> {
