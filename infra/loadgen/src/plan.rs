@@ -226,8 +226,9 @@ mod tests {
             Target::parse("http://[::1]:80/").unwrap().addr(),
             "[::1]:80"
         );
+        assert_eq!(Target::parse("https://x/").unwrap().port, 443);
         assert!(matches!(
-            Target::parse("https://x/"),
+            Target::parse("ftp://x/"),
             Err(PlanError::Scheme(_))
         ));
         assert!(Target::parse("http://x:port/").is_err());
