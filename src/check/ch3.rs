@@ -89,6 +89,14 @@ pub fn scenarios() -> Vec<Scenario> {
             run: super::ch3_load::proxy_concerns,
             proxy: true,
         },
+        Scenario {
+            name: "ch3.protocol-concerns",
+            chapter: 3,
+            section: "SLA and Load Testing › Protocol Concerns",
+            summary: "recipe 42 under load over http, http+gzip, https, GraphQL, gRPC and through the proxy: every one answers, figures per protocol",
+            run: super::ch3_load::protocol_concerns,
+            proxy: true,
+        },
     ]
 }
 

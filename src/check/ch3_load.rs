@@ -105,3 +105,107 @@ pub fn proxy_concerns<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         Ok(())
     })
 }
+
+/// The book's "protocol concerns" table under load: GET recipe 42 over http, http+gzip,
+/// https, GraphQL and gRPC, direct and through the proxy, each for [`PROTOCOL_RUN`].
+const PROTOCOL_RUN: Duration = Duration::from_secs(1);
+
+pub fn protocol_concerns<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        let base = ctx.first(Builtin::RecipeApi)?;
+        anyhow::ensure!(
+            base.starts_with("http://"),
+            "the protocol table starts from a plain-HTTP recipe-api; the lab's serves {base}"
+        );
+        let server = super::host_port(&base).to_owned();
+        // https: a recipe-api started here with a certificate from the lab CA.
+        let ca = crate::tls::LabCa::ensure(&ctx.tls_dir)?;
+        let issued = ca.server_cert("recipe-api-check")?;
+        let ca_path = ca.ca_cert();
+        let (cert, key, ca_s) = (
+            issued.cert.display().to_string(),
+            issued.key.display().to_string(),
+            ca_path.display().to_string(),
+        );
+        let https = super::spawn::builtin(
+            Builtin::RecipeApi,
+            &[
+                ("TLS_CERT", cert.as_str()),
+                ("TLS_KEY", key.as_str()),
+                ("TLS_CA", ca_s.as_str()),
+            ],
+        )
+        .await?;
+        let proxy = super::spawn::proxy(
+            ctx.proxy_engine,
+            lab_proxy::config::ProxyConfig {
+                frontends: vec![lab_proxy::config::Frontend::new(
+                    "recipes",
+                    "127.0.0.1:0",
+                    vec![lab_proxy::config::Server {
+                        name: "recipes-1".into(),
+                        addr: server,
+                    }],
+                )],
+            },
+        )
+        .await?;
+
+        let short = |url: &str| -> anyhow::Result<Plan> {
+            let mut p = plan(url)?;
+            p.stop = Stop::Duration(PROTOCOL_RUN);
+            Ok(p)
+        };
+        let mut cases: Vec<(&str, Plan)> = Vec::new();
+        cases.push(("http", short(&format!("{base}/recipes/42"))?));
+        let mut gz = short(&format!("{base}/recipes/42"))?;
+        gz.headers.push(("Accept-Encoding".into(), "gzip".into()));
+        cases.push(("http+gzip", gz));
+        let mut tls = short(&format!("{}/recipes/42", https.base))?;
+        tls.tls = Some(lab_service_kit::tls::client_config(&ca_path)?);
+        cases.push(("https", tls));
+        let mut gql = short(&format!("{base}/graphql"))?;
+        gql.method = "POST".into();
+        gql.headers
+            .push(("Content-Type".into(), "application/json".into()));
+        gql.body = serde_json::to_vec(&serde_json::json!({
+            "query": "query kitchenSink ($id:ID) { recipe(id: $id) { id name ingredients { name quantity } } pid }",
+            "variables": {"id": "42"}
+        }))?
+        .into();
+        cases.push(("graphql", gql));
+        let mut grpc = short(&format!("{base}/recipe.RecipeService/GetRecipe"))?;
+        let msg =
+            super::wire::grpc_message("recipe.RecipeService/GetRecipe", Some(r#"{"id":42}"#))?;
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&msg);
+        grpc.method = "POST".into();
+        grpc.body = framed.into();
+        grpc.headers
+            .push(("content-type".into(), "application/grpc".into()));
+        grpc.headers.push(("te".into(), "trailers".into()));
+        grpc.http2 = true;
+        grpc.grpc = true;
+        grpc.pipelining = 4;
+        cases.push(("grpc", grpc));
+        cases.push((
+            "http through the proxy",
+            short(&format!("http://{}/recipes/42", proxy.addrs[0]))?,
+        ));
+
+        for (name, p) in cases {
+            let r = load(p).await?;
+            clean(rec, name, &r);
+            rec.figure(format!("{name} req/s"), r.rps(), "req/s");
+            rec.figure(format!("{name} latency p50"), r.latency.p("p50"), "ms");
+            rec.figure(format!("{name} latency p99"), r.latency.p("p99"), "ms");
+            rec.figure(
+                format!("{name} bytes per answer"),
+                r.throughput.total / r.requests.dist.total.max(1.0),
+                "bytes",
+            );
+        }
+        Ok(())
+    })
+}

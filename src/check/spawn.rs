@@ -46,12 +46,21 @@ pub async fn builtin_on(
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
+    // With TLS_CERT it serves https; TLS_CA (also given) is whom the readiness probe trusts.
+    let tls_ca = env.iter().find(|(k, _)| *k == "TLS_CA").map(|(_, v)| *v);
+    let tls = env.iter().any(|(k, _)| *k == "TLS_CERT");
     let spawned = Spawned {
-        base: format!("http://127.0.0.1:{port}"),
+        base: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
         pid: child.id(),
         child,
     };
-    let client = Client::new();
+    let client = match (tls, tls_ca) {
+        (true, Some(ca)) => Client::with_tls(lab_service_kit::tls::client_config(
+            std::path::Path::new(ca),
+        )?),
+        (true, None) => anyhow::bail!("a TLS service started for a check needs TLS_CA too"),
+        _ => Client::new(),
+    };
     let t0 = Instant::now();
     loop {
         let url = format!("{}/health", spawned.base);

@@ -105,6 +105,32 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The protobuf request of a method of the recipe contract (`contracts/recipe.proto`), from JSON.
+pub fn grpc_message(method: &str, data: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    use lab_recipe_api::grpc::pb;
+    use prost::Message;
+    let json: serde_json::Value = match data {
+        Some(d) => {
+            serde_json::from_str(d).map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?
+        }
+        None => serde_json::json!({}),
+    };
+    match method.trim_start_matches('/') {
+        "recipe.RecipeService/GetRecipe" => {
+            let id = json["id"]
+                .as_i64()
+                .or_else(|| json["id"].as_str().and_then(|s| s.parse().ok()))
+                .and_then(|i| i32::try_from(i).ok())
+                .ok_or_else(|| anyhow::anyhow!("GetRecipe needs --data '{{\"id\":42}}'"))?;
+            Ok(pb::RecipeRequest { id }.encode_to_vec())
+        }
+        "recipe.RecipeService/GetMetaData" => Ok(pb::Empty {}.encode_to_vec()),
+        other => anyhow::bail!(
+            "{other:?} is not a method of the recipe contract: use recipe.RecipeService/GetRecipe or recipe.RecipeService/GetMetaData"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -98,7 +98,7 @@ pub fn run(env: &Env, args: LoadArgs) -> anyhow::Result<u8> {
         });
     }
     if let Some(method) = &args.grpc {
-        let message = match grpc_message(method, args.data.as_deref()) {
+        let message = match crate::check::wire::grpc_message(method, args.data.as_deref()) {
             Ok(m) => m,
             Err(e) => {
                 eprintln!("lab: {e}");
@@ -197,32 +197,6 @@ pub fn run(env: &Env, args: LoadArgs) -> anyhow::Result<u8> {
     } else {
         exit::FAILED
     })
-}
-
-/// The protobuf request of a method of the recipe contract (`contracts/recipe.proto`), from JSON.
-fn grpc_message(method: &str, data: Option<&str>) -> anyhow::Result<Vec<u8>> {
-    use lab_recipe_api::grpc::pb;
-    use prost::Message;
-    let json: serde_json::Value = match data {
-        Some(d) => {
-            serde_json::from_str(d).map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?
-        }
-        None => serde_json::json!({}),
-    };
-    match method.trim_start_matches('/') {
-        "recipe.RecipeService/GetRecipe" => {
-            let id = json["id"]
-                .as_i64()
-                .or_else(|| json["id"].as_str().and_then(|s| s.parse().ok()))
-                .and_then(|i| i32::try_from(i).ok())
-                .ok_or_else(|| anyhow::anyhow!("GetRecipe needs --data '{{\"id\":42}}'"))?;
-            Ok(pb::RecipeRequest { id }.encode_to_vec())
-        }
-        "recipe.RecipeService/GetMetaData" => Ok(pb::Empty {}.encode_to_vec()),
-        other => anyhow::bail!(
-            "{other:?} is not a method of the recipe contract: use recipe.RecipeService/GetRecipe or recipe.RecipeService/GetMetaData"
-        ),
-    }
 }
 
 /// A URL as given, or `SERVICE[/path]` of the running lab (its first instance).

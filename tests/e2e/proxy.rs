@@ -41,7 +41,8 @@ fn ch3_proxy_scenarios_pass_with(engine: &str) {
             "ch3.tls-termination",
             "ch3.backpressure",
             "ch3.stats",
-            "ch3.proxy-concerns"
+            "ch3.proxy-concerns",
+            "ch3.protocol-concerns"
         ]
     );
     assert!(proxied.iter().all(|s| s["engine"] == engine), "{report:#}");
