@@ -183,6 +183,9 @@ pub struct LoadArgs {
     /// Print one JSON document in autocannon's result shape (plus `sla`).
     #[arg(long)]
     pub json: bool,
+    /// Also draw the latency distribution (percentile plot) to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub histogram: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -176,6 +176,19 @@ pub fn run(env: &Env, args: LoadArgs) -> anyhow::Result<u8> {
         worker.join().expect("load thread")
     })?;
     let report = Report::new(&plan, &outcome);
+    if let Some(path) = &args.histogram {
+        let title = format!(
+            "lab load {} · {} answered · {:.0} req/s",
+            plan.target.url(),
+            report.requests.dist.total,
+            report.rps()
+        );
+        std::fs::write(
+            path,
+            lab_loadgen::svg::percentile_plot(&outcome.measured.latency_us, &title),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
     let verdicts: Vec<_> = bounds.iter().map(|b| b.check(&report)).collect();
     if args.json {
         let mut v = serde_json::to_value(&report)?;

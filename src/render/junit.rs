@@ -32,8 +32,15 @@ pub fn render(report: &CheckReport) -> String {
             esc(&s.name),
             s.duration_ms / 1e3
         );
-        if !s.figures.is_empty() {
+        if !s.figures.is_empty() || s.engine.is_some() {
             x.push_str("      <properties>\n");
+            if let Some(e) = &s.engine {
+                let _ = writeln!(
+                    x,
+                    "        <property name=\"engine\" value=\"{}\"/>",
+                    esc(e)
+                );
+            }
             for f in &s.figures {
                 let _ = writeln!(
                     x,

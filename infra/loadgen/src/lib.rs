@@ -9,6 +9,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod sla;
+pub mod svg;
 pub mod tls;
 
 pub use plan::{Plan, Stop, Target};
