@@ -81,9 +81,9 @@ pub fn percentile_plot(latency_us: &Histogram<u64>, title: &str) -> String {
         .iter()
         .map(|(n, ms)| format!("{:.1},{:.1}", x(*n), y(*ms)))
         .collect();
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/></svg>\n",
+        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/></svg>",
         path.join(" ")
     );
     s
