@@ -116,15 +116,16 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// `http://host:port/path`, or a service of the running lab: `recipe-api/recipes/42`,
-    /// `proxy/` (its first frontend).
+    /// `http(s)://host:port/path`, a service of the running lab (`recipe-api/recipes/42`,
+    /// `proxy/` for its first frontend), or the name of a `[load.NAME]` preset of lab.toml.
     pub target: String,
-    /// Concurrent connections.
-    #[arg(short, long, default_value_t = 10)]
-    pub connections: usize,
+    /// Concurrent connections. Default: 10 (or the preset's).
+    #[arg(short, long)]
+    pub connections: Option<usize>,
     /// Requests written back to back per connection before reading answers (HTTP/1.1).
-    #[arg(short, long, default_value_t = 1)]
-    pub pipelining: usize,
+    /// Default: 1.
+    #[arg(short, long)]
+    pub pipelining: Option<usize>,
     /// How long to run, e.g. `10s`, `1m`.
     #[arg(short, long, value_parser = humantime::parse_duration, conflicts_with = "amount")]
     pub duration: Option<std::time::Duration>,
@@ -134,8 +135,9 @@ pub struct LoadArgs {
     /// Hold this many requests per second overall; latency counts from when each was due (wrk2).
     #[arg(short = 'R', long)]
     pub rate: Option<f64>,
-    #[arg(short, long, default_value = "GET")]
-    pub method: String,
+    /// Default: GET.
+    #[arg(short, long)]
+    pub method: Option<String>,
     /// A request header, `Name: value` (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
@@ -168,9 +170,9 @@ pub struct LoadArgs {
     /// The gRPC request as JSON, e.g. `{"id":42}` for GetRecipe.
     #[arg(long, value_name = "JSON", requires = "grpc")]
     pub data: Option<String>,
-    /// A request not answered within this is a timeout.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-    pub timeout: std::time::Duration,
+    /// A request not answered within this is a timeout. Default: 10s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
     /// Threads driving the connections. Default: one per core.
     #[arg(short, long)]
     pub workers: Option<usize>,

@@ -16,7 +16,35 @@ use crate::render::{self, FAIL, OK, Style, table::Table};
 
 use super::Env;
 
-pub fn run(env: &Env, args: LoadArgs) -> anyhow::Result<u8> {
+pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
+    // A preset of lab.toml by name: its settings, under whatever the command line gives.
+    let mut preset_sla = None;
+    if !args.target.contains('/') && !args.target.contains("://") {
+        let presets = crate::config::load(&env.file)
+            .map(|c| c.load)
+            .unwrap_or_default();
+        if let Some(p) = presets.into_iter().find(|p| p.name == args.target) {
+            args.target = p.target;
+            args.connections = args.connections.or(p.connections);
+            args.pipelining = args.pipelining.or(p.pipelining);
+            if args.duration.is_none() && args.amount.is_none() {
+                args.duration = p.duration;
+                args.amount = p.amount;
+            }
+            args.rate = args.rate.or(p.rate);
+            args.method = args.method.or(p.method);
+            let mut headers: Vec<String> =
+                p.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            headers.append(&mut args.headers);
+            args.headers = headers;
+            if args.body.is_none() && args.body_file.is_none() {
+                args.body = p.body;
+            }
+            args.http2 |= p.http2;
+            args.timeout = args.timeout.or(p.timeout);
+            preset_sla = p.sla;
+        }
+    }
     let target = match resolve(env, &args.target) {
         Ok(t) => t,
         Err(e) => {
@@ -25,16 +53,16 @@ pub fn run(env: &Env, args: LoadArgs) -> anyhow::Result<u8> {
         }
     };
     let mut plan = Plan::new(target);
-    plan.connections = args.connections;
-    plan.pipelining = args.pipelining;
+    plan.connections = args.connections.unwrap_or(10);
+    plan.pipelining = args.pipelining.unwrap_or(1);
     plan.stop = match (args.amount, args.duration) {
         (Some(n), _) => Stop::Amount(n),
         (None, Some(d)) => Stop::Duration(d),
         (None, None) => Stop::Duration(Duration::from_secs(10)),
     };
     plan.rate = args.rate;
-    plan.method = args.method.to_ascii_uppercase();
-    plan.timeout = args.timeout;
+    plan.method = args.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+    plan.timeout = args.timeout.unwrap_or(Duration::from_secs(10));
     if let Some(w) = args.workers {
         plan.workers = w;
     }
@@ -121,7 +149,13 @@ pub fn run(env: &Env, args: LoadArgs) -> anyhow::Result<u8> {
         eprintln!("lab: {e}");
         return Ok(exit::USAGE);
     }
-    let bounds = match args.sla.as_deref().map(lab_loadgen::sla::parse).transpose() {
+    let bounds = match args
+        .sla
+        .as_deref()
+        .or(preset_sla.as_deref())
+        .map(lab_loadgen::sla::parse)
+        .transpose()
+    {
         Ok(b) => b.unwrap_or_default(),
         Err(e) => {
             eprintln!("lab: {e}");

@@ -114,6 +114,26 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_load_preset_is_valid() {
+        let readme = include_str!("../../README.md");
+        let at = readme
+            .find("[load.smoke]")
+            .expect("README documents [load.NAME]");
+        let len = readme[at..].find("```").expect("closed block");
+        let src = format!(
+            "[services.recipe-api]\nbuiltin = \"recipe-api\"\n{}",
+            &readme[at..at + len]
+        );
+        let cfg =
+            parse(&src, Path::new("/x/lab.toml"), "README.md").unwrap_or_else(|e| panic!("{e}"));
+        let p = &cfg.load[0];
+        assert_eq!(
+            (p.name.as_str(), p.connections, p.rate),
+            ("smoke", Some(10), Some(2000.0))
+        );
+    }
+
+    #[test]
     fn every_error_is_collected_not_just_the_first() {
         let src = "[services.a]\nbuiltin = \"recipe-api\"\nreplicas = 0\ndepends_on = [\"nope\"]\n[services.a.health]\npath = \"health\"\n";
         let Err(ConfigError::Invalid(d)) = parse(src, Path::new("/x/lab.toml"), "lab.toml") else {

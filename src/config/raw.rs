@@ -25,6 +25,47 @@ pub struct RawLab {
     pub services: IndexMap<Spanned<String>, RawService>,
     /// A reverse proxy in front of services (chapter 3): the builtin one, or the real HAProxy.
     pub proxy: Option<RawProxy>,
+    /// Named `lab load` runs: `lab load NAME` runs one (flags given on the command line win).
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, RawLoad>")]
+    pub load: IndexMap<Spanned<String>, RawLoad>,
+}
+
+/// A `lab load` preset.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoad {
+    /// A URL, or `SERVICE[/path]` of the running lab, e.g. `"recipe-api/recipes/42"`.
+    #[schemars(with = "String")]
+    pub target: Spanned<String>,
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub connections: Option<Spanned<u32>>,
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub pipelining: Option<Spanned<u32>>,
+    /// e.g. `"10s"`. Default: `10s` (unless `amount`).
+    #[schemars(with = "Option<String>")]
+    pub duration: Option<Spanned<String>>,
+    /// Requests to send instead of a duration.
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    pub amount: Option<Spanned<u64>>,
+    /// Requests per second to hold (wrk2-style, latency from when each was due).
+    #[schemars(with = "Option<f64>")]
+    pub rate: Option<Spanned<f64>>,
+    #[schemars(with = "Option<String>")]
+    pub method: Option<Spanned<String>>,
+    #[schemars(with = "Option<IndexMap<String, String>>")]
+    pub headers: Option<IndexMap<String, String>>,
+    #[schemars(with = "Option<String>")]
+    pub body: Option<Spanned<String>>,
+    /// HTTP/2 (h2c, or ALPN on https).
+    #[schemars(with = "Option<bool>")]
+    pub http2: Option<Spanned<bool>>,
+    /// e.g. `"2s"`. Default: `10s`.
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// Bounds that decide the exit code, e.g. `"p99<20ms,errors<0.1%,rps>5000"`.
+    #[schemars(with = "Option<String>")]
+    pub sla: Option<Spanned<String>>,
 }
 
 /// `[proxy]`: frontends, each balancing one service's instances. The same section runs the

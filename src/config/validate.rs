@@ -28,6 +28,26 @@ pub struct LabConfig {
     pub services: Vec<Service>,
     /// `[proxy]`, if the lab has one with at least one frontend.
     pub proxy: Option<Proxy>,
+    /// `[load.NAME]` presets, by name.
+    pub load: Vec<LoadPreset>,
+}
+
+/// A validated `[load.NAME]`.
+#[derive(Debug, Clone)]
+pub struct LoadPreset {
+    pub name: String,
+    pub target: String,
+    pub connections: Option<usize>,
+    pub pipelining: Option<usize>,
+    pub duration: Option<Duration>,
+    pub amount: Option<u64>,
+    pub rate: Option<f64>,
+    pub method: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub http2: bool,
+    pub timeout: Option<Duration>,
+    pub sla: Option<String>,
 }
 
 /// The validated `[proxy]` section.
@@ -268,6 +288,7 @@ pub fn validate(
         );
     }
     check_duplicate_ports(&services, proxy.as_ref(), &mut errs);
+    let load = load_presets(&raw, &mut errs);
     check_tls_pairs(&raw, &services, &mut errs);
     let order = start_order(&raw, &services, &mut errs);
 
@@ -288,7 +309,86 @@ pub fn validate(
         dir,
         services,
         proxy,
+        load,
     })
+}
+
+fn load_presets(raw: &RawLab, errs: &mut Errors) -> Vec<LoadPreset> {
+    let mut out = Vec::new();
+    for (key, l) in &raw.load {
+        if !valid_name(key.get_ref()) {
+            errs.push(
+                Diagnostic::new(
+                    key.span(),
+                    format!("invalid load preset name {:?}", key.get_ref()),
+                )
+                .hint("use letters, digits, '-', '_' or '.', starting with a letter or digit"),
+            );
+        }
+        if let (Some(_), Some(a)) = (&l.duration, &l.amount) {
+            errs.push(
+                Diagnostic::new(a.span(), "`amount` and `duration` both end a run")
+                    .hint("keep one of them"),
+            );
+        }
+        let positive = |v: &Option<Spanned<u32>>, key: &str, errs: &mut Errors| {
+            v.as_ref().map(|v| {
+                if *v.get_ref() == 0 {
+                    errs.push(
+                        Diagnostic::new(v.span(), format!("`{key}` must be at least 1"))
+                            .hint("e.g. 10"),
+                    );
+                }
+                (*v.get_ref()).max(1) as usize
+            })
+        };
+        if let Some(r) = &l.rate
+            && !(*r.get_ref() > 0.0 && r.get_ref().is_finite())
+        {
+            errs.push(
+                Diagnostic::new(
+                    r.span(),
+                    "`rate` must be a positive number of requests per second",
+                )
+                .hint("e.g. 1000"),
+            );
+        }
+        if let Some(sla) = &l.sla
+            && let Err(e) = lab_loadgen::sla::parse(sla.get_ref())
+        {
+            errs.push(
+                Diagnostic::new(sla.span(), e.to_string())
+                    .hint("e.g. \"p99<20ms,errors<0.1%,rps>5000\""),
+            );
+        }
+        out.push(LoadPreset {
+            name: key.get_ref().clone(),
+            target: l.target.get_ref().clone(),
+            connections: positive(&l.connections, "connections", errs),
+            pipelining: positive(&l.pipelining, "pipelining", errs),
+            duration: l
+                .duration
+                .as_ref()
+                .map(|_| errs.duration(&l.duration, Duration::from_secs(10))),
+            amount: l.amount.as_ref().map(|a| *a.get_ref()),
+            rate: l.rate.as_ref().map(|r| *r.get_ref()),
+            method: l.method.as_ref().map(|m| m.get_ref().to_ascii_uppercase()),
+            headers: l
+                .headers
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            body: l.body.as_ref().map(|b| b.get_ref().clone()),
+            http2: l.http2.as_ref().is_some_and(|h| *h.get_ref()),
+            timeout: l
+                .timeout
+                .as_ref()
+                .map(|_| errs.duration(&l.timeout, Duration::from_secs(10))),
+            sla: l.sla.as_ref().map(|s| s.get_ref().clone()),
+        });
+    }
+    out
 }
 
 fn proxy(

@@ -166,3 +166,52 @@ fn load_an_https_service_trusting_the_lab_ca_over_http1_and_http2() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["errorsByKind"]["tls"], 5, "{v:#}");
 }
+
+#[test]
+fn load_presets_from_lab_toml_with_command_line_overrides() {
+    let lab = LabDir::new(
+        BIN,
+        r#"
+[services.recipe-api]
+builtin = "recipe-api"
+
+[load.smoke]
+target = "recipe-api/recipes/42"
+connections = 3
+amount = 300
+headers = { "Accept-Encoding" = "gzip" }
+sla = "errors<1%,non2xx<1"
+"#,
+    );
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    let r = lab.run(&["load", "smoke", "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (v["requests"]["total"].as_f64(), v["connections"].as_u64()),
+        (Some(300.0), Some(3)),
+        "{v:#}"
+    );
+    assert_eq!(
+        v["sla"].as_array().unwrap().len(),
+        2,
+        "the preset's SLA applies"
+    );
+    let r = lab.run(&["load", "smoke", "-a", "40", "-c", "1", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (v["requests"]["total"].as_f64(), v["connections"].as_u64()),
+        (Some(40.0), Some(1)),
+        "flags win"
+    );
+
+    // A bad preset is a config error with its place.
+    let bad = LabDir::new(
+        BIN,
+        "[services.recipe-api]\nbuiltin = \"recipe-api\"\n[load.x]\ntarget = \"recipe-api/\"\nsla = \"p42<1ms\"\n",
+    );
+    let r = bad.run(&["up", "--detach"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("lab.toml:5:7: bad SLA bound"), "{r}");
+}
