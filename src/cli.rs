@@ -118,7 +118,8 @@ pub struct CheckArgs {
 pub struct LoadArgs {
     /// `http(s)://host:port/path`, a service of the running lab (`recipe-api/recipes/42`,
     /// `proxy/` for its first frontend), or the name of a `[load.NAME]` preset of lab.toml.
-    pub target: String,
+    #[arg(required_unless_present = "compare")]
+    pub target: Option<String>,
     /// Concurrent connections. Default: 10 (or the preset's).
     #[arg(short, long)]
     pub connections: Option<usize>,
@@ -188,6 +189,13 @@ pub struct LoadArgs {
     /// Also draw the latency distribution (percentile plot) to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub histogram: Option<PathBuf>,
+    /// The book's protocol table instead: recipe 42 over http, http+gzip, https, GraphQL, gRPC
+    /// and through the proxy, against the running lab's recipe-api (TARGET is then `recipe-api`).
+    #[arg(long)]
+    pub compare: bool,
+    /// The proxy engine of `--compare`'s proxied row. Default: the lab's, else builtin.
+    #[arg(long, value_enum, requires = "compare")]
+    pub proxy_engine: Option<ProxyEngineArg>,
 }
 
 #[derive(Debug, Args)]

@@ -112,6 +112,29 @@ const PROTOCOL_RUN: Duration = Duration::from_secs(1);
 
 pub fn protocol_concerns<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
+        for (name, r) in protocol_table(ctx, PROTOCOL_RUN, 10).await? {
+            clean(rec, name, &r);
+            rec.figure(format!("{name} req/s"), r.rps(), "req/s");
+            rec.figure(format!("{name} latency p50"), r.latency.p("p50"), "ms");
+            rec.figure(format!("{name} latency p99"), r.latency.p("p99"), "ms");
+            rec.figure(
+                format!("{name} bytes per answer"),
+                r.throughput.total / r.requests.dist.total.max(1.0),
+                "bytes",
+            );
+        }
+        Ok(())
+    })
+}
+
+/// The protocol table's runs, in order: http, http+gzip, https, graphql, grpc, http through
+/// the proxy (the `ctx.proxy_engine`), each `run` long with `connections` connections.
+pub async fn protocol_table(
+    ctx: &Ctx,
+    run: Duration,
+    connections: usize,
+) -> anyhow::Result<Vec<(&'static str, Report)>> {
+    {
         let base = ctx.first(Builtin::RecipeApi)?;
         anyhow::ensure!(
             base.starts_with("http://"),
@@ -153,10 +176,11 @@ pub fn protocol_concerns<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
 
         let short = |url: &str| -> anyhow::Result<Plan> {
             let mut p = plan(url)?;
-            p.stop = Stop::Duration(PROTOCOL_RUN);
+            p.stop = Stop::Duration(run);
+            p.connections = connections;
             Ok(p)
         };
-        let mut cases: Vec<(&str, Plan)> = Vec::new();
+        let mut cases: Vec<(&'static str, Plan)> = Vec::new();
         cases.push(("http", short(&format!("{base}/recipes/42"))?));
         let mut gz = short(&format!("{base}/recipes/42"))?;
         gz.headers.push(("Accept-Encoding".into(), "gzip".into()));
@@ -194,18 +218,11 @@ pub fn protocol_concerns<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             short(&format!("http://{}/recipes/42", proxy.addrs[0]))?,
         ));
 
+        let mut out = Vec::new();
         for (name, p) in cases {
-            let r = load(p).await?;
-            clean(rec, name, &r);
-            rec.figure(format!("{name} req/s"), r.rps(), "req/s");
-            rec.figure(format!("{name} latency p50"), r.latency.p("p50"), "ms");
-            rec.figure(format!("{name} latency p99"), r.latency.p("p99"), "ms");
-            rec.figure(
-                format!("{name} bytes per answer"),
-                r.throughput.total / r.requests.dist.total.max(1.0),
-                "bytes",
-            );
+            out.push((name, load(p).await?));
         }
-        Ok(())
-    })
+        drop((https, proxy));
+        Ok(out)
+    }
 }

@@ -137,7 +137,7 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
 /// The endpoints of `state`'s instances, with each service's role from the config; the client
 /// trusts the lab CA under `tls_dir` when there is one.
 /// `--proxy-engine`, else the lab's `[proxy] engine`, else builtin.
-fn engine(cfg: &LabConfig, args: &CheckArgs) -> crate::config::raw::ProxyEngine {
+pub(crate) fn engine(cfg: &LabConfig, args: &CheckArgs) -> crate::config::raw::ProxyEngine {
     use crate::cli::ProxyEngineArg;
     use crate::config::raw::ProxyEngine;
     match args.proxy_engine {
@@ -150,7 +150,7 @@ fn engine(cfg: &LabConfig, args: &CheckArgs) -> crate::config::raw::ProxyEngine 
     }
 }
 
-fn ctx_from(
+pub(crate) fn ctx_from(
     cfg: &LabConfig,
     state: &State,
     tls_dir: &std::path::Path,

@@ -17,14 +17,18 @@ use crate::render::{self, FAIL, OK, Style, table::Table};
 use super::Env;
 
 pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
+    if args.compare {
+        return compare(env, &args);
+    }
     // A preset of lab.toml by name: its settings, under whatever the command line gives.
     let mut preset_sla = None;
-    if !args.target.contains('/') && !args.target.contains("://") {
+    let mut target = args.target.clone().unwrap_or_default();
+    if !target.contains('/') && !target.contains("://") {
         let presets = crate::config::load(&env.file)
             .map(|c| c.load)
             .unwrap_or_default();
-        if let Some(p) = presets.into_iter().find(|p| p.name == args.target) {
-            args.target = p.target;
+        if let Some(p) = presets.into_iter().find(|p| p.name == target) {
+            target = p.target;
             args.connections = args.connections.or(p.connections);
             args.pipelining = args.pipelining.or(p.pipelining);
             if args.duration.is_none() && args.amount.is_none() {
@@ -45,7 +49,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
             preset_sla = p.sla;
         }
     }
-    let target = match resolve(env, &args.target) {
+    let target = match resolve(env, &target) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("lab: {e}");
@@ -377,4 +381,76 @@ fn tables(r: &Report, style: &Style) -> String {
         )));
     }
     out.trim_end().to_owned()
+}
+
+/// `lab load --compare`: the protocol table against the running lab.
+fn compare(env: &Env, args: &LoadArgs) -> anyhow::Result<u8> {
+    let cfg = match env.load_config() {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let Some(state) = State::load(&env.state_dir)? else {
+        eprintln!("lab: --compare measures the running lab: `lab up` first");
+        return Ok(exit::USAGE);
+    };
+    let engine = match args.proxy_engine {
+        Some(crate::cli::ProxyEngineArg::Haproxy) => crate::config::raw::ProxyEngine::Haproxy,
+        Some(crate::cli::ProxyEngineArg::Builtin) => crate::config::raw::ProxyEngine::Builtin,
+        None => cfg
+            .proxy
+            .as_ref()
+            .map_or(crate::config::raw::ProxyEngine::Builtin, |p| p.engine),
+    };
+    let ctx = super::check::ctx_from(&cfg, &state, &env.state_dir.join("tls"), engine)?;
+    let run = args.duration.unwrap_or(Duration::from_secs(5));
+    let connections = args.connections.unwrap_or(10);
+    eprintln!(
+        "protocol table: recipe 42, {connections} connections, {} per protocol, proxy engine {}",
+        humantime::format_duration(run),
+        engine.as_str()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let rows = rt.block_on(crate::check::ch3_load::protocol_table(
+        &ctx,
+        run,
+        connections,
+    ))?;
+    if args.json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, r)| serde_json::json!({ "protocol": name, "report": r }))
+            .collect();
+        render::line(serde_json::to_string_pretty(
+            &serde_json::json!({ "engine": engine.as_str(), "rows": v }),
+        )?);
+    } else {
+        let mut t = Table::new(&[
+            "PROTOCOL",
+            "REQ/S",
+            "P50",
+            "P97.5",
+            "P99",
+            "BYTES/ANSWER",
+            "ERRORS",
+        ]);
+        for (name, r) in &rows {
+            t.row(vec![
+                name.to_string(),
+                format!("{:.0}", r.rps()),
+                fmt_ms(r.latency.p("p50")),
+                fmt_ms(r.latency.p("p97_5")),
+                fmt_ms(r.latency.p("p99")),
+                format!("{:.0}", r.throughput.total / r.requests.dist.total.max(1.0)),
+                (r.errors + r.timeouts + r.non2xx).to_string(),
+            ]);
+        }
+        render::line(t.render(&env.style).trim_end());
+    }
+    let clean = rows
+        .iter()
+        .all(|(_, r)| r.errors == 0 && r.timeouts == 0 && r.non2xx == 0);
+    Ok(if clean { exit::OK } else { exit::FAILED })
 }

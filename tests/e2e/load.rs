@@ -115,6 +115,36 @@ fn load_a_service_by_name_with_json_and_slas() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["2xx"], 300, "{v:#}");
 
+    // The protocol table against the running lab.
+    let r = lab.run(&["load", "--compare", "-d", "1s", "-c", "2", "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let names: Vec<&str> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["protocol"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "http",
+            "http+gzip",
+            "https",
+            "graphql",
+            "grpc",
+            "http through the proxy"
+        ]
+    );
+    assert!(
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["report"]["errors"] == 0 && r["report"]["2xx"].as_u64() > Some(0)),
+        "{v:#}"
+    );
+
     // Unknown service: a usage error naming what exists.
     let r = lab.run(&["load", "recipe-apx/"]);
     assert_eq!(r.code, 2, "{r}");
