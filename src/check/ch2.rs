@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use serde_json::{Value, json};
 
+use super::AbortOnDrop;
 use super::wire::{grpc_unary, gunzip};
 use super::{BoxFut, Ctx, Record, Scenario, median_max_ms};
 use crate::config::raw::{Builtin, TargetProtocol};
@@ -533,15 +534,6 @@ async fn start_web_api(
         let _ = lab_service_kit::serve::serve(listener, app, std::future::pending()).await;
     });
     Ok((addr, AbortOnDrop(task)))
-}
-
-/// Stops a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use lab_proxy::config::{Check, Frontend, ProxyConfig, Server};
 use serde_json::Value;
 
+use super::AbortOnDrop;
 use super::spawn::{self, SpawnedProxy};
 use super::{BoxFut, Ctx, Record};
 use crate::config::raw::{Builtin, ProxyEngine};
@@ -520,14 +521,6 @@ pub fn backpressure<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         );
         Ok(())
     })
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 pub fn stats<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {

@@ -279,6 +279,15 @@ pub fn report_schema_json() -> String {
     s
 }
 
+/// A task a scenario started (a server of its own), stopped when dropped.
+pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Median and max of some durations, in milliseconds.
 pub fn median_max_ms(mut v: Vec<Duration>) -> (f64, f64) {
     if v.is_empty() {
