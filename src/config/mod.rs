@@ -76,6 +76,11 @@ mod tests {
             cfg.service("recipe-api").unwrap().ports,
             Ports::Fixed(vec![4000, 4001])
         );
+        let proxy = cfg.proxy.expect("the book's proxy in front of web-api");
+        assert_eq!(
+            (proxy.frontends[0].service.as_str(), proxy.frontends[0].port),
+            ("web-api", 3000)
+        );
     }
 
     #[test]

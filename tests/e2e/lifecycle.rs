@@ -16,7 +16,7 @@ fn default_lab_up_check_down_on_free_ports() {
     );
     assert!(up.stdout.contains("startup: all healthy in"), "{up}");
 
-    let inst = wait_all_healthy(&lab, 4);
+    let inst = wait_all_healthy(&lab, 5);
     for i in &inst {
         let addr = i["address"].as_str().unwrap();
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
@@ -25,13 +25,16 @@ fn default_lab_up_check_down_on_free_ports() {
             "{i}"
         );
         assert!(
-            ["recipe-api", "web-api"].contains(&i["service"].as_str().unwrap()),
+            ["recipe-api", "web-api", "proxy"].contains(&i["service"].as_str().unwrap()),
             "{i}"
         );
     }
-    // The chain works over the wire.
+    // The chain works over the wire, directly and through the proxy's frontend.
     let web = addr_of(&inst, "web-api");
     let v = get_json_200(&web, "/");
+    assert_eq!(v["producer_data"]["recipe"]["name"], "Chicken Tikka Masala");
+    let front = addr_of(&inst, "proxy");
+    let v = get_json_200(&front, "/");
     assert_eq!(v["producer_data"]["recipe"]["name"], "Chicken Tikka Masala");
 
     // A second `up` is refused while this one runs.
@@ -85,7 +88,7 @@ fn a_killed_instance_is_restarted_with_a_new_pid() {
     let lab = default_lab();
     let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
     assert_eq!(up.code, 0, "{up}");
-    wait_all_healthy(&lab, 4);
+    wait_all_healthy(&lab, 5);
     let restarted = kill_and_wait_restart(&lab, "recipe-api", 1);
     assert_eq!(restarted["restarts"], 1, "{restarted}");
     assert_eq!(restarted["last_exit"], "signal 9 (SIGKILL)", "{restarted}");
@@ -113,7 +116,7 @@ fn down_after_up_was_killed_leaves_nothing() {
     })
     .expect("lab up did not come up");
     let before = pids_and_addrs(&lab);
-    assert_eq!(before.len(), 4);
+    assert_eq!(before.len(), 5);
     up.kill().unwrap();
     up.wait().unwrap();
 
@@ -219,7 +222,7 @@ fn ctrl_c_stops_the_foreground_lab_in_reverse_order() {
 fn logs_follow_shows_new_requests() {
     let lab = default_lab();
     assert_eq!(lab.run(&["up", "--detach", "--ports", "ephemeral"]).code, 0);
-    let inst = wait_all_healthy(&lab, 4);
+    let inst = wait_all_healthy(&lab, 5);
     let recipe = inst
         .iter()
         .find(|i| i["service"] == "recipe-api" && i["instance"] == 2)
@@ -273,7 +276,7 @@ fn up_after_a_killed_supervisor_cleans_up_first() {
         old.iter().all(|(pid, _)| !alive(*pid)),
         "an old instance survived: {old:?}"
     );
-    let fresh = wait_all_healthy(&lab, 4);
+    let fresh = wait_all_healthy(&lab, 5);
     assert!(
         fresh
             .iter()
