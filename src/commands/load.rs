@@ -198,18 +198,24 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
                 let done = live.answered.load(Relaxed);
                 let failed = live.failed.load(Relaxed);
                 let secs = t0.elapsed().as_secs_f64();
-                let total = match plan.stop {
-                    Stop::Duration(d) => format!("/{:.0}s", (d + plan.warmup).as_secs_f64()),
-                    Stop::Amount(n) => format!(" {done}/{n}"),
+                let (frac, total) = match plan.stop {
+                    Stop::Duration(d) => {
+                        let all = (d + plan.warmup).as_secs_f64();
+                        (secs / all, format!("{secs:4.1}s/{all:.0}s"))
+                    }
+                    Stop::Amount(n) => (done as f64 / n as f64, format!("{done}/{n}")),
                 };
+                let filled = (frac.clamp(0.0, 1.0) * 30.0) as usize;
                 eprint!(
-                    "\r  {secs:5.1}s{total}  {:>10.0} req/s  {failed} errors   ",
+                    "\r  [{}{}] {total}  {:>9.0} req/s  {failed} errors   ",
+                    "#".repeat(filled),
+                    "-".repeat(30 - filled),
                     done as f64 / secs.max(1e-9)
                 );
             }
         }
         if progress {
-            eprint!("\r{}\r", " ".repeat(60));
+            eprint!("\r{}\r", " ".repeat(90));
         }
         worker.join().expect("load thread")
     })?;
