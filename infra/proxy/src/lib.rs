@@ -80,33 +80,75 @@ impl Running {
     }
 }
 
-/// Bind every frontend of `cfg`, start health checks and accept loops.
+/// What every thread of one proxy shares: backends (server state, slots, queue) and stats.
+#[derive(Clone)]
+pub struct Shared {
+    backends: Vec<Arc<Backend>>,
+    stats: Arc<Stats>,
+}
+
+impl Shared {
+    pub fn new(cfg: &ProxyConfig) -> Self {
+        let backends: Vec<Arc<Backend>> = cfg.frontends.iter().map(Backend::new).collect();
+        let stats = Arc::new(Stats::new(
+            cfg.frontends
+                .iter()
+                .zip(&backends)
+                .map(|(f, b)| ProxyStats {
+                    name: f.name.clone(),
+                    checked: f.check.is_some(),
+                    maxconn: f.maxconn,
+                    frontend: FrontendCounters::default(),
+                    backend: b.clone(),
+                })
+                .collect(),
+        ));
+        Self { backends, stats }
+    }
+}
+
+/// Bind every frontend of `cfg`, start health checks and accept loops (one thread's worth).
 pub async fn start(cfg: ProxyConfig) -> Result<Running, ProxyError> {
+    start_on(&cfg, &Shared::new(&cfg), true, false).await
+}
+
+/// Start `cfg`'s accept loops on the current runtime over `shared` state; `checks`: also run
+/// the health checks (one thread does); `reuseport`: bind with SO_REUSEPORT so that several
+/// threads listen on the same ports and the kernel spreads connections over them.
+async fn start_on(
+    cfg: &ProxyConfig,
+    shared: &Shared,
+    checks_here: bool,
+    reuseport: bool,
+) -> Result<Running, ProxyError> {
     let mut listeners = Vec::new();
     for f in &cfg.frontends {
-        let l = TcpListener::bind(&f.bind)
-            .await
-            .map_err(|source| ProxyError::Bind {
-                frontend: f.name.clone(),
-                addr: f.bind.clone(),
-                source,
-            })?;
+        let bind_err = |source| ProxyError::Bind {
+            frontend: f.name.clone(),
+            addr: f.bind.clone(),
+            source,
+        };
+        let l = if reuseport {
+            let addr: SocketAddr = tokio::net::lookup_host(&f.bind)
+                .await
+                .map_err(bind_err)?
+                .next()
+                .ok_or_else(|| bind_err(std::io::Error::other("no address")))?;
+            let socket = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(bind_err)?;
+            socket.set_reuseaddr(true).map_err(bind_err)?;
+            socket.set_reuseport(true).map_err(bind_err)?;
+            socket.bind(addr).map_err(bind_err)?;
+            socket.listen(1024).map_err(bind_err)?
+        } else {
+            TcpListener::bind(&f.bind).await.map_err(bind_err)?
+        };
         listeners.push(l);
     }
-    let backends: Vec<Arc<Backend>> = cfg.frontends.iter().map(Backend::new).collect();
-    let stats = Arc::new(Stats::new(
-        cfg.frontends
-            .iter()
-            .zip(&backends)
-            .map(|(f, b)| ProxyStats {
-                name: f.name.clone(),
-                checked: f.check.is_some(),
-                maxconn: f.maxconn,
-                frontend: FrontendCounters::default(),
-                backend: b.clone(),
-            })
-            .collect(),
-    ));
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut checks = JoinSet::new();
@@ -114,8 +156,8 @@ pub async fn start(cfg: ProxyConfig) -> Result<Running, ProxyError> {
     for (i, (f, listener)) in cfg.frontends.iter().zip(listeners).enumerate() {
         let addr = listener.local_addr()?;
         addrs.push(addr);
-        let backend = backends[i].clone();
-        if let Some(check) = &f.check {
+        let backend = shared.backends[i].clone();
+        if let (Some(check), true) = (&f.check, checks_here) {
             health::spawn(backend.clone(), check.clone(), &mut checks);
         }
         let tls = match &f.tls {
@@ -129,11 +171,13 @@ pub async fn start(cfg: ProxyConfig) -> Result<Running, ProxyError> {
             )),
             None => None,
         };
-        tracing::info!(frontend = %f.name, %addr, mode = ?f.mode, servers = f.servers.len(), tls = tls.is_some(), "listening");
+        if checks_here {
+            tracing::info!(frontend = %f.name, %addr, mode = ?f.mode, servers = f.servers.len(), tls = tls.is_some(), "listening");
+        }
         let accept = Accept {
             frontend: Arc::new(f.clone()),
             backend,
-            stats: stats.clone(),
+            stats: shared.stats.clone(),
             index: i,
             tls,
         };
@@ -141,7 +185,7 @@ pub async fn start(cfg: ProxyConfig) -> Result<Running, ProxyError> {
     }
     Ok(Running {
         addrs,
-        stats,
+        stats: shared.stats.clone(),
         stop,
         tasks,
         checks,
@@ -149,7 +193,9 @@ pub async fn start(cfg: ProxyConfig) -> Result<Running, ProxyError> {
 }
 
 /// `lab serve proxy --config FILE`: run the proxy in `FILE` (JSON [`ProxyConfig`]) until
-/// SIGINT/SIGTERM. Threads: `LAB_THREADS`, else one per core (as HAProxy's nbthread).
+/// SIGINT/SIGTERM. Threads: `LAB_THREADS`, else one per core, as HAProxy's nbthread; each is
+/// a current-thread runtime with its own listeners (SO_REUSEPORT) and upstream pool, sharing
+/// only the backends' state and the stats: no task or connection hops between threads.
 pub fn main(config: &std::path::Path) -> Result<(), ProxyError> {
     lab_service_kit::telemetry::init("proxy");
     let bad = |reason: String| ProxyError::Config {
@@ -157,32 +203,66 @@ pub fn main(config: &std::path::Path) -> Result<(), ProxyError> {
         reason,
     };
     let text = std::fs::read(config).map_err(|e| bad(e.to_string()))?;
-    let cfg: ProxyConfig = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
-    let threads = std::env::var(lab_service_kit::settings::env::LAB_THREADS)
+    let mut cfg: ProxyConfig = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+    let threads: usize = std::env::var(lab_service_kit::settings::env::LAB_THREADS)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    // One thread: a current-thread runtime, with no cross-thread handoffs (as an HAProxy
-    // thread); more: a work-stealing pool.
-    let runtime = if threads <= 1 {
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let runtime = || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()?
+            .build()
     };
-    let result = runtime.block_on(async move {
-        let running = start(cfg).await?;
+    let shared = Shared::new(&cfg);
+    let reuseport = threads > 1;
+    let main_rt = runtime()?;
+    // Thread 0 (this one) binds first: a frontend on port 0 gets its port here, and the other
+    // threads bind the very same addresses.
+    let first = main_rt.block_on(start_on(&cfg, &shared, true, reuseport))?;
+    for (f, a) in cfg.frontends.iter_mut().zip(&first.addrs) {
+        f.bind = a.to_string();
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut others = Vec::new();
+    for n in 1..threads {
+        let (cfg, shared, mut stop_rx) = (cfg.clone(), shared.clone(), stop_rx.clone());
+        let rt = runtime()?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        others.push(
+            std::thread::Builder::new()
+                .name(format!("proxy-{n}"))
+                .spawn(move || {
+                    rt.block_on(async move {
+                        match start_on(&cfg, &shared, false, true).await {
+                            Ok(running) => {
+                                let _ = ready_tx.send(Ok(()));
+                                let _ = stop_rx.wait_for(|s| *s).await;
+                                running.stop(lab_service_kit::serve::DRAIN_CAP).await;
+                            }
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                            }
+                        }
+                    })
+                })?,
+        );
+        ready_rx
+            .recv()
+            .map_err(|_| ProxyError::Io(std::io::Error::other("a proxy thread died at start")))??;
+    }
+    tracing::info!(threads, "proxy running");
+    main_rt.block_on(async {
         lab_service_kit::serve::shutdown_signal().await;
-        running.stop(lab_service_kit::serve::DRAIN_CAP).await;
-        tracing::info!("proxy stopped");
-        Ok(())
+        let _ = stop_tx.send(true);
+        first.stop(lab_service_kit::serve::DRAIN_CAP).await;
     });
+    for t in others {
+        let _ = t.join();
+    }
+    tracing::info!("proxy stopped");
     lab_service_kit::telemetry::flush();
-    result
+    Ok(())
 }
 
 /// One frontend's accept loop.
