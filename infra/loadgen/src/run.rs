@@ -11,7 +11,7 @@
 //! connection is replaced. At the end of a duration run no request is started, in-flight ones
 //! are awaited (up to the timeout), and every connection is closed before `run` returns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -325,75 +325,122 @@ struct ConnJob {
 }
 
 impl ConnJob {
+    /// One answer, measured from when its request was due (rate mode) or sent.
+    fn record(&self, m: &mut Measured, r: &Answer, sent_at: Instant, due: Option<Instant>) {
+        let now = Instant::now();
+        let second = now.duration_since(self.schedule.start).as_secs() as usize;
+        m.answered(
+            second,
+            now.duration_since(due.unwrap_or(sent_at)),
+            r.status,
+            r.bytes,
+        );
+        self.live.answered.fetch_add(1, Relaxed);
+    }
+
+    /// Keep `pipelining` requests in flight (autocannon's window): each answer frees a slot that
+    /// the next ticket fills, and every free slot is written in one go.
     async fn drive(self) -> Measured {
+        let depth = self.batch.len() / self.request_len;
         let mut m = Measured::new();
         let mut conn: Option<(Stream, BytesMut)> = None;
-        while let Some((n, due)) = self.schedule.take(self.batch.len() / self.request_len) {
-            if let Some(due) = due {
-                tokio::time::sleep_until(due.into()).await;
-            }
-            let fail = |m: &mut Measured, kind: &'static str, n: usize| {
-                *m.errors.entry(kind).or_default() += n as u64;
-                self.live.failed.fetch_add(n as u64, Relaxed);
+        // Written and not yet answered on `conn`: when each was sent, and when it was due.
+        let mut inflight: VecDeque<(Instant, Option<Instant>)> = VecDeque::with_capacity(depth);
+        let fail = |m: &mut Measured, kind: &'static str, n: usize| {
+            *m.errors.entry(kind).or_default() += n as u64;
+            self.live.failed.fetch_add(n as u64, Relaxed);
+        };
+        loop {
+            let free = depth - inflight.len();
+            let (take, due) = match (free > 0).then(|| self.schedule.take(free)).flatten() {
+                Some((n, due)) => (n, due),
+                None => (0, None),
             };
-            if conn.is_none() {
-                match tokio::time::timeout(self.timeout, open(&self.plan, b"http/1.1")).await {
-                    Ok(Ok(s)) => {
-                        conn = Some((s, BytesMut::with_capacity(16 * 1024)));
-                    }
-                    Ok(Err(kind)) => {
-                        fail(&mut m, kind, n);
-                        // A refused port answers at once: do not spin on it.
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                    Err(_) => {
-                        m.timeouts += n as u64;
-                        self.live.failed.fetch_add(n as u64, Relaxed);
-                        continue;
+            if take == 0 && inflight.is_empty() {
+                break;
+            }
+            if take > 0 {
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                if conn.is_none() {
+                    match tokio::time::timeout(self.timeout, open(&self.plan, b"http/1.1")).await {
+                        Ok(Ok(s)) => conn = Some((s, BytesMut::with_capacity(16 * 1024))),
+                        Ok(Err(kind)) => {
+                            fail(&mut m, kind, take);
+                            // A refused port answers at once: do not spin on it.
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                        Err(_) => {
+                            m.timeouts += take as u64;
+                            self.live.failed.fetch_add(take as u64, Relaxed);
+                            continue;
+                        }
                     }
                 }
-            }
-            let (stream, buf) = conn.as_mut().expect("connected");
-            let sent_at = Instant::now();
-            if stream
-                .write_all(&self.batch[..n * self.request_len])
-                .await
-                .is_err()
-            {
-                fail(&mut m, "reset", n);
-                conn = None;
-                continue;
-            }
-            m.sent += n as u64;
-            let deadline = tokio::time::Instant::from(sent_at + self.timeout);
-            let mut close = false;
-            for k in 0..n {
-                match tokio::time::timeout_at(deadline, read_response(stream, buf, self.head)).await
+                let (stream, _) = conn.as_mut().expect("connected");
+                if stream
+                    .write_all(&self.batch[..take * self.request_len])
+                    .await
+                    .is_err()
                 {
-                    Ok(Ok(r)) => {
-                        let now = Instant::now();
-                        let from = due.unwrap_or(sent_at);
-                        let second = now.duration_since(self.schedule.start).as_secs() as usize;
-                        m.answered(second, now.duration_since(from), r.status, r.bytes);
-                        self.live.answered.fetch_add(1, Relaxed);
-                        close |= r.close;
+                    fail(&mut m, "reset", take + inflight.len());
+                    inflight.clear();
+                    conn = None;
+                    continue;
+                }
+                let now = Instant::now();
+                m.sent += take as u64;
+                inflight.extend(std::iter::repeat_n((now, due), take));
+            }
+            // One answer: the oldest request's.
+            let Some((stream, buf)) = conn.as_mut() else {
+                continue;
+            };
+            let (sent_at, due) = *inflight.front().expect("a request in flight");
+            let deadline = tokio::time::Instant::from(sent_at + self.timeout);
+            match tokio::time::timeout_at(deadline, read_response(stream, buf, self.head)).await {
+                Ok(Ok(r)) => {
+                    inflight.pop_front();
+                    self.record(&mut m, &r, sent_at, due);
+                    let mut close = r.close;
+                    // Answers already in the buffer are taken now, so that the slots they free
+                    // are refilled with one write rather than one write per answer.
+                    while !close && !inflight.is_empty() {
+                        match parse(buf, self.head) {
+                            Ok(Some(r)) => {
+                                buf.advance(r.bytes);
+                                let (sent_at, due) = inflight.pop_front().expect("in flight");
+                                self.record(&mut m, &r, sent_at, due);
+                                close = r.close;
+                            }
+                            Ok(None) => break,
+                            Err(kind) => {
+                                fail(&mut m, kind, inflight.len());
+                                inflight.clear();
+                                close = true;
+                            }
+                        }
                     }
-                    Ok(Err(kind)) => {
-                        fail(&mut m, kind, n - k);
-                        close = true;
-                        break;
-                    }
-                    Err(_) => {
-                        m.timeouts += (n - k) as u64;
-                        self.live.failed.fetch_add((n - k) as u64, Relaxed);
-                        close = true;
-                        break;
+                    if close {
+                        // The server closes after this answer: what was pipelined behind it is lost.
+                        fail(&mut m, "closed", inflight.len());
+                        inflight.clear();
+                        conn = None;
                     }
                 }
-            }
-            if close {
-                conn = None;
+                Ok(Err(kind)) => {
+                    fail(&mut m, kind, inflight.len());
+                    inflight.clear();
+                    conn = None;
+                }
+                Err(_) => {
+                    m.timeouts += inflight.len() as u64;
+                    self.live.failed.fetch_add(inflight.len() as u64, Relaxed);
+                    inflight.clear();
+                    conn = None;
+                }
             }
         }
         m
