@@ -130,26 +130,10 @@ fn gzip<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         let base = ctx.first(Builtin::RecipeApi)?;
         let url = format!("{base}/recipes/42");
-        let plain = ctx
-            .client
-            .request(hyper::Method::GET, &url, &[], None, ctx.timeout)
-            .await?;
-        let gz = ctx
-            .client
-            .request(
-                hyper::Method::GET,
-                &url,
-                &[("accept-encoding", "gzip")],
-                None,
-                ctx.timeout,
-            )
-            .await?;
-        let enc = |r: &lab_service_kit::client::Response| {
-            r.headers
-                .get("content-encoding")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("none")
-                .to_owned()
+        let (plain, gz) = ctx.get_plain_and_gzip(&url).await?;
+        let enc = |r: &lab_service_kit::client::Response| match super::content_encoding(r) {
+            e if e.is_empty() => "none".to_owned(),
+            e => e,
         };
         rec.check(
             "no Accept-Encoding: not compressed",

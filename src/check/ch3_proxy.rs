@@ -335,24 +335,8 @@ pub fn compression<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         f.compression = vec!["application/json".into(), "text/plain".into()];
         let proxy = start(ctx, f).await?;
         let url = format!("http://{}/recipes/42", proxy.addrs[0]);
-        let gz = ctx
-            .client
-            .request(
-                hyper::Method::GET,
-                &url,
-                &[("accept-encoding", "gzip")],
-                None,
-                ctx.timeout,
-            )
-            .await?;
-        let plain = ctx.client.get(&url, ctx.timeout).await?;
-        let encoding = |r: &lab_service_kit::client::Response| {
-            r.headers
-                .get("content-encoding")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned()
-        };
+        let (plain, gz) = ctx.get_plain_and_gzip(&url).await?;
+        let encoding = super::content_encoding;
         rec.check(
             "gzip when the client accepts it",
             gz.status == 200 && encoding(&gz) == "gzip",

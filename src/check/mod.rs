@@ -120,6 +120,22 @@ impl Ctx {
         Ok(format!("{}://{addr}", e.scheme()))
     }
 
+    /// GET `url` twice: without and with `Accept-Encoding: gzip` (bodies as sent).
+    pub async fn get_plain_and_gzip(&self, url: &str) -> anyhow::Result<(Response, Response)> {
+        let plain = self.client.get(url, self.timeout).await?;
+        let gz = self
+            .client
+            .request(
+                hyper::Method::GET,
+                url,
+                &[("accept-encoding", "gzip")],
+                None,
+                self.timeout,
+            )
+            .await?;
+        Ok((plain, gz))
+    }
+
     /// GET `base{path}`, timing it; `base` is a URL or a bare `host:port` (plain HTTP).
     pub async fn get(&self, base: &str, path: &str) -> anyhow::Result<(Response, Duration)> {
         let t0 = Instant::now();
@@ -144,6 +160,15 @@ impl Endpoint {
             crate::config::raw::Protocol::Http => "http",
         }
     }
+}
+
+/// `Content-Encoding` of a response, `""` when it has none.
+pub fn content_encoding(r: &Response) -> String {
+    r.headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// `host:port` of a base URL.
