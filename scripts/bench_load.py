@@ -32,6 +32,26 @@ def wrk(url, conns):
     return measure(["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{SECS}s", url], parse)
 
 
+def oha(url, conns):
+    """oha (crates.io) when it is on PATH: JSON output, its status counts summed for the total."""
+    def parse(out):
+        v = json.loads(out)
+        total = sum(v["statusCodeDistribution"].values()) + sum(v.get("errorDistribution", {}).values())
+        return total, v["summary"]["requestsPerSec"]
+    fmt = ["--output-format", "json"] if "--output-format" in OHA_HELP else ["-j"]
+    return measure(["taskset", "-c", "1", "oha", "--no-tui", *fmt, "-c", str(conns), "-z", f"{SECS}s", url], parse)
+
+
+def oha_help():
+    try:
+        return subprocess.run(["oha", "--help"], capture_output=True, text=True, check=False).stdout
+    except FileNotFoundError:
+        return None
+
+
+OHA_HELP = oha_help()
+
+
 def lab_load(url, conns, secs=SECS):
     def parse(out):
         v = json.loads(out)
@@ -47,10 +67,13 @@ def main():
     try:
         wait_listening(f"127.0.0.1:{port}")
         print(f"bench-load: {SECS}s per run, target {url} (hello, one thread, CPU 0), load tools on CPU 1 with one thread", flush=True)
+        if not OHA_HELP:
+            print("  oha: not on PATH, left out (scripts/install-deps --oha builds it from crates.io, ~10 min on 2 cores)", flush=True)
         for conns in (10, 100):
-            runs = {"wrk": [], "lab load": []}
-            for rnd in range(ROUNDS):  # interleaved, so drift on the machine hits both alike
-                for name, fn in (("wrk", wrk), ("lab load", lab_load)):
+            tools = [("wrk", wrk), ("lab load", lab_load)] + ([("oha", oha)] if OHA_HELP else [])
+            runs = {name: [] for name, _ in tools}
+            for rnd in range(ROUNDS):  # interleaved, so drift on the machine hits all alike
+                for name, fn in tools:
                     if rnd == 0:
                         fn(url, conns)  # warm the target
                     (total, rps), cpu, rss = fn(url, conns)
@@ -64,7 +87,9 @@ def main():
             rows += res.values()
             ratio = res["lab load"]["rps"] / res["wrk"]["rps"]
             cpu_ratio = res["lab load"]["cpu_s_per_100k"] / res["wrk"]["cpu_s_per_100k"]
-            print(f"  median c={conns}: wrk {res['wrk']['rps']:,.0f} req/s, lab load {res['lab load']['rps']:,.0f} req/s", flush=True)
+            print(f"  median c={conns}: " + ", ".join(f"{n} {r['rps']:,.0f} req/s ({r['cpu_s_per_100k']:.3f} CPU s/100k)" for n, r in res.items()), flush=True)
+            if "oha" in res:
+                verdicts.append((f"c={conns}: lab load / oha req/s = {res['lab load']['rps'] / res['oha']['rps']:.2f}× (no floor; for reference)", True))
             verdicts.append((f"c={conns}: lab load / wrk req/s = {ratio:.2f}× (floor ≥ {RPS_FLOOR})", ratio >= RPS_FLOOR))
             verdicts.append((f"c={conns}: lab load / wrk CPU per request = {cpu_ratio:.2f}× (ceiling ≤ {CPU_CEILING})", cpu_ratio <= CPU_CEILING))
         if os.environ.get("BENCH_LONG") == "1":

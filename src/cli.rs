@@ -47,6 +47,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Load-test a URL or a service of the running lab (autocannon's habits; wrk2's fixed rate).
     Load(Box<LoadArgs>),
+    /// Benchmarks against the running lab: `lab bench protocols` (the book's protocol table).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Run one built-in service in the foreground (what `lab up` spawns).
     Serve(ServeArgs),
     /// Inspect lab.toml: its JSON Schema, or whether a file is valid.
@@ -196,6 +199,29 @@ pub struct LoadArgs {
     /// The proxy engine of `--compare`'s proxied row. Default: the lab's, else builtin.
     #[arg(long, value_enum, requires = "compare")]
     pub proxy_engine: Option<ProxyEngineArg>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The book's "protocol concerns" table: recipe 42 over http, http+gzip, https, GraphQL,
+    /// gRPC and through the proxy, each under the same load (same as `lab load --compare`).
+    Protocols(BenchProtocolsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchProtocolsArgs {
+    /// Concurrent connections per protocol.
+    #[arg(short, long, default_value_t = 10)]
+    pub connections: usize,
+    /// How long each protocol is loaded, e.g. `5s`.
+    #[arg(short, long, value_parser = humantime::parse_duration, default_value = "5s")]
+    pub duration: std::time::Duration,
+    /// The proxy engine of the proxied row. Default: the lab's, else builtin.
+    #[arg(long, value_enum)]
+    pub proxy_engine: Option<ProxyEngineArg>,
+    /// One JSON document: `{engine, rows: [{protocol, report}]}` (reports in autocannon's shape).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

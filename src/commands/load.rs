@@ -18,7 +18,13 @@ use super::Env;
 
 pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
     if args.compare {
-        return compare(env, &args);
+        return compare(
+            env,
+            args.connections.unwrap_or(10),
+            args.duration.unwrap_or(Duration::from_secs(5)),
+            args.proxy_engine,
+            args.json,
+        );
     }
     // A preset of lab.toml by name: its settings, under whatever the command line gives.
     let mut preset_sla = None;
@@ -389,17 +395,23 @@ fn tables(r: &Report, style: &Style) -> String {
     out.trim_end().to_owned()
 }
 
-/// `lab load --compare`: the protocol table against the running lab.
-fn compare(env: &Env, args: &LoadArgs) -> anyhow::Result<u8> {
+/// `lab load --compare` and `lab bench protocols`: the protocol table against the running lab.
+pub fn compare(
+    env: &Env,
+    connections: usize,
+    run: Duration,
+    proxy_engine: Option<crate::cli::ProxyEngineArg>,
+    json: bool,
+) -> anyhow::Result<u8> {
     let cfg = match env.load_config() {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
     let Some(state) = State::load(&env.state_dir)? else {
-        eprintln!("lab: --compare measures the running lab: `lab up` first");
+        eprintln!("lab: the protocol table measures the running lab: `lab up` first");
         return Ok(exit::USAGE);
     };
-    let engine = match args.proxy_engine {
+    let engine = match proxy_engine {
         Some(crate::cli::ProxyEngineArg::Haproxy) => crate::config::raw::ProxyEngine::Haproxy,
         Some(crate::cli::ProxyEngineArg::Builtin) => crate::config::raw::ProxyEngine::Builtin,
         None => cfg
@@ -408,8 +420,6 @@ fn compare(env: &Env, args: &LoadArgs) -> anyhow::Result<u8> {
             .map_or(crate::config::raw::ProxyEngine::Builtin, |p| p.engine),
     };
     let ctx = super::check::ctx_from(&cfg, &state, &env.state_dir.join("tls"), engine)?;
-    let run = args.duration.unwrap_or(Duration::from_secs(5));
-    let connections = args.connections.unwrap_or(10);
     eprintln!(
         "protocol table: recipe 42, {connections} connections, {} per protocol, proxy engine {}",
         humantime::format_duration(run),
@@ -424,7 +434,7 @@ fn compare(env: &Env, args: &LoadArgs) -> anyhow::Result<u8> {
         run,
         connections,
     ))?;
-    if args.json {
+    if json {
         let v: Vec<serde_json::Value> = rows
             .iter()
             .map(|(name, r)| serde_json::json!({ "protocol": name, "report": r }))

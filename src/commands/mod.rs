@@ -100,5 +100,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Logs(a) => runtime()?.block_on(logs::run(&env, a)),
         Command::Check(a) => runtime()?.block_on(check::run(&env, a)),
         Command::Load(a) => load::run(&env, *a),
+        Command::Bench(crate::cli::BenchCommand::Protocols(a)) => {
+            load::compare(&env, a.connections, a.duration, a.proxy_engine, a.json)
+        }
     }
 }

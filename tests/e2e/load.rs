@@ -145,6 +145,13 @@ fn load_a_service_by_name_with_json_and_slas() {
         "{v:#}"
     );
 
+    // `lab bench protocols` is the same table under its own name (table output here).
+    let r = lab.run(&["bench", "protocols", "-d", "300ms", "-c", "1"]);
+    assert_eq!(r.code, 0, "{r}");
+    for row in ["http+gzip", "graphql", "grpc", "http through the proxy"] {
+        assert!(r.stdout.contains(row), "{r}");
+    }
+
     // Unknown service: a usage error naming what exists.
     let r = lab.run(&["load", "recipe-apx/"]);
     assert_eq!(r.code, 2, "{r}");
