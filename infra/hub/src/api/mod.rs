@@ -1,0 +1,365 @@
+//! The hub's HTTP API (one port): Graphite's render and find endpoints as Grafana and Cabot call
+//! them, Prometheus exposition, log search, and the hub's status. The Zipkin v2 API has its own
+//! port ([`zipkin`]); carbon plaintext its own TCP listener ([`carbon`]).
+
+pub mod carbon;
+pub mod prometheus;
+pub mod zipkin;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::query::graphite::{self, Ctx, Source};
+use crate::query::kql;
+use crate::store::Store;
+
+/// Serve a router until `stop` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::warn!(error = %e, "hub: HTTP server stopped");
+    }
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "OK" }))
+        .route("/render", get(render).post(render))
+        .route("/render/", get(render).post(render))
+        .route("/metrics/find", get(find).post(find))
+        .route("/metrics/find/", get(find).post(find))
+        .route("/metrics/expand", get(expand).post(expand))
+        .route("/metrics/expand/", get(expand).post(expand))
+        .route("/metrics/index.json", get(index_json))
+        .route("/functions", get(functions))
+        .route("/functions/", get(functions))
+        .route("/events/get_data", get(|| async { axum::Json(json!([])) }))
+        .route("/metrics", get(prometheus::handler))
+        .route("/api/logs", get(logs))
+        .route("/api/status", get(status))
+        .with_state(shared)
+}
+
+/// Query string and (for form POSTs) body pairs, in order.
+pub fn params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form && !body.is_empty() {
+        out.extend(form_urlencoded::parse(body).into_owned());
+    }
+    out
+}
+
+fn param<'a>(p: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    p.iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn bad_request(msg: impl std::fmt::Display) -> Response {
+    (StatusCode::BAD_REQUEST, msg.to_string()).into_response()
+}
+
+fn now_s() -> i64 {
+    crate::now_s()
+}
+
+/// The store as a Graphite source.
+pub struct StoreSource<'a>(pub &'a Store);
+
+impl Source for StoreSource<'_> {
+    fn names(&self) -> Vec<String> {
+        self.0.series_names()
+    }
+    fn points(&self, name: &str, from: i64, until: i64) -> Vec<(i64, f64)> {
+        self.0.points(name, from, until).unwrap_or_default()
+    }
+    fn step(&self) -> i64 {
+        self.0.step
+    }
+}
+
+/// Render targets over `[from, until]` (blocking: reads the store).
+pub fn render_targets(
+    store: &Store,
+    targets: &[String],
+    from: i64,
+    until: i64,
+    max_points: Option<usize>,
+) -> Result<Vec<graphite::Series>, graphite::RenderError> {
+    let source = StoreSource(store);
+    let ctx = Ctx {
+        source: &source,
+        from,
+        until,
+    };
+    let mut out = Vec::new();
+    for t in targets {
+        let expr = graphite::parse_target(t)?;
+        let mut series = graphite::eval(&ctx, &expr)?;
+        if let Some(max) = max_points {
+            series.iter_mut().for_each(|s| s.limit_points(max));
+        }
+        out.extend(series);
+    }
+    Ok(out)
+}
+
+async fn render(
+    State(s): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(&uri, &headers, &body);
+    let now = now_s();
+    let from = match graphite::parse_time(param(&p, "from").unwrap_or("-24h"), now) {
+        Ok(t) => t,
+        Err(e) => return bad_request(e),
+    };
+    let until = match graphite::parse_time(param(&p, "until").unwrap_or("now"), now) {
+        Ok(t) => t,
+        Err(e) => return bad_request(e),
+    };
+    if until < from {
+        return bad_request("until is before from");
+    }
+    let targets: Vec<String> = p
+        .iter()
+        .filter(|(k, _)| k == "target" || k == "target[]")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let max_points = param(&p, "maxDataPoints").and_then(|m| m.parse().ok());
+    let format = param(&p, "format").unwrap_or("json").to_owned();
+    let jsonp = param(&p, "jsonp").map(str::to_owned);
+    let store = s.store.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        render_targets(&store, &targets, from, until, max_points)
+    })
+    .await;
+    let series = match result {
+        Ok(Ok(series)) => series,
+        Ok(Err(e)) => return bad_request(e),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    match format.as_str() {
+        "json" => {
+            let body =
+                Value::Array(series.iter().map(graphite::Series::to_json).collect()).to_string();
+            match jsonp {
+                Some(cb)
+                    if cb
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') =>
+                {
+                    (
+                        [(header::CONTENT_TYPE, "text/javascript")],
+                        format!("{cb}({body})"),
+                    )
+                        .into_response()
+                }
+                _ => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            }
+        }
+        "csv" => {
+            let mut out = String::new();
+            for se in &series {
+                for (i, v) in se.values.iter().enumerate() {
+                    let ts =
+                        time::OffsetDateTime::from_unix_timestamp(se.start + i as i64 * se.step)
+                            .map_or(String::new(), |t| {
+                                format!(
+                                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                                    t.year(),
+                                    u8::from(t.month()),
+                                    t.day(),
+                                    t.hour(),
+                                    t.minute(),
+                                    t.second()
+                                )
+                            });
+                    out.push_str(&format!(
+                        "{},{ts},{}\n",
+                        se.name,
+                        v.map(|v| v.to_string()).unwrap_or_default()
+                    ));
+                }
+            }
+            ([(header::CONTENT_TYPE, "text/csv")], out).into_response()
+        }
+        "raw" => {
+            let mut out = String::new();
+            for se in &series {
+                let vals: Vec<String> = se
+                    .values
+                    .iter()
+                    .map(|v| v.map_or("None".into(), |v| v.to_string()))
+                    .collect();
+                out.push_str(&format!(
+                    "{},{},{},{}|{}\n",
+                    se.name,
+                    se.start,
+                    se.start + se.values.len() as i64 * se.step,
+                    se.step,
+                    vals.join(",")
+                ));
+            }
+            ([(header::CONTENT_TYPE, "text/plain")], out).into_response()
+        }
+        other => bad_request(format!("format {other:?} is not served (json, csv, raw)")),
+    }
+}
+
+async fn find(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let p = params(&uri, &headers, &body);
+    let Some(query) = param(&p, "query").filter(|q| !q.is_empty()) else {
+        return bad_request("missing parameter: query");
+    };
+    let nodes = graphite::find(&s.store.series_names(), query);
+    match param(&p, "format").unwrap_or("treejson") {
+        "treejson" => axum::Json(graphite::find_treejson(&nodes)).into_response(),
+        "completer" => axum::Json(graphite::find_completer(&nodes)).into_response(),
+        other => bad_request(format!(
+            "format {other:?} is not served (treejson, completer)"
+        )),
+    }
+}
+
+async fn expand(
+    State(s): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(&uri, &headers, &body);
+    let leaves_only = param(&p, "leavesOnly") == Some("1");
+    let names = s.store.series_names();
+    let mut results = std::collections::BTreeSet::new();
+    for q in p.iter().filter(|(k, _)| k == "query").map(|(_, v)| v) {
+        for n in graphite::find(&names, q) {
+            if !leaves_only || n.leaf {
+                results.insert(n.id);
+            }
+        }
+    }
+    axum::Json(json!({ "results": results })).into_response()
+}
+
+async fn index_json(State(s): State<Arc<Shared>>) -> Response {
+    axum::Json(s.store.series_names()).into_response()
+}
+
+async fn functions() -> Response {
+    let m: serde_json::Map<String, Value> = graphite::FUNCTIONS
+        .iter()
+        .map(|f| {
+            (
+                (*f).to_owned(),
+                json!({"name": f, "group": "lab hub", "description": "", "params": []}),
+            )
+        })
+        .collect();
+    axum::Json(Value::Object(m)).into_response()
+}
+
+/// `GET /api/logs?query=KQL&since=5m|from=…&until=…&limit=100&order=desc`.
+async fn logs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let p = params(&uri, &headers, &[]);
+    let q = match kql::parse(param(&p, "query").unwrap_or("")) {
+        Ok(q) => q,
+        Err(e) => return bad_request(e),
+    };
+    let now_ms = now_s() * 1000 + 999;
+    let window = (|| -> Result<(i64, i64), String> {
+        let until = match param(&p, "until") {
+            Some(u) => kql::date_ms(u, now_ms)
+                .or_else(|| u.parse().ok())
+                .ok_or(format!("cannot read until={u:?}"))?,
+            None => now_ms,
+        };
+        let from = match (param(&p, "since"), param(&p, "from")) {
+            (Some(since), _) => {
+                until
+                    - kql::duration_ms(since)
+                        .ok_or(format!("cannot read since={since:?} (e.g. 5m, 1h)"))?
+            }
+            (None, Some(f)) => kql::date_ms(f, now_ms)
+                .or_else(|| f.parse().ok())
+                .ok_or(format!("cannot read from={f:?}"))?,
+            (None, None) => 0,
+        };
+        Ok((from, until))
+    })();
+    let (from, until) = match window {
+        Ok(w) => w,
+        Err(e) => return bad_request(e),
+    };
+    let limit = param(&p, "limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(100usize);
+    let oldest_first = param(&p, "order") == Some("asc");
+    let store = s.store.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        store.logs(from, until, limit, oldest_first, |d| {
+            kql::matches(&q, d, now_ms)
+        })
+    })
+    .await;
+    match res {
+        Ok(Ok((hits, total))) => {
+            let hits: Vec<Value> = hits
+                .into_iter()
+                .map(|h| json!({"_index": h.index, "_id": h.id.to_string(), "_source": h.doc, "_meta": {"source_ip": h.source, "ts_ms": h.ts_ms}}))
+                .collect();
+            axum::Json(json!({"total": total, "hits": hits})).into_response()
+        }
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn status(State(s): State<Arc<Shared>>) -> Response {
+    let counters: serde_json::Map<String, Value> = s
+        .counters
+        .snapshot()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.into()))
+        .collect();
+    let store = s.store.clone();
+    let counts = tokio::task::spawn_blocking(move || store.counts())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let addrs = s.addrs.lock().ok().and_then(|a| *a);
+    axum::Json(json!({
+        "addrs": addrs,
+        "counters": counters,
+        "stored": counts.map(|(logs, series, spans)| json!({"logs": logs, "series": series, "spans": spans})),
+        "flush_interval_ms": s.config.flush_interval_ms,
+    }))
+    .into_response()
+}

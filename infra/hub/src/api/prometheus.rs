@@ -1,0 +1,129 @@
+//! `GET /metrics`: the Prometheus text exposition (format 0.0.4, OBSERVABILITY.md §7). StatsD
+//! paths stay whole as a `name` label; counters are monotonic since the hub started (not the
+//! per-flush values), timers are summaries, and the hub's own counters come along.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::Shared;
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A label value with `\\`, `"` and newlines escaped.
+pub fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A sample value: `NaN`, `+Inf`, `-Inf` or the number.
+pub fn value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+pub fn exposition(shared: &Shared) -> String {
+    let totals = shared
+        .statsd
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .totals
+        .clone();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP statsd_counter_total StatsD counters received since the hub started (sample rates applied)."
+    );
+    let _ = writeln!(out, "# TYPE statsd_counter_total counter");
+    for (k, v) in &totals.counters {
+        let _ = writeln!(
+            out,
+            "statsd_counter_total{{name=\"{}\"}} {}",
+            escape_label(k),
+            value(*v)
+        );
+    }
+    let _ = writeln!(out, "# HELP statsd_gauge StatsD gauges, last value.");
+    let _ = writeln!(out, "# TYPE statsd_gauge gauge");
+    for (k, v) in &totals.gauges {
+        let _ = writeln!(
+            out,
+            "statsd_gauge{{name=\"{}\"}} {}",
+            escape_label(k),
+            value(*v)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP statsd_timer_ms StatsD timers in milliseconds: quantiles of the last interval with data, sum and count since the hub started."
+    );
+    let _ = writeln!(out, "# TYPE statsd_timer_ms summary");
+    for (k, (sum, count, qs)) in &totals.timers {
+        let name = escape_label(k);
+        for (q, v) in qs {
+            let _ = writeln!(
+                out,
+                "statsd_timer_ms{{name=\"{name}\",quantile=\"{q}\"}} {}",
+                value(*v)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "statsd_timer_ms_sum{{name=\"{name}\"}} {}",
+            value(*sum)
+        );
+        let _ = writeln!(
+            out,
+            "statsd_timer_ms_count{{name=\"{name}\"}} {}",
+            value(*count)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP statsd_set_members Distinct members of each StatsD set in the last interval."
+    );
+    let _ = writeln!(out, "# TYPE statsd_set_members gauge");
+    for (k, v) in &totals.sets {
+        let _ = writeln!(
+            out,
+            "statsd_set_members{{name=\"{}\"}} {}",
+            escape_label(k),
+            value(*v)
+        );
+    }
+    let snap = shared.counters.snapshot();
+    for (family, prefix, help) in [
+        (
+            "hub_received_total",
+            "hub.received.",
+            "What the hub received, by kind.",
+        ),
+        (
+            "hub_dropped_total",
+            "hub.dropped.",
+            "What the hub could not take, by reason (bad input or a full queue).",
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {family} {help}");
+        let _ = writeln!(out, "# TYPE {family} counter");
+        for (k, v) in snap.iter().filter(|(k, _)| k.starts_with(prefix)) {
+            let _ = writeln!(out, "{family}{{what=\"{}\"}} {v}", &k[prefix.len()..]);
+        }
+    }
+    out
+}
+
+pub async fn handler(State(s): State<Arc<Shared>>) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], exposition(&s)).into_response()
+}

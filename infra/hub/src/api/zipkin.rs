@@ -1,0 +1,497 @@
+//! The Zipkin v2 API on its own port (OBSERVABILITY.md §4): the collector (`POST /api/v2/spans`,
+//! JSON, gzip accepted, `202` with an empty body) and the query endpoints Zipkin's UI calls,
+//! all with `Access-Control-Allow-Origin: *`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rusqlite::params;
+use serde_json::{Value, json};
+
+use super::params as query_params;
+use crate::Shared;
+use crate::ingest::zipkin::parse_spans;
+use crate::store::Write;
+
+/// The largest span body taken, after gunzip.
+const MAX_BODY: u64 = 16 << 20;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(
+            "/api/v2/spans",
+            post(collect).get(span_names).options(preflight),
+        )
+        .route("/api/v2/services", get(services))
+        .route("/api/v2/remoteServices", get(remote_services))
+        .route("/api/v2/traces", get(traces))
+        .route("/api/v2/trace/{id}", get(trace))
+        .route("/api/v2/traceMany", get(trace_many))
+        .route("/api/v2/dependencies", get(dependencies))
+        .route(
+            "/api/v2/autocompleteKeys",
+            get(|| async { axum::Json(json!([])) }),
+        )
+        .route(
+            "/api/v2/autocompleteValues",
+            get(|| async { axum::Json(json!([])) }),
+        )
+        .route(
+            "/health",
+            get(|| async { axum::Json(json!({"status": "UP", "zipkin": {"status": "UP"}})) }),
+        )
+        .layer(axum::middleware::map_response(cors))
+        .with_state(shared)
+}
+
+async fn cors(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    r
+}
+
+async fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "content-type, content-encoding",
+            ),
+        ],
+    )
+        .into_response()
+}
+
+fn bad(msg: impl std::fmt::Display) -> Response {
+    (StatusCode::BAD_REQUEST, msg.to_string()).into_response()
+}
+
+async fn collect(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let body = if gzip {
+        let mut out = Vec::new();
+        let read = flate2::read::GzDecoder::new(&body[..])
+            .take(MAX_BODY)
+            .read_to_end(&mut out);
+        if let Err(e) = read {
+            s.counters.spans_rejected.fetch_add(1, Relaxed);
+            return bad(format!("cannot gunzip the body: {e}"));
+        }
+        Bytes::from(out)
+    } else {
+        body
+    };
+    match parse_spans(&body) {
+        Ok(spans) => {
+            let n = spans.len() as u64;
+            s.counters.spans_received.fetch_add(n, Relaxed);
+            if !spans.is_empty() && !s.store.try_write(Write::Spans(spans)) {
+                s.counters.spans_dropped_queue.fetch_add(n, Relaxed);
+            }
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(e) => {
+            s.counters.spans_rejected.fetch_add(1, Relaxed);
+            bad(format!("Cannot decode spans: {e}"))
+        }
+    }
+}
+
+fn distinct(s: &Shared, sql: &str, arg: Option<&str>) -> Response {
+    let res = s.store.with_read(|c| {
+        let mut st = c.prepare_cached(sql)?;
+        let rows = match arg {
+            Some(a) => st
+                .query_map(params![a.to_lowercase()], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?,
+            None => st
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        Ok(rows)
+    });
+    match res {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn services(State(s): State<Arc<Shared>>) -> Response {
+    distinct(
+        &s,
+        "SELECT DISTINCT service FROM spans WHERE service IS NOT NULL ORDER BY 1",
+        None,
+    )
+}
+
+async fn span_names(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let p = query_params(&uri, &headers, &[]);
+    let Some(svc) = p
+        .iter()
+        .find(|(k, _)| k == "serviceName")
+        .map(|(_, v)| v.clone())
+    else {
+        return bad("serviceName is required");
+    };
+    distinct(
+        &s,
+        "SELECT DISTINCT name FROM spans WHERE service = ?1 AND name IS NOT NULL ORDER BY 1",
+        Some(&svc),
+    )
+}
+
+async fn remote_services(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let p = query_params(&uri, &headers, &[]);
+    let Some(svc) = p
+        .iter()
+        .find(|(k, _)| k == "serviceName")
+        .map(|(_, v)| v.clone())
+    else {
+        return bad("serviceName is required");
+    };
+    distinct(
+        &s,
+        "SELECT DISTINCT remote_service FROM spans WHERE service = ?1 AND remote_service IS NOT NULL ORDER BY 1",
+        Some(&svc),
+    )
+}
+
+/// Merge the reports of one span (same trace, id and local service) into one, Zipkin-style.
+fn merge(spans: Vec<Value>) -> Vec<Value> {
+    let mut by_key: BTreeMap<(String, String, bool, String), Value> = BTreeMap::new();
+    let mut order = Vec::new();
+    for s in spans {
+        let key = (
+            s["traceId"].as_str().unwrap_or_default().to_owned(),
+            s["id"].as_str().unwrap_or_default().to_owned(),
+            s["shared"].as_bool().unwrap_or(false),
+            s["localEndpoint"]["serviceName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        match by_key.get_mut(&key) {
+            Some(existing) => {
+                if let (Value::Object(into), Value::Object(from)) = (existing, s) {
+                    for (k, v) in from {
+                        match (into.get_mut(&k), v) {
+                            (Some(Value::Object(a)), Value::Object(b)) => a.extend(b),
+                            (Some(Value::Array(a)), Value::Array(b)) => a.extend(b),
+                            (None, v) => {
+                                into.insert(k, v);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            None => {
+                order.push(key.clone());
+                by_key.insert(key, s);
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|k| by_key.remove(&k))
+        .collect()
+}
+
+fn normalise_id(id: &str) -> String {
+    let id = id.to_lowercase();
+    let width = if id.len() > 16 { 32 } else { 16 };
+    let id = format!("{id:0>width$}");
+    if width == 32 && id.starts_with("0000000000000000") {
+        id[16..].to_owned()
+    } else {
+        id
+    }
+}
+
+async fn trace(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let id = normalise_id(&id);
+    match s.store.trace(&id) {
+        Ok(spans) if spans.is_empty() => {
+            (StatusCode::NOT_FOUND, format!("{id} not found")).into_response()
+        }
+        Ok(spans) => axum::Json(merge(spans)).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn trace_many(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let p = query_params(&uri, &headers, &[]);
+    let Some(ids) = p
+        .iter()
+        .find(|(k, _)| k == "traceIds")
+        .map(|(_, v)| v.clone())
+    else {
+        return bad("traceIds is required");
+    };
+    let mut out = Vec::new();
+    for id in ids.split(',').filter(|i| !i.is_empty()) {
+        match s.store.trace(&normalise_id(id)) {
+            Ok(spans) if !spans.is_empty() => out.push(Value::Array(merge(spans))),
+            Ok(_) => {}
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        }
+    }
+    axum::Json(out).into_response()
+}
+
+fn num(p: &[(String, String)], key: &str) -> Result<Option<i64>, String> {
+    match p.iter().find(|(k, _)| k == key) {
+        None => Ok(None),
+        Some((_, v)) if v.is_empty() => Ok(None),
+        Some((_, v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{key} must be a number")),
+    }
+}
+
+/// `annotationQuery`: `key=value and word` (kv → tag; word → annotation value or tag key).
+fn annotation_matches(q: &str, span: &Value) -> bool {
+    q.split(" and ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .all(|term| match term.split_once('=') {
+            Some((k, v)) => span["tags"][k].as_str() == Some(v),
+            None => {
+                span["tags"].get(term).is_some()
+                    || span["annotations"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|a| a["value"] == term))
+            }
+        })
+}
+
+async fn traces(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let p = query_params(&uri, &headers, &[]);
+    let get = |k: &str| {
+        p.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let parsed = (|| -> Result<_, String> {
+        let end_ts = num(&p, "endTs")?.unwrap_or_else(crate::now_ms);
+        let lookback = num(&p, "lookback")?.unwrap_or(86_400_000);
+        Ok((
+            end_ts,
+            lookback,
+            num(&p, "minDuration")?,
+            num(&p, "maxDuration")?,
+            num(&p, "limit")?.unwrap_or(10),
+        ))
+    })();
+    let (end_ts, lookback, min_d, max_d, limit) = match parsed {
+        Ok(v) => v,
+        Err(e) => return bad(e),
+    };
+    let service = get("serviceName").map(|v| v.to_lowercase());
+    let remote = get("remoteServiceName").map(|v| v.to_lowercase());
+    let span_name = get("spanName")
+        .map(|v| v.to_lowercase())
+        .filter(|v| v != "all");
+    let annotation = get("annotationQuery");
+    let res = s.store.with_read(|c| {
+        let mut st = c.prepare_cached(
+            "SELECT trace_id, doc FROM spans
+             WHERE ts >= ?1 AND ts <= ?2
+               AND (?3 IS NULL OR service = ?3) AND (?4 IS NULL OR remote_service = ?4)
+               AND (?5 IS NULL OR name = ?5)
+               AND (?6 IS NULL OR duration >= ?6) AND (?7 IS NULL OR duration <= ?7)
+             ORDER BY ts DESC",
+        )?;
+        let rows = st.query_map(
+            params![
+                (end_ts - lookback) * 1000,
+                end_ts * 1000,
+                service,
+                remote,
+                span_name,
+                min_d,
+                max_d
+            ],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        let mut ids: Vec<String> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for row in rows {
+            let (tid, doc) = row?;
+            if seen.contains(&tid) {
+                continue;
+            }
+            if let Some(q) = &annotation {
+                let Ok(v) = serde_json::from_str::<Value>(&doc) else {
+                    continue;
+                };
+                if !annotation_matches(q, &v) {
+                    continue;
+                }
+            }
+            seen.insert(tid.clone());
+            ids.push(tid);
+            if ids.len() as i64 >= limit {
+                break;
+            }
+        }
+        Ok(ids)
+    });
+    let ids = match res {
+        Ok(ids) => ids,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        if let Ok(spans) = s.store.trace(&id) {
+            out.push(Value::Array(merge(spans)));
+        }
+    }
+    axum::Json(out).into_response()
+}
+
+/// Service-to-service links: each span whose parent (or, for a shared server half, whose
+/// client half) belongs to another service is one call parent → child; `error` tags count.
+pub fn links(spans: &[Value]) -> Vec<Value> {
+    let mut by_trace: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for s in spans {
+        by_trace
+            .entry(s["traceId"].as_str().unwrap_or_default())
+            .or_default()
+            .push(s);
+    }
+    let mut calls: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for spans in by_trace.values() {
+        let service_of: HashMap<(&str, bool), &str> = spans
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    (s["id"].as_str()?, s["shared"].as_bool().unwrap_or(false)),
+                    s["localEndpoint"]["serviceName"].as_str()?,
+                ))
+            })
+            .collect();
+        for s in spans {
+            let Some(child) = s["localEndpoint"]["serviceName"].as_str() else {
+                continue;
+            };
+            let is_shared = s["shared"].as_bool().unwrap_or(false);
+            let parent = if is_shared {
+                s["id"]
+                    .as_str()
+                    .and_then(|id| service_of.get(&(id, false)).copied())
+            } else {
+                s["parentId"].as_str().and_then(|pid| {
+                    service_of
+                        .get(&(pid, false))
+                        .or(service_of.get(&(pid, true)))
+                        .copied()
+                })
+            };
+            let Some(parent) = parent.filter(|p| *p != child) else {
+                continue;
+            };
+            let e = calls
+                .entry((parent.to_owned(), child.to_owned()))
+                .or_default();
+            e.0 += 1;
+            if s["tags"].get("error").is_some() {
+                e.1 += 1;
+            }
+        }
+    }
+    calls
+        .into_iter()
+        .map(|((parent, child), (n, errors))| {
+            let mut v = json!({"parent": parent, "child": child, "callCount": n});
+            if errors > 0 {
+                v["errorCount"] = errors.into();
+            }
+            v
+        })
+        .collect()
+}
+
+async fn dependencies(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let p = query_params(&uri, &headers, &[]);
+    let Ok(Some(end_ts)) = num(&p, "endTs").map(|v| v.or(Some(crate::now_ms()))) else {
+        return bad("endTs must be a number");
+    };
+    let lookback = match num(&p, "lookback") {
+        Ok(l) => l.unwrap_or(86_400_000),
+        Err(e) => return bad(e),
+    };
+    let res = s.store.with_read(|c| {
+        let mut st = c.prepare_cached(
+            "SELECT doc FROM spans WHERE trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE ts >= ?1 AND ts <= ?2)",
+        )?;
+        let rows = st.query_map(params![(end_ts - lookback) * 1000, end_ts * 1000], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Ok(v) = serde_json::from_str::<Value>(&row?) {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    });
+    match res {
+        Ok(spans) => axum::Json(links(&spans)).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_follow_parents_across_services() {
+        let spans = vec![
+            json!({"traceId":"1","id":"a","kind":"SERVER","localEndpoint":{"serviceName":"web-api"}}),
+            json!({"traceId":"1","id":"b","parentId":"a","kind":"CLIENT","localEndpoint":{"serviceName":"web-api"}}),
+            json!({"traceId":"1","id":"c","parentId":"b","kind":"SERVER","localEndpoint":{"serviceName":"recipe-api"},"tags":{"error":"500"}}),
+            json!({"traceId":"2","id":"x","kind":"CLIENT","localEndpoint":{"serviceName":"web-api"}}),
+            json!({"traceId":"2","id":"x","kind":"SERVER","shared":true,"localEndpoint":{"serviceName":"recipe-api"}}),
+        ];
+        assert_eq!(
+            links(&spans),
+            vec![json!({"parent":"web-api","child":"recipe-api","callCount":2,"errorCount":1})]
+        );
+    }
+
+    #[test]
+    fn merge_joins_reports_of_one_span() {
+        let m = merge(vec![
+            json!({"traceId":"1","id":"a","localEndpoint":{"serviceName":"w"},"tags":{"x":"1"}}),
+            json!({"traceId":"1","id":"a","localEndpoint":{"serviceName":"w"},"duration":5,"tags":{"y":"2"}}),
+        ]);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0]["duration"], 5);
+        assert_eq!(m[0]["tags"], json!({"x":"1","y":"2"}));
+    }
+
+    #[test]
+    fn annotation_queries() {
+        let s = json!({"tags":{"http.method":"GET","error":"x"},"annotations":[{"timestamp":1,"value":"ws"}]});
+        assert!(annotation_matches("http.method=GET and error", &s));
+        assert!(annotation_matches("ws", &s));
+        assert!(!annotation_matches("http.method=POST", &s));
+    }
+}

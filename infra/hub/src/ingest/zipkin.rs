@@ -1,0 +1,355 @@
+//! Traces in: Zipkin v2 JSON spans, read as leniently as the real server reads them
+//! (OBSERVABILITY.md §4, `V2SpanReader`): numbers may arrive as strings (zipkin-lite sends ports
+//! that way), bad IPs are dropped, `::ffff:a.b.c.d` becomes ipv4, ids are normalised to lower
+//! hex of 16 (or 32) characters, names and service names are lower-cased, unknown fields are
+//! ignored. A span without `traceId` or `id`, with a bad id or kind, or a `null` tag is invalid,
+//! and fails the whole request (400), as in Zipkin.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Endpoint {
+    pub service_name: Option<String>,
+    pub ipv4: Option<String>,
+    pub ipv6: Option<String>,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Annotation {
+    pub timestamp: i64,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Span {
+    pub trace_id: String,
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    /// Epoch microseconds.
+    pub timestamp: Option<i64>,
+    /// Microseconds.
+    pub duration: Option<i64>,
+    pub debug: Option<bool>,
+    pub shared: Option<bool>,
+    pub local_endpoint: Option<Endpoint>,
+    pub remote_endpoint: Option<Endpoint>,
+    pub annotations: Vec<Annotation>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("span {index}: {message}")]
+pub struct SpanError {
+    pub index: usize,
+    pub message: String,
+}
+
+/// Decode a `POST /api/v2/spans` body (already un-gzipped).
+pub fn parse_spans(body: &[u8]) -> Result<Vec<Span>, SpanError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| SpanError {
+        index: 0,
+        message: format!("not JSON: {e}"),
+    })?;
+    let Value::Array(items) = v else {
+        return Err(SpanError {
+            index: 0,
+            message: "expected a JSON array of spans".into(),
+        });
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| parse_span(item).map_err(|message| SpanError { index, message }))
+        .collect()
+}
+
+fn as_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn hex_id(v: &Value, max: usize, what: &str) -> Result<String, String> {
+    let s = match v {
+        Value::String(s) => s.as_str(),
+        _ => return Err(format!("{what} must be a hex string")),
+    };
+    if s.is_empty()
+        || s.len() > max
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(format!("{what} {s:?} is not 1-{max} lower-hex characters"));
+    }
+    if s.bytes().all(|b| b == b'0') {
+        return Err(format!("{what} is all zeros"));
+    }
+    let width = if s.len() > 16 { 32 } else { 16 };
+    let mut id = format!("{s:0>width$}");
+    if width == 32 && id.starts_with("0000000000000000") {
+        id = id[16..].to_owned();
+    }
+    Ok(id)
+}
+
+fn endpoint(v: &Value) -> Option<Endpoint> {
+    let m = v.as_object()?;
+    let mut e = Endpoint {
+        service_name: m
+            .get("serviceName")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_lowercase),
+        ..Default::default()
+    };
+    for key in ["ipv4", "ipv6"] {
+        if let Some(ip) = m
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<IpAddr>().ok())
+        {
+            match ip {
+                IpAddr::V4(v4) => e.ipv4 = Some(v4.to_string()),
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => e.ipv4 = Some(v4.to_string()),
+                    None => e.ipv6 = Some(v6.to_string()),
+                },
+            }
+        }
+    }
+    e.port = m
+        .get("port")
+        .and_then(as_i64)
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0);
+    (e != Endpoint::default()).then_some(e)
+}
+
+fn parse_span(v: &Value) -> Result<Span, String> {
+    let m = v.as_object().ok_or("expected an object")?;
+    let trace_id = hex_id(
+        m.get("traceId").ok_or("traceId is required")?,
+        32,
+        "traceId",
+    )?;
+    let id = hex_id(m.get("id").ok_or("id is required")?, 16, "id")?;
+    let parent_id = match m.get("parentId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.bytes().all(|b| b == b'0') => None,
+        Some(p) => Some(hex_id(p, 16, "parentId")?),
+    };
+    let kind = match m.get("kind") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) => match k.as_str() {
+            "CLIENT" | "SERVER" | "PRODUCER" | "CONSUMER" => Some(k.clone()),
+            other => {
+                return Err(format!(
+                    "kind {other:?} is not CLIENT, SERVER, PRODUCER or CONSUMER"
+                ));
+            }
+        },
+        Some(_) => return Err("kind must be a string".into()),
+    };
+    let mut annotations = Vec::new();
+    if let Some(Value::Array(items)) = m.get("annotations") {
+        for a in items {
+            let ts = a
+                .get("timestamp")
+                .and_then(as_i64)
+                .ok_or("an annotation needs a timestamp")?;
+            let value = a
+                .get("value")
+                .and_then(Value::as_str)
+                .ok_or("an annotation needs a value")?;
+            annotations.push(Annotation {
+                timestamp: ts,
+                value: value.to_owned(),
+            });
+        }
+    }
+    let mut tags = BTreeMap::new();
+    if let Some(Value::Object(t)) = m.get("tags") {
+        for (k, v) in t {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return Err(format!("tag {k:?} has no string value")),
+            };
+            tags.insert(k.clone(), v);
+        }
+    }
+    Ok(Span {
+        trace_id,
+        id,
+        parent_id,
+        name: m
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_lowercase),
+        kind,
+        timestamp: m.get("timestamp").and_then(as_i64).filter(|t| *t > 0),
+        duration: m.get("duration").and_then(as_i64).filter(|d| *d > 0),
+        debug: m.get("debug").and_then(as_bool).filter(|b| *b),
+        shared: m.get("shared").and_then(as_bool).filter(|b| *b),
+        local_endpoint: m.get("localEndpoint").and_then(endpoint),
+        remote_endpoint: m.get("remoteEndpoint").and_then(endpoint),
+        annotations,
+        tags,
+    })
+}
+
+fn endpoint_json(e: &Endpoint) -> Value {
+    let mut m = Map::new();
+    if let Some(s) = &e.service_name {
+        m.insert("serviceName".into(), s.clone().into());
+    }
+    if let Some(s) = &e.ipv4 {
+        m.insert("ipv4".into(), s.clone().into());
+    }
+    if let Some(s) = &e.ipv6 {
+        m.insert("ipv6".into(), s.clone().into());
+    }
+    if let Some(p) = e.port {
+        m.insert("port".into(), p.into());
+    }
+    Value::Object(m)
+}
+
+impl Span {
+    /// The span in Zipkin v2 JSON, absent fields left out.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("traceId".into(), self.trace_id.clone().into());
+        if let Some(p) = &self.parent_id {
+            m.insert("parentId".into(), p.clone().into());
+        }
+        m.insert("id".into(), self.id.clone().into());
+        if let Some(k) = &self.kind {
+            m.insert("kind".into(), k.clone().into());
+        }
+        if let Some(n) = &self.name {
+            m.insert("name".into(), n.clone().into());
+        }
+        if let Some(t) = self.timestamp {
+            m.insert("timestamp".into(), t.into());
+        }
+        if let Some(d) = self.duration {
+            m.insert("duration".into(), d.into());
+        }
+        if self.debug == Some(true) {
+            m.insert("debug".into(), true.into());
+        }
+        if self.shared == Some(true) {
+            m.insert("shared".into(), true.into());
+        }
+        if let Some(e) = &self.local_endpoint {
+            m.insert("localEndpoint".into(), endpoint_json(e));
+        }
+        if let Some(e) = &self.remote_endpoint {
+            m.insert("remoteEndpoint".into(), endpoint_json(e));
+        }
+        if !self.annotations.is_empty() {
+            let a: Vec<Value> = self
+                .annotations
+                .iter()
+                .map(|a| json!({"timestamp": a.timestamp, "value": a.value}))
+                .collect();
+            m.insert("annotations".into(), a.into());
+        }
+        if !self.tags.is_empty() {
+            m.insert("tags".into(), json!(self.tags));
+        }
+        Value::Object(m)
+    }
+
+    pub fn service(&self) -> Option<&str> {
+        self.local_endpoint.as_ref()?.service_name.as_deref()
+    }
+
+    pub fn remote_service(&self) -> Option<&str> {
+        self.remote_endpoint.as_ref()?.service_name.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zipkin_lite_spans_with_string_numbers_are_read() {
+        let body = br#"[{"id":"a1b2c3d4e5f60718","traceId":"1234567890abcdef","name":"GET_RECIPE",
+            "parentId":"00000000000000ff","timestamp":"1700000000000000","duration":"1500","kind":"SERVER",
+            "localEndpoint":{"serviceName":"Recipe-API","ipv4":"::ffff:127.0.0.1","port":"4000"},
+            "remoteEndpoint":{"ipv4":"not-an-ip"},
+            "tags":{"http.method":"GET","http.path":"/recipes/42","n":3},"extra":true}]"#;
+        let spans = parse_spans(body).unwrap();
+        let s = &spans[0];
+        assert_eq!(s.name.as_deref(), Some("get_recipe"));
+        assert_eq!(s.timestamp, Some(1_700_000_000_000_000));
+        assert_eq!(s.duration, Some(1500));
+        assert_eq!(s.parent_id.as_deref(), Some("00000000000000ff"));
+        let le = s.local_endpoint.as_ref().unwrap();
+        assert_eq!(le.service_name.as_deref(), Some("recipe-api"));
+        assert_eq!(le.ipv4.as_deref(), Some("127.0.0.1"));
+        assert_eq!(le.port, Some(4000));
+        assert_eq!(
+            s.remote_endpoint, None,
+            "an endpoint with only a bad IP is absent"
+        );
+        assert_eq!(s.tags["n"], "3");
+        let j = s.to_json();
+        assert_eq!(j["localEndpoint"]["port"], 4000);
+        assert!(j.get("extra").is_none());
+    }
+
+    #[test]
+    fn ids_are_normalised() {
+        let s = &parse_spans(br#"[{"traceId":"abc","id":"1"}]"#).unwrap()[0];
+        assert_eq!(s.trace_id, "0000000000000abc");
+        assert_eq!(s.id, "0000000000000001");
+        let s = &parse_spans(br#"[{"traceId":"0000000000000000463ac35c9f6413ad","id":"1"}]"#)
+            .unwrap()[0];
+        assert_eq!(s.trace_id, "463ac35c9f6413ad");
+        let s = &parse_spans(br#"[{"traceId":"1463ac35c9f6413ad48485a3953bb612","id":"1"}]"#)
+            .unwrap()[0];
+        assert_eq!(s.trace_id.len(), 32);
+    }
+
+    #[test]
+    fn invalid_spans_fail_the_request_naming_the_span() {
+        for (body, want) in [
+            (&br#"[{"id":"1"}]"#[..], "traceId is required"),
+            (
+                br#"[{"traceId":"1","id":"1"},{"traceId":"XYZ","id":"1"}]"#,
+                "span 1: traceId",
+            ),
+            (br#"[{"traceId":"0","id":"1"}]"#, "all zeros"),
+            (br#"[{"traceId":"1","id":"1","kind":"WEIRD"}]"#, "kind"),
+            (br#"[{"traceId":"1","id":"1","tags":{"a":null}}]"#, "tag"),
+            (br#"{"traceId":"1"}"#, "array"),
+            (b"[", "not JSON"),
+        ] {
+            let e = parse_spans(body).unwrap_err().to_string();
+            assert!(e.contains(want), "{e} lacks {want}");
+        }
+    }
+}

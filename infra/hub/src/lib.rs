@@ -1,0 +1,575 @@
+//! The lab's observability hub: one process that speaks the book's stack's wire protocols
+//! (OBSERVABILITY.md), so services work unchanged against it or against ELK, Graphite and Zipkin.
+//!
+//! - [`ingest`]: Logstash UDP JSON ([`ingest::logs`]), StatsD ([`ingest::statsd`]), Zipkin v2
+//!   spans ([`ingest::zipkin`]), carbon plaintext (in [`api`]).
+//! - [`store`]: the embedded SQLite store (one writer thread, batched transactions).
+//! - [`query`]: the log query language ([`query::kql`]) and Graphite targets ([`query::graphite`]).
+//! - [`api`]: the HTTP APIs: Graphite render/find, Prometheus `/metrics`, logs search, and the
+//!   Zipkin v2 API on its own port.
+//!
+//! [`start`] binds every socket first (a taken port fails the whole start, nothing half-up), then
+//! runs: UDP receivers on their own threads that only copy datagrams into bounded queues (a
+//! full queue is a counted drop, never a stall), parser threads behind them, a flush thread for
+//! StatsD, and the HTTP servers on a small tokio runtime. [`Running::stop`] stops them all and
+//! waits for the store to commit what was received.
+
+pub mod api;
+pub mod ingest;
+pub mod query;
+pub mod store;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::ingest::statsd::{Aggregator, Namespace};
+use crate::store::{Store, Write};
+
+/// What `[hub]` in lab.toml lowers to (`.lab/hub/hub.json`). Port 0 = any free port.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubConfig {
+    /// Where `hub.db` lives.
+    pub data_dir: PathBuf,
+    pub host: IpAddr,
+    /// Logstash UDP JSON input.
+    pub logs_port: u16,
+    /// StatsD UDP input.
+    pub statsd_port: u16,
+    /// Zipkin v2 API (collector and query).
+    pub zipkin_port: u16,
+    /// Graphite render/find, Prometheus `/metrics`, logs search, status.
+    pub http_port: u16,
+    /// Carbon plaintext (TCP) input, so a real StatsD daemon can flush into the hub. None = off.
+    pub carbon_port: Option<u16>,
+    /// StatsD flush interval, milliseconds (etsy's default 10000).
+    pub flush_interval_ms: u64,
+    pub namespace: Namespace,
+    /// Timer percentiles (etsy's `percentThreshold`).
+    pub percent_thresholds: Vec<f64>,
+    /// Daily index name prefix (the book's `nodejs-`).
+    pub index_prefix: String,
+    /// Also write every flushed series to this carbon plaintext endpoint (`host:port`).
+    pub forward_graphite: Option<String>,
+    /// Bound of each ingest queue (datagrams or batches waiting for a parser).
+    pub queue: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(".lab/hub"),
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            logs_port: 7777,
+            statsd_port: 8125,
+            zipkin_port: 9411,
+            http_port: 8080,
+            carbon_port: Some(2003),
+            flush_interval_ms: 10_000,
+            namespace: Namespace::Legacy,
+            percent_thresholds: vec![90.0],
+            index_prefix: "nodejs-".into(),
+            forward_graphite: None,
+            queue: 65_536,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("hub: cannot read the config {path}: {reason}")]
+    Config { path: String, reason: String },
+    #[error("hub: cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("hub: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The hub's own counters (served as `hub.*` StatsD series and in `/metrics`).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub log_datagrams: AtomicU64,
+    pub log_documents: AtomicU64,
+    pub log_parse_failures: AtomicU64,
+    pub log_dropped_queue: AtomicU64,
+    pub statsd_datagrams: AtomicU64,
+    pub statsd_bad_lines: AtomicU64,
+    pub statsd_dropped_queue: AtomicU64,
+    pub spans_received: AtomicU64,
+    pub spans_rejected: AtomicU64,
+    pub spans_dropped_queue: AtomicU64,
+    pub carbon_lines: AtomicU64,
+    pub carbon_bad_lines: AtomicU64,
+    pub forward_failures: AtomicU64,
+}
+
+impl Counters {
+    /// (StatsD key, value) of every counter.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            (
+                "hub.received.log_datagrams",
+                self.log_datagrams.load(Relaxed),
+            ),
+            (
+                "hub.received.log_documents",
+                self.log_documents.load(Relaxed),
+            ),
+            (
+                "hub.received.statsd_datagrams",
+                self.statsd_datagrams.load(Relaxed),
+            ),
+            ("hub.received.spans", self.spans_received.load(Relaxed)),
+            ("hub.received.carbon_lines", self.carbon_lines.load(Relaxed)),
+            (
+                "hub.dropped.log_json",
+                self.log_parse_failures.load(Relaxed),
+            ),
+            (
+                "hub.dropped.log_queue",
+                self.log_dropped_queue.load(Relaxed),
+            ),
+            ("hub.dropped.statsd", self.statsd_bad_lines.load(Relaxed)),
+            (
+                "hub.dropped.statsd_queue",
+                self.statsd_dropped_queue.load(Relaxed),
+            ),
+            ("hub.dropped.spans", self.spans_rejected.load(Relaxed)),
+            (
+                "hub.dropped.spans_queue",
+                self.spans_dropped_queue.load(Relaxed),
+            ),
+            ("hub.dropped.carbon", self.carbon_bad_lines.load(Relaxed)),
+            ("hub.dropped.forward", self.forward_failures.load(Relaxed)),
+        ]
+    }
+}
+
+/// What the HTTP handlers share.
+pub struct Shared {
+    pub config: HubConfig,
+    pub store: Store,
+    pub counters: Counters,
+    pub statsd: Mutex<Aggregator>,
+    pub started: std::time::SystemTime,
+    /// Bound addresses (filled in at start).
+    pub addrs: Mutex<Option<HubAddrs>>,
+}
+
+/// Where a started hub listens.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct HubAddrs {
+    pub logs: SocketAddr,
+    pub statsd: SocketAddr,
+    pub zipkin: SocketAddr,
+    pub http: SocketAddr,
+    pub carbon: Option<SocketAddr>,
+}
+
+/// A started hub.
+pub struct Running {
+    pub addrs: HubAddrs,
+    pub shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    http_stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Running {
+    /// Stop receiving, run a last flush, wait for the store to commit.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Relaxed);
+        let _ = self.http_stop.send(true);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+        let _ = self.shared.store.sync();
+    }
+
+    /// Run a StatsD flush now (tests; `lab hub` does it on its interval).
+    pub fn flush_now(&self) {
+        flush(&self.shared, now_s());
+        let _ = self.shared.store.sync();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.shutdown();
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn bind_udp(what: &'static str, addr: SocketAddr) -> Result<UdpSocket, HubError> {
+    let s = UdpSocket::bind(addr).map_err(|source| HubError::Bind { what, addr, source })?;
+    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    Ok(s)
+}
+
+fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, HubError> {
+    let l = std::net::TcpListener::bind(addr).map_err(|source| HubError::Bind {
+        what,
+        addr,
+        source,
+    })?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Bind every socket, open the store, and run.
+pub fn start(config: HubConfig) -> Result<Running, HubError> {
+    let at = |port| SocketAddr::new(config.host, port);
+    let logs_sock = bind_udp("logs (Logstash UDP)", at(config.logs_port))?;
+    let statsd_sock = bind_udp("StatsD (UDP)", at(config.statsd_port))?;
+    let zipkin_l = bind_tcp("the Zipkin API", at(config.zipkin_port))?;
+    let http_l = bind_tcp("the HTTP API", at(config.http_port))?;
+    let carbon_l = match config.carbon_port {
+        Some(p) => Some(bind_tcp("carbon plaintext", at(p))?),
+        None => None,
+    };
+    let addrs = HubAddrs {
+        logs: logs_sock.local_addr()?,
+        statsd: statsd_sock.local_addr()?,
+        zipkin: zipkin_l.local_addr()?,
+        http: http_l.local_addr()?,
+        carbon: carbon_l.as_ref().map(|l| l.local_addr()).transpose()?,
+    };
+    let step = (config.flush_interval_ms / 1000).max(1) as i64;
+    let store = Store::open(&config.data_dir, step, 1024)?;
+    let shared = Arc::new(Shared {
+        store,
+        counters: Counters::default(),
+        statsd: Mutex::new(Aggregator::new()),
+        started: std::time::SystemTime::now(),
+        addrs: Mutex::new(Some(addrs)),
+        config,
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new().name(name.to_owned()).spawn(f)
+    };
+
+    // Logs: receiver → queue → parser (batches into the store).
+    let (log_tx, log_rx) = std::sync::mpsc::sync_channel::<Datagram>(shared.config.queue);
+    {
+        let (s, st) = (shared.clone(), stop.clone());
+        threads.push(spawn(
+            "hub-logs-udp",
+            Box::new(move || {
+                receive(
+                    logs_sock,
+                    log_tx,
+                    &st,
+                    &s.counters.log_datagrams,
+                    &s.counters.log_dropped_queue,
+                )
+            }),
+        )?);
+    }
+    {
+        let s = shared.clone();
+        threads.push(spawn(
+            "hub-logs-parse",
+            Box::new(move || parse_logs(log_rx, &s)),
+        )?);
+    }
+    // StatsD: receiver → queue → aggregator; a flush thread closes each interval.
+    let (sd_tx, sd_rx) = std::sync::mpsc::sync_channel::<Datagram>(shared.config.queue);
+    {
+        let (s, st) = (shared.clone(), stop.clone());
+        threads.push(spawn(
+            "hub-statsd-udp",
+            Box::new(move || {
+                receive(
+                    statsd_sock,
+                    sd_tx,
+                    &st,
+                    &s.counters.statsd_datagrams,
+                    &s.counters.statsd_dropped_queue,
+                )
+            }),
+        )?);
+    }
+    {
+        let s = shared.clone();
+        threads.push(spawn(
+            "hub-statsd-agg",
+            Box::new(move || aggregate(sd_rx, &s)),
+        )?);
+    }
+    {
+        let (s, st) = (shared.clone(), stop.clone());
+        threads.push(spawn("hub-flush", Box::new(move || flush_loop(&s, &st)))?);
+    }
+
+    // HTTP: the APIs on a small runtime.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hub-http")
+        .enable_all()
+        .build()?;
+    let (http_stop, stop_rx) = tokio::sync::watch::channel(false);
+    runtime.block_on(async {
+        let http = tokio::net::TcpListener::from_std(http_l)?;
+        let zipkin = tokio::net::TcpListener::from_std(zipkin_l)?;
+        tokio::spawn(api::serve(
+            http,
+            api::router(shared.clone()),
+            stop_rx.clone(),
+        ));
+        tokio::spawn(api::serve(
+            zipkin,
+            api::zipkin::router(shared.clone()),
+            stop_rx.clone(),
+        ));
+        if let Some(c) = carbon_l {
+            let c = tokio::net::TcpListener::from_std(c)?;
+            tokio::spawn(api::carbon::serve(c, shared.clone(), stop_rx.clone()));
+        }
+        Ok::<_, std::io::Error>(())
+    })?;
+    tracing::info!(logs = %addrs.logs, statsd = %addrs.statsd, zipkin = %addrs.zipkin, http = %addrs.http, carbon = ?addrs.carbon, "hub listening");
+    Ok(Running {
+        addrs,
+        shared,
+        stop,
+        threads,
+        runtime: Some(runtime),
+        http_stop,
+    })
+}
+
+/// One received datagram: its bytes, sender, and when it arrived.
+struct Datagram {
+    bytes: Vec<u8>,
+    from: SocketAddr,
+    at: std::time::SystemTime,
+}
+
+/// A receive loop that does nothing but copy datagrams into the queue.
+fn receive(
+    sock: UdpSocket,
+    tx: SyncSender<Datagram>,
+    stop: &AtomicBool,
+    received: &AtomicU64,
+    dropped: &AtomicU64,
+) {
+    // Logstash's read size: longer datagrams are cut.
+    let mut buf = vec![0u8; ingest::logs::MAX_DATAGRAM];
+    while !stop.load(Relaxed) {
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                received.fetch_add(1, Relaxed);
+                let d = Datagram {
+                    bytes: buf[..n].to_vec(),
+                    from,
+                    at: std::time::SystemTime::now(),
+                };
+                match tx.try_send(d) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        dropped.fetch_add(1, Relaxed);
+                    }
+                    Err(TrySendError::Disconnected(_)) => return,
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "hub: UDP receive failed");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+fn parse_logs(rx: Receiver<Datagram>, shared: &Shared) {
+    let prefix = shared.config.index_prefix.clone();
+    while let Ok(first) = rx.recv() {
+        let mut events = Vec::new();
+        let mut next = Some(first);
+        while let Some(d) = next {
+            let at = time::OffsetDateTime::from(d.at);
+            for e in ingest::logs::parse_datagram(&d.bytes, Some(d.from.ip()), at, &prefix) {
+                if e.doc
+                    .get("tags")
+                    .and_then(|t| t.as_array())
+                    .is_some_and(|t| t.iter().any(|t| t == ingest::logs::JSON_FAILURE))
+                {
+                    shared.counters.log_parse_failures.fetch_add(1, Relaxed);
+                }
+                events.push(e);
+            }
+            next = if events.len() < 2048 {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        shared
+            .counters
+            .log_documents
+            .fetch_add(events.len() as u64, Relaxed);
+        // Wait for room rather than drop: the queue in front of us is what absorbs bursts.
+        if shared.store.write(Write::Logs(events)).is_err() {
+            return;
+        }
+    }
+}
+
+fn aggregate(rx: Receiver<Datagram>, shared: &Shared) {
+    while let Ok(first) = rx.recv() {
+        let mut agg = shared.statsd.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(d) = next {
+            let bad = agg.ingest(&d.bytes);
+            shared
+                .counters
+                .statsd_bad_lines
+                .fetch_add(bad as u64, Relaxed);
+            n += 1;
+            next = if n < 4096 { rx.try_recv().ok() } else { None };
+        }
+    }
+}
+
+fn flush_loop(shared: &Shared, stop: &AtomicBool) {
+    let interval = Duration::from_millis(shared.config.flush_interval_ms.max(100));
+    let mut next = Instant::now() + interval;
+    let mut last_counters: Vec<u64> = shared.counters.snapshot().iter().map(|c| c.1).collect();
+    while !stop.load(Relaxed) {
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep((next - now).min(Duration::from_millis(100)));
+            continue;
+        }
+        next += interval;
+        // The hub's own counters, as deltas, into this interval.
+        let snap = shared.counters.snapshot();
+        {
+            let mut agg = shared.statsd.lock().unwrap_or_else(|p| p.into_inner());
+            for ((key, v), last) in snap.iter().zip(last_counters.iter_mut()) {
+                agg.count(key, (*v - *last) as f64);
+                *last = *v;
+            }
+        }
+        flush(shared, now_s());
+    }
+    flush(shared, now_s());
+}
+
+/// Close one StatsD interval into the store (and the carbon forward).
+fn flush(shared: &Shared, ts: i64) {
+    let series = {
+        let mut agg = shared.statsd.lock().unwrap_or_else(|p| p.into_inner());
+        agg.flush(
+            shared.config.flush_interval_ms as f64 / 1000.0,
+            shared.config.namespace,
+            &shared.config.percent_thresholds,
+        )
+    };
+    if let Some(target) = &shared.config.forward_graphite
+        && let Err(e) = forward(target, &series, ts)
+    {
+        shared.counters.forward_failures.fetch_add(1, Relaxed);
+        tracing::warn!(target = %target, error = %e, "hub: carbon forward failed");
+    }
+    let points = series.into_iter().map(|(k, v)| (k, ts, v)).collect();
+    let _ = shared.store.write(Write::Points(points));
+}
+
+/// statsd's graphite backend: one connection per flush, every line, close.
+fn forward(target: &str, series: &[(String, f64)], ts: i64) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::net::ToSocketAddrs;
+    let addr = target
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{target} does not resolve")))?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut text = String::new();
+    for (k, v) in series {
+        text.push_str(&format!("{k} {v} {ts}\n"));
+    }
+    s.write_all(text.as_bytes())
+}
+
+/// Read a hub.json.
+pub fn load_config(path: &std::path::Path) -> Result<HubConfig, HubError> {
+    let text = std::fs::read_to_string(path).map_err(|e| HubError::Config {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| HubError::Config {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// `lab serve hub --config FILE`: run until SIGTERM/SIGINT.
+pub fn main(config_path: &std::path::Path) -> Result<(), HubError> {
+    let config = load_config(config_path)?;
+    let running = start(config)?;
+    let a = running.addrs;
+    println!(
+        "hub: logs udp://{} · statsd udp://{} · zipkin http://{} · api http://{}{}",
+        a.logs,
+        a.statsd,
+        a.zipkin,
+        a.http,
+        a.carbon
+            .map(|c| format!(" · carbon tcp://{c}"))
+            .unwrap_or_default()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        Ok::<_, std::io::Error>(())
+    })?;
+    running.stop();
+    Ok(())
+}

@@ -1,0 +1,381 @@
+//! The embedded store: one SQLite file (`hub.db`, WAL) holding log documents, metric points and
+//! spans, so a lab's data survives `lab down` / `lab up`.
+//!
+//! Writes go through one writer thread fed by a bounded channel: ingestion never waits on disk
+//! (a full queue is a counted drop, `hub.dropped.*_queue`), and each batch the writer finds
+//! waiting becomes one transaction, which is what lets SQLite take tens of thousands of rows a
+//! second. Reads use their own connection (WAL lets them run beside the writer).
+//!
+//! Why SQLite (rusqlite, bundled): durable, one file, no daemon, range scans on indexed
+//! timestamps, and a known memory ceiling (its page cache), where an in-memory store of a day of
+//! logs would grow with traffic.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::ingest::logs::LogEvent;
+use crate::ingest::zipkin::Span;
+
+/// What the writer thread is asked to do.
+pub enum Write {
+    Logs(Vec<LogEvent>),
+    /// (series name, epoch seconds, value)
+    Points(Vec<(String, i64, f64)>),
+    Spans(Vec<Span>),
+    /// Answered once every write queued before it is committed.
+    Barrier(std::sync::mpsc::Sender<()>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("hub store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("hub store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("hub store: the writer has stopped")]
+    Stopped,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS logs (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    idx TEXT NOT NULL,
+    source TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS points (
+    series INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    value REAL,
+    PRIMARY KEY (series, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS spans (
+    id INTEGER PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    parent_id TEXT,
+    service TEXT,
+    remote_service TEXT,
+    name TEXT,
+    kind TEXT,
+    ts INTEGER,
+    duration INTEGER,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
+CREATE INDEX IF NOT EXISTS spans_ts ON spans (ts);
+";
+
+/// The store: a handle to the writer and a read connection. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: SyncSender<Write>,
+    read: Arc<Mutex<Connection>>,
+    /// Every series name, for Graphite globbing without a query.
+    names: Arc<RwLock<BTreeSet<String>>>,
+    /// Step of the metric points, seconds (points are stored bucketed to it).
+    pub step: i64,
+}
+
+/// A stored log document as the APIs return it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredLog {
+    pub id: i64,
+    pub ts_ms: i64,
+    pub index: String,
+    pub source: Option<String>,
+    pub doc: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Store {
+    /// Open (or create) `dir/hub.db`; `queue` bounds the writes waiting for the writer.
+    pub fn open(dir: &Path, step: i64, queue: usize) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            path: dir.to_owned(),
+            source: rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into()),
+        })?;
+        let path = dir.join("hub.db");
+        let open = |p: &Path| {
+            Connection::open(p).map_err(|source| StoreError::Open {
+                path: p.to_owned(),
+                source,
+            })
+        };
+        let write = open(&path)?;
+        write.execute_batch(SCHEMA)?;
+        let read = open(&path)?;
+        read.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut names = BTreeSet::new();
+        let mut ids = HashMap::new();
+        {
+            let mut st = write.prepare("SELECT id, name FROM series")?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+            for row in rows {
+                let (id, name) = row?;
+                names.insert(name.clone());
+                ids.insert(name, id);
+            }
+        }
+        let names = Arc::new(RwLock::new(names));
+        let (tx, rx) = std::sync::mpsc::sync_channel(queue);
+        let writer_names = names.clone();
+        // The writer ends once every clone of the store (every sender) is gone.
+        std::thread::Builder::new()
+            .name("hub-store".into())
+            .spawn(move || writer(write, rx, ids, writer_names, step))
+            .map_err(|e| StoreError::Open {
+                path: path.clone(),
+                source: rusqlite::Error::InvalidPath(format!("writer thread: {e}").into()),
+            })?;
+        Ok(Self {
+            tx,
+            read: Arc::new(Mutex::new(read)),
+            names,
+            step,
+        })
+    }
+
+    /// Queue a write without waiting; false when the queue is full (the caller counts a drop).
+    pub fn try_write(&self, w: Write) -> bool {
+        match self.tx.try_send(w) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Queue a write, waiting for room (for batches that must not be lost, e.g. a flush).
+    pub fn write(&self, w: Write) -> Result<(), StoreError> {
+        self.tx.send(w).map_err(|_| StoreError::Stopped)
+    }
+
+    /// Wait until everything queued so far is committed.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.write(Write::Barrier(tx))?;
+        rx.recv().map_err(|_| StoreError::Stopped)
+    }
+
+    pub fn with_read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let conn = self.read.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(f(&conn)?)
+    }
+
+    pub fn series_names(&self) -> Vec<String> {
+        self.names
+            .read()
+            .map(|n| n.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Points of one series in `[from, until]` (epoch seconds), ascending.
+    pub fn points(&self, name: &str, from: i64, until: i64) -> Result<Vec<(i64, f64)>, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT p.ts, p.value FROM points p JOIN series s ON s.id = p.series
+                 WHERE s.name = ?1 AND p.ts >= ?2 AND p.ts <= ?3 ORDER BY p.ts",
+            )?;
+            let rows = st.query_map(params![name, from, until], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<f64>>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                if let (ts, Some(v)) = row? {
+                    out.push((ts, v));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Log documents with `from_ms <= ts <= until_ms`, newest first, passing `keep`, at most `limit`.
+    /// Returns the hits and how many matched in all (scanned to the end of the window).
+    pub fn logs(
+        &self,
+        from_ms: i64,
+        until_ms: i64,
+        limit: usize,
+        oldest_first: bool,
+        mut keep: impl FnMut(&serde_json::Map<String, serde_json::Value>) -> bool,
+    ) -> Result<(Vec<StoredLog>, usize), StoreError> {
+        self.with_read(|c| {
+            let sql = if oldest_first {
+                "SELECT id, ts, idx, source, doc FROM logs WHERE ts >= ?1 AND ts <= ?2 ORDER BY ts, id"
+            } else {
+                "SELECT id, ts, idx, source, doc FROM logs WHERE ts >= ?1 AND ts <= ?2 ORDER BY ts DESC, id DESC"
+            };
+            let mut st = c.prepare_cached(sql)?;
+            let mut rows = st.query(params![from_ms, until_ms])?;
+            let (mut hits, mut total) = (Vec::new(), 0);
+            while let Some(r) = rows.next()? {
+                let text: String = r.get(4)?;
+                let Ok(serde_json::Value::Object(doc)) = serde_json::from_str(&text) else {
+                    continue;
+                };
+                if !keep(&doc) {
+                    continue;
+                }
+                total += 1;
+                if hits.len() < limit {
+                    hits.push(StoredLog {
+                        id: r.get(0)?,
+                        ts_ms: r.get(1)?,
+                        index: r.get(2)?,
+                        source: r.get(3)?,
+                        doc,
+                    });
+                }
+            }
+            Ok((hits, total))
+        })
+    }
+
+    /// Every stored report of the spans of one trace.
+    pub fn trace(&self, trace_id: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.with_read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT doc FROM spans WHERE trace_id = ?1 ORDER BY ts, id")?;
+            let rows = st.query_map(params![trace_id], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for row in rows {
+                if let Ok(v) = serde_json::from_str(&row?) {
+                    out.push(v);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Row counts, for the hub's own metrics and `lab hub` status.
+    pub fn counts(&self) -> Result<(i64, i64, i64), StoreError> {
+        self.with_read(|c| {
+            let one = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).optional();
+            Ok((
+                one("SELECT count(*) FROM logs")?.unwrap_or(0),
+                one("SELECT count(*) FROM series")?.unwrap_or(0),
+                one("SELECT count(*) FROM spans")?.unwrap_or(0),
+            ))
+        })
+    }
+}
+
+fn writer(
+    mut conn: Connection,
+    rx: Receiver<Write>,
+    mut ids: HashMap<String, i64>,
+    names: Arc<RwLock<BTreeSet<String>>>,
+    step: i64,
+) {
+    let mut batch = Vec::new();
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < 256 {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let mut barriers = Vec::new();
+        if let Err(e) = commit(&mut conn, &mut batch, &mut ids, &names, step, &mut barriers) {
+            tracing::error!(error = %e, "hub store: a batch was not written");
+        }
+        batch.clear();
+        for b in barriers {
+            let _ = b.send(());
+        }
+    }
+}
+
+fn commit(
+    conn: &mut Connection,
+    batch: &mut Vec<Write>,
+    ids: &mut HashMap<String, i64>,
+    names: &RwLock<BTreeSet<String>>,
+    step: i64,
+    barriers: &mut Vec<std::sync::mpsc::Sender<()>>,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut log_st =
+            tx.prepare_cached("INSERT INTO logs (ts, idx, source, doc) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut series_st = tx.prepare_cached("INSERT INTO series (name) VALUES (?1)")?;
+        let mut point_st = tx.prepare_cached(
+            "INSERT OR REPLACE INTO points (series, ts, value) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut span_st = tx.prepare_cached(
+            "INSERT INTO spans (trace_id, span_id, parent_id, service, remote_service, name, kind, ts, duration, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for w in batch.drain(..) {
+            match w {
+                Write::Logs(events) => {
+                    for e in events {
+                        let doc = serde_json::Value::Object(e.doc).to_string();
+                        log_st.execute(params![
+                            e.ts_ms,
+                            e.index,
+                            e.source.map(|s| s.to_string()),
+                            doc
+                        ])?;
+                    }
+                }
+                Write::Points(points) => {
+                    for (name, ts, value) in points {
+                        let id = match ids.get(&name) {
+                            Some(id) => *id,
+                            None => {
+                                series_st.execute(params![name])?;
+                                let id = tx.last_insert_rowid();
+                                ids.insert(name.clone(), id);
+                                if let Ok(mut n) = names.write() {
+                                    n.insert(name);
+                                }
+                                id
+                            }
+                        };
+                        // Last write in a bucket wins, as in whisper.
+                        let bucket = ts - ts.rem_euclid(step);
+                        let value = value.is_finite().then_some(value);
+                        point_st.execute(params![id, bucket, value])?;
+                    }
+                }
+                Write::Spans(spans) => {
+                    for s in spans {
+                        let doc = s.to_json().to_string();
+                        span_st.execute(params![
+                            s.trace_id,
+                            s.id,
+                            s.parent_id,
+                            s.service(),
+                            s.remote_service(),
+                            s.name,
+                            s.kind,
+                            s.timestamp,
+                            s.duration,
+                            doc
+                        ])?;
+                    }
+                }
+                Write::Barrier(b) => barriers.push(b),
+            }
+        }
+    }
+    tx.commit()
+}
