@@ -50,6 +50,8 @@ pub enum Command {
     /// Benchmarks against the running lab: `lab bench protocols` (the book's protocol table).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run the observability hub alone in the foreground, on `[hub]`'s ports (defaults: the book's).
+    Hub(HubArgs),
     /// Run one built-in service in the foreground (what `lab up` spawns).
     Serve(ServeArgs),
     /// Inspect lab.toml: its JSON Schema, or whether a file is valid.
@@ -92,9 +94,19 @@ pub struct LogsArgs {
     /// Keep printing new lines as they are written.
     #[arg(short, long)]
     pub follow: bool,
-    /// Lines to show from the end of each log first.
+    /// Lines to show from the end of each log first (with --query: the newest N matches).
     #[arg(short = 'n', long, default_value_t = 100)]
     pub tail: usize,
+    /// Search the hub's log store instead (KQL: `app:web-api AND severity:error`,
+    /// `fields.path:/error`, `"a phrase"`, `status >= 500`, `not type:listen`).
+    #[arg(short, long, value_name = "KQL")]
+    pub query: Option<String>,
+    /// With --query: how far back, e.g. `5m`, `2h`, `1d`. Default: 15m.
+    #[arg(long, value_name = "DURATION", requires = "query")]
+    pub since: Option<String>,
+    /// With --query: print each matching document as one JSON line.
+    #[arg(long, requires = "query")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +213,13 @@ pub struct LoadArgs {
     pub proxy_engine: Option<ProxyEngineArg>,
 }
 
+#[derive(Debug, Args)]
+pub struct HubArgs {
+    /// Any free port for every listener instead of the configured ones (printed at start).
+    #[arg(long)]
+    pub ephemeral_ports: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// The book's "protocol concerns" table: recipe 42 over http, http+gzip, https, GraphQL,
@@ -246,6 +265,8 @@ pub enum ServeWhich {
     WebApi,
     /// The builtin reverse proxy (`[proxy]` with engine = "builtin").
     Proxy,
+    /// The observability hub (`[hub]`).
+    Hub,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ pub mod ch2;
 pub mod ch3;
 pub mod ch3_load;
 pub mod ch3_proxy;
+pub mod ch4;
 pub mod spawn;
 pub mod wire;
 
@@ -43,6 +44,7 @@ pub fn registry() -> Vec<Scenario> {
     let mut all = ch1::scenarios();
     all.extend(ch2::scenarios());
     all.extend(ch3::scenarios());
+    all.extend(ch4::scenarios());
     all.sort_by_key(|s| s.chapter);
     all
 }
@@ -79,6 +81,8 @@ pub struct Endpoint {
     pub protocol: crate::config::raw::Protocol,
     /// `host:port` of each instance.
     pub addrs: Vec<String>,
+    /// Its environment name (`NODE_ENV`).
+    pub environment: String,
 }
 
 /// What a scenario gets: the lab's endpoints and a client.
@@ -93,6 +97,30 @@ pub struct Ctx {
     pub proxy_engine: crate::config::raw::ProxyEngine,
     /// The lab's TLS folder (CA and certificates), for scenarios that need a certificate.
     pub tls_dir: std::path::PathBuf,
+    /// The lab's observability hub, when it has one running (chapter 4).
+    pub hub: Option<HubInfo>,
+}
+
+/// Where the lab's hub answers.
+#[derive(Debug, Clone)]
+pub struct HubInfo {
+    /// `host:port` of its HTTP API (log search, Graphite, Prometheus).
+    pub http: String,
+    /// `host:port` of its Zipkin API.
+    pub zipkin: String,
+    /// Its StatsD flush interval.
+    pub flush: Duration,
+}
+
+impl Ctx {
+    /// The hub, or an error telling how to get one.
+    pub fn hub(&self) -> anyhow::Result<&HubInfo> {
+        self.hub.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the lab has no running hub: add `[hub]` to lab.toml (the default lab has one)"
+            )
+        })
+    }
 }
 
 impl Ctx {

@@ -168,6 +168,7 @@ pub(crate) fn ctx_from(
             target_protocol: s.target_protocol,
             protocol: s.protocol,
             addrs: Vec::new(),
+            environment: s.environment.clone(),
         })
         .collect();
     for r in &state.instances {
@@ -184,6 +185,26 @@ pub(crate) fn ctx_from(
     } else {
         (Client::new(), None)
     };
+    let hub_running = state
+        .instances
+        .iter()
+        .any(|i| i.service == crate::config::validate::HUB_SERVICE);
+    let hub = tls_dir
+        .parent()
+        .and_then(super::hub::running_config)
+        .filter(|_| cfg.hub.is_some() && hub_running)
+        .map(|h| {
+            let host = if h.host.is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                h.host.to_string()
+            };
+            crate::check::HubInfo {
+                http: format!("{host}:{}", h.http_port),
+                zipkin: format!("{host}:{}", h.zipkin_port),
+                flush: Duration::from_millis(h.flush_interval_ms),
+            }
+        });
     Ok(Ctx {
         client,
         tls_ca,
@@ -191,6 +212,7 @@ pub(crate) fn ctx_from(
         timeout: Duration::from_secs(5),
         proxy_engine,
         tls_dir: tls_dir.to_path_buf(),
+        hub,
     })
 }
 

@@ -12,6 +12,28 @@ use crate::render;
 use super::Env;
 
 pub async fn run(env: &Env, args: LogsArgs) -> anyhow::Result<u8> {
+    if let Some(q) = &args.query {
+        // A service narrows the search to its documents (the book's `app` field).
+        let q = match &args.service {
+            Some(s) => format!("app:\"{}\" and ({q})", s.split('#').next().unwrap_or(s)),
+            None => q.clone(),
+        };
+        let q = if q.trim().is_empty() {
+            "*".to_owned()
+        } else {
+            q
+        };
+        let q = if q == "*" { String::new() } else { q };
+        return super::hub::query_logs(
+            env,
+            &q,
+            args.since.as_deref(),
+            args.tail,
+            args.json,
+            args.follow,
+        )
+        .await;
+    }
     // The running lab's records if any, else whatever lab.toml's services left in the logs dir.
     let mut sources: Vec<(String, Source)> = match State::load(&env.state_dir)? {
         Some(state) => state

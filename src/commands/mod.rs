@@ -4,6 +4,7 @@
 mod check;
 mod config;
 mod down;
+mod hub;
 mod load;
 mod logs;
 mod status;
@@ -86,6 +87,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             (ServeWhich::Proxy, None) => {
                 Err(anyhow::anyhow!("`lab serve proxy` needs --config FILE"))
             }
+            (ServeWhich::Hub, Some(config)) => {
+                init_tracing();
+                lab_hub::main(config).map_err(anyhow::Error::from)
+            }
+            (ServeWhich::Hub, None) => Err(anyhow::anyhow!("`lab serve hub` needs --config FILE")),
         }
         .map(|()| exit::OK);
     }
@@ -100,6 +106,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Logs(a) => runtime()?.block_on(logs::run(&env, a)),
         Command::Check(a) => runtime()?.block_on(check::run(&env, a)),
         Command::Load(a) => load::run(&env, *a),
+        Command::Hub(a) => hub::run(&env, a),
         Command::Bench(crate::cli::BenchCommand::Protocols(a)) => {
             load::compare(&env, a.connections, a.duration, a.proxy_engine, a.json)
         }

@@ -143,10 +143,17 @@ async fn supervise(
 
     let logs_dir = plan.logs_dir();
     let state_dir = plan.state_dir.clone();
+    let has_hub = plan
+        .services
+        .iter()
+        .any(|s| s.name == crate::config::validate::HUB_SERVICE);
     let code = match Lab::up(plan, sink, cancel.clone()).await {
         Ok((lab, breakdown)) => {
             render::line(super::status::instances_table(&lab.state(), None, &style));
             render::line(breakdown_text(&breakdown, &style));
+            if let Some(hub) = super::hub::running_config(&state_dir).filter(|_| has_hub) {
+                render::line(super::hub::summary(&hub));
+            }
             if detached {
                 render::line(format!(
                     "{} lab is up; the supervisor (pid {}) keeps it running. `lab status`, `lab logs -f`, `lab down`.",

@@ -11,7 +11,9 @@ use lab_supervisor::{HealthCheck, InstanceSpec, Plan, ServiceSpec, ports};
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::raw::Protocol;
 use super::raw::{ProxyEngine, TargetProtocol};
-use super::validate::{LabConfig, PROXY_SERVICE, Ports, Proxy, Run, Target};
+use super::validate::{
+    HUB_SERVICE, Hub, HubListener, LabConfig, PROXY_SERVICE, Ports, Proxy, Run, Target,
+};
 
 /// How `lab up` treats the ports lab.toml asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -124,6 +126,52 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
         free_needed += usize::from(configured.is_none());
         wanted_fe.push(configured);
     }
+    let hub_ports = cfg.hub.as_ref().map_or(&[][..], |h| &h.ports[..]);
+    let mut wanted_hub: Vec<Option<u16>> = Vec::new();
+    for p in hub_ports {
+        let host = cfg
+            .hub
+            .as_ref()
+            .map_or("127.0.0.1".to_owned(), |h| h.config.host.to_string());
+        let configured = match (p.port, opts.ports) {
+            (0, _) | (_, PortMode::Ephemeral) => None,
+            (port, mode) => {
+                let taken = if p.what.udp() {
+                    std::net::UdpSocket::bind((host.as_str(), port))
+                        .err()
+                        .map(|_| None)
+                } else {
+                    ports::check(&host, port)
+                        .err()
+                        .map(|holder| holder.map(|h| format!("pid {} ({})", h.pid, h.command)))
+                };
+                match taken {
+                    None => Some(port),
+                    Some(who) => {
+                        let who = who.unwrap_or_else(|| "another process".to_owned());
+                        if mode == PortMode::Auto {
+                            notes.push(format!(
+                                "port {port} is taken by {who}; the {} gets a free port",
+                                p.what.describe()
+                            ));
+                            None
+                        } else {
+                            errors.push(
+                                Diagnostic::new(
+                                    p.span.clone().unwrap_or_default(),
+                                    format!("port {port} ({}) is taken by {who}", p.what.describe()),
+                                )
+                                .hint("stop that process (another lab's hub?), set another port in [hub], or run `lab up --ports auto`"),
+                            );
+                            Some(port)
+                        }
+                    }
+                }
+            }
+        };
+        free_needed += usize::from(configured.is_none());
+        wanted_hub.push(configured);
+    }
     if !errors.is_empty() {
         return Err(Diagnostics {
             path: cfg.display_path.clone(),
@@ -154,6 +202,22 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
         .into_iter()
         .map(|p| p.unwrap_or_else(|| free.next().expect("enough free ports")))
         .collect();
+    let hub_ports: Vec<(HubListener, u16)> = hub_ports
+        .iter()
+        .zip(wanted_hub)
+        .map(|(p, w)| {
+            (
+                p.what,
+                w.unwrap_or_else(|| free.next().expect("enough free ports")),
+            )
+        })
+        .collect();
+    let hub_port = |what: HubListener| {
+        hub_ports
+            .iter()
+            .find(|(w, _)| *w == what)
+            .map_or(0, |(_, p)| *p)
+    };
 
     // TLS: the lab CA and a certificate per https service, made on first use.
     let tls_error = |e: crate::tls::CaError| Diagnostics {
@@ -273,6 +337,24 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
             if let Some(p) = s.target_protocol {
                 env.push((vars::TARGET_PROTOCOL.to_owned(), p.as_str().to_owned()));
             }
+            if let Some(h) = &cfg.hub {
+                let at =
+                    |what| join_host_port(connect_host(&h.config.host.to_string()), hub_port(what));
+                let pick =
+                    |external: &Option<String>, what| external.clone().unwrap_or_else(|| at(what));
+                env.push((
+                    vars::LOGSTASH.to_owned(),
+                    pick(&h.logstash, HubListener::Logs),
+                ));
+                env.push((
+                    vars::STATSD.to_owned(),
+                    pick(&h.statsd, HubListener::Statsd),
+                ));
+                env.push((
+                    vars::ZIPKIN.to_owned(),
+                    pick(&h.zipkin, HubListener::Zipkin),
+                ));
+            }
             env.extend(s.env.iter().cloned());
             instances.push(InstanceSpec {
                 service: s.name.clone(),
@@ -286,6 +368,10 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
             });
         }
         let mut depends_on = s.depends_on.clone();
+        if cfg.hub.is_some() {
+            // The hub first, so a service's first log lines and spans have somewhere to go.
+            depends_on.push(HUB_SERVICE.to_owned());
+        }
         if let Some(Target::Service(t)) = &s.target {
             let ti = cfg
                 .services
@@ -308,6 +394,9 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
     if let Some(proxy) = &cfg.proxy {
         let spec = proxy_service(cfg, proxy, opts, &fe_ports, ca.as_ref(), &addr_of)?;
         services.insert(0, spec);
+    }
+    if let Some(hub) = &cfg.hub {
+        services.insert(0, hub_service(cfg, hub, opts, &hub_port)?);
     }
     Ok(Lowered {
         plan: Plan {
@@ -494,6 +583,71 @@ fn proxy_service(
         }],
         health: lab_supervisor::HealthSpec {
             check: HealthCheck::Tcp,
+            ..Default::default()
+        },
+        restart: lab_supervisor::RestartSpec {
+            policy: lab_supervisor::RestartPolicy::OnFailure,
+            backoff: lab_supervisor::Backoff::default(),
+        },
+        stop_grace: std::time::Duration::from_secs(10),
+    })
+}
+
+/// The hub as one more service of the plan: its config written to `.lab/hub/hub.json`, run as
+/// `lab serve hub`, ready when its HTTP API answers `/health`.
+fn hub_service(
+    cfg: &LabConfig,
+    hub: &Hub,
+    opts: &LowerOptions,
+    port: &dyn Fn(HubListener) -> u16,
+) -> Result<ServiceSpec, Diagnostics> {
+    let dir = opts.state_dir.join("hub");
+    let mut config = hub.config.clone();
+    config.data_dir = dir.clone();
+    config.logs_port = port(HubListener::Logs);
+    config.statsd_port = port(HubListener::Statsd);
+    config.zipkin_port = port(HubListener::Zipkin);
+    config.http_port = port(HubListener::Http);
+    config.carbon_port = Some(port(HubListener::Carbon));
+    let path = dir.join("hub.json");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| {
+            std::fs::write(
+                &path,
+                serde_json::to_vec_pretty(&config).expect("hub config serialises"),
+            )
+        })
+        .map_err(|e| Diagnostics {
+            path: cfg.display_path.clone(),
+            source: cfg.source.clone(),
+            items: vec![Diagnostic {
+                span: None,
+                message: format!("cannot write {}: {e}", path.display()),
+                hint: None,
+            }],
+        })?;
+    Ok(ServiceSpec {
+        name: HUB_SERVICE.to_owned(),
+        depends_on: Vec::new(),
+        instances: vec![InstanceSpec {
+            service: HUB_SERVICE.to_owned(),
+            index: 1,
+            program: opts.exe.clone(),
+            args: vec![
+                "serve".into(),
+                "hub".into(),
+                "--config".into(),
+                path.display().to_string(),
+            ],
+            cwd: dir,
+            env: vec![("LAB_SERVICE".to_owned(), HUB_SERVICE.to_owned())],
+            host: connect_host(&config.host.to_string()).to_owned(),
+            port: config.http_port,
+        }],
+        health: lab_supervisor::HealthSpec {
+            check: HealthCheck::Http {
+                path: "/health".into(),
+            },
             ..Default::default()
         },
         restart: lab_supervisor::RestartSpec {

@@ -25,6 +25,9 @@ pub struct RawLab {
     pub services: IndexMap<Spanned<String>, RawService>,
     /// A reverse proxy in front of services (chapter 3): the builtin one, or the real HAProxy.
     pub proxy: Option<RawProxy>,
+    /// The observability hub (chapter 4): Logstash UDP logs, StatsD metrics, Zipkin traces,
+    /// queried with `lab logs --query`, the Graphite render API, Prometheus and the Zipkin API.
+    pub hub: Option<RawHub>,
     /// Named `lab load` runs: `lab load NAME` runs one (flags given on the command line win).
     #[serde(default)]
     #[schemars(with = "IndexMap<String, RawLoad>")]
@@ -66,6 +69,58 @@ pub struct RawLoad {
     /// Bounds that decide the exit code, e.g. `"p99<20ms,errors<0.1%,rps>5000"`.
     #[schemars(with = "Option<String>")]
     pub sla: Option<Spanned<String>>,
+}
+
+/// `[hub]`: the embedded observability hub, on the book's ports by default. Services are told
+/// where to send through `LOGSTASH`, `STATSD` and `ZIPKIN` (`host:port`). Each of logs, metrics
+/// and traces can instead go to a real endpoint (`logstash`, `statsd`, `zipkin`), and flushed
+/// metrics can be forwarded to a real carbon (`graphite`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHub {
+    /// Address the hub listens on. Default: `127.0.0.1`.
+    #[schemars(with = "Option<String>")]
+    pub host: Option<Spanned<String>>,
+    /// Logstash UDP JSON input. Default: 7777 (the book's). 0: a free port.
+    #[schemars(with = "Option<u16>")]
+    pub logs_port: Option<Spanned<u16>>,
+    /// StatsD UDP input. Default: 8125.
+    #[schemars(with = "Option<u16>")]
+    pub statsd_port: Option<Spanned<u16>>,
+    /// Zipkin v2 API. Default: 9411.
+    #[schemars(with = "Option<u16>")]
+    pub zipkin_port: Option<Spanned<u16>>,
+    /// Graphite render/find, Prometheus `/metrics`, log search. Default: 8080 (the book's Graphite).
+    #[schemars(with = "Option<u16>")]
+    pub http_port: Option<Spanned<u16>>,
+    /// Carbon plaintext (TCP) input, for a real StatsD daemon flushing into the hub. Default: 2003.
+    #[schemars(with = "Option<u16>")]
+    pub carbon_port: Option<Spanned<u16>>,
+    /// StatsD flush interval, e.g. `"10s"` (etsy's default). At least 1s.
+    #[schemars(with = "Option<String>")]
+    pub flush_interval: Option<Spanned<String>>,
+    /// Graphite names: `legacy` (`stats_counts.K`, the book's dashboards) or `modern`
+    /// (`stats.counters.K.count`).
+    #[schemars(with = "Option<String>")]
+    pub namespace: Option<Spanned<String>>,
+    /// Timer percentiles (`upper_90` …). Default: `[90]`.
+    #[schemars(with = "Option<Vec<f64>>")]
+    pub percent_thresholds: Option<Spanned<Vec<f64>>>,
+    /// Daily log index prefix. Default: `nodejs-` (the book's `udp.conf`).
+    #[schemars(with = "Option<String>")]
+    pub index_prefix: Option<Spanned<String>>,
+    /// Send services' logs to this Logstash (`host:port`) instead of the hub.
+    #[schemars(with = "Option<String>")]
+    pub logstash: Option<Spanned<String>>,
+    /// Send services' StatsD metrics to this daemon (`host:port`) instead of the hub.
+    #[schemars(with = "Option<String>")]
+    pub statsd: Option<Spanned<String>>,
+    /// Send services' spans to this Zipkin (`host:port`) instead of the hub.
+    #[schemars(with = "Option<String>")]
+    pub zipkin: Option<Spanned<String>>,
+    /// Also write the hub's flushed series to this carbon plaintext endpoint (`host:port`).
+    #[schemars(with = "Option<String>")]
+    pub graphite: Option<Spanned<String>>,
 }
 
 /// `[proxy]`: frontends, each balancing one service's instances. The same section runs the

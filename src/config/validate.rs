@@ -30,7 +30,56 @@ pub struct LabConfig {
     pub proxy: Option<Proxy>,
     /// `[load.NAME]` presets, by name.
     pub load: Vec<LoadPreset>,
+    /// `[hub]`, if the lab has one.
+    pub hub: Option<Hub>,
 }
+
+/// The validated `[hub]`: the hub's settings (ports as configured; lowering picks free ones
+/// for 0 and fills in the data dir) and where services send what.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    pub config: lab_hub::HubConfig,
+    /// The configured listeners, for port checks at `up`.
+    pub ports: Vec<HubPort>,
+    /// External endpoints the services use instead of the hub (`host:port`).
+    pub logstash: Option<String>,
+    pub statsd: Option<String>,
+    pub zipkin: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HubPort {
+    pub what: HubListener,
+    pub port: u16,
+    pub span: Option<Range<usize>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubListener {
+    Logs,
+    Statsd,
+    Zipkin,
+    Http,
+    Carbon,
+}
+
+impl HubListener {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Logs => "hub logs (UDP)",
+            Self::Statsd => "hub StatsD (UDP)",
+            Self::Zipkin => "hub Zipkin API",
+            Self::Http => "hub HTTP API",
+            Self::Carbon => "hub carbon (TCP)",
+        }
+    }
+    pub fn udp(self) -> bool {
+        matches!(self, Self::Logs | Self::Statsd)
+    }
+}
+
+/// The name the hub runs under (as a service of the plan, in logs and status).
+pub const HUB_SERVICE: &str = "hub";
 
 /// A validated `[load.NAME]`.
 #[derive(Debug, Clone)]
@@ -287,7 +336,22 @@ pub fn validate(
                 .hint("rename this service (e.g. `my-proxy`)"),
         );
     }
-    check_duplicate_ports(&services, proxy.as_ref(), &mut errs);
+    let hub = raw.hub.as_ref().map(|h| hub(h, &mut errs));
+    if hub.is_some()
+        && let Some((key, _)) = raw
+            .services
+            .iter()
+            .find(|(k, _)| k.get_ref() == HUB_SERVICE)
+    {
+        errs.push(
+            Diagnostic::new(
+                key.span(),
+                "`hub` is the name of the lab's observability hub",
+            )
+            .hint("rename this service (e.g. `my-hub`)"),
+        );
+    }
+    check_duplicate_ports(&services, proxy.as_ref(), hub.as_ref(), &mut errs);
     let load = load_presets(&raw, &mut errs);
     check_tls_pairs(&raw, &services, &mut errs);
     let order = start_order(&raw, &services, &mut errs);
@@ -310,7 +374,108 @@ pub fn validate(
         services,
         proxy,
         load,
+        hub,
     })
+}
+
+fn hub(raw: &super::raw::RawHub, errs: &mut Errors) -> Hub {
+    let mut config = lab_hub::HubConfig::default();
+    if let Some(h) = &raw.host {
+        match h.get_ref().parse() {
+            Ok(ip) => config.host = ip,
+            Err(_) => errs.push(
+                Diagnostic::new(
+                    h.span(),
+                    format!("hub host {:?} is not an IP address", h.get_ref()),
+                )
+                .hint("use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"),
+            ),
+        }
+    }
+    let mut ports = Vec::new();
+    for (what, raw_port, default) in [
+        (HubListener::Logs, &raw.logs_port, config.logs_port),
+        (HubListener::Statsd, &raw.statsd_port, config.statsd_port),
+        (HubListener::Zipkin, &raw.zipkin_port, config.zipkin_port),
+        (HubListener::Http, &raw.http_port, config.http_port),
+        (HubListener::Carbon, &raw.carbon_port, 2003),
+    ] {
+        ports.push(HubPort {
+            what,
+            port: raw_port.as_ref().map_or(default, |p| *p.get_ref()),
+            span: raw_port.as_ref().map(Spanned::span),
+        });
+    }
+    let interval = errs.duration(&raw.flush_interval, Duration::from_secs(10));
+    if interval < Duration::from_secs(1) {
+        errs.push(
+            Diagnostic::new(
+                raw.flush_interval.as_ref().map(Spanned::span).unwrap_or_default(),
+                "the flush interval is shorter than one second",
+            )
+            .hint("Graphite stores one point per interval: use \"1s\" or more (etsy's default is \"10s\")"),
+        );
+    }
+    config.flush_interval_ms = interval.as_millis() as u64;
+    if let Some(n) = &raw.namespace {
+        match n.get_ref().as_str() {
+            "legacy" => config.namespace = lab_hub::ingest::statsd::Namespace::Legacy,
+            "modern" => config.namespace = lab_hub::ingest::statsd::Namespace::Modern,
+            other => {
+                let mut d =
+                    Diagnostic::new(n.span(), format!("unknown StatsD namespace {other:?}"));
+                d.hint = Some(match did_you_mean(other, ["legacy", "modern"]) {
+                    Some(s) => format!("did you mean `{s}`? (legacy or modern)"),
+                    None => "use `legacy` (the book's stats_counts.K names) or `modern`".into(),
+                });
+                errs.push(d);
+            }
+        }
+    }
+    if let Some(p) = &raw.percent_thresholds {
+        if let Some(bad) = p
+            .get_ref()
+            .iter()
+            .find(|v| **v == 0.0 || v.abs() > 100.0 || !v.is_finite())
+        {
+            errs.push(
+                Diagnostic::new(
+                    p.span(),
+                    format!("percent threshold {bad} is outside -100..100 (or 0)"),
+                )
+                .hint("e.g. [90, 99] for upper_90 and upper_99"),
+            );
+        }
+        config.percent_thresholds = p.get_ref().clone();
+    }
+    if let Some(p) = &raw.index_prefix {
+        config.index_prefix = p.get_ref().clone();
+    }
+    let mut external = |v: &Option<Spanned<String>>, what: &str| -> Option<String> {
+        let v = v.as_ref()?;
+        let text = v.get_ref().trim();
+        let ok = text
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            errs.push(
+                Diagnostic::new(v.span(), format!("{what} {text:?} is not `host:port`"))
+                    .hint("e.g. \"127.0.0.1:7777\" or \"logstash.internal:5000\""),
+            );
+        }
+        Some(text.to_owned())
+    };
+    let logstash = external(&raw.logstash, "logstash");
+    let statsd = external(&raw.statsd, "statsd");
+    let zipkin = external(&raw.zipkin, "zipkin");
+    config.forward_graphite = external(&raw.graphite, "graphite");
+    Hub {
+        config,
+        ports,
+        logstash,
+        statsd,
+        zipkin,
+    }
 }
 
 fn load_presets(raw: &RawLab, errs: &mut Errors) -> Vec<LoadPreset> {
@@ -955,8 +1120,40 @@ fn check_tls_pairs(raw: &RawLab, services: &[Service], errs: &mut Errors) {
     }
 }
 
-fn check_duplicate_ports(services: &[Service], proxy: Option<&Proxy>, errs: &mut Errors) {
+fn check_duplicate_ports(
+    services: &[Service],
+    proxy: Option<&Proxy>,
+    hub: Option<&Hub>,
+    errs: &mut Errors,
+) {
     let mut seen: HashMap<u16, &str> = HashMap::new();
+    let mut seen_udp: HashMap<u16, &str> = HashMap::new();
+    for p in hub.map_or(&[][..], |h| &h.ports[..]) {
+        if p.port == 0 {
+            continue;
+        }
+        let map = if p.what.udp() {
+            &mut seen_udp
+        } else {
+            &mut seen
+        };
+        match map.get(&p.port) {
+            Some(other) => errs.push(
+                Diagnostic::new(
+                    p.span.clone().unwrap_or_default(),
+                    format!(
+                        "port {} of the {} is also the port of the {other}",
+                        p.port,
+                        p.what.describe()
+                    ),
+                )
+                .hint("give each hub listener its own port"),
+            ),
+            None => {
+                map.insert(p.port, p.what.describe());
+            }
+        }
+    }
     for f in proxy.map_or(&[][..], |p| &p.frontends[..]) {
         if f.port == 0 {
             continue;

@@ -16,7 +16,7 @@ fn default_lab_up_check_down_on_free_ports() {
     );
     assert!(up.stdout.contains("startup: all healthy in"), "{up}");
 
-    let inst = wait_all_healthy(&lab, 5);
+    let inst = wait_all_healthy(&lab, DEFAULT_INSTANCES);
     for i in &inst {
         let addr = i["address"].as_str().unwrap();
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
@@ -25,7 +25,7 @@ fn default_lab_up_check_down_on_free_ports() {
             "{i}"
         );
         assert!(
-            ["recipe-api", "web-api", "proxy"].contains(&i["service"].as_str().unwrap()),
+            ["hub", "recipe-api", "web-api", "proxy"].contains(&i["service"].as_str().unwrap()),
             "{i}"
         );
     }
@@ -88,7 +88,7 @@ fn a_killed_instance_is_restarted_with_a_new_pid() {
     let lab = default_lab();
     let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
     assert_eq!(up.code, 0, "{up}");
-    wait_all_healthy(&lab, 5);
+    wait_all_healthy(&lab, DEFAULT_INSTANCES);
     let restarted = kill_and_wait_restart(&lab, "recipe-api", 1);
     assert_eq!(restarted["restarts"], 1, "{restarted}");
     assert_eq!(restarted["last_exit"], "signal 9 (SIGKILL)", "{restarted}");
@@ -116,7 +116,7 @@ fn down_after_up_was_killed_leaves_nothing() {
     })
     .expect("lab up did not come up");
     let before = pids_and_addrs(&lab);
-    assert_eq!(before.len(), 5);
+    assert_eq!(before.len(), DEFAULT_INSTANCES);
     up.kill().unwrap();
     up.wait().unwrap();
 
@@ -213,6 +213,11 @@ fn ctrl_c_stops_the_foreground_lab_in_reverse_order() {
         .find("stopping recipe-api")
         .expect("recipe-api stopped");
     assert!(web < recipe, "consumers stop before producers: {out}");
+    let hub = out.stdout.find("stopping hub").expect("hub stopped");
+    assert!(
+        recipe < hub,
+        "the hub stops last, after what reports to it: {out}"
+    );
     assert!(out.stdout.contains("✓ stopped"), "{out}");
     assert_all_gone(&before);
     assert!(!lab.state_file().exists());
@@ -222,7 +227,7 @@ fn ctrl_c_stops_the_foreground_lab_in_reverse_order() {
 fn logs_follow_shows_new_requests() {
     let lab = default_lab();
     assert_eq!(lab.run(&["up", "--detach", "--ports", "ephemeral"]).code, 0);
-    let inst = wait_all_healthy(&lab, 5);
+    let inst = wait_all_healthy(&lab, DEFAULT_INSTANCES);
     let recipe = inst
         .iter()
         .find(|i| i["service"] == "recipe-api" && i["instance"] == 2)
@@ -276,7 +281,7 @@ fn up_after_a_killed_supervisor_cleans_up_first() {
         old.iter().all(|(pid, _)| !alive(*pid)),
         "an old instance survived: {old:?}"
     );
-    let fresh = wait_all_healthy(&lab, 5);
+    let fresh = wait_all_healthy(&lab, DEFAULT_INSTANCES);
     assert!(
         fresh
             .iter()

@@ -5,6 +5,7 @@ mod config_errors;
 mod interop;
 mod lifecycle;
 mod load;
+mod observe;
 mod protocols;
 mod proxy;
 mod scaling;

@@ -10,6 +10,9 @@ pub const DEFAULT_LAB: &str = include_str!("../../lab.toml");
 pub const DEADLINE: Duration = Duration::from_secs(20);
 pub const EVERY: Duration = Duration::from_millis(25);
 
+/// Instances of the default lab: hub, recipe-api ×2, web-api ×2, proxy.
+pub const DEFAULT_INSTANCES: usize = 6;
+
 /// A lab folder holding the default lab.toml.
 pub fn default_lab() -> LabDir {
     LabDir::new(BIN, DEFAULT_LAB)

@@ -30,6 +30,17 @@ impl IntoResponse for JsonError {
         } else {
             serde_json::json!({ "error": self.code, "message": self.message })
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status.is_server_error() {
+            // What the request-failure log shows as the error's stack.
+            r.extensions_mut()
+                .insert(crate::observe::FailureNote(format!(
+                    "Error: {} ({}): {}",
+                    self.code,
+                    self.status.as_u16(),
+                    self.message
+                )));
+        }
+        r
     }
 }

@@ -30,12 +30,7 @@ pub async fn serve_with_drain_cap(
     cap: Duration,
 ) -> std::io::Result<bool> {
     let (tripped_tx, tripped_rx) = tokio::sync::oneshot::channel::<()>();
-    // No Nagle: HTTP/2 (gRPC) answers in several small writes, and waiting for delayed ACKs
-    // would add ~40 ms to each exchange on a fresh connection.
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let listener = Counting(listener);
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = tripped_tx.send(());
@@ -50,6 +45,94 @@ pub async fn serve_with_drain_cap(
     match within_cap(server, cap).await {
         Some(r) => r.map(|()| true),
         None => Ok(false),
+    }
+}
+
+/// The listener `serve` accepts through: no Nagle (HTTP/2 answers in several small writes, and
+/// waiting for delayed ACKs would add ~40 ms to each exchange on a fresh connection), and every
+/// connection counted in [`crate::observe::OPEN_CONNECTIONS`] while it is open.
+struct Counting(TcpListener);
+
+impl axum::serve::Listener for Counting {
+    type Io = Counted;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((tcp, addr)) => {
+                    let _ = tcp.set_nodelay(true);
+                    return (Counted::new(tcp), addr);
+                }
+                // Out of descriptors and the like: pause instead of spinning (as axum does).
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// A connection that counts itself open until dropped.
+pub struct Counted(tokio::net::TcpStream);
+
+impl Counted {
+    fn new(tcp: tokio::net::TcpStream) -> Self {
+        crate::observe::OPEN_CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(tcp)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        crate::observe::OPEN_CONNECTIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
@@ -98,6 +181,7 @@ pub async fn serve_tls(
             _ = &mut shutdown => break,
         };
         let _ = tcp.set_nodelay(true);
+        let tcp = Counted::new(tcp);
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone());
         let builder = builder.clone();
@@ -158,6 +242,7 @@ pub fn run_service(
     if settings.worker.is_some() {
         crate::cluster::worker_setup();
     }
+    let telemetry = crate::observe::global(name, &settings.env_name);
     let runtime = if settings.threads > 1 {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(settings.threads)
@@ -168,7 +253,9 @@ pub fn run_service(
             .enable_all()
             .build()?
     };
+    let tel = telemetry.clone();
     let result = runtime.block_on(async move {
+        let telemetry = tel;
         let addr = settings.bind_addr();
         let listener = match settings.worker {
             Some(_) => crate::cluster::bind_shared(&addr).await?,
@@ -179,7 +266,10 @@ pub fn run_service(
         let local = listener.local_addr()?;
         tracing::info!(service = name, addr = %local, env = %settings.env_name, target = ?settings.target,
             threads = settings.threads, offload = settings.offload, worker = settings.worker, "listening");
-        let router = build(&settings);
+        telemetry.set_local(local);
+        telemetry.log("info", "listen", serde_json::json!({ "host": local.ip().to_string(), "port": local.port() }));
+        let gauges = tokio::spawn(crate::observe::gauges(telemetry.clone()));
+        let router = crate::observe::apply(build(&settings), telemetry.clone());
         match tls_from_env()? {
             Some(tls) => {
                 tracing::info!(service = name, "serving TLS");
@@ -187,9 +277,11 @@ pub fn run_service(
             }
             None => serve(listener, router, shutdown_signal()).await?,
         };
+        gauges.abort();
         tracing::info!(service = name, "stopped");
         Ok(())
     });
+    telemetry.flush();
     crate::telemetry::flush();
     result
 }

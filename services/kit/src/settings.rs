@@ -12,6 +12,12 @@ pub mod env {
     pub const NODE_ENV: &str = "NODE_ENV";
     pub const UPSTREAM_TIMEOUT_MS: &str = "UPSTREAM_TIMEOUT_MS";
     pub const TARGET_PROTOCOL: &str = "TARGET_PROTOCOL";
+    /// `host:port` of a Logstash UDP JSON input (the book's env name).
+    pub const LOGSTASH: &str = "LOGSTASH";
+    /// `host:port` of a StatsD daemon.
+    pub const STATSD: &str = "STATSD";
+    /// `host:port` of a Zipkin collector (the book's env name).
+    pub const ZIPKIN: &str = "ZIPKIN";
     /// Event-loop threads of a built-in service (default 1: one loop per process, like Node).
     pub const LAB_THREADS: &str = "LAB_THREADS";
     /// `1`: CPU-bound work runs on a blocking pool (libuv's thread pool in the book).

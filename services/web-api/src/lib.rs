@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -24,6 +25,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use lab_service_kit::JsonError;
 use lab_service_kit::client::{Client, ClientError};
+use lab_service_kit::observe::RequestCtx;
 use serde_json::json;
 use serde_json::value::RawValue;
 
@@ -161,18 +163,52 @@ static KITCHEN_SINK_BODY: std::sync::LazyLock<bytes::Bytes> = std::sync::LazyLoc
         .into()
 });
 
-async fn root(State(state): State<AppState>) -> Result<axum::response::Response, JsonError> {
+/// The upstream's name in metrics, logs and spans (the book's `outbound.recipe-api.*`).
+pub const UPSTREAM_NAME: &str = "recipe-api";
+
+async fn root(
+    State(state): State<AppState>,
+    ctx: Option<Extension<RequestCtx>>,
+) -> Result<axum::response::Response, JsonError> {
     let s = &state.inner;
+    let url = match s.protocol {
+        TargetProtocol::Http => format!("http://{}/recipes/42", s.target),
+        TargetProtocol::Https => format!("https://{}/recipes/42", s.target),
+        TargetProtocol::Graphql => format!("http://{}/graphql", s.target),
+        TargetProtocol::Grpc => format!("grpc://{}/recipe.RecipeService", s.target),
+    };
+    let call = ctx.map(|Extension(c)| c.outbound(UPSTREAM_NAME, &url));
+    let headers: Vec<(&'static str, String)> = call
+        .as_ref()
+        .map(|c| c.headers().to_vec())
+        .unwrap_or_default();
+    let result = call_upstream(s, &url, &headers).await;
+    if let Some(call) = call {
+        // The status the upstream answered; a 5xx we made of a failure to reach it is no answer.
+        let status = match &result {
+            Ok(_) => Some(200),
+            Err(e) if e.code == "upstream_error" => Some(502),
+            Err(_) => None,
+        };
+        call.finish(status);
+    }
+    result
+}
+
+async fn call_upstream(
+    s: &Inner,
+    url: &str,
+    headers: &[(&'static str, String)],
+) -> Result<axum::response::Response, JsonError> {
     let pid = std::process::id();
+    let hdrs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
     match s.protocol {
         TargetProtocol::Http | TargetProtocol::Https => {
-            let scheme = if s.protocol == TargetProtocol::Https {
-                "https"
-            } else {
-                "http"
-            };
-            let url = format!("{scheme}://{}/recipes/42", s.target);
-            let body = json_of(&url, s.http.get(&url, s.timeout).await, s)?;
+            let sent = s
+                .http
+                .request(hyper::Method::GET, url, &hdrs, None, s.timeout)
+                .await;
+            let body = json_of(url, sent, s)?;
             Ok(Json(Wrapped {
                 consumer_pid: pid,
                 producer_data: &body,
@@ -180,13 +216,12 @@ async fn root(State(state): State<AppState>) -> Result<axum::response::Response,
             .into_response())
         }
         TargetProtocol::Graphql => {
-            let url = format!("http://{}/graphql", s.target);
             let query = Some(("application/json", KITCHEN_SINK_BODY.clone()));
             let sent = s
                 .http
-                .request(hyper::Method::POST, &url, &[], query, s.timeout)
+                .request(hyper::Method::POST, url, &hdrs, query, s.timeout)
                 .await;
-            let body = json_of(&url, sent, s)?;
+            let body = json_of(url, sent, s)?;
             Ok(Json(Wrapped {
                 consumer_pid: pid,
                 producer_data: &body,
@@ -198,8 +233,8 @@ async fn root(State(state): State<AppState>) -> Result<axum::response::Response,
             let mut b = a.clone();
             let both = async {
                 tokio::try_join!(
-                    a.get_meta_data(pb::Empty {}),
-                    b.get_recipe(pb::RecipeRequest { id: 42 })
+                    a.get_meta_data(with_b3(pb::Empty {}, headers)),
+                    b.get_recipe(with_b3(pb::RecipeRequest { id: 42 }, headers))
                 )
             };
             let (meta, recipe) = tokio::time::timeout(s.timeout, both)
@@ -217,6 +252,17 @@ async fn root(State(state): State<AppState>) -> Result<axum::response::Response,
             })).into_response())
         }
     }
+}
+
+/// A gRPC request carrying the B3 headers as metadata.
+fn with_b3<T>(msg: T, headers: &[(&'static str, String)]) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    for (k, v) in headers {
+        if let Ok(v) = v.parse() {
+            req.metadata_mut().insert(*k, v);
+        }
+    }
+    req
 }
 
 fn timeout_error(s: &Inner) -> JsonError {

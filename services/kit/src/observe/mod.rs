@@ -1,0 +1,765 @@
+//! Chapter 4's instrumentation, as the book's services do it, towards whatever `LOGSTASH`,
+//! `STATSD` and `ZIPKIN` name (the lab's hub, or the real ELK / StatsD / Zipkin):
+//!
+//! - logs: one Logstash UDP JSON document per event (`request-incoming`, `request-outgoing`,
+//!   `request-failure`, `listen`), the fields of the book's `logstash.js`;
+//! - metrics: StatsD lines with the service's prefix, batched like statsd-client (flushed at
+//!   1200 bytes or every second): per request `inbound.response_code.<status>`,
+//!   `inbound.response_code.<route>.<status>`, `inbound.response_time.<route>`; per upstream
+//!   call `outbound.<svc>.request-time` and `.request-count`; every 10 s the `server.*` gauges
+//!   and the `eventlag` timer;
+//! - traces: Zipkin v2 spans (SERVER per request, CLIENT per upstream call) joined through B3
+//!   headers ([`b3`]), queued and posted in batches by a background thread, so a request never
+//!   waits on Zipkin.
+//!
+//! With none of the three variables set, [`apply`] leaves the router as it is: no cost.
+//! Requests to `/health` are not logged, counted or traced (the supervisor and the hub poll it
+//! every few seconds, and those polls would bury the requests people look for).
+
+pub mod b3;
+
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::settings::env as vars;
+
+/// statsd-client's `maxBufferSize`.
+pub const STATSD_BUFFER: usize = 1200;
+/// statsd-client's `socketTimeout`: buffered lines leave at least this often.
+pub const STATSD_FLUSH: Duration = Duration::from_secs(1);
+/// How often the `server.*` gauges are sent (the book's 10 s).
+pub const GAUGE_EVERY: Duration = Duration::from_secs(10);
+/// Spans waiting to be posted; past this, new spans are dropped (and counted).
+const SPAN_QUEUE: usize = 10_000;
+/// Spans per POST.
+const SPAN_BATCH: usize = 100;
+
+/// Open client connections of this process (the `server.conn` gauge).
+pub static OPEN_CONNECTIONS: AtomicI64 = AtomicI64::new(0);
+
+/// Where a service sends its telemetry; any part may be off.
+pub struct Telemetry {
+    pub service: String,
+    pub environment: String,
+    hostname: String,
+    logstash: Option<(UdpSocket, SocketAddr)>,
+    statsd: Option<Statsd>,
+    zipkin: Option<Zipkin>,
+    /// This instance's address, for spans' localEndpoint.
+    local: OnceLock<SocketAddr>,
+}
+
+struct Statsd {
+    sock: UdpSocket,
+    to: SocketAddr,
+    prefix: String,
+    buf: Mutex<String>,
+}
+
+struct Zipkin {
+    tx: SyncSender<Value>,
+    rx: Mutex<Option<Receiver<Value>>>,
+    url_host: String,
+    addr: SocketAddr,
+    dropped: AtomicU64,
+    /// Spans queued or being posted.
+    queued: AtomicI64,
+}
+
+fn resolve(v: &str) -> Option<SocketAddr> {
+    v.to_socket_addrs().ok()?.next()
+}
+
+fn udp_to(to: SocketAddr) -> Option<UdpSocket> {
+    let bind: SocketAddr = if to.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = UdpSocket::bind(bind).ok()?;
+    // A full send buffer drops the datagram instead of stalling a request.
+    s.set_nonblocking(true).ok()?;
+    Some(s)
+}
+
+static GLOBAL: OnceLock<Arc<Telemetry>> = OnceLock::new();
+
+impl Telemetry {
+    /// Telemetry with every part off.
+    pub fn off(service: &str) -> Self {
+        Self::new(service, "development", None, None, None)
+    }
+
+    /// Send to the given `host:port` endpoints (each optional).
+    pub fn new(
+        service: &str,
+        environment: &str,
+        logstash: Option<&str>,
+        statsd: Option<&str>,
+        zipkin: Option<&str>,
+    ) -> Self {
+        let warn = |what: &str, v: &str| {
+            tracing::warn!(
+                service,
+                "{what}={v:?} does not resolve to an address; not sending there"
+            )
+        };
+        let logstash = logstash.and_then(|v| {
+            let r = resolve(v).and_then(|a| Some((udp_to(a)?, a)));
+            if r.is_none() {
+                warn(vars::LOGSTASH, v);
+            }
+            r
+        });
+        let statsd = statsd.and_then(|v| {
+            let r = resolve(v).and_then(|to| {
+                Some(Statsd {
+                    sock: udp_to(to)?,
+                    to,
+                    prefix: service.to_owned(),
+                    buf: Mutex::new(String::new()),
+                })
+            });
+            if r.is_none() {
+                warn(vars::STATSD, v);
+            }
+            r
+        });
+        let zipkin = zipkin.and_then(|v| {
+            let r = resolve(v).map(|addr| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(SPAN_QUEUE);
+                Zipkin {
+                    tx,
+                    rx: Mutex::new(Some(rx)),
+                    url_host: v.to_owned(),
+                    addr,
+                    dropped: AtomicU64::new(0),
+                    queued: AtomicI64::new(0),
+                }
+            });
+            if r.is_none() {
+                warn(vars::ZIPKIN, v);
+            }
+            r
+        });
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        Self {
+            service: service.to_owned(),
+            environment: environment.to_owned(),
+            hostname,
+            logstash,
+            statsd,
+            zipkin,
+            local: OnceLock::new(),
+        }
+    }
+
+    /// From `LOGSTASH`, `STATSD` and `ZIPKIN`.
+    pub fn from_env(service: &str, environment: &str) -> Self {
+        let var = |k| {
+            std::env::var(k)
+                .ok()
+                .filter(|v: &String| !v.trim().is_empty())
+        };
+        Self::new(
+            service,
+            environment,
+            var(vars::LOGSTASH).as_deref(),
+            var(vars::STATSD).as_deref(),
+            var(vars::ZIPKIN).as_deref(),
+        )
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.logstash.is_some() || self.statsd.is_some() || self.zipkin.is_some()
+    }
+
+    /// Start the background senders (StatsD flush, span posting). Call once.
+    pub fn start(self: &Arc<Self>) {
+        if self.statsd.is_some() {
+            let t = Arc::downgrade(self);
+            let _ = std::thread::Builder::new()
+                .name("statsd-flush".into())
+                .spawn(move || {
+                    while let Some(t) = t.upgrade() {
+                        t.flush_statsd();
+                        drop(t);
+                        std::thread::sleep(STATSD_FLUSH);
+                    }
+                });
+        }
+        if let Some(z) = &self.zipkin {
+            let rx = z.rx.lock().ok().and_then(|mut r| r.take());
+            if let Some(rx) = rx {
+                let t = Arc::downgrade(self);
+                let _ = std::thread::Builder::new()
+                    .name("zipkin-report".into())
+                    .spawn(move || report_spans(rx, t));
+            }
+        }
+    }
+
+    pub fn set_local(&self, addr: SocketAddr) {
+        let _ = self.local.set(addr);
+    }
+
+    /// One Logstash document (the book's `logstash.js` shape).
+    pub fn log(&self, severity: &str, kind: &str, fields: Value) {
+        let Some((sock, to)) = &self.logstash else {
+            return;
+        };
+        let doc = json!({
+            "@timestamp": iso_now(),
+            "@version": 1,
+            "app": self.service,
+            "environment": self.environment,
+            "severity": severity,
+            "type": kind,
+            "fields": fields,
+            "host": self.hostname,
+        });
+        let _ = sock.send_to(doc.to_string().as_bytes(), to);
+    }
+
+    fn metric(&self, line: std::fmt::Arguments) {
+        let Some(s) = &self.statsd else { return };
+        let line = format!("{}.{line}", s.prefix);
+        let full = {
+            let mut buf = s.buf.lock().unwrap_or_else(|p| p.into_inner());
+            let mut out = None;
+            if !buf.is_empty() && buf.len() + 1 + line.len() > STATSD_BUFFER {
+                out = Some(std::mem::take(&mut *buf));
+            }
+            if !buf.is_empty() {
+                buf.push('\n');
+            }
+            buf.push_str(&line);
+            out
+        };
+        if let Some(packet) = full {
+            let _ = s.sock.send_to(packet.as_bytes(), s.to);
+        }
+    }
+
+    pub fn increment(&self, name: &str, by: i64) {
+        self.metric(format_args!("{name}:{by}|c"));
+    }
+
+    pub fn timing(&self, name: &str, ms: f64) {
+        self.metric(format_args!("{name}:{}|ms", round3(ms)));
+    }
+
+    pub fn gauge(&self, name: &str, value: f64) {
+        // A negative gauge must be set from zero first, or StatsD reads it as a delta.
+        if value < 0.0 {
+            self.metric(format_args!("{name}:0|g"));
+        }
+        self.metric(format_args!("{name}:{}|g", round3(value)));
+    }
+
+    /// Send buffered StatsD lines now.
+    pub fn flush_statsd(&self) {
+        let Some(s) = &self.statsd else { return };
+        let packet = std::mem::take(&mut *s.buf.lock().unwrap_or_else(|p| p.into_inner()));
+        if !packet.is_empty() {
+            let _ = s.sock.send_to(packet.as_bytes(), s.to);
+        }
+    }
+
+    /// Queue a span for Zipkin (dropped, and counted, when the queue is full).
+    pub fn span(&self, span: Value) {
+        let Some(z) = &self.zipkin else { return };
+        z.queued.fetch_add(1, Relaxed);
+        if z.tx.try_send(span).is_err() {
+            z.queued.fetch_sub(1, Relaxed);
+            z.dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn tracing_enabled(&self) -> bool {
+        self.zipkin.is_some()
+    }
+
+    /// Send what is buffered (StatsD lines, queued spans): at shutdown.
+    pub fn flush(&self) {
+        self.flush_statsd();
+        if let Some(z) = &self.zipkin {
+            // The reporter thread drains the queue; give it a moment to empty it.
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while Instant::now() < deadline && z.queued.load(Relaxed) > 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    fn local_endpoint(&self) -> Value {
+        let mut e = json!({ "serviceName": self.service });
+        if let Some(a) = self.local.get() {
+            let ip = if a.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                a.ip().to_string()
+            };
+            e[if a.is_ipv4() { "ipv4" } else { "ipv6" }] = ip.into();
+            e["port"] = a.port().into();
+        }
+        e
+    }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// Post queued spans in batches; stops when the telemetry is gone.
+fn report_spans(rx: Receiver<Value>, t: std::sync::Weak<Telemetry>) {
+    loop {
+        let first = match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(v) => v,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if t.strong_count() == 0 {
+                    return;
+                }
+                continue;
+            }
+            Err(_) => return,
+        };
+        let mut batch = vec![first];
+        let until = Instant::now() + Duration::from_millis(200);
+        while batch.len() < SPAN_BATCH {
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(v) => batch.push(v),
+                Err(_) => break,
+            }
+        }
+        let Some(tel) = t.upgrade() else { return };
+        if let Some(z) = &tel.zipkin {
+            if let Err(e) = post_spans(z, &batch) {
+                z.dropped.fetch_add(batch.len() as u64, Relaxed);
+                tracing::debug!(error = %e, "zipkin: spans not delivered");
+            }
+            z.queued.fetch_sub(batch.len() as i64, Relaxed);
+        }
+    }
+}
+
+/// One blocking `POST /api/v2/spans` (a connection per batch; batches are at most a few a second).
+fn post_spans(z: &Zipkin, batch: &[Value]) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let body = Value::Array(batch.to_vec()).to_string();
+    let mut s = std::net::TcpStream::connect_timeout(&z.addr, Duration::from_secs(2))?;
+    s.set_write_timeout(Some(Duration::from_secs(2)))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "POST /api/v2/spans HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        z.url_host,
+        body.len()
+    )?;
+    s.write_all(body.as_bytes())?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head)?;
+    let status = std::str::from_utf8(&head[9..12]).unwrap_or("000");
+    if status.starts_with('2') {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("zipkin answered {status}")))
+    }
+}
+
+/// The process-wide telemetry, from the environment on first use.
+pub fn global(service: &str, environment: &str) -> Arc<Telemetry> {
+    GLOBAL
+        .get_or_init(|| {
+            let t = Arc::new(Telemetry::from_env(service, environment));
+            t.start();
+            t
+        })
+        .clone()
+}
+
+/// The already-initialised process-wide telemetry, if any.
+pub fn current() -> Option<Arc<Telemetry>> {
+    GLOBAL.get().cloned()
+}
+
+/// Wrap `router` with the per-request instrumentation (nothing when telemetry is off).
+pub fn apply(router: Router, t: Arc<Telemetry>) -> Router {
+    if !t.enabled() {
+        return router;
+    }
+    router.layer(axum::middleware::from_fn_with_state(t, middleware))
+}
+
+/// What a handler needs to instrument its upstream calls (a request extension).
+#[derive(Clone)]
+pub struct RequestCtx {
+    pub telemetry: Arc<Telemetry>,
+    pub trace_id: String,
+    /// The SERVER span of this request.
+    pub span_id: String,
+    pub sampled: bool,
+}
+
+/// The Express-style route name statsd-client uses: `GET_root`, `GET_recipes_id`; requests
+/// no route matched are `unknown_express_route`.
+pub fn route_name(method: &str, matched: Option<&str>) -> String {
+    match matched {
+        None => "unknown_express_route".into(),
+        Some("/") => format!("{method}_root"),
+        Some(p) => {
+            let cleaned: String = p
+                .chars()
+                .filter(|c| !matches!(c, '{' | '}' | ':'))
+                .collect();
+            format!(
+                "{method}_{}",
+                cleaned.trim_matches('/').replace(['/', '.'], "_")
+            )
+        }
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// `2026-11-25T17:00:00.123Z` (JavaScript's `toISOString`).
+pub fn iso_now() -> String {
+    iso(SystemTime::now())
+}
+
+pub fn iso(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// The text a failed request's log carries as its `stack`, set by [`crate::JsonError`].
+#[derive(Debug, Clone)]
+pub struct FailureNote(pub String);
+
+async fn middleware(State(t): State<Arc<Telemetry>>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    if path == "/health" {
+        return next.run(req).await;
+    }
+    let start = Instant::now();
+    let ts = now_us();
+    let method = req.method().as_str().to_owned();
+    let route = route_name(
+        &method,
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
+    let incoming = b3::extract(req.headers());
+    let sampled = incoming.as_ref().and_then(|i| i.sampled).unwrap_or(true);
+    let trace_id = incoming
+        .as_ref()
+        .map(|i| i.trace_id.clone())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(b3::new_id);
+    let parent_id = incoming
+        .as_ref()
+        .map(|i| i.span_id.clone())
+        .filter(|s| !s.is_empty());
+    let span_id = b3::new_id();
+    // (A block: a borrow of the request must not live across an await, the body is not Sync.)
+    let (ip, ua) = {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let ip = header("x-forwarded-for")
+            .and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()));
+        (ip, header("user-agent"))
+    };
+    t.log(
+        "info",
+        "request-incoming",
+        json!({ "path": path, "method": method, "ip": ip, "ua": ua }),
+    );
+    req.extensions_mut().insert(RequestCtx {
+        telemetry: t.clone(),
+        trace_id: trace_id.clone(),
+        span_id: span_id.clone(),
+        sampled,
+    });
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        let stack = resp.extensions().get::<FailureNote>().map_or_else(
+            || {
+                format!(
+                    "Error: {method} {path} answered {status}\n    at {} ({})",
+                    route, t.service
+                )
+            },
+            |n| n.0.clone(),
+        );
+        t.log(
+            "error",
+            "request-failure",
+            json!({ "stack": stack, "path": path, "method": method }),
+        );
+    }
+    t.increment(&format!("inbound.response_code.{status}"), 1);
+    t.increment(&format!("inbound.response_code.{route}.{status}"), 1);
+    t.timing(&format!("inbound.response_time.{route}"), ms);
+    if sampled && t.tracing_enabled() {
+        let mut span = json!({
+            "traceId": trace_id,
+            "id": span_id,
+            "kind": "SERVER",
+            "name": route.to_lowercase(),
+            "timestamp": ts,
+            "duration": (start.elapsed().as_micros() as i64).max(1),
+            "localEndpoint": t.local_endpoint(),
+            "tags": { "http.method": method, "http.path": path, "http.status_code": status.to_string() },
+        });
+        if let Some(p) = parent_id {
+            span["parentId"] = p.into();
+        }
+        if let Some(ip) = ip {
+            span["remoteEndpoint"] = json!({ "ipv4": ip });
+        }
+        if status >= 500 {
+            span["tags"]["error"] = status.to_string().into();
+        }
+        t.span(span);
+    }
+    resp
+}
+
+/// One upstream call made while serving a request: its B3 headers, then [`Outbound::finish`].
+pub struct Outbound {
+    ctx: RequestCtx,
+    svc: String,
+    span_id: String,
+    start: Instant,
+    ts: i64,
+}
+
+impl RequestCtx {
+    /// Start a call to `svc` at `url`: logs `request-outgoing` (as the book, before the call).
+    pub fn outbound(&self, svc: &str, url: &str) -> Outbound {
+        self.telemetry.log(
+            "info",
+            "request-outgoing",
+            json!({ "url": url, "svc": svc }),
+        );
+        Outbound {
+            ctx: self.clone(),
+            svc: svc.to_owned(),
+            span_id: b3::new_id(),
+            start: Instant::now(),
+            ts: now_us(),
+        }
+    }
+}
+
+impl Outbound {
+    /// The headers to send: all four multi B3 headers and `b3`.
+    pub fn headers(&self) -> [(&'static str, String); 5] {
+        b3::headers(
+            &self.ctx.trace_id,
+            &self.span_id,
+            &self.ctx.span_id,
+            self.ctx.sampled,
+        )
+    }
+
+    /// Record the call: the outbound timer and counter, and its CLIENT span.
+    pub fn finish(self, status: Option<u16>) {
+        let t = &self.ctx.telemetry;
+        let ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        t.timing(&format!("outbound.{}.request-time", self.svc), ms);
+        t.increment(&format!("outbound.{}.request-count", self.svc), 1);
+        if self.ctx.sampled && t.tracing_enabled() {
+            let mut span = json!({
+                "traceId": self.ctx.trace_id,
+                "id": self.span_id,
+                "parentId": self.ctx.span_id,
+                "kind": "CLIENT",
+                "name": format!("call_{}", self.svc),
+                "timestamp": self.ts,
+                "duration": (self.start.elapsed().as_micros() as i64).max(1),
+                "localEndpoint": t.local_endpoint(),
+                "remoteEndpoint": { "serviceName": self.svc },
+                "tags": {},
+            });
+            match status {
+                Some(s) => {
+                    span["tags"]["http.status_code"] = s.to_string().into();
+                    if s >= 500 {
+                        span["tags"]["error"] = s.to_string().into();
+                    }
+                }
+                None => span["tags"]["error"] = "no answer".into(),
+            }
+            t.span(span);
+        }
+    }
+}
+
+/// The `server.*` gauges and the `eventlag` timer, every [`GAUGE_EVERY`] (run on the service's
+/// runtime: the lag measured is that runtime's).
+pub async fn gauges(t: Arc<Telemetry>) {
+    if t.statsd.is_none() {
+        return;
+    }
+    let mut tick = tokio::time::interval(GAUGE_EVERY);
+    loop {
+        tick.tick().await;
+        // Event-loop lag: how long a task waits to run again after yielding.
+        let asked = Instant::now();
+        tokio::task::yield_now().await;
+        let lag_ms = asked.elapsed().as_secs_f64() * 1000.0;
+        t.timing("eventlag", lag_ms);
+        t.gauge("server.conn", OPEN_CONNECTIONS.load(Relaxed) as f64);
+        let (rss, vm) = statm();
+        let total = meminfo_total();
+        t.gauge("server.memory.used", rss as f64);
+        t.gauge("server.memory.total", total as f64);
+        t.gauge("server.heap.size", vm as f64);
+        t.gauge("server.heap.limit", total as f64);
+        t.gauge(
+            "server.descriptors",
+            std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()) as f64,
+        );
+    }
+}
+
+/// (resident bytes, data-segment bytes) of this process.
+fn statm() -> (u64, u64) {
+    let page = 4096;
+    let text = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let f: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (
+        f.get(1).copied().unwrap_or(0) * page,
+        f.get(5).copied().unwrap_or(0) * page,
+    )
+}
+
+fn meminfo_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_names_are_express_style() {
+        assert_eq!(route_name("GET", Some("/")), "GET_root");
+        assert_eq!(route_name("GET", Some("/recipes/{id}")), "GET_recipes_id");
+        assert_eq!(route_name("GET", None), "unknown_express_route");
+    }
+
+    #[test]
+    fn iso_matches_javascript() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_600_000_123);
+        assert_eq!(iso(t), "2026-11-25T09:46:40.123Z");
+        assert_eq!(
+            iso(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn statsd_lines_are_batched_under_the_packet_size() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let to = rx.local_addr().unwrap().to_string();
+        let t = Telemetry::new("web-api", "test", None, Some(&to), None);
+        for i in 0..100 {
+            t.increment(&format!("inbound.response_code.GET_root.{i}"), 1);
+        }
+        t.flush_statsd();
+        let mut buf = [0u8; 65536];
+        let mut lines = 0;
+        while lines < 100 {
+            let n = rx.recv(&mut buf).unwrap();
+            assert!(n <= STATSD_BUFFER, "{n} bytes");
+            let text = std::str::from_utf8(&buf[..n]).unwrap();
+            assert!(text.lines().all(|l| l.starts_with("web-api.inbound.response_code.") && l.ends_with(":1|c")), "{text}");
+            lines += text.lines().count();
+        }
+        assert_eq!(lines, 100);
+    }
+
+    #[test]
+    fn logstash_documents_have_the_books_shape() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let to = rx.local_addr().unwrap().to_string();
+        let t = Telemetry::new("web-api", "production", Some(&to), None, None);
+        t.log(
+            "info",
+            "request-incoming",
+            json!({"path": "/", "method": "GET", "ip": null, "ua": "curl"}),
+        );
+        let mut buf = [0u8; 65536];
+        let n = rx.recv(&mut buf).unwrap();
+        let v: Value = serde_json::from_slice(&buf[..n]).unwrap();
+        for k in [
+            "@timestamp",
+            "@version",
+            "app",
+            "environment",
+            "severity",
+            "type",
+            "fields",
+            "host",
+        ] {
+            assert!(v.get(k).is_some(), "{k} missing: {v}");
+        }
+        assert_eq!(v["@version"], 1);
+        assert_eq!(v["environment"], "production");
+        assert_eq!(v["fields"]["ua"], "curl");
+    }
+}

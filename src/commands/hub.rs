@@ -1,0 +1,234 @@
+//! `lab hub`: the observability hub alone in the foreground; and what other commands need to
+//! reach a running lab's hub (its `hub.json`, the log search behind `lab logs --query`).
+
+use std::time::Duration;
+
+use lab_hub::HubConfig;
+use serde_json::Value;
+
+use crate::cli::HubArgs;
+use crate::exit;
+use crate::render::{self, Style};
+
+use super::Env;
+
+/// The running (or last) hub's config, written by `lab up` to `.lab/hub/hub.json`.
+pub fn running_config(state_dir: &std::path::Path) -> Option<HubConfig> {
+    lab_hub::load_config(&state_dir.join("hub").join("hub.json")).ok()
+}
+
+fn connect(cfg: &HubConfig, port: u16) -> String {
+    let host = match cfg.host.to_string().as_str() {
+        "0.0.0.0" => "127.0.0.1".to_owned(),
+        "::" => "[::1]".to_owned(),
+        h if h.contains(':') => format!("[{h}]"),
+        h => h.to_owned(),
+    };
+    format!("{host}:{port}")
+}
+
+/// One line naming every endpoint of a hub.
+pub fn summary(cfg: &HubConfig) -> String {
+    let mut s = format!(
+        "hub: logs udp://{} · statsd udp://{} · zipkin http://{} · graphite, prometheus, log search http://{}",
+        connect(cfg, cfg.logs_port),
+        connect(cfg, cfg.statsd_port),
+        connect(cfg, cfg.zipkin_port),
+        connect(cfg, cfg.http_port),
+    );
+    if let Some(c) = cfg.carbon_port {
+        s.push_str(&format!(" · carbon tcp://{}", connect(cfg, c)));
+    }
+    s
+}
+
+pub fn run(env: &Env, args: HubArgs) -> anyhow::Result<u8> {
+    let mut config = match crate::config::load(&env.file) {
+        Ok(cfg) => cfg.hub.map(|h| {
+            let mut c = h.config;
+            c.carbon_port = h
+                .ports
+                .iter()
+                .find(|p| p.what == crate::config::validate::HubListener::Carbon)
+                .map(|p| p.port);
+            c
+        }),
+        // No lab.toml here: the book's defaults.
+        Err(crate::config::ConfigError::Read { .. }) => None,
+        Err(crate::config::ConfigError::Invalid(d)) => {
+            eprintln!("{d}");
+            return Ok(exit::USAGE);
+        }
+    }
+    .unwrap_or_default();
+    config.data_dir = env.state_dir.join("hub");
+    if args.ephemeral_ports {
+        config.logs_port = 0;
+        config.statsd_port = 0;
+        config.zipkin_port = 0;
+        config.http_port = 0;
+        config.carbon_port = config.carbon_port.map(|_| 0);
+    }
+    let running = match lab_hub::start(config.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lab: {e}");
+            if matches!(e, lab_hub::HubError::Bind { .. }) {
+                eprintln!(
+                    "  = hint: is a lab (or another hub) already running? `lab status`; or `lab hub --ephemeral-ports`"
+                );
+            }
+            return Ok(exit::USAGE);
+        }
+    };
+    let a = running.addrs;
+    config.logs_port = a.logs.port();
+    config.statsd_port = a.statsd.port();
+    config.zipkin_port = a.zipkin.port();
+    config.http_port = a.http.port();
+    config.carbon_port = a.carbon.map(|c| c.port());
+    render::line(summary(&config));
+    render::line(format!(
+        "data in {}; Ctrl-C stops it. Point services at it with LOGSTASH={} STATSD={} ZIPKIN={}",
+        config.data_dir.display(),
+        a.logs,
+        a.statsd,
+        a.zipkin
+    ));
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let cancel = crate::shutdown::on_signals();
+        cancel.cancelled().await;
+    });
+    running.stop();
+    Ok(exit::OK)
+}
+
+/// `lab logs --query`: search the running hub; `follow` keeps polling for newer matches.
+pub async fn query_logs(
+    env: &Env,
+    query: &str,
+    since: Option<&str>,
+    limit: usize,
+    json: bool,
+    follow: bool,
+) -> anyhow::Result<u8> {
+    let Some(cfg) = running_config(&env.state_dir) else {
+        eprintln!(
+            "lab: no hub: this lab has no [hub] (or was never up), so there is no log store to search"
+        );
+        eprintln!(
+            "  = hint: add `[hub]` to lab.toml and `lab up`; `lab logs` without --query shows instance logs"
+        );
+        return Ok(exit::USAGE);
+    };
+    let base = format!("http://{}/api/logs", connect(&cfg, cfg.http_port));
+    let since = since.unwrap_or("15m");
+    let client = lab_service_kit::client::Client::new();
+    let style = env.style;
+    let mut url = format!(
+        "{base}?query={}&since={}&limit={limit}",
+        encode(query),
+        encode(since)
+    );
+    let mut newest_ms: Option<i64> = None;
+    loop {
+        let r = match client.get(&url, Duration::from_secs(10)).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("lab: the hub at {base} does not answer: {e}");
+                eprintln!("  = hint: is the lab up? `lab status`");
+                return Ok(exit::USAGE);
+            }
+        };
+        if r.status == 400 {
+            eprintln!("lab: {}", r.text().trim());
+            return Ok(exit::USAGE);
+        }
+        let v: Value = r.json()?;
+        let mut hits: Vec<Value> = v["hits"].as_array().cloned().unwrap_or_default();
+        if newest_ms.is_none() {
+            // The newest N, printed oldest first like a log.
+            hits.reverse();
+        }
+        for h in &hits {
+            if let Some(ts) = h["_meta"]["ts_ms"].as_i64() {
+                newest_ms = Some(newest_ms.map_or(ts, |n| n.max(ts)));
+            }
+            render::line(if json {
+                h["_source"].to_string()
+            } else {
+                format_hit(h, &style)
+            });
+        }
+        if !follow {
+            if hits.is_empty() {
+                eprintln!("(no log document matches in the last {since})");
+            } else if v["total"].as_u64().unwrap_or(0) as usize > hits.len() {
+                eprintln!(
+                    "({} of {} matches shown; -n N for more)",
+                    hits.len(),
+                    v["total"]
+                );
+            }
+            return Ok(exit::OK);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let from = newest_ms.map_or("now-1s".to_owned(), |n| (n + 1).to_string());
+        url = format!(
+            "{base}?query={}&from={from}&order=asc&limit=1000",
+            encode(query)
+        );
+    }
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `TIME APP SEVERITY TYPE message-or-fields`, severity coloured.
+fn format_hit(h: &Value, style: &Style) -> String {
+    let src = &h["_source"];
+    let text = |k: &str| src[k].as_str().unwrap_or("-").to_owned();
+    let severity = text("severity");
+    let sev = match severity.as_str() {
+        "error" | "fatal" | "crit" => style.red(&severity),
+        "warn" | "warning" => style.yellow(&severity),
+        _ => severity.clone(),
+    };
+    let body = match (src.get("message"), src.get("fields")) {
+        (Some(Value::String(m)), _) => m.clone(),
+        (_, Some(f)) => f.to_string(),
+        _ => {
+            let mut rest = src.as_object().cloned().unwrap_or_default();
+            for k in [
+                "@timestamp",
+                "@version",
+                "app",
+                "severity",
+                "type",
+                "host",
+                "environment",
+            ] {
+                rest.remove(k);
+            }
+            Value::Object(rest).to_string()
+        }
+    };
+    format!(
+        "{} {} {} {} {}",
+        style.dim(&text("@timestamp")),
+        text("app"),
+        sev,
+        text("type"),
+        body
+    )
+}

@@ -1,0 +1,186 @@
+//! Chapter 4 end to end: the default lab's services report to the lab's hub — logs found with
+//! `lab logs --query`, one trace across both services, StatsD counters in Graphite and Prometheus.
+
+use crate::util::*;
+use lab_testkit::{http_get, poll};
+
+/// The default lab with a 1 s StatsD flush (the default 10 s would make this test wait).
+fn fast_flush_lab() -> lab_testkit::LabDir {
+    let toml = DEFAULT_LAB.replace("flush_interval = \"10s\"", "flush_interval = \"1s\"");
+    assert_ne!(
+        toml, DEFAULT_LAB,
+        "the default lab.toml sets flush_interval"
+    );
+    lab_testkit::LabDir::new(BIN, &toml)
+}
+
+fn hub_http(lab: &lab_testkit::LabDir) -> String {
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(lab.path().join(".lab/hub/hub.json")).unwrap(),
+    )
+    .unwrap();
+    format!("127.0.0.1:{}", cfg["http_port"])
+}
+
+fn hub_zipkin(lab: &lab_testkit::LabDir) -> String {
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(lab.path().join(".lab/hub/hub.json")).unwrap(),
+    )
+    .unwrap();
+    format!("127.0.0.1:{}", cfg["zipkin_port"])
+}
+
+fn json_of(addr: &str, path: &str) -> Option<serde_json::Value> {
+    let (status, body) = http_get(addr, path).ok()?;
+    (status == 200)
+        .then(|| serde_json::from_str(&body).ok())
+        .flatten()
+}
+
+#[test]
+fn services_report_logs_traces_and_metrics_to_the_hub() {
+    let lab = fast_flush_lab();
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    assert!(up.stdout.contains("hub: logs udp://127.0.0.1:"), "{up}");
+    let inst = wait_all_healthy(&lab, DEFAULT_INSTANCES);
+    let web = addr_of(&inst, "web-api");
+    let v = get_json_200(&web, "/");
+    assert_eq!(v["producer_data"]["recipe"]["id"], 42);
+    let (status, _) = http_get(&web, "/error").unwrap();
+    assert_eq!(status, 500);
+
+    // Logs: the three request types and the listen lines, by query.
+    let q = |query: &str| {
+        let r = lab.run(&["logs", "--query", query, "--json"]);
+        assert_eq!(r.code, 0, "{r}");
+        r.stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let failure = poll(DEADLINE, EVERY, || {
+        q("app:web-api and type:request-failure")
+            .into_iter()
+            .find(|d| d["fields"]["path"] == "/error")
+    })
+    .expect("a request-failure log for /error");
+    assert_eq!(failure["severity"], "error");
+    assert!(
+        failure["fields"]["stack"]
+            .as_str()
+            .unwrap()
+            .contains("internal_error"),
+        "{failure}"
+    );
+    assert!(!q("app:web-api and type:request-incoming and fields.path:\"/\"").is_empty());
+    let outgoing = q("type:request-outgoing");
+    assert!(
+        outgoing.iter().any(|d| d["fields"]["svc"] == "recipe-api"),
+        "{outgoing:?}"
+    );
+    assert_eq!(
+        q("type:listen and app:recipe-api").len(),
+        2,
+        "one listen line per instance"
+    );
+    // A bad query is a usage error naming the column.
+    let r = lab.run(&["logs", "--query", "app:("]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("column"), "{r}");
+    // Table output, coloured by nothing here (not a TTY), one line per document.
+    let r = lab.run(&["logs", "--query", "type:request-failure", "--since", "5m"]);
+    assert!(r.stdout.contains("web-api error request-failure"), "{r}");
+
+    // Traces: web-api's SERVER span → its CLIENT span → recipe-api's SERVER span.
+    let zipkin = hub_zipkin(&lab);
+    let trace = poll(DEADLINE, EVERY, || {
+        let traces = json_of(&zipkin, "/api/v2/traces?serviceName=recipe-api&limit=50")?;
+        traces
+            .as_array()?
+            .iter()
+            .find(|t| t.as_array().is_some_and(|s| s.len() >= 3))
+            .cloned()
+    })
+    .expect("a trace of three spans");
+    let spans = trace.as_array().unwrap();
+    let find = |svc: &str, kind: &str| {
+        spans
+            .iter()
+            .find(|s| s["localEndpoint"]["serviceName"] == svc && s["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} span of {svc} in {trace:#}"))
+    };
+    let (web_server, web_client, recipe_server) = (
+        find("web-api", "SERVER"),
+        find("web-api", "CLIENT"),
+        find("recipe-api", "SERVER"),
+    );
+    assert_eq!(web_client["parentId"], web_server["id"]);
+    assert_eq!(recipe_server["parentId"], web_client["id"]);
+    assert!(
+        web_server.get("parentId").is_none(),
+        "the web-api span is the root"
+    );
+    assert_eq!(recipe_server["tags"]["http.path"], "/recipes/42");
+    let services = json_of(&zipkin, "/api/v2/services").unwrap();
+    assert_eq!(services, serde_json::json!(["recipe-api", "web-api"]));
+
+    // Metrics: the book's names, in Graphite and Prometheus.
+    let http = hub_http(&lab);
+    let count = poll(DEADLINE, EVERY, || {
+        let v = json_of(
+            &http,
+            "/render?target=sumSeries(stats_counts.web-api.inbound.response_code.500)&from=-5min",
+        )?;
+        let total: f64 = v[0]["datapoints"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p[0].as_f64())
+            .sum();
+        (total >= 1.0).then_some(total)
+    })
+    .expect("the 500 counted in Graphite");
+    assert_eq!(count, 1.0);
+    let names = json_of(&http, "/metrics/index.json").unwrap();
+    let names: Vec<&str> = names
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    for want in [
+        "stats_counts.web-api.inbound.response_code.GET_root.200",
+        "stats.timers.web-api.inbound.response_time.GET_root.upper_90",
+        "stats.timers.web-api.outbound.recipe-api.request-time.upper_90",
+        "stats_counts.web-api.outbound.recipe-api.request-count",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    let (_, prom) = http_get(&http, "/metrics").unwrap();
+    assert!(
+        prom.contains("statsd_counter_total{name=\"web-api.inbound.response_code.500\"} 1"),
+        "{prom}"
+    );
+
+    // The chapter 4 checks pass against it, with their figures in the JSON report.
+    let check = lab.run(&["check", "ch4", "--json"]);
+    assert_eq!(check.code, 0, "{check}");
+    let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(report["passed"], 4, "{report:#}");
+    let tracing = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ch4.tracing")
+        .unwrap();
+    assert!(
+        tracing["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "spans in the trace" && f["value"].as_f64() >= Some(3.0)),
+        "{tracing:#}"
+    );
+
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
