@@ -36,6 +36,14 @@ pub fn scenarios() -> Vec<Scenario> {
             proxy: false,
         },
         Scenario {
+            name: "ch4.health",
+            chapter: 4,
+            section: "Health Checks",
+            summary: "recipe-api's /health goes OK → DEGRADED (Redis stopped) → DOWN (PostgreSQL stopped) → OK, probed for real",
+            run: health,
+            proxy: false,
+        },
+        Scenario {
             name: "ch4.tracing",
             chapter: 4,
             section: "Distributed Request Tracing with Zipkin",
@@ -452,6 +460,79 @@ fn tracing<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             crosses,
             format!("{} spans", spans.len()),
         );
+        Ok(())
+    })
+}
+
+/// Ask `/health` until it answers `want` (status and body), or give up after 5 s.
+async fn health_until(
+    ctx: &Ctx,
+    base: &str,
+    want: (u16, &str),
+) -> anyhow::Result<(bool, String, Duration)> {
+    let t0 = Instant::now();
+    let mut last = String::new();
+    while t0.elapsed() < Duration::from_secs(5) {
+        match ctx.get(base, "/health").await {
+            Ok((r, _)) => {
+                let body = r.text();
+                last = format!("{} {}", r.status.as_u16(), body.trim());
+                if r.status.as_u16() == want.0 && body.trim() == want.1 {
+                    return Ok((true, last, t0.elapsed()));
+                }
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((false, last, t0.elapsed()))
+}
+
+fn health<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        let mut redis = super::deps::Redis::start().await?;
+        let mut pg = super::deps::Postgres::start().await?;
+        let (r_addr, pg_url) = (redis.addr(), pg.url());
+        let svc = super::spawn::builtin(
+            Builtin::RecipeApi,
+            &[
+                ("HEALTH_REDIS", r_addr.as_str()),
+                ("HEALTH_POSTGRES", pg_url.as_str()),
+            ],
+        )
+        .await?;
+        let base = svc.base.clone();
+        let steps: [(&str, (u16, &str)); 4] = [
+            ("both dependencies up", (200, "OK")),
+            ("Redis (optional) stopped", (200, "DEGRADED")),
+            ("PostgreSQL (required) stopped too", (500, "DOWN")),
+            ("both back", (200, "OK")),
+        ];
+        for (i, (what, want)) in steps.into_iter().enumerate() {
+            match i {
+                1 => redis.stop(),
+                2 => pg.stop(),
+                3 => {
+                    redis.resume().await?;
+                    pg.resume().await?;
+                }
+                _ => {}
+            }
+            let (ok, seen, took) = health_until(ctx, &base, want).await?;
+            rec.check(
+                format!("{what}: /health answers {} {}", want.0, want.1),
+                ok,
+                format!("saw {seen}"),
+            );
+            if i > 0 {
+                rec.figure(
+                    format!("{} after: {what}", want.1),
+                    took.as_secs_f64() * 1e3,
+                    "ms",
+                );
+            }
+        }
+        drop(svc);
         Ok(())
     })
 }

@@ -11,6 +11,7 @@ pub mod ch3;
 pub mod ch3_load;
 pub mod ch3_proxy;
 pub mod ch4;
+pub mod deps;
 pub mod spawn;
 pub mod wire;
 

@@ -24,6 +24,9 @@ pub struct InstanceStatus {
     pub address: String,
     /// Probed now: `healthy`, `unhealthy`, or `down` (no live process).
     pub health: String,
+    /// The book's state, probed now: `OK`, `DEGRADED` (`/health` answers 200 `DEGRADED`: an
+    /// optional dependency is down) or `DOWN`.
+    pub state: String,
     pub restarts: u32,
     pub last_exit: Option<String>,
     pub uptime_s: Option<f64>,
@@ -68,7 +71,7 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
             .instances
             .iter()
             .zip(&live)
-            .map(|(r, h)| InstanceStatus {
+            .map(|(r, (h, level))| InstanceStatus {
                 service: r.service.clone(),
                 instance: r.instance,
                 pid: r.process.filter(|p| p.is_alive()).map(|p| p.pid),
@@ -78,6 +81,7 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
                     .map_or_else(Vec::new, |p| lab_supervisor::procfs::children(p.pid)),
                 address: r.address.clone(),
                 health: h.clone(),
+                state: level.clone(),
                 restarts: r.restarts,
                 last_exit: r.last_exit.clone(),
                 uptime_s: r
@@ -123,7 +127,7 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
 }
 
 /// Probe every recorded instance concurrently; a dead process is `down` without probing.
-async fn probe_all(state: &State) -> Vec<String> {
+async fn probe_all(state: &State) -> Vec<(String, String)> {
     let client = Client::new();
     let handles: Vec<_> = state
         .instances
@@ -136,52 +140,58 @@ async fn probe_all(state: &State) -> Vec<String> {
         .collect();
     let mut out = Vec::new();
     for h in handles {
-        out.push(h.await.unwrap_or_else(|_| "unknown".into()));
+        out.push(
+            h.await
+                .unwrap_or_else(|_| ("unknown".into(), "DOWN".into())),
+        );
     }
     out
 }
 
-async fn probe_one(client: &Client, r: &InstanceRecord) -> String {
+async fn probe_one(client: &Client, r: &InstanceRecord) -> (String, String) {
     let Ok(client) = lab_supervisor::health::client_for(&r.health_check, client) else {
-        return "unknown".into();
+        return ("unknown".into(), "DOWN".into());
     };
-    let client = &client;
     match r.process {
         Some(p) if p.is_alive() => {
             let (host, _) = r.address.rsplit_once(':').unwrap_or(("127.0.0.1", ""));
             let host = host.trim_start_matches('[').trim_end_matches(']');
-            match lab_supervisor::health::probe(
-                client,
+            let (level, _) = lab_supervisor::health::level(
+                &client,
                 &r.health_check,
                 host,
                 r.port,
                 Duration::from_secs(1),
             )
-            .await
-            {
-                Ok(()) => "healthy".into(),
-                Err(_) => "unhealthy".into(),
-            }
+            .await;
+            let health = if level == lab_service_kit::health::Level::Down {
+                "unhealthy"
+            } else {
+                "healthy"
+            };
+            (health.into(), level.as_str().into())
         }
-        _ => "down".into(),
+        _ => ("down".into(), "DOWN".into()),
     }
 }
 
 /// The table of instances. `live` replaces the recorded health with a fresh probe.
-pub fn instances_table(state: &State, live: Option<&[String]>, style: &Style) -> String {
+pub fn instances_table(state: &State, live: Option<&[(String, String)]>, style: &Style) -> String {
     let mut t = Table::new(&[
         "SERVICE",
         "INSTANCE",
         "PID",
         "ADDRESS",
         "HEALTH",
+        "STATE",
         "RESTARTS",
         "LAST EXIT",
         "UPTIME",
     ]);
     for (i, r) in state.instances.iter().enumerate() {
         let alive = r.process.filter(|p| p.is_alive());
-        let health = live.map_or_else(|| r.health.as_str().to_owned(), |l| l[i].clone());
+        let health = live.map_or_else(|| r.health.as_str().to_owned(), |l| l[i].0.clone());
+        let level = live.map_or_else(|| "-".to_owned(), |l| l[i].1.clone());
         let uptime = alive
             .and_then(lab_supervisor::procfs::uptime)
             .map_or("-".into(), |d| format!("{}s", d.as_secs()));
@@ -199,6 +209,7 @@ pub fn instances_table(state: &State, live: Option<&[String]>, style: &Style) ->
             ),
             (r.address.clone(), None),
             (health, Some(|s: &Style, h: &str| s.health(h))),
+            (level, Some(|s: &Style, h: &str| s.health(h))),
             (r.restarts.to_string(), None),
             (r.last_exit.clone().unwrap_or_else(|| "-".into()), None),
             (uptime, None),

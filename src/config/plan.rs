@@ -396,7 +396,26 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
         services.insert(0, spec);
     }
     if let Some(hub) = &cfg.hub {
-        services.insert(0, hub_service(cfg, hub, opts, &hub_port)?);
+        // The hub polls every instance with an HTTP health check (the proxy's are TCP checks).
+        let targets = services
+            .iter()
+            .flat_map(|s| {
+                s.instances.iter().filter_map(move |i| {
+                    let (scheme, path, ca) = match &s.health.check {
+                        HealthCheck::Http { path } => ("http", path, None),
+                        HealthCheck::Https { path, ca } => ("https", path, Some(ca.clone())),
+                        _ => return None,
+                    };
+                    Some(lab_hub::HealthTarget {
+                        service: s.name.clone(),
+                        instance: i.index,
+                        url: format!("{scheme}://{}{path}", join_host_port(&i.host, i.port)),
+                        ca,
+                    })
+                })
+            })
+            .collect();
+        services.insert(0, hub_service(cfg, hub, opts, &hub_port, targets)?);
     }
     Ok(Lowered {
         plan: Plan {
@@ -600,6 +619,7 @@ fn hub_service(
     hub: &Hub,
     opts: &LowerOptions,
     port: &dyn Fn(HubListener) -> u16,
+    health_targets: Vec<lab_hub::HealthTarget>,
 ) -> Result<ServiceSpec, Diagnostics> {
     let dir = opts.state_dir.join("hub");
     let mut config = hub.config.clone();
@@ -609,6 +629,7 @@ fn hub_service(
     config.zipkin_port = port(HubListener::Zipkin);
     config.http_port = port(HubListener::Http);
     config.carbon_port = Some(port(HubListener::Carbon));
+    config.health_targets = health_targets;
     let path = dir.join("hub.json");
     std::fs::create_dir_all(&dir)
         .and_then(|()| {

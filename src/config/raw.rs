@@ -106,6 +106,10 @@ pub struct RawHub {
     /// Timer percentiles (`upper_90` …). Default: `[90]`.
     #[schemars(with = "Option<Vec<f64>>")]
     pub percent_thresholds: Option<Spanned<Vec<f64>>>,
+    /// How often the hub polls every instance's health endpoint (OK / DEGRADED / DOWN),
+    /// e.g. `"2s"` (the default).
+    #[schemars(with = "Option<String>")]
+    pub health_interval: Option<Spanned<String>>,
     /// Daily log index prefix. Default: `nodejs-` (the book's `udp.conf`).
     #[schemars(with = "Option<String>")]
     pub index_prefix: Option<Spanned<String>>,
@@ -440,6 +444,15 @@ pub struct RawHealth {
     /// How long a starting instance may take to become healthy. Default: `30s`.
     #[schemars(with = "Option<String>")]
     pub deadline: Option<Spanned<String>>,
+    /// A required PostgreSQL, probed by `/health` with `SELECT 'ACK'` (the book's
+    /// basic-http-healthcheck): down means `500 DOWN`. A URL `postgres://user@host:port/db`
+    /// (trust or password auth), handed to the service as `HEALTH_POSTGRES`.
+    #[schemars(with = "Option<String>")]
+    pub postgres: Option<Spanned<String>>,
+    /// An optional Redis, probed by `/health` with `PING`: down means `200 DEGRADED`.
+    /// `host:port`, handed to the service as `HEALTH_REDIS`.
+    #[schemars(with = "Option<String>")]
+    pub redis: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -417,6 +417,20 @@ fn hub(raw: &super::raw::RawHub, errs: &mut Errors) -> Hub {
         );
     }
     config.flush_interval_ms = interval.as_millis() as u64;
+    let health = errs.duration(&raw.health_interval, Duration::from_secs(2));
+    if health < Duration::from_millis(100) {
+        errs.push(
+            Diagnostic::new(
+                raw.health_interval
+                    .as_ref()
+                    .map(Spanned::span)
+                    .unwrap_or_default(),
+                "the health interval is shorter than 100ms",
+            )
+            .hint("every instance is probed each interval: use \"1s\" or more"),
+        );
+    }
+    config.health_interval_ms = health.as_millis() as u64;
     if let Some(n) = &raw.namespace {
         match n.get_ref().as_str() {
             "legacy" => config.namespace = lab_hub::ingest::statsd::Namespace::Legacy,
@@ -861,6 +875,38 @@ fn service(
             }
         } else {
             env.push((k.get_ref().clone(), v.get_ref().clone()));
+        }
+    }
+    if let Some(h) = &svc.health {
+        if let Some(pg) = &h.postgres {
+            let url = pg.get_ref().trim();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                errs.push(
+                    Diagnostic::new(
+                        pg.span(),
+                        format!("postgres {url:?} is not a postgres:// URL"),
+                    )
+                    .hint("e.g. \"postgres://postgres@127.0.0.1:5432/postgres\""),
+                );
+            }
+            env.push(("HEALTH_POSTGRES".to_owned(), url.to_owned()));
+        }
+        if let Some(r) = &h.redis {
+            let addr = r
+                .get_ref()
+                .trim()
+                .trim_start_matches("redis://")
+                .trim_end_matches('/');
+            if addr
+                .rsplit_once(':')
+                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+            {
+                errs.push(
+                    Diagnostic::new(r.span(), format!("redis {addr:?} is not host:port"))
+                        .hint("e.g. \"127.0.0.1:6379\""),
+                );
+            }
+            env.push(("HEALTH_REDIS".to_owned(), addr.to_owned()));
         }
     }
 

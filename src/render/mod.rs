@@ -53,8 +53,9 @@ impl Style {
     /// Colour a health word by meaning.
     pub fn health(&self, h: &str) -> String {
         match h {
-            "healthy" => self.green(h),
-            "starting" | "unhealthy" => self.yellow(h),
+            "healthy" | "OK" => self.green(h),
+            "starting" | "unhealthy" | "DEGRADED" => self.yellow(h),
+            "-" => h.to_owned(),
             _ => self.red(h),
         }
     }

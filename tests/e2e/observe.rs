@@ -166,7 +166,7 @@ fn services_report_logs_traces_and_metrics_to_the_hub() {
     let check = lab.run(&["check", "ch4", "--json"]);
     assert_eq!(check.code, 0, "{check}");
     let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
-    assert_eq!(report["passed"], 4, "{report:#}");
+    assert_eq!(report["passed"], 5, "{report:#}");
     let tracing = report["scenarios"]
         .as_array()
         .unwrap()
@@ -183,4 +183,97 @@ fn services_report_logs_traces_and_metrics_to_the_hub() {
     );
 
     assert_eq!(lab.run(&["down"]).code, 0);
+}
+
+#[test]
+fn the_hub_and_status_show_the_books_health_states() {
+    let lab = fast_flush_lab();
+    let toml = std::fs::read_to_string(lab.path().join("lab.toml")).unwrap();
+    // Probed every 200 ms; a killed web-api stays down for a second before its restart.
+    let toml = toml.replace("[hub]", "[hub]\nhealth_interval = \"200ms\"")
+        + "\n[services.web-api.backoff]\ninitial = \"1s\"\n";
+    lab.write("lab.toml", &toml);
+    assert_eq!(lab.run(&["up", "--detach", "--ports", "ephemeral"]).code, 0);
+    wait_all_healthy(&lab, DEFAULT_INSTANCES);
+    let http = hub_http(&lab);
+    let state_of = |svc: &str, n: u64| {
+        let v = json_of(&http, "/api/health")?;
+        v.as_array()?
+            .iter()
+            .find(|e| e["service"] == svc && e["instance"] == n)
+            .and_then(|e| e["state"].as_str().map(str::to_owned))
+    };
+    poll(DEADLINE, EVERY, || {
+        (state_of("web-api", 1)? == "OK").then_some(())
+    })
+    .expect("web-api#1 OK in the hub");
+    let status = lab.status();
+    assert!(
+        status["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["state"] == "OK"),
+        "{status:#}"
+    );
+    // Killed: DOWN in the hub (a log document says so), then OK once the supervisor restarts it.
+    let pid = lab
+        .instances()
+        .iter()
+        .find(|i| i["service"] == "web-api" && i["instance"] == 1)
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    sigkill(pid);
+    let down = poll(DEADLINE, std::time::Duration::from_millis(20), || {
+        let r = lab.run(&[
+            "logs",
+            "--query",
+            "app:hub and type:health and fields.service:web-api and fields.to:DOWN",
+            "--json",
+        ]);
+        (!r.stdout.trim().is_empty()).then_some(r.stdout)
+    });
+    assert!(down.is_some(), "no DOWN event for web-api#1");
+    poll(DEADLINE, EVERY, || {
+        (state_of("web-api", 1)? == "OK").then_some(())
+    })
+    .expect("web-api#1 back to OK");
+    let (_, prom) = http_get(&http, "/metrics").unwrap();
+    assert!(
+        prom.contains("lab_health_status{service=\"web-api\",instance=\"1\"} 2"),
+        "{prom}"
+    );
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
+
+#[test]
+fn check_ch4_health_drives_real_redis_and_postgres() {
+    let pg = std::path::Path::new("/usr/lib/postgresql").exists();
+    if !lab_testkit::require(
+        "redis-server and PostgreSQL",
+        lab_testkit::has_program("redis-server") && pg,
+        "scripts/install-deps installs both",
+    ) {
+        return;
+    }
+    let lab = fast_flush_lab();
+    let r = lab.run(&["check", "ch4.health", "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let names: Vec<&str> = v["scenarios"][0]["assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "saw 200 OK",
+            "saw 200 DEGRADED",
+            "saw 500 DOWN",
+            "saw 200 OK"
+        ]
+    );
 }

@@ -15,6 +15,7 @@
 //! waits for the store to commit what was received.
 
 pub mod api;
+pub mod health;
 pub mod ingest;
 pub mod query;
 pub mod store;
@@ -58,6 +59,20 @@ pub struct HubConfig {
     pub forward_graphite: Option<String>,
     /// Bound of each ingest queue (datagrams or batches waiting for a parser).
     pub queue: usize,
+    /// Instances whose health endpoint the hub polls (filled in by `lab up`).
+    pub health_targets: Vec<HealthTarget>,
+    /// How often each is polled, milliseconds.
+    pub health_interval_ms: u64,
+}
+
+/// One instance the hub polls: `GET url`, classified OK / DEGRADED / DOWN.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HealthTarget {
+    pub service: String,
+    pub instance: usize,
+    pub url: String,
+    /// For https: the CA to trust.
+    pub ca: Option<PathBuf>,
 }
 
 impl Default for HubConfig {
@@ -76,6 +91,8 @@ impl Default for HubConfig {
             index_prefix: "nodejs-".into(),
             forward_graphite: None,
             queue: 65_536,
+            health_targets: Vec::new(),
+            health_interval_ms: 2000,
         }
     }
 }
@@ -165,6 +182,8 @@ pub struct Shared {
     pub started: std::time::SystemTime,
     /// Bound addresses (filled in at start).
     pub addrs: Mutex<Option<HubAddrs>>,
+    /// The polled state of every health target.
+    pub health: Mutex<Vec<health::Entry>>,
 }
 
 /// Where a started hub listens.
@@ -220,7 +239,7 @@ impl Drop for Running {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -274,6 +293,7 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
         statsd: Mutex::new(Aggregator::new()),
         started: std::time::SystemTime::now(),
         addrs: Mutex::new(Some(addrs)),
+        health: Mutex::new(health::entries(&config.health_targets)),
         config,
     });
     let stop = Arc::new(AtomicBool::new(false));
@@ -355,6 +375,7 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
             api::zipkin::router(shared.clone()),
             stop_rx.clone(),
         ));
+        tokio::spawn(health::poll(shared.clone(), stop_rx.clone()));
         if let Some(c) = carbon_l {
             let c = tokio::net::TcpListener::from_std(c)?;
             tokio::spawn(api::carbon::serve(c, shared.clone(), stop_rx.clone()));

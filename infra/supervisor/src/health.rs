@@ -54,3 +54,44 @@ pub async fn probe(
         }
     }
 }
+
+/// The book's state of an instance now: `OK`, `DEGRADED` (a 2xx `DEGRADED` body) or `DOWN`
+/// (any other answer, or none), with what was seen.
+pub async fn level(
+    client: &Client,
+    check: &HealthCheck,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> (lab_service_kit::health::Level, String) {
+    use lab_service_kit::health::{Level, classify};
+    match check {
+        HealthCheck::Http { path } | HealthCheck::Https { path, .. } => {
+            let scheme = if matches!(check, HealthCheck::Https { .. }) {
+                "https"
+            } else {
+                "http"
+            };
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_owned()
+            };
+            let url = format!("{scheme}://{host}:{port}{path}");
+            match client.get(&url, timeout).await {
+                Ok(r) => {
+                    let body = r.text();
+                    (
+                        classify(r.status.as_u16(), &body),
+                        format!("{} {}", r.status.as_u16(), body.trim()),
+                    )
+                }
+                Err(e) => (Level::Down, e.to_string()),
+            }
+        }
+        other => match probe(client, other, host, port, timeout).await {
+            Ok(()) => (Level::Ok, "accepts connections".into()),
+            Err(e) => (Level::Down, e),
+        },
+    }
+}

@@ -7,6 +7,7 @@
 //! - [`compression`]: gzip responses for clients that send `Accept-Encoding: gzip`, and only them.
 //! - [`error`]: JSON error bodies with their HTTP status.
 //! - [`telemetry`]: tracing setup and the one-line-per-request log.
+//! - [`health`]: `/health` with dependencies (OK / DEGRADED / DOWN, real Redis and PostgreSQL probes).
 //! - [`observe`]: chapter 4's instrumentation (Logstash logs, StatsD metrics, Zipkin spans, B3).
 //! - [`tls`]: rustls server and client configs from the lab's PEM files.
 //! - [`client`]: a small HTTP/1.1 (and HTTPS) client with a deadline, used by web-api, the supervisor's
@@ -16,6 +17,7 @@ pub mod client;
 pub mod cluster;
 pub mod compression;
 pub mod error;
+pub mod health;
 pub mod observe;
 pub mod serve;
 pub mod settings;

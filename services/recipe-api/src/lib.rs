@@ -51,7 +51,7 @@ pub fn router_with(offload: bool) -> Router {
             "/fibonacci/{limit}",
             get(fibonacci::get).with_state(offload),
         )
-        .route("/health", get(health))
+        .route("/health", get(lab_service_kit::health::handler))
         .route("/graphql", get(graphql::get).post(graphql::post))
         .with_state(graphql::schema())
         .fallback(not_routed)
@@ -98,10 +98,6 @@ async fn get_recipe(Path(id): Path<String>) -> Result<axum::response::Response, 
         body.clone(),
     )
         .into_response())
-}
-
-async fn health() -> &'static str {
-    "OK"
 }
 
 async fn not_routed() -> JsonError {

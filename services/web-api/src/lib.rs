@@ -140,7 +140,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(root))
-        .route("/health", get(|| async { "OK" }))
+        .route("/health", get(lab_service_kit::health::handler))
         .route("/error", get(error))
         .fallback(|| async { JsonError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(lab_service_kit::compression::GzipLayer)

@@ -54,6 +54,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(prometheus::handler))
         .route("/api/logs", get(logs))
         .route("/api/status", get(status))
+        .route("/api/health", get(health))
         .with_state(shared)
 }
 
@@ -362,4 +363,10 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
         "flush_interval_ms": s.config.flush_interval_ms,
     }))
     .into_response()
+}
+
+/// `GET /api/health`: the polled state of every instance.
+async fn health(State(s): State<Arc<Shared>>) -> Response {
+    let entries = s.health.lock().map(|e| e.clone()).unwrap_or_default();
+    axum::Json(entries).into_response()
 }

@@ -102,6 +102,22 @@ pub fn exposition(shared: &Shared) -> String {
             value(*v)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP lab_health_status The book's health state of each instance: 2 OK, 1 DEGRADED, 0 DOWN."
+    );
+    let _ = writeln!(out, "# TYPE lab_health_status gauge");
+    for e in shared.health.lock().map(|e| e.clone()).unwrap_or_default() {
+        if let Some(l) = e.state {
+            let _ = writeln!(
+                out,
+                "lab_health_status{{service=\"{}\",instance=\"{}\"}} {}",
+                escape_label(&e.service),
+                e.instance,
+                value(l.value())
+            );
+        }
+    }
     let snap = shared.counters.snapshot();
     for (family, prefix, help) in [
         (
