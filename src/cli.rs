@@ -52,6 +52,8 @@ pub enum Command {
     Bench(BenchCommand),
     /// Run the observability hub alone in the foreground, on `[hub]`'s ports (defaults: the book's).
     Hub(HubArgs),
+    /// The alert rules the hub evaluates, their state, and (with --history) past events.
+    Alerts(AlertsArgs),
     /// Run one built-in service in the foreground (what `lab up` spawns).
     Serve(ServeArgs),
     /// Inspect lab.toml: its JSON Schema, or whether a file is valid.
@@ -211,6 +213,16 @@ pub struct LoadArgs {
     /// The proxy engine of `--compare`'s proxied row. Default: the lab's, else builtin.
     #[arg(long, value_enum, requires = "compare")]
     pub proxy_engine: Option<ProxyEngineArg>,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// Also list the firing and resolved events of the last day, newest last.
+    #[arg(long)]
+    pub history: bool,
+    /// Print the rules (and history) as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -44,6 +44,14 @@ pub fn scenarios() -> Vec<Scenario> {
             proxy: false,
         },
         Scenario {
+            name: "ch4.alerting",
+            chapter: 4,
+            section: "Alerting with Cabot",
+            summary: "a rule on web-api's 500s fires within its window while /error is hammered, and resolves after",
+            run: alerting,
+            proxy: false,
+        },
+        Scenario {
             name: "ch4.tracing",
             chapter: 4,
             section: "Distributed Request Tracing with Zipkin",
@@ -534,5 +542,118 @@ fn health<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         }
         drop(svc);
         Ok(())
+    })
+}
+
+fn alerting<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        const HAMMER: usize = 20;
+        const THRESHOLD: f64 = 5.0;
+        let hub = ctx.hub()?;
+        let web = ctx.first(Builtin::WebApi)?;
+        // The scenario's own rule, added over the hub's API (and removed after).
+        let name = format!("lab-check-{:08x}", fastrand::u32(..));
+        let window_s = (hub.flush.as_secs() * 2).max(3) as i64;
+        let rule = serde_json::json!({
+            "name": name, "kind": "metric",
+            "target": "sumSeries(stats_counts.web-api.inbound.response_code.GET_error.500)",
+            "check": ">", "value": THRESHOLD, "window_s": window_s, "for_ms": 0, "importance": "ERROR",
+        });
+        let url = format!("http://{}/api/alerts", hub.http);
+        let r = ctx
+            .client
+            .request(
+                hyper::Method::POST,
+                &url,
+                &[],
+                Some(("application/json", rule.to_string().into())),
+                ctx.timeout,
+            )
+            .await?;
+        anyhow::ensure!(
+            r.status == 201,
+            "the hub refused the rule: {} {}",
+            r.status,
+            r.text()
+        );
+        let status_of = || async {
+            let v = ctx.client.get(&url, ctx.timeout).await?.json()?;
+            let st = v.as_array().and_then(|a| {
+                a.iter()
+                    .find(|s| s["rule"]["name"] == name.as_str())
+                    .cloned()
+            });
+            anyhow::Ok(st.map(|s| {
+                (
+                    s["status"].as_str().unwrap_or("?").to_owned(),
+                    s["detail"].as_str().unwrap_or("").to_owned(),
+                )
+            }))
+        };
+        let result = async {
+            let t0 = Instant::now();
+            for _ in 0..HAMMER {
+                let _ = ctx.get(&web, "/error").await?;
+            }
+            let fire_within = hub.flush * 2 + hub.alert_interval + Duration::from_secs(5);
+            let fired = until(fire_within, || async {
+                Ok(status_of().await?.filter(|(s, _)| s == "firing"))
+            })
+            .await?;
+            rec.figure("fired after", t0.elapsed().as_secs_f64() * 1e3, "ms");
+            rec.check(
+                format!(
+                    "{HAMMER}×/error fires `sum of GET_error.500 > {THRESHOLD}` within {}s",
+                    fire_within.as_secs()
+                ),
+                fired.is_some(),
+                fired.map_or_else(|| "never fired".to_owned(), |(_, d)| d),
+            );
+            let t1 = Instant::now();
+            let resolve_within = Duration::from_secs(window_s as u64)
+                + hub.flush * 2
+                + hub.alert_interval
+                + Duration::from_secs(5);
+            let resolved = until(resolve_within, || async {
+                Ok(status_of().await?.filter(|(s, _)| s == "ok"))
+            })
+            .await?;
+            rec.figure("resolved after", t1.elapsed().as_secs_f64() * 1e3, "ms");
+            rec.check(
+                format!("it resolves once the {window_s}s window holds no more failures"),
+                resolved.is_some(),
+                resolved.map_or_else(|| "still firing".to_owned(), |(_, d)| d),
+            );
+            let events = search(
+                ctx,
+                hub,
+                &format!("app:hub and type:alert and fields.rule:\"{name}\""),
+                "10m",
+            )
+            .await?;
+            let states: Vec<&str> = events
+                .iter()
+                .rev()
+                .filter_map(|e| e["fields"]["state"].as_str())
+                .collect();
+            rec.check(
+                "the firing and the resolution are both in the log store",
+                states == ["FIRING", "resolved"],
+                format!("{states:?}"),
+            );
+            anyhow::Ok(())
+        }
+        .await;
+        let _ = ctx
+            .client
+            .request(
+                hyper::Method::DELETE,
+                &format!("{url}/{name}"),
+                &[],
+                None,
+                ctx.timeout,
+            )
+            .await;
+        result
     })
 }

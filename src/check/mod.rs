@@ -111,6 +111,8 @@ pub struct HubInfo {
     pub zipkin: String,
     /// Its StatsD flush interval.
     pub flush: Duration,
+    /// How often it evaluates alert rules.
+    pub alert_interval: Duration,
 }
 
 impl Ctx {

@@ -203,6 +203,7 @@ pub(crate) fn ctx_from(
                 http: format!("{host}:{}", h.http_port),
                 zipkin: format!("{host}:{}", h.zipkin_port),
                 flush: Duration::from_millis(h.flush_interval_ms),
+                alert_interval: Duration::from_millis(h.alert_interval_ms),
             }
         });
     Ok(Ctx {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use lab_hub::HubConfig;
 use serde_json::Value;
 
-use crate::cli::HubArgs;
+use crate::cli::{AlertsArgs, HubArgs};
 use crate::exit;
 use crate::render::{self, Style};
 
@@ -231,4 +231,111 @@ fn format_hit(h: &Value, style: &Style) -> String {
         text("type"),
         body
     )
+}
+
+/// `lab alerts`: the rules, their standing, and with `--history` the events of the last day.
+pub async fn alerts(env: &Env, args: AlertsArgs) -> anyhow::Result<u8> {
+    let Some(cfg) = running_config(&env.state_dir) else {
+        eprintln!(
+            "lab: no hub: this lab has no [hub] (or was never up), so nothing evaluates alerts"
+        );
+        return Ok(exit::USAGE);
+    };
+    let base = format!("http://{}", connect(&cfg, cfg.http_port));
+    let client = lab_service_kit::client::Client::new();
+    let rules = match client
+        .get(&format!("{base}/api/alerts"), Duration::from_secs(5))
+        .await
+    {
+        Ok(r) if r.status == 200 => r.json()?,
+        Ok(r) => anyhow::bail!("the hub answered {} for its alerts", r.status),
+        Err(e) => {
+            eprintln!(
+                "lab: the hub at {base} does not answer: {e}\n  = hint: is the lab up? `lab status`"
+            );
+            return Ok(exit::USAGE);
+        }
+    };
+    let history = if args.history {
+        let url = format!(
+            "{base}/api/logs?query={}&since=1d&limit=1000&order=asc",
+            encode("app:hub and type:alert")
+        );
+        let v: Value = client.get(&url, Duration::from_secs(5)).await?.json()?;
+        v["hits"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| h["_source"].clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if args.json {
+        render::line(serde_json::to_string_pretty(
+            &serde_json::json!({ "rules": rules, "history": history }),
+        )?);
+        return Ok(exit::OK);
+    }
+    let style = env.style;
+    let mut t = render::table::Table::new(&["RULE", "WATCHES", "STATUS", "FOR", "FIRED", "DETAIL"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    for r in rules.as_array().cloned().unwrap_or_default() {
+        let watches = match r["rule"]["kind"].as_str() {
+            Some("metric") => format!(
+                "{} {} {}",
+                r["rule"]["target"].as_str().unwrap_or(""),
+                r["rule"]["check"].as_str().unwrap_or(""),
+                r["rule"]["value"]
+            ),
+            Some("http") => format!(
+                "GET {} = {}",
+                r["rule"]["url"].as_str().unwrap_or(""),
+                r["rule"]["status"]
+            ),
+            Some("health") => format!(
+                "{} at {} or worse",
+                r["rule"]["service"].as_str().unwrap_or(""),
+                r["rule"]["state"].as_str().unwrap_or("")
+            ),
+            _ => "?".into(),
+        };
+        let status = r["status"].as_str().unwrap_or("?").to_owned();
+        let since = r["since_ms"]
+            .as_i64()
+            .map_or("-".into(), |s| format!("{}s", (now - s).max(0) / 1000));
+        t.row_painted(vec![
+            (r["rule"]["name"].as_str().unwrap_or("?").to_owned(), None),
+            (watches, None),
+            (
+                status,
+                Some(|s: &Style, v: &str| match v {
+                    "firing" => s.red(v),
+                    "pending" => s.yellow(v),
+                    _ => s.green(v),
+                }),
+            ),
+            (since, None),
+            (r["fired"].to_string(), None),
+            (r["detail"].as_str().unwrap_or("").to_owned(), None),
+        ]);
+    }
+    render::line(t.render(&style).trim_end());
+    if args.history {
+        render::line("");
+        if history.is_empty() {
+            render::line("no alert fired or resolved in the last day");
+        }
+        for h in &history {
+            render::line(format!(
+                "{} {}",
+                style.dim(h["@timestamp"].as_str().unwrap_or("")),
+                h["message"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    Ok(exit::OK)
 }

@@ -107,6 +107,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(a) => runtime()?.block_on(check::run(&env, a)),
         Command::Load(a) => load::run(&env, *a),
         Command::Hub(a) => hub::run(&env, a),
+        Command::Alerts(a) => runtime()?.block_on(hub::alerts(&env, a)),
         Command::Bench(crate::cli::BenchCommand::Protocols(a)) => {
             load::compare(&env, a.connections, a.duration, a.proxy_engine, a.json)
         }

@@ -28,6 +28,11 @@ pub struct RawLab {
     /// The observability hub (chapter 4): Logstash UDP logs, StatsD metrics, Zipkin traces,
     /// queried with `lab logs --query`, the Graphite render API, Prometheus and the Zipkin API.
     pub hub: Option<RawHub>,
+    /// Alert rules evaluated by the hub (chapter 4, Cabot's job): over a metric, an HTTP
+    /// endpoint, or a service's health. Needs `[hub]`.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, RawAlert>")]
+    pub alerts: IndexMap<Spanned<String>, RawAlert>,
     /// Named `lab load` runs: `lab load NAME` runs one (flags given on the command line win).
     #[serde(default)]
     #[schemars(with = "IndexMap<String, RawLoad>")]
@@ -113,6 +118,12 @@ pub struct RawHub {
     /// Daily log index prefix. Default: `nodejs-` (the book's `udp.conf`).
     #[schemars(with = "Option<String>")]
     pub index_prefix: Option<Spanned<String>>,
+    /// How often alert rules are evaluated. Default: `5s`.
+    #[schemars(with = "Option<String>")]
+    pub alert_interval: Option<Spanned<String>>,
+    /// POST each firing and resolved alert here as JSON.
+    #[schemars(with = "Option<String>")]
+    pub alert_webhook: Option<Spanned<String>>,
     /// Send services' logs to this Logstash (`host:port`) instead of the hub.
     #[schemars(with = "Option<String>")]
     pub logstash: Option<Spanned<String>>,
@@ -125,6 +136,50 @@ pub struct RawHub {
     /// Also write the hub's flushed series to this carbon plaintext endpoint (`host:port`).
     #[schemars(with = "Option<String>")]
     pub graphite: Option<Spanned<String>>,
+}
+
+/// One alert rule: exactly one of `metric`, `http` and `health`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlert {
+    /// A Graphite target, e.g. `"sumSeries(stats_counts.web-api.inbound.response_code.500)"`;
+    /// the rule fails when it compares true (`check`, `value`) over the last `window`.
+    #[schemars(with = "Option<String>")]
+    pub metric: Option<Spanned<String>>,
+    /// `>`, `>=`, `<`, `<=` or `==` (Cabot's: the max of each series for `>`, the min for `<`).
+    #[schemars(with = "Option<String>")]
+    pub check: Option<Spanned<String>>,
+    /// The threshold of a metric rule.
+    #[schemars(with = "Option<f64>")]
+    pub value: Option<Spanned<f64>>,
+    /// How far back a metric rule looks, e.g. `"1min"`. Default: `1min`.
+    #[schemars(with = "Option<String>")]
+    pub window: Option<Spanned<String>>,
+    /// A URL: the rule fails when `GET` does not answer `status` (and a body matching `text`).
+    #[schemars(with = "Option<String>")]
+    pub http: Option<Spanned<String>>,
+    /// Expected status of an http rule. Default: 200.
+    #[schemars(with = "Option<u16>")]
+    pub status: Option<Spanned<u16>>,
+    /// A regex the body of an http rule must match.
+    #[schemars(with = "Option<String>")]
+    pub text: Option<Spanned<String>>,
+    /// Time limit of an http rule's request. Default: `2s`.
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// A service: the rule fails when one of its instances is at `state` or worse.
+    #[schemars(with = "Option<String>")]
+    pub health: Option<Spanned<String>>,
+    /// `DEGRADED` or `DOWN` (default) for a health rule.
+    #[schemars(with = "Option<String>")]
+    pub state: Option<Spanned<String>>,
+    /// How long the rule must keep failing before it fires, e.g. `"30s"`. Default: `0s`.
+    #[serde(rename = "for")]
+    #[schemars(with = "Option<String>")]
+    pub for_: Option<Spanned<String>>,
+    /// `WARNING`, `ERROR` (default) or `CRITICAL`.
+    #[schemars(with = "Option<String>")]
+    pub importance: Option<Spanned<String>>,
 }
 
 /// `[proxy]`: frontends, each balancing one service's instances. The same section runs the

@@ -99,3 +99,34 @@ fn bad_duration_and_reserved_env_are_all_reported_at_once() {
 fn toml_syntax_error() {
     rejects("[services.a\nbuiltin = 1\n", "lab.toml:1:");
 }
+
+#[test]
+fn hub_and_alert_mistakes_are_all_reported() {
+    let toml = format!(
+        "{OK_SERVICE}[hub]\nflush_interval = \"100ms\"\nnamespace = \"legasy\"\nlogstash = \"nowhere\"\n\
+         [alerts.a]\nmetric = \"sumSeries(a.b\"\ncheck = \"=>\"\nvalue = 1\n\
+         [alerts.b]\nhealth = \"recipe-apx\"\n\
+         [alerts.c]\nhttp = \"http://x/\"\nmetric = \"a.b\"\n"
+    );
+    let err = rejects(
+        &toml,
+        "lab.toml:5:18: the flush interval is shorter than one second",
+    );
+    for want in [
+        "lab.toml:6:13: unknown StatsD namespace \"legasy\"",
+        "did you mean `legacy`?",
+        "lab.toml:7:12: logstash \"nowhere\" is not `host:port`",
+        "lab.toml:9:10: metric \"sumSeries(a.b\" is not a Graphite target",
+        "lab.toml:10:9: check \"=>\" is not one of > >= < <= ==",
+        "lab.toml:13:10: alert `b` watches `recipe-apx`, which is not a service of this lab",
+        "did you mean `recipe-api`?",
+        "lab.toml:14:9: alert `c` needs exactly one of `metric`, `http` and `health`",
+    ] {
+        assert!(err.contains(want), "want {want:?} in:\n{err}");
+    }
+    // Alert rules without a hub.
+    rejects(
+        &format!("{OK_SERVICE}[alerts.x]\nhealth = \"recipe-api\"\n"),
+        "lab.toml:4:9: alert rules need the hub, and this lab has no [hub]",
+    );
+}

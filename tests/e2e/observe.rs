@@ -6,7 +6,10 @@ use lab_testkit::{http_get, poll};
 
 /// The default lab with a 1 s StatsD flush (the default 10 s would make this test wait).
 fn fast_flush_lab() -> lab_testkit::LabDir {
-    let toml = DEFAULT_LAB.replace("flush_interval = \"10s\"", "flush_interval = \"1s\"");
+    let toml = DEFAULT_LAB.replace(
+        "flush_interval = \"10s\"",
+        "flush_interval = \"1s\"\nalert_interval = \"500ms\"",
+    );
     assert_ne!(
         toml, DEFAULT_LAB,
         "the default lab.toml sets flush_interval"
@@ -166,7 +169,37 @@ fn services_report_logs_traces_and_metrics_to_the_hub() {
     let check = lab.run(&["check", "ch4", "--json"]);
     assert_eq!(check.code, 0, "{check}");
     let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
-    assert_eq!(report["passed"], 5, "{report:#}");
+    assert_eq!(report["passed"], 6, "{report:#}");
+    // The lab's own rule on 5xx fired too (ch4.alerting hammered /error), and `lab alerts` says so.
+    let alerts = lab.run(&["alerts", "--history", "--json"]);
+    assert_eq!(alerts.code, 0, "{alerts}");
+    let v: serde_json::Value = serde_json::from_str(&alerts.stdout).unwrap();
+    let rule = v["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"]["name"] == "web-api-errors")
+        .unwrap();
+    assert!(rule["fired"].as_u64() >= Some(1), "{rule:#}");
+    assert!(
+        v["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["fields"]["rule"] == "web-api-errors"),
+        "{v:#}"
+    );
+    assert!(
+        !v["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["rule"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("lab-check-")),
+        "the scenario removes its own rule"
+    );
     let tracing = report["scenarios"]
         .as_array()
         .unwrap()

@@ -14,6 +14,7 @@
 //! StatsD, and the HTTP servers on a small tokio runtime. [`Running::stop`] stops them all and
 //! waits for the store to commit what was received.
 
+pub mod alerts;
 pub mod api;
 pub mod health;
 pub mod ingest;
@@ -63,6 +64,12 @@ pub struct HubConfig {
     pub health_targets: Vec<HealthTarget>,
     /// How often each is polled, milliseconds.
     pub health_interval_ms: u64,
+    /// Alert rules (`[alerts.NAME]`).
+    pub alerts: Vec<alerts::Rule>,
+    /// How often the rules are evaluated, milliseconds.
+    pub alert_interval_ms: u64,
+    /// POST firing and resolved events here (JSON), if set.
+    pub alert_webhook: Option<String>,
 }
 
 /// One instance the hub polls: `GET url`, classified OK / DEGRADED / DOWN.
@@ -93,6 +100,9 @@ impl Default for HubConfig {
             queue: 65_536,
             health_targets: Vec::new(),
             health_interval_ms: 2000,
+            alerts: Vec::new(),
+            alert_interval_ms: 5000,
+            alert_webhook: None,
         }
     }
 }
@@ -184,6 +194,8 @@ pub struct Shared {
     pub addrs: Mutex<Option<HubAddrs>>,
     /// The polled state of every health target.
     pub health: Mutex<Vec<health::Entry>>,
+    /// Every alert rule and its standing.
+    pub alerts: Mutex<Vec<alerts::RuleState>>,
 }
 
 /// Where a started hub listens.
@@ -245,7 +257,7 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn now_s() -> i64 {
+pub(crate) fn now_s() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -294,6 +306,14 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
         started: std::time::SystemTime::now(),
         addrs: Mutex::new(Some(addrs)),
         health: Mutex::new(health::entries(&config.health_targets)),
+        alerts: Mutex::new(
+            config
+                .alerts
+                .iter()
+                .cloned()
+                .map(|r| alerts::RuleState::new(r, false))
+                .collect(),
+        ),
         config,
     });
     let stop = Arc::new(AtomicBool::new(false));
@@ -376,6 +396,7 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
             stop_rx.clone(),
         ));
         tokio::spawn(health::poll(shared.clone(), stop_rx.clone()));
+        tokio::spawn(alerts::run(shared.clone(), stop_rx.clone()));
         if let Some(c) = carbon_l {
             let c = tokio::net::TcpListener::from_std(c)?;
             tokio::spawn(api::carbon::serve(c, shared.clone(), stop_rx.clone()));

@@ -55,6 +55,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/logs", get(logs))
         .route("/api/status", get(status))
         .route("/api/health", get(health))
+        .route("/api/alerts", get(alerts_list).post(alerts_add))
+        .route("/api/alerts/{name}", axum::routing::delete(alerts_remove))
         .with_state(shared)
 }
 
@@ -369,4 +371,43 @@ async fn status(State(s): State<Arc<Shared>>) -> Response {
 async fn health(State(s): State<Arc<Shared>>) -> Response {
     let entries = s.health.lock().map(|e| e.clone()).unwrap_or_default();
     axum::Json(entries).into_response()
+}
+
+/// `GET /api/alerts`: every rule with its standing.
+async fn alerts_list(State(s): State<Arc<Shared>>) -> Response {
+    let all = s.alerts.lock().map(|a| a.clone()).unwrap_or_default();
+    axum::Json(all).into_response()
+}
+
+/// `POST /api/alerts` with a rule (JSON): added, or replacing a run-time rule of that name.
+async fn alerts_add(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    let rule: crate::alerts::Rule = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(format!("not a rule: {e}")),
+    };
+    let mut all = s.alerts.lock().unwrap_or_else(|p| p.into_inner());
+    if all.iter().any(|a| a.rule.name == rule.name && !a.runtime) {
+        return (
+            StatusCode::CONFLICT,
+            format!("{} is a rule of lab.toml", rule.name),
+        )
+            .into_response();
+    }
+    all.retain(|a| a.rule.name != rule.name);
+    all.push(crate::alerts::RuleState::new(rule, true));
+    StatusCode::CREATED.into_response()
+}
+
+/// `DELETE /api/alerts/{name}`: remove a run-time rule.
+async fn alerts_remove(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let mut all = s.alerts.lock().unwrap_or_else(|p| p.into_inner());
+    let before = all.len();
+    all.retain(|a| !(a.rule.name == name && a.runtime));
+    if all.len() == before {
+        return (StatusCode::NOT_FOUND, format!("no run-time rule {name}")).into_response();
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
