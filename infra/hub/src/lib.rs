@@ -263,9 +263,18 @@ pub(crate) fn now_s() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The receive buffer asked for each UDP input: bursts wait in the kernel, not dropped there
+/// (the default ~208 KB holds a few hundred datagrams).
+pub const UDP_RECV_BUFFER: usize = 8 << 20;
+
 fn bind_udp(what: &'static str, addr: SocketAddr) -> Result<UdpSocket, HubError> {
+    use nix::sys::socket::{setsockopt, sockopt};
     let s = UdpSocket::bind(addr).map_err(|source| HubError::Bind { what, addr, source })?;
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    // Past net.core.rmem_max only with CAP_NET_ADMIN (RCVBUFFORCE); else as much as allowed.
+    if setsockopt(&s, sockopt::RcvBufForce, &UDP_RECV_BUFFER).is_err() {
+        let _ = setsockopt(&s, sockopt::RcvBuf, &UDP_RECV_BUFFER);
+    }
     Ok(s)
 }
 
@@ -298,7 +307,9 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
         carbon: carbon_l.as_ref().map(|l| l.local_addr()).transpose()?,
     };
     let step = (config.flush_interval_ms / 1000).max(1) as i64;
-    let store = Store::open(&config.data_dir, step, 1024)?;
+    // Few batches may wait for the writer: past them the parsers wait, and the datagram queues
+    // in front of them (bounded, counted drops) absorb the burst.
+    let store = Store::open(&config.data_dir, step, 32)?;
     let shared = Arc::new(Shared {
         store,
         counters: Counters::default(),
@@ -461,6 +472,10 @@ fn receive(
     }
 }
 
+/// Log documents per store write: large enough for one transaction to carry a burst, small
+/// enough that the batches waiting for the writer stay a few MB.
+const LOG_BATCH: usize = 512;
+
 fn parse_logs(rx: Receiver<Datagram>, shared: &Shared) {
     let prefix = shared.config.index_prefix.clone();
     while let Ok(first) = rx.recv() {
@@ -478,7 +493,7 @@ fn parse_logs(rx: Receiver<Datagram>, shared: &Shared) {
                 }
                 events.push(e);
             }
-            next = if events.len() < 2048 {
+            next = if events.len() < LOG_BATCH {
                 rx.try_recv().ok()
             } else {
                 None
