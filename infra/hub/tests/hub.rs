@@ -394,3 +394,46 @@ fn a_taken_port_fails_the_whole_start() {
         "{msg}"
     );
 }
+
+#[test]
+fn bad_and_huge_input_is_counted_and_ingestion_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = lab_hub::start(config(dir.path())).unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // The largest loopback datagram, of garbage, to both UDP inputs; then a valid one each.
+    let huge = vec![b'{'; 65_000];
+    udp.send_to(&huge, hub.addrs.logs).unwrap();
+    udp.send_to(&huge, hub.addrs.statsd).unwrap();
+    udp.send_to(b"\xff\xfe:1|c\nok.after:1|c", hub.addrs.statsd)
+        .unwrap();
+    udp.send_to(
+        br#"{"app":"after","@timestamp":"2026-11-25T00:00:00Z"}"#,
+        hub.addrs.logs,
+    )
+    .unwrap();
+    let s = eventually("everything counted", || {
+        let s: Value = get(&api(&hub, "/api/status")).json().unwrap();
+        (s["counters"]["hub.received.log_documents"] == 2
+            && s["counters"]["hub.received.statsd_datagrams"] == 2)
+            .then_some(s)
+    });
+    assert_eq!(s["counters"]["hub.dropped.log_json"], 1, "{s:#}");
+    eventually("the bad StatsD lines counted", || {
+        let s: Value = get(&api(&hub, "/api/status")).json().unwrap();
+        (s["counters"]["hub.dropped.statsd"].as_u64() >= Some(2)).then_some(())
+    });
+    let v = get(&format!(
+        "{}?query=app:after&from=0",
+        api(&hub, "/api/logs")
+    ))
+    .json()
+    .unwrap();
+    assert_eq!(v["total"], 1);
+    let m = eventually("the valid metric after the garbage", || {
+        let m = get(&api(&hub, "/metrics")).text();
+        m.contains("statsd_counter_total{name=\"ok.after\"} 1")
+            .then_some(m)
+    });
+    assert!(m.contains("hub_dropped_total{what=\"log_json\"} 1"), "{m}");
+    hub.stop();
+}
