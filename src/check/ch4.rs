@@ -137,7 +137,11 @@ fn environment<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         let _ = ctx.get(&web, "/").await?;
         for e in &ctx.endpoints {
             // The newest documents: the store keeps earlier runs of the lab too.
-            let q = format!("app:\"{}\" and not tags:_jsonparsefailure", e.service);
+            // What the service sent itself (not its output lines, which the hub labels).
+            let q = format!(
+                "app:\"{}\" and not tags:_jsonparsefailure and not type:output",
+                e.service
+            );
             let docs = until(LOG_WAIT, || async {
                 Ok(Some(search_newest(ctx, hub, &q, "1d", 20).await?).filter(|d| !d.is_empty()))
             })

@@ -415,7 +415,21 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
                 })
             })
             .collect();
-        services.insert(0, hub_service(cfg, hub, opts, &hub_port, targets)?);
+        // Every instance's output (as the supervisor writes it) is tailed into the log store.
+        let tail = services
+            .iter()
+            .flat_map(|s| s.instances.iter())
+            .map(|i| lab_hub::tail::TailFile {
+                environment: cfg.service(&i.service).map(|s| s.environment.clone()),
+                service: i.service.clone(),
+                instance: i.index,
+                path: opts
+                    .state_dir
+                    .join("logs")
+                    .join(lab_supervisor::logs::log_file_name(&i.service, i.index)),
+            })
+            .collect();
+        services.insert(0, hub_service(cfg, hub, opts, &hub_port, targets, tail)?);
     }
     Ok(Lowered {
         plan: Plan {
@@ -620,6 +634,7 @@ fn hub_service(
     opts: &LowerOptions,
     port: &dyn Fn(HubListener) -> u16,
     health_targets: Vec<lab_hub::HealthTarget>,
+    tail: Vec<lab_hub::tail::TailFile>,
 ) -> Result<ServiceSpec, Diagnostics> {
     let dir = opts.state_dir.join("hub");
     let mut config = hub.config.clone();
@@ -630,6 +645,7 @@ fn hub_service(
     config.http_port = port(HubListener::Http);
     config.carbon_port = Some(port(HubListener::Carbon));
     config.health_targets = health_targets;
+    config.tail = tail;
     let path = dir.join("hub.json");
     std::fs::create_dir_all(&dir)
         .and_then(|()| {

@@ -87,6 +87,21 @@ fn services_report_logs_traces_and_metrics_to_the_hub() {
         2,
         "one listen line per instance"
     );
+    // The services' own output lines too (tailed from the supervisor's files), with their level.
+    let out = poll(DEADLINE, EVERY, || {
+        let d = q("type:output and app:recipe-api and listening");
+        (d.len() == 2).then_some(d)
+    })
+    .expect("recipe-api's two `listening` lines in the store");
+    assert!(
+        out.iter()
+            .all(|d| d["severity"] == "info" && d["instance"].is_u64()),
+        "{out:?}"
+    );
+    assert!(
+        q("type:output and \"path=/health \"").is_empty(),
+        "health probe lines are skipped"
+    );
     // A bad query is a usage error naming the column.
     let r = lab.run(&["logs", "--query", "app:("]);
     assert_eq!(r.code, 2, "{r}");

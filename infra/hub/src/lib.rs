@@ -20,6 +20,7 @@ pub mod health;
 pub mod ingest;
 pub mod query;
 pub mod store;
+pub mod tail;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -70,6 +71,8 @@ pub struct HubConfig {
     pub alert_interval_ms: u64,
     /// POST firing and resolved events here (JSON), if set.
     pub alert_webhook: Option<String>,
+    /// Instance output files whose new lines become log documents (filled in by `lab up`).
+    pub tail: Vec<tail::TailFile>,
 }
 
 /// One instance the hub polls: `GET url`, classified OK / DEGRADED / DOWN.
@@ -103,6 +106,7 @@ impl Default for HubConfig {
             alerts: Vec::new(),
             alert_interval_ms: 5000,
             alert_webhook: None,
+            tail: Vec::new(),
         }
     }
 }
@@ -384,6 +388,10 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
     {
         let (s, st) = (shared.clone(), stop.clone());
         threads.push(spawn("hub-flush", Box::new(move || flush_loop(&s, &st)))?);
+    }
+    if !shared.config.tail.is_empty() {
+        let (s, st) = (shared.clone(), stop.clone());
+        threads.push(spawn("hub-tail", Box::new(move || tail::run(&s, &st)))?);
     }
 
     // HTTP: the APIs on a small runtime.
