@@ -87,6 +87,14 @@ pub fn run(env: &Env, args: HubArgs) -> anyhow::Result<u8> {
     config.zipkin_port = a.zipkin.port();
     config.http_port = a.http.port();
     config.carbon_port = a.carbon.map(|c| c.port());
+    // Written like `lab up` writes it, so `lab logs --query` and `lab alerts` find this hub.
+    let json_path = env.state_dir.join("hub").join("hub.json");
+    if let Err(e) = std::fs::write(&json_path, serde_json::to_vec_pretty(&config)?) {
+        eprintln!(
+            "lab: cannot write {}: {e} (lab logs --query will not find this hub)",
+            json_path.display()
+        );
+    }
     render::line(summary(&config));
     render::line(format!(
         "data in {}; Ctrl-C stops it. Point services at it with LOGSTASH={} STATSD={} ZIPKIN={}",

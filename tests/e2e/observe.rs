@@ -325,3 +325,91 @@ fn check_ch4_health_drives_real_redis_and_postgres() {
         ]
     );
 }
+
+#[test]
+fn lab_hub_alone_serves_a_learners_own_service() {
+    // No lab.toml here: the book's defaults, on free ports.
+    let lab = lab_testkit::LabDir::new(BIN, "");
+    std::fs::remove_file(lab.path().join("lab.toml")).unwrap();
+    let mut hub = lab
+        .cmd(&["hub", "--ephemeral-ports"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(hub.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let port = |name: &str| -> u16 {
+        let at = first
+            .find(&format!("{name} "))
+            .unwrap_or_else(|| panic!("{name} in {first}"));
+        let rest = &first[at..];
+        let colon = rest.find("127.0.0.1:").unwrap() + "127.0.0.1:".len();
+        rest[colon..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // What the book's logstash.js would send, from "someone else's" socket.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let doc = serde_json::json!({"@timestamp": "2026-11-25T10:00:00.000Z", "@version": 1, "app": "my-node-app",
+        "severity": "info", "type": "listen", "fields": {"port": 1234}, "host": "laptop"});
+    udp.send_to(doc.to_string().as_bytes(), ("127.0.0.1", port("logs")))
+        .unwrap();
+    let found = poll(DEADLINE, EVERY, || {
+        let r = lab.run(&[
+            "logs",
+            "--query",
+            "app:my-node-app",
+            "--since",
+            "1000d",
+            "--json",
+        ]);
+        (r.code == 0 && r.stdout.contains("laptop")).then_some(r.stdout)
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(hub.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(hub.wait().unwrap().success());
+    assert!(
+        found.is_some(),
+        "lab logs --query did not find the document sent to `lab hub`"
+    );
+}
+
+#[test]
+fn external_mode_points_services_at_a_real_logstash() {
+    // "Logstash": a UDP socket of this test. The hub still runs; services send logs here.
+    let logstash = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    logstash
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let toml = DEFAULT_LAB.replace(
+        "[hub]",
+        &format!("[hub]\nlogstash = \"{}\"", logstash.local_addr().unwrap()),
+    );
+    let lab = lab_testkit::LabDir::new(BIN, &toml);
+    assert_eq!(lab.run(&["up", "--detach", "--ports", "ephemeral"]).code, 0);
+    let inst = wait_all_healthy(&lab, DEFAULT_INSTANCES);
+    let web = addr_of(&inst, "web-api");
+    get_json_200(&web, "/");
+    let mut buf = [0u8; 65536];
+    let mut types = std::collections::BTreeSet::new();
+    while !types.contains("request-outgoing") {
+        let n = logstash.recv(&mut buf).expect("a Logstash datagram");
+        let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+        types.insert(v["type"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        types.contains("listen") && types.contains("request-incoming"),
+        "{types:?}"
+    );
+    assert_eq!(lab.run(&["down"]).code, 0);
+}

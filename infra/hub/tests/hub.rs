@@ -437,3 +437,76 @@ fn bad_and_huge_input_is_counted_and_ingestion_goes_on() {
     assert!(m.contains("hub_dropped_total{what=\"log_json\"} 1"), "{m}");
     hub.stop();
 }
+
+#[test]
+fn a_firing_rule_posts_to_the_webhook() {
+    // The webhook: a listener of this test that records each POST body.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", hook.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Read};
+        for conn in hook.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            conn.write_all(
+                b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            )
+            .unwrap();
+            let _ = tx.send(String::from_utf8(body).unwrap());
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = HubConfig {
+        alert_interval_ms: 100,
+        alert_webhook: Some(url),
+        ..config(dir.path())
+    };
+    let hub = lab_hub::start(cfg).unwrap();
+    // A rule that fails at once (constantLine(100) > 50), added over the API.
+    let rule = json!({"name": "always", "kind": "metric", "target": "constantLine(100)", "check": ">", "value": 50, "window_s": 60, "importance": "WARNING"});
+    let r = post(
+        &api(&hub, "/api/alerts"),
+        &[],
+        "application/json",
+        rule.to_string().into_bytes(),
+    );
+    assert_eq!(r.status, 201);
+    let fired: Value = serde_json::from_str(
+        &rx.recv_timeout(Duration::from_secs(10))
+            .expect("a webhook call"),
+    )
+    .unwrap();
+    assert_eq!(fired["rule"], "always");
+    assert_eq!(fired["state"], "FIRING");
+    assert_eq!(fired["importance"], "WARNING");
+    let list: Value = get(&api(&hub, "/api/alerts")).json().unwrap();
+    assert_eq!(list[0]["status"], "firing");
+    // A rule of lab.toml cannot be replaced over the API; a run-time one can be removed.
+    let r = rt()
+        .block_on(Client::new().request(
+            hyper::Method::DELETE,
+            &api(&hub, "/api/alerts/always"),
+            &[],
+            None,
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    assert_eq!(r.status, 204);
+    let list: Value = get(&api(&hub, "/api/alerts")).json().unwrap();
+    assert_eq!(list, json!([]));
+    hub.stop();
+}
