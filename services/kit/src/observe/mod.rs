@@ -732,6 +732,53 @@ mod tests {
         assert_eq!(lines, 100);
     }
 
+    #[tokio::test]
+    async fn gauges_report_the_books_server_series() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let to = rx.local_addr().unwrap().to_string();
+        let t = Arc::new(Telemetry::new("web-api", "test", None, Some(&to), None));
+        // The first tick is at once; then flush what it buffered.
+        let task = tokio::spawn(gauges(t.clone()));
+        let mut text = String::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !text.contains("eventlag") && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            t.flush_statsd();
+            let mut buf = [0u8; 65536];
+            rx.set_nonblocking(true).unwrap();
+            while let Ok(n) = rx.recv(&mut buf) {
+                text.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+                text.push('\n');
+            }
+        }
+        task.abort();
+        for want in [
+            "server.conn:",
+            "server.memory.used:",
+            "server.memory.total:",
+            "server.heap.size:",
+            "server.heap.limit:",
+            "server.descriptors:",
+            "eventlag:",
+        ] {
+            assert!(
+                text.contains(&format!("web-api.{want}")),
+                "{want} missing in {text}"
+            );
+        }
+        let rss: f64 = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("web-api.server.memory.used:")?
+                    .strip_suffix("|g")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap();
+        assert!(rss > 1e6, "resident memory of a live process: {rss}");
+    }
+
     #[test]
     fn logstash_documents_have_the_books_shape() {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
