@@ -108,7 +108,7 @@ def bench_statsd(ports):
     sent, took = paced(STATSD_RATE, SECS, send, per)
     # Counted once the aggregator has taken every datagram (the Prometheus total is cumulative).
     def counted():
-        m = re.search(r'statsd_counter_total\{name="bench.requests"\} ([\d.e+]+)', get(ports["http"], "/metrics"))
+        m = re.search(r'statsd_count_total\{name="bench.requests"\} ([\d.e+]+)', get(ports["http"], "/metrics"))
         return float(m.group(1)) if m else 0.0
     got = wait_for(lambda: counted() >= sent, "statsd", 10) and counted() or counted()
     return {"stream": "statsd metrics", "sent": sent, "stored": int(got), "seconds": took, "rate": sent / took,

@@ -176,7 +176,7 @@ fn services_report_logs_traces_and_metrics_to_the_hub() {
     }
     let (_, prom) = http_get(&http, "/metrics").unwrap();
     assert!(
-        prom.contains("statsd_counter_total{name=\"web-api.inbound.response_code.500\"} 1"),
+        prom.contains("statsd_count_total{name=\"web-api.inbound.response_code.500\"} 1"),
         "{prom}"
     );
 

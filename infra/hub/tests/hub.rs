@@ -158,7 +158,7 @@ fn statsd_is_aggregated_into_graphite_names_and_served() {
     // Wait for the aggregator thread to have taken both (its counter moves after it reads).
     eventually("aggregated", || {
         let m = get(&api(&hub, "/metrics")).text();
-        m.contains("statsd_gauge{name=\"web-api.server.conn\"} 3")
+        m.contains("statsd_last_value{name=\"web-api.server.conn\"} 3")
             .then_some(())
     });
     hub.flush_now();
@@ -239,12 +239,12 @@ fn statsd_is_aggregated_into_graphite_names_and_served() {
     );
     let text = r.text();
     assert!(
-        text.contains("statsd_counter_total{name=\"web-api.inbound.response_code.200\"} 2\n"),
+        text.contains("statsd_count_total{name=\"web-api.inbound.response_code.200\"} 2\n"),
         "{text}"
     );
     assert!(
         text.contains(
-            "statsd_timer_ms_count{name=\"web-api.outbound.recipe-api.request-time\"} 1\n"
+            "statsd_timer_seconds_count{name=\"web-api.outbound.recipe-api.request-time\"} 1\n"
         ),
         "{text}"
     );
@@ -431,7 +431,7 @@ fn bad_and_huge_input_is_counted_and_ingestion_goes_on() {
     assert_eq!(v["total"], 1);
     let m = eventually("the valid metric after the garbage", || {
         let m = get(&api(&hub, "/metrics")).text();
-        m.contains("statsd_counter_total{name=\"ok.after\"} 1")
+        m.contains("statsd_count_total{name=\"ok.after\"} 1")
             .then_some(m)
     });
     assert!(m.contains("hub_dropped_total{what=\"log_json\"} 1"), "{m}");

@@ -43,49 +43,49 @@ pub fn exposition(shared: &Shared) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# HELP statsd_counter_total StatsD counters received since the hub started (sample rates applied)."
+        "# HELP statsd_count_total StatsD counters received since the hub started (sample rates applied)."
     );
-    let _ = writeln!(out, "# TYPE statsd_counter_total counter");
+    let _ = writeln!(out, "# TYPE statsd_count_total counter");
     for (k, v) in &totals.counters {
         let _ = writeln!(
             out,
-            "statsd_counter_total{{name=\"{}\"}} {}",
+            "statsd_count_total{{name=\"{}\"}} {}",
             escape_label(k),
             value(*v)
         );
     }
-    let _ = writeln!(out, "# HELP statsd_gauge StatsD gauges, last value.");
-    let _ = writeln!(out, "# TYPE statsd_gauge gauge");
+    let _ = writeln!(out, "# HELP statsd_last_value StatsD gauges, last value.");
+    let _ = writeln!(out, "# TYPE statsd_last_value gauge");
     for (k, v) in &totals.gauges {
         let _ = writeln!(
             out,
-            "statsd_gauge{{name=\"{}\"}} {}",
+            "statsd_last_value{{name=\"{}\"}} {}",
             escape_label(k),
             value(*v)
         );
     }
     let _ = writeln!(
         out,
-        "# HELP statsd_timer_ms StatsD timers in milliseconds: quantiles of the last interval with data, sum and count since the hub started."
+        "# HELP statsd_timer_seconds StatsD timers in seconds (Prometheus' base unit; StatsD sends milliseconds): quantiles of the last interval with data, sum and count since the hub started."
     );
-    let _ = writeln!(out, "# TYPE statsd_timer_ms summary");
+    let _ = writeln!(out, "# TYPE statsd_timer_seconds summary");
     for (k, (sum, count, qs)) in &totals.timers {
         let name = escape_label(k);
         for (q, v) in qs {
             let _ = writeln!(
                 out,
-                "statsd_timer_ms{{name=\"{name}\",quantile=\"{q}\"}} {}",
-                value(*v)
+                "statsd_timer_seconds{{name=\"{name}\",quantile=\"{q}\"}} {}",
+                value(*v / 1000.0)
             );
         }
         let _ = writeln!(
             out,
-            "statsd_timer_ms_sum{{name=\"{name}\"}} {}",
-            value(*sum)
+            "statsd_timer_seconds_sum{{name=\"{name}\"}} {}",
+            value(*sum / 1000.0)
         );
         let _ = writeln!(
             out,
-            "statsd_timer_ms_count{{name=\"{name}\"}} {}",
+            "statsd_timer_seconds_count{{name=\"{name}\"}} {}",
             value(*count)
         );
     }
