@@ -83,9 +83,13 @@ fn services_report_logs_traces_and_metrics_to_the_hub() {
         "{outgoing:?}"
     );
     assert_eq!(
-        q("type:listen and app:recipe-api").len(),
+        q("type:listen and app:web-api").len(),
         2,
         "one listen line per instance"
+    );
+    assert!(
+        q("app:recipe-api and not type:output").is_empty(),
+        "recipe-api traces only, as in the book"
     );
     // The services' own output lines too (tailed from the supervisor's files), with their level.
     let out = poll(DEADLINE, EVERY, || {
@@ -99,8 +103,8 @@ fn services_report_logs_traces_and_metrics_to_the_hub() {
         "{out:?}"
     );
     assert!(
-        q("type:output and \"path=/health \"").is_empty(),
-        "health probe lines are skipped"
+        q("type:output and \"request: method=\"").is_empty(),
+        "the kit's request lines are skipped"
     );
     // A bad query is a usage error naming the column.
     let r = lab.run(&["logs", "--query", "app:("]);

@@ -352,7 +352,7 @@ async fn announce(shared: &Shared, client: &Client, status: Status, st: &RuleSta
         format!("alert {} {what}: {}", st.rule.name, st.detail).into(),
     );
     e.doc.insert("fields".into(), json!({"rule": st.rule.name, "state": what, "importance": st.rule.importance, "detail": st.detail}));
-    let _ = shared.store.try_write(Write::Logs(vec![e]));
+    let _ = shared.store.try_write(Write::logs(vec![e]));
     if let Some(url) = &shared.config.alert_webhook {
         let body = json!({
             "rule": st.rule.name, "state": what, "importance": st.rule.importance,

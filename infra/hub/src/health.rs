@@ -199,5 +199,5 @@ fn record(shared: &Shared, targets: &[HealthTarget], results: Vec<(Level, String
             e
         })
         .collect();
-    let _ = shared.store.try_write(Write::Logs(events));
+    let _ = shared.store.try_write(Write::logs(events));
 }

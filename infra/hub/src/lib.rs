@@ -512,7 +512,7 @@ fn parse_logs(rx: Receiver<Datagram>, shared: &Shared) {
             .log_documents
             .fetch_add(events.len() as u64, Relaxed);
         // Wait for room rather than drop: the queue in front of us is what absorbs bursts.
-        if shared.store.write(Write::Logs(events)).is_err() {
+        if shared.store.write(Write::logs(events)).is_err() {
             return;
         }
     }

@@ -20,14 +20,75 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::ingest::logs::LogEvent;
 use crate::ingest::zipkin::Span;
 
-/// What the writer thread is asked to do.
+/// What the writer thread is asked to do. Rows arrive serialised (by [`Write::logs`] and
+/// [`Write::spans`], on the caller's thread): the one writer only talks to SQLite.
 pub enum Write {
-    Logs(Vec<LogEvent>),
+    Logs(Vec<LogRow>),
     /// (series name, epoch seconds, value)
     Points(Vec<(String, i64, f64)>),
-    Spans(Vec<Span>),
+    Spans(Vec<SpanRow>),
     /// Answered once every write queued before it is committed.
     Barrier(std::sync::mpsc::Sender<()>),
+}
+
+/// A log document ready for its row.
+pub struct LogRow {
+    pub ts_ms: i64,
+    pub index: String,
+    pub source: Option<String>,
+    pub doc: String,
+}
+
+/// A span ready for its row.
+pub struct SpanRow {
+    pub trace_id: String,
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub service: Option<String>,
+    pub remote_service: Option<String>,
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub timestamp: Option<i64>,
+    pub duration: Option<i64>,
+    pub doc: String,
+}
+
+impl Write {
+    /// Log documents, serialised here.
+    pub fn logs(events: Vec<LogEvent>) -> Self {
+        Write::Logs(
+            events
+                .into_iter()
+                .map(|e| LogRow {
+                    doc: serde_json::Value::Object(e.doc).to_string(),
+                    ts_ms: e.ts_ms,
+                    index: e.index,
+                    source: e.source.map(|s| s.to_string()),
+                })
+                .collect(),
+        )
+    }
+
+    /// Spans, serialised here.
+    pub fn spans(spans: Vec<Span>) -> Self {
+        Write::Spans(
+            spans
+                .into_iter()
+                .map(|s| SpanRow {
+                    doc: s.to_json_string(),
+                    service: s.service().map(str::to_owned),
+                    remote_service: s.remote_service().map(str::to_owned),
+                    trace_id: s.trace_id,
+                    id: s.id,
+                    parent_id: s.parent_id,
+                    name: s.name,
+                    kind: s.kind,
+                    timestamp: s.timestamp,
+                    duration: s.duration,
+                })
+                .collect(),
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -325,15 +386,9 @@ fn commit(
         )?;
         for w in batch.drain(..) {
             match w {
-                Write::Logs(events) => {
-                    for e in events {
-                        let doc = serde_json::Value::Object(e.doc).to_string();
-                        log_st.execute(params![
-                            e.ts_ms,
-                            e.index,
-                            e.source.map(|s| s.to_string()),
-                            doc
-                        ])?;
+                Write::Logs(rows) => {
+                    for e in rows {
+                        log_st.execute(params![e.ts_ms, e.index, e.source, e.doc])?;
                     }
                 }
                 Write::Points(points) => {
@@ -356,20 +411,19 @@ fn commit(
                         point_st.execute(params![id, bucket, value])?;
                     }
                 }
-                Write::Spans(spans) => {
-                    for s in spans {
-                        let doc = s.to_json().to_string();
+                Write::Spans(rows) => {
+                    for s in rows {
                         span_st.execute(params![
                             s.trace_id,
                             s.id,
                             s.parent_id,
-                            s.service(),
-                            s.remote_service(),
+                            s.service,
+                            s.remote_service,
                             s.name,
                             s.kind,
                             s.timestamp,
                             s.duration,
-                            doc
+                            s.doc
                         ])?;
                     }
                 }

@@ -2,8 +2,8 @@
 //! `.lab/logs/<service>.<n>.log`) into the log store, one document per line: `app` the
 //! service, `instance`, `type: output`, `message` the line; the severity and time of a
 //! `tracing` line (`<RFC 3339>  WARN target: …`) are read from it. Only lines written after the
-//! hub started are taken. Request lines of `/health` probes are skipped: the supervisor and the
-//! hub probe every few seconds, and those lines would bury the ones people look for.
+//! hub started are taken. The kit's per-request lines are skipped: the services' own
+//! request-incoming documents say the same, and storing both would double every request.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -65,8 +65,10 @@ pub fn line_event(
     e
 }
 
-fn is_health_probe(line: &str) -> bool {
-    line.contains(" request: ") && line.contains("path=/health ")
+/// The kit's one line per request (`INFO request: method=… path=…`): the request-incoming
+/// documents services send already say it, so storing these too would double every request.
+fn is_request_line(line: &str) -> bool {
+    line.contains(" request: method=")
 }
 
 pub fn run(shared: &Shared, stop: &AtomicBool) {
@@ -105,18 +107,23 @@ pub fn run(shared: &Shared, stop: &AtomicBool) {
             }
             c.offset += buf.len() as u64;
             c.partial.extend_from_slice(&buf);
-            while let Some(nl) = c.partial.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = c.partial.drain(..=nl).collect();
-                let line = String::from_utf8_lossy(&line[..line.len() - 1])
-                    .trim_end()
-                    .to_owned();
-                if line.is_empty() || is_health_probe(&line) {
+            // Whole lines, in one pass; what follows the last newline waits for the next round.
+            let complete = c
+                .partial
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1);
+            for raw in c.partial[..complete].split(|b| *b == b'\n') {
+                let line = String::from_utf8_lossy(raw);
+                let line = line.trim_end();
+                if line.is_empty() || is_request_line(line) {
                     continue;
                 }
-                events.push(line_event(&c.file, &line, now, &prefix));
+                events.push(line_event(&c.file, line, now, &prefix));
             }
+            c.partial.drain(..complete);
         }
-        if !events.is_empty() && shared.store.write(Write::Logs(events)).is_err() {
+        if !events.is_empty() && shared.store.write(Write::logs(events)).is_err() {
             return;
         }
         std::thread::sleep(EVERY);
@@ -154,7 +161,7 @@ mod tests {
         );
         assert_eq!(e.doc["severity"], "info");
         assert_eq!(e.ts_ms, 1_795_000_000_000);
-        assert!(is_health_probe(
+        assert!(is_request_line(
             "2026-11-25T17:23:57Z  INFO request: method=GET path=/health status=200 latency_us=39"
         ));
     }

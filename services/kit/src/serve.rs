@@ -232,6 +232,16 @@ pub fn run_service(
     default_port: u16,
     build: impl FnOnce(&Settings) -> Router,
 ) -> Result<(), ServiceError> {
+    run_service_with(name, default_port, crate::observe::Parts::ALL, build)
+}
+
+/// [`run_service`], sending only `parts` of the telemetry.
+pub fn run_service_with(
+    name: &'static str,
+    default_port: u16,
+    parts: crate::observe::Parts,
+    build: impl FnOnce(&Settings) -> Router,
+) -> Result<(), ServiceError> {
     crate::telemetry::init(name);
     let settings = Settings::from_env(default_port)?;
     if settings.workers > 1 && settings.worker.is_none() {
@@ -242,7 +252,7 @@ pub fn run_service(
     if settings.worker.is_some() {
         crate::cluster::worker_setup();
     }
-    let telemetry = crate::observe::global(name, &settings.env_name);
+    let telemetry = crate::observe::global(name, &settings.env_name, parts);
     let runtime = if settings.threads > 1 {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(settings.threads)

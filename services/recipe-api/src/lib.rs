@@ -106,7 +106,13 @@ async fn not_routed() -> JsonError {
 
 /// Run recipe-api from the environment until SIGINT/SIGTERM.
 pub fn main() -> Result<(), lab_service_kit::serve::ServiceError> {
-    lab_service_kit::serve::run_service("recipe-api", DEFAULT_PORT, |s| router_with(s.offload))
+    // Traced only, as in the book (web-api alone logs to Logstash and counts in StatsD).
+    lab_service_kit::serve::run_service_with(
+        "recipe-api",
+        DEFAULT_PORT,
+        lab_service_kit::observe::Parts::TRACES,
+        |s| router_with(s.offload),
+    )
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ async fn collect(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
         Ok(spans) => {
             let n = spans.len() as u64;
             s.counters.spans_received.fetch_add(n, Relaxed);
-            if !spans.is_empty() && !s.store.try_write(Write::Spans(spans)) {
+            if !spans.is_empty() && !s.store.try_write(Write::spans(spans)) {
                 s.counters.spans_dropped_queue.fetch_add(n, Relaxed);
             }
             StatusCode::ACCEPTED.into_response()

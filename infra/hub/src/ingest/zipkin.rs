@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Endpoint {
@@ -217,68 +217,99 @@ fn parse_span(v: &Value) -> Result<Span, String> {
     })
 }
 
-fn endpoint_json(e: &Endpoint) -> Value {
-    let mut m = Map::new();
-    if let Some(s) = &e.service_name {
-        m.insert("serviceName".into(), s.clone().into());
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpanOut<'a> {
+    trace_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<&'a str>,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    debug: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shared: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_endpoint: Option<EndpointOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_endpoint: Option<EndpointOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    annotations: Vec<AnnotationOut<'a>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    tags: &'a BTreeMap<String, String>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EndpointOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv4: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv6: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+}
+
+impl<'a> From<&'a Endpoint> for EndpointOut<'a> {
+    fn from(e: &'a Endpoint) -> Self {
+        Self {
+            service_name: e.service_name.as_deref(),
+            ipv4: e.ipv4.as_deref(),
+            ipv6: e.ipv6.as_deref(),
+            port: e.port,
+        }
     }
-    if let Some(s) = &e.ipv4 {
-        m.insert("ipv4".into(), s.clone().into());
-    }
-    if let Some(s) = &e.ipv6 {
-        m.insert("ipv6".into(), s.clone().into());
-    }
-    if let Some(p) = e.port {
-        m.insert("port".into(), p.into());
-    }
-    Value::Object(m)
+}
+
+#[derive(serde::Serialize)]
+struct AnnotationOut<'a> {
+    timestamp: i64,
+    value: &'a str,
 }
 
 impl Span {
     /// The span in Zipkin v2 JSON, absent fields left out.
     pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("traceId".into(), self.trace_id.clone().into());
-        if let Some(p) = &self.parent_id {
-            m.insert("parentId".into(), p.clone().into());
-        }
-        m.insert("id".into(), self.id.clone().into());
-        if let Some(k) = &self.kind {
-            m.insert("kind".into(), k.clone().into());
-        }
-        if let Some(n) = &self.name {
-            m.insert("name".into(), n.clone().into());
-        }
-        if let Some(t) = self.timestamp {
-            m.insert("timestamp".into(), t.into());
-        }
-        if let Some(d) = self.duration {
-            m.insert("duration".into(), d.into());
-        }
-        if self.debug == Some(true) {
-            m.insert("debug".into(), true.into());
-        }
-        if self.shared == Some(true) {
-            m.insert("shared".into(), true.into());
-        }
-        if let Some(e) = &self.local_endpoint {
-            m.insert("localEndpoint".into(), endpoint_json(e));
-        }
-        if let Some(e) = &self.remote_endpoint {
-            m.insert("remoteEndpoint".into(), endpoint_json(e));
-        }
-        if !self.annotations.is_empty() {
-            let a: Vec<Value> = self
+        serde_json::to_value(self.as_out()).expect("spans serialise")
+    }
+
+    /// [`Span::to_json`] as text, without building a tree first (the store's hot path).
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string(&self.as_out()).expect("spans serialise")
+    }
+
+    fn as_out(&self) -> SpanOut<'_> {
+        SpanOut {
+            trace_id: &self.trace_id,
+            parent_id: self.parent_id.as_deref(),
+            id: &self.id,
+            kind: self.kind.as_deref(),
+            name: self.name.as_deref(),
+            timestamp: self.timestamp,
+            duration: self.duration,
+            debug: self.debug.filter(|d| *d),
+            shared: self.shared.filter(|d| *d),
+            local_endpoint: self.local_endpoint.as_ref().map(EndpointOut::from),
+            remote_endpoint: self.remote_endpoint.as_ref().map(EndpointOut::from),
+            annotations: self
                 .annotations
                 .iter()
-                .map(|a| json!({"timestamp": a.timestamp, "value": a.value}))
-                .collect();
-            m.insert("annotations".into(), a.into());
+                .map(|a| AnnotationOut {
+                    timestamp: a.timestamp,
+                    value: &a.value,
+                })
+                .collect(),
+            tags: &self.tags,
         }
-        if !self.tags.is_empty() {
-            m.insert("tags".into(), json!(self.tags));
-        }
-        Value::Object(m)
     }
 
     pub fn service(&self) -> Option<&str> {

@@ -20,7 +20,6 @@ pub mod b3;
 
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,7 +27,7 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::settings::env as vars;
 
@@ -42,6 +41,12 @@ pub const GAUGE_EVERY: Duration = Duration::from_secs(10);
 const SPAN_QUEUE: usize = 10_000;
 /// Spans per POST.
 const SPAN_BATCH: usize = 100;
+/// How often queued spans are posted.
+const SPAN_REPORT_EVERY: Duration = Duration::from_millis(100);
+/// How often queued log documents are sent.
+const LOG_SEND_EVERY: Duration = Duration::from_millis(20);
+/// Log documents waiting to be sent; past this, new ones are dropped (and counted).
+const OUTBOX_LIMIT: usize = 10_000;
 
 /// Open client connections of this process (the `server.conn` gauge).
 pub static OPEN_CONNECTIONS: AtomicI64 = AtomicI64::new(0);
@@ -56,6 +61,10 @@ pub struct Telemetry {
     zipkin: Option<Zipkin>,
     /// This instance's address, for spans' localEndpoint.
     local: OnceLock<SocketAddr>,
+    local_json: OnceLock<Box<serde_json::value::RawValue>>,
+    /// Serialised log documents waiting for the `logstash-send` thread.
+    logs_out: Mutex<Vec<Vec<u8>>>,
+    logs_dropped: AtomicU64,
 }
 
 struct Statsd {
@@ -66,8 +75,9 @@ struct Statsd {
 }
 
 struct Zipkin {
-    tx: SyncSender<Value>,
-    rx: Mutex<Option<Receiver<Value>>>,
+    /// Serialised spans waiting for the reporter (which wakes on its own clock: a request
+    /// never wakes a thread).
+    queue: Mutex<Vec<Vec<u8>>>,
     url_host: String,
     addr: SocketAddr,
     dropped: AtomicU64,
@@ -92,6 +102,28 @@ fn udp_to(to: SocketAddr) -> Option<UdpSocket> {
 }
 
 static GLOBAL: OnceLock<Arc<Telemetry>> = OnceLock::new();
+
+/// What a service sends (each still only where its variable points). The book instruments
+/// web-api fully and recipe-api for tracing only: every event is work for the collector too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    pub logs: bool,
+    pub metrics: bool,
+    pub traces: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts {
+        logs: true,
+        metrics: true,
+        traces: true,
+    };
+    pub const TRACES: Parts = Parts {
+        logs: false,
+        metrics: false,
+        traces: true,
+    };
+}
 
 impl Telemetry {
     /// Telemetry with every part off.
@@ -135,16 +167,12 @@ impl Telemetry {
             r
         });
         let zipkin = zipkin.and_then(|v| {
-            let r = resolve(v).map(|addr| {
-                let (tx, rx) = std::sync::mpsc::sync_channel(SPAN_QUEUE);
-                Zipkin {
-                    tx,
-                    rx: Mutex::new(Some(rx)),
-                    url_host: v.to_owned(),
-                    addr,
-                    dropped: AtomicU64::new(0),
-                    queued: AtomicI64::new(0),
-                }
+            let r = resolve(v).map(|addr| Zipkin {
+                queue: Mutex::new(Vec::new()),
+                url_host: v.to_owned(),
+                addr,
+                dropped: AtomicU64::new(0),
+                queued: AtomicI64::new(0),
             });
             if r.is_none() {
                 warn(vars::ZIPKIN, v);
@@ -162,11 +190,14 @@ impl Telemetry {
             statsd,
             zipkin,
             local: OnceLock::new(),
+            local_json: OnceLock::new(),
+            logs_out: Mutex::new(Vec::new()),
+            logs_dropped: AtomicU64::new(0),
         }
     }
 
-    /// From `LOGSTASH`, `STATSD` and `ZIPKIN`.
-    pub fn from_env(service: &str, environment: &str) -> Self {
+    /// From `LOGSTASH`, `STATSD` and `ZIPKIN`, for the parts the service sends.
+    pub fn from_env(service: &str, environment: &str, parts: Parts) -> Self {
         let var = |k| {
             std::env::var(k)
                 .ok()
@@ -175,9 +206,9 @@ impl Telemetry {
         Self::new(
             service,
             environment,
-            var(vars::LOGSTASH).as_deref(),
-            var(vars::STATSD).as_deref(),
-            var(vars::ZIPKIN).as_deref(),
+            var(vars::LOGSTASH).as_deref().filter(|_| parts.logs),
+            var(vars::STATSD).as_deref().filter(|_| parts.metrics),
+            var(vars::ZIPKIN).as_deref().filter(|_| parts.traces),
         )
     }
 
@@ -199,37 +230,77 @@ impl Telemetry {
                     }
                 });
         }
-        if let Some(z) = &self.zipkin {
-            let rx = z.rx.lock().ok().and_then(|mut r| r.take());
-            if let Some(rx) = rx {
-                let t = Arc::downgrade(self);
-                let _ = std::thread::Builder::new()
-                    .name("zipkin-report".into())
-                    .spawn(move || report_spans(rx, t));
-            }
+        if self.zipkin.is_some() {
+            let t = Arc::downgrade(self);
+            let _ = std::thread::Builder::new()
+                .name("zipkin-report".into())
+                .spawn(move || report_spans(t));
+        }
+        if self.logstash.is_some() {
+            let t = Arc::downgrade(self);
+            let _ = std::thread::Builder::new()
+                .name("logstash-send".into())
+                .spawn(move || {
+                    while let Some(t) = t.upgrade() {
+                        t.flush_logs();
+                        drop(t);
+                        std::thread::sleep(LOG_SEND_EVERY);
+                    }
+                });
         }
     }
 
     pub fn set_local(&self, addr: SocketAddr) {
         let _ = self.local.set(addr);
+        let mut e = json!({ "serviceName": self.service });
+        let ip = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            addr.ip().to_string()
+        };
+        e[if addr.is_ipv4() { "ipv4" } else { "ipv6" }] = ip.into();
+        e["port"] = addr.port().into();
+        let _ = self
+            .local_json
+            .set(serde_json::value::to_raw_value(&e).expect("serialises"));
     }
 
-    /// One Logstash document (the book's `logstash.js` shape).
-    pub fn log(&self, severity: &str, kind: &str, fields: Value) {
+    /// One Logstash document (the book's `logstash.js` shape), serialised now and sent by the
+    /// `logstash-send` thread within [`LOG_SEND_EVERY`] (one datagram per document).
+    pub fn log(&self, severity: &str, kind: &str, fields: impl serde::Serialize) {
+        if self.logstash.is_none() {
+            return;
+        }
+        let doc = LogDoc {
+            timestamp: iso_now(),
+            version: 1,
+            app: &self.service,
+            environment: &self.environment,
+            severity,
+            kind,
+            fields,
+            host: &self.hostname,
+        };
+        let Ok(bytes) = serde_json::to_vec(&doc) else {
+            return;
+        };
+        let mut q = self.logs_out.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() < OUTBOX_LIMIT {
+            q.push(bytes);
+        } else {
+            self.logs_dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Send the queued log documents now.
+    pub fn flush_logs(&self) {
         let Some((sock, to)) = &self.logstash else {
             return;
         };
-        let doc = json!({
-            "@timestamp": iso_now(),
-            "@version": 1,
-            "app": self.service,
-            "environment": self.environment,
-            "severity": severity,
-            "type": kind,
-            "fields": fields,
-            "host": self.hostname,
-        });
-        let _ = sock.send_to(doc.to_string().as_bytes(), to);
+        let batch = std::mem::take(&mut *self.logs_out.lock().unwrap_or_else(|p| p.into_inner()));
+        for doc in batch {
+            let _ = sock.send_to(&doc, to);
+        }
     }
 
     fn metric(&self, line: std::fmt::Arguments) {
@@ -278,11 +349,16 @@ impl Telemetry {
     }
 
     /// Queue a span for Zipkin (dropped, and counted, when the queue is full).
-    pub fn span(&self, span: Value) {
+    pub fn span(&self, span: impl serde::Serialize) {
         let Some(z) = &self.zipkin else { return };
-        z.queued.fetch_add(1, Relaxed);
-        if z.tx.try_send(span).is_err() {
-            z.queued.fetch_sub(1, Relaxed);
+        let Ok(bytes) = serde_json::to_vec(&span) else {
+            return;
+        };
+        let mut q = z.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() < SPAN_QUEUE {
+            q.push(bytes);
+            z.queued.fetch_add(1, Relaxed);
+        } else {
             z.dropped.fetch_add(1, Relaxed);
         }
     }
@@ -294,6 +370,7 @@ impl Telemetry {
     /// Send what is buffered (StatsD lines, queued spans): at shutdown.
     pub fn flush(&self) {
         self.flush_statsd();
+        self.flush_logs();
         if let Some(z) = &self.zipkin {
             // The reporter thread drains the queue; give it a moment to empty it.
             let deadline = Instant::now() + Duration::from_secs(1);
@@ -303,18 +380,13 @@ impl Telemetry {
         }
     }
 
-    fn local_endpoint(&self) -> Value {
-        let mut e = json!({ "serviceName": self.service });
-        if let Some(a) = self.local.get() {
-            let ip = if a.ip().is_unspecified() {
-                "127.0.0.1".to_owned()
-            } else {
-                a.ip().to_string()
-            };
-            e[if a.is_ipv4() { "ipv4" } else { "ipv6" }] = ip.into();
-            e["port"] = a.port().into();
-        }
-        e
+    /// This instance's localEndpoint, serialised once (at [`Telemetry::set_local`]).
+    fn local_endpoint(&self) -> &serde_json::value::RawValue {
+        static UNKNOWN: std::sync::LazyLock<Box<serde_json::value::RawValue>> =
+            std::sync::LazyLock::new(|| {
+                serde_json::value::to_raw_value(&json!({})).expect("serialises")
+            });
+        self.local_json.get().map_or(&**UNKNOWN, |b| &**b)
     }
 }
 
@@ -322,30 +394,16 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-/// Post queued spans in batches; stops when the telemetry is gone.
-fn report_spans(rx: Receiver<Value>, t: std::sync::Weak<Telemetry>) {
+/// Post queued spans in batches of [`SPAN_BATCH`] every [`SPAN_REPORT_EVERY`]; stops when the
+/// telemetry is gone.
+fn report_spans(t: std::sync::Weak<Telemetry>) {
     loop {
-        let first = match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(v) => v,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if t.strong_count() == 0 {
-                    return;
-                }
-                continue;
-            }
-            Err(_) => return,
-        };
-        let mut batch = vec![first];
-        let until = Instant::now() + Duration::from_millis(200);
-        while batch.len() < SPAN_BATCH {
-            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                Ok(v) => batch.push(v),
-                Err(_) => break,
-            }
-        }
+        std::thread::sleep(SPAN_REPORT_EVERY);
         let Some(tel) = t.upgrade() else { return };
-        if let Some(z) = &tel.zipkin {
-            if let Err(e) = post_spans(z, &batch) {
+        let Some(z) = &tel.zipkin else { return };
+        let spans = std::mem::take(&mut *z.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        for batch in spans.chunks(SPAN_BATCH) {
+            if let Err(e) = post_spans(z, batch) {
                 z.dropped.fetch_add(batch.len() as u64, Relaxed);
                 tracing::debug!(error = %e, "zipkin: spans not delivered");
             }
@@ -355,9 +413,17 @@ fn report_spans(rx: Receiver<Value>, t: std::sync::Weak<Telemetry>) {
 }
 
 /// One blocking `POST /api/v2/spans` (a connection per batch; batches are at most a few a second).
-fn post_spans(z: &Zipkin, batch: &[Value]) -> std::io::Result<()> {
+fn post_spans(z: &Zipkin, batch: &[Vec<u8>]) -> std::io::Result<()> {
     use std::io::{Read, Write};
-    let body = Value::Array(batch.to_vec()).to_string();
+    let mut body = Vec::with_capacity(batch.iter().map(|s| s.len() + 1).sum::<usize>() + 2);
+    body.push(b'[');
+    for (i, span) in batch.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(span);
+    }
+    body.push(b']');
     let mut s = std::net::TcpStream::connect_timeout(&z.addr, Duration::from_secs(2))?;
     s.set_write_timeout(Some(Duration::from_secs(2)))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -367,7 +433,7 @@ fn post_spans(z: &Zipkin, batch: &[Value]) -> std::io::Result<()> {
         z.url_host,
         body.len()
     )?;
-    s.write_all(body.as_bytes())?;
+    s.write_all(&body)?;
     let mut head = [0u8; 12];
     s.read_exact(&mut head)?;
     let status = std::str::from_utf8(&head[9..12]).unwrap_or("000");
@@ -378,11 +444,87 @@ fn post_spans(z: &Zipkin, batch: &[Value]) -> std::io::Result<()> {
     }
 }
 
+/// A Logstash document, serialised straight from borrowed parts.
+#[derive(serde::Serialize)]
+struct LogDoc<'a, F> {
+    #[serde(rename = "@timestamp")]
+    timestamp: String,
+    #[serde(rename = "@version")]
+    version: u8,
+    app: &'a str,
+    environment: &'a str,
+    severity: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    fields: F,
+    host: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct IncomingFields<'a> {
+    path: &'a str,
+    method: &'a str,
+    ip: Option<&'a str>,
+    ua: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct OutgoingFields<'a> {
+    url: &'a str,
+    svc: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct FailureFields<'a> {
+    stack: &'a str,
+    path: &'a str,
+    method: &'a str,
+}
+
+/// A Zipkin v2 span, serialised straight from borrowed parts.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpanOut<'a> {
+    trace_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<&'a str>,
+    id: &'a str,
+    kind: &'a str,
+    name: &'a str,
+    timestamp: i64,
+    duration: i64,
+    local_endpoint: &'a serde_json::value::RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_endpoint: Option<RemoteEndpoint<'a>>,
+    tags: Tags<'a>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RemoteEndpoint<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv4: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct Tags<'a> {
+    #[serde(rename = "http.method", skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    #[serde(rename = "http.path", skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(rename = "http.status_code", skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
 /// The process-wide telemetry, from the environment on first use.
-pub fn global(service: &str, environment: &str) -> Arc<Telemetry> {
+pub fn global(service: &str, environment: &str, parts: Parts) -> Arc<Telemetry> {
     GLOBAL
         .get_or_init(|| {
-            let t = Arc::new(Telemetry::from_env(service, environment));
+            let t = Arc::new(Telemetry::from_env(service, environment, parts));
             t.start();
             t
         })
@@ -510,7 +652,12 @@ async fn middleware(State(t): State<Arc<Telemetry>>, mut req: Request, next: Nex
     t.log(
         "info",
         "request-incoming",
-        json!({ "path": path, "method": method, "ip": ip, "ua": ua }),
+        IncomingFields {
+            path: &path,
+            method: &method,
+            ip: ip.as_deref(),
+            ua: ua.as_deref(),
+        },
     );
     req.extensions_mut().insert(RequestCtx {
         telemetry: t.clone(),
@@ -534,33 +681,38 @@ async fn middleware(State(t): State<Arc<Telemetry>>, mut req: Request, next: Nex
         t.log(
             "error",
             "request-failure",
-            json!({ "stack": stack, "path": path, "method": method }),
+            FailureFields {
+                stack: &stack,
+                path: &path,
+                method: &method,
+            },
         );
     }
     t.increment(&format!("inbound.response_code.{status}"), 1);
     t.increment(&format!("inbound.response_code.{route}.{status}"), 1);
     t.timing(&format!("inbound.response_time.{route}"), ms);
     if sampled && t.tracing_enabled() {
-        let mut span = json!({
-            "traceId": trace_id,
-            "id": span_id,
-            "kind": "SERVER",
-            "name": route.to_lowercase(),
-            "timestamp": ts,
-            "duration": (start.elapsed().as_micros() as i64).max(1),
-            "localEndpoint": t.local_endpoint(),
-            "tags": { "http.method": method, "http.path": path, "http.status_code": status.to_string() },
+        let name = route.to_lowercase();
+        t.span(SpanOut {
+            trace_id: &trace_id,
+            parent_id: parent_id.as_deref(),
+            id: &span_id,
+            kind: "SERVER",
+            name: &name,
+            timestamp: ts,
+            duration: (start.elapsed().as_micros() as i64).max(1),
+            local_endpoint: t.local_endpoint(),
+            remote_endpoint: ip.as_deref().map(|ip| RemoteEndpoint {
+                service_name: None,
+                ipv4: Some(ip),
+            }),
+            tags: Tags {
+                method: Some(&method),
+                path: Some(&path),
+                status: Some(status.to_string()),
+                error: (status >= 500).then(|| status.to_string()),
+            },
         });
-        if let Some(p) = parent_id {
-            span["parentId"] = p.into();
-        }
-        if let Some(ip) = ip {
-            span["remoteEndpoint"] = json!({ "ipv4": ip });
-        }
-        if status >= 500 {
-            span["tags"]["error"] = status.to_string().into();
-        }
-        t.span(span);
     }
     resp
 }
@@ -577,11 +729,8 @@ pub struct Outbound {
 impl RequestCtx {
     /// Start a call to `svc` at `url`: logs `request-outgoing` (as the book, before the call).
     pub fn outbound(&self, svc: &str, url: &str) -> Outbound {
-        self.telemetry.log(
-            "info",
-            "request-outgoing",
-            json!({ "url": url, "svc": svc }),
-        );
+        self.telemetry
+            .log("info", "request-outgoing", OutgoingFields { url, svc });
         Outbound {
             ctx: self.clone(),
             svc: svc.to_owned(),
@@ -610,28 +759,31 @@ impl Outbound {
         t.timing(&format!("outbound.{}.request-time", self.svc), ms);
         t.increment(&format!("outbound.{}.request-count", self.svc), 1);
         if self.ctx.sampled && t.tracing_enabled() {
-            let mut span = json!({
-                "traceId": self.ctx.trace_id,
-                "id": self.span_id,
-                "parentId": self.ctx.span_id,
-                "kind": "CLIENT",
-                "name": format!("call_{}", self.svc),
-                "timestamp": self.ts,
-                "duration": (self.start.elapsed().as_micros() as i64).max(1),
-                "localEndpoint": t.local_endpoint(),
-                "remoteEndpoint": { "serviceName": self.svc },
-                "tags": {},
+            let name = format!("call_{}", self.svc);
+            t.span(SpanOut {
+                trace_id: &self.ctx.trace_id,
+                parent_id: Some(&self.ctx.span_id),
+                id: &self.span_id,
+                kind: "CLIENT",
+                name: &name,
+                timestamp: self.ts,
+                duration: (self.start.elapsed().as_micros() as i64).max(1),
+                local_endpoint: t.local_endpoint(),
+                remote_endpoint: Some(RemoteEndpoint {
+                    service_name: Some(&self.svc),
+                    ipv4: None,
+                }),
+                tags: Tags {
+                    method: None,
+                    path: None,
+                    status: status.map(|s| s.to_string()),
+                    error: match status {
+                        Some(s) if s >= 500 => Some(s.to_string()),
+                        Some(_) => None,
+                        None => Some("no answer".into()),
+                    },
+                },
             });
-            match status {
-                Some(s) => {
-                    span["tags"]["http.status_code"] = s.to_string().into();
-                    if s >= 500 {
-                        span["tags"]["error"] = s.to_string().into();
-                    }
-                }
-                None => span["tags"]["error"] = "no answer".into(),
-            }
-            t.span(span);
         }
     }
 }
@@ -790,9 +942,10 @@ mod tests {
             "request-incoming",
             json!({"path": "/", "method": "GET", "ip": null, "ua": "curl"}),
         );
+        t.flush_logs();
         let mut buf = [0u8; 65536];
         let n = rx.recv(&mut buf).unwrap();
-        let v: Value = serde_json::from_slice(&buf[..n]).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
         for k in [
             "@timestamp",
             "@version",
