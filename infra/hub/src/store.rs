@@ -219,6 +219,25 @@ impl Store {
         }
     }
 
+    /// Queue a write from async code: wait for room (yielding, never blocking a runtime thread)
+    /// up to `patience`; false when there was none (the caller counts a drop).
+    pub async fn write_within(&self, mut w: Write, patience: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match self.tx.try_send(w) {
+                Ok(()) => return true,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(back)) => {
+                    if std::time::Instant::now() >= deadline {
+                        return false;
+                    }
+                    w = back;
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            }
+        }
+    }
+
     /// Queue a write, waiting for room (for batches that must not be lost, e.g. a flush).
     pub fn write(&self, w: Write) -> Result<(), StoreError> {
         self.tx.send(w).map_err(|_| StoreError::Stopped)

@@ -100,7 +100,14 @@ async fn collect(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
         Ok(spans) => {
             let n = spans.len() as u64;
             s.counters.spans_received.fetch_add(n, Relaxed);
-            if !spans.is_empty() && !s.store.try_write(Write::spans(spans)) {
+            // A full store queue holds the reply back (the client waits, as for a slow Zipkin)
+            // for up to 5 s before the spans are dropped and counted.
+            if !spans.is_empty()
+                && !s
+                    .store
+                    .write_within(Write::spans(spans), std::time::Duration::from_secs(5))
+                    .await
+            {
                 s.counters.spans_dropped_queue.fetch_add(n, Relaxed);
             }
             StatusCode::ACCEPTED.into_response()
