@@ -47,6 +47,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Load-test a URL or a service of the running lab (autocannon's habits; wrk2's fixed rate).
     Load(Box<LoadArgs>),
+    /// Exit 0 when `GET URL` answers 2xx within the timeout, else 1: a health probe for
+    /// containers whose image has no shell or curl (`["CMD", "/lab", "probe", URL]`).
+    Probe(ProbeArgs),
     /// Benchmarks against the running lab: `lab bench protocols` (the book's protocol table).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -213,6 +216,18 @@ pub struct LoadArgs {
     /// The proxy engine of `--compare`'s proxied row. Default: the lab's, else builtin.
     #[arg(long, value_enum, requires = "compare")]
     pub proxy_engine: Option<ProxyEngineArg>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// `http://host:port/path` (https trusts the lab CA given with --ca, else any certificate).
+    pub url: String,
+    /// How long to wait for the answer.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub timeout: std::time::Duration,
+    /// For https: the CA to trust.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

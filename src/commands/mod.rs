@@ -108,8 +108,34 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Load(a) => load::run(&env, *a),
         Command::Hub(a) => hub::run(&env, a),
         Command::Alerts(a) => runtime()?.block_on(hub::alerts(&env, a)),
+        Command::Probe(a) => probe(a),
         Command::Bench(crate::cli::BenchCommand::Protocols(a)) => {
             load::compare(&env, a.connections, a.duration, a.proxy_engine, a.json)
+        }
+    }
+}
+
+/// `lab probe URL`: one GET on a small current-thread runtime; quiet on success, the reason on
+/// stderr on failure (Docker keeps the last output of a healthcheck).
+fn probe(a: crate::cli::ProbeArgs) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = match &a.ca {
+        Some(ca) => {
+            lab_service_kit::client::Client::with_tls(lab_service_kit::tls::client_config(ca)?)
+        }
+        None => lab_service_kit::client::Client::new(),
+    };
+    match rt.block_on(client.get(&a.url, a.timeout)) {
+        Ok(r) if r.status.is_success() => Ok(exit::OK),
+        Ok(r) => {
+            eprintln!("{} answered {}", a.url, r.status);
+            Ok(exit::FAILED)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(exit::FAILED)
         }
     }
 }

@@ -289,3 +289,31 @@ fn up_after_a_killed_supervisor_cleans_up_first() {
     );
     assert_eq!(lab.run(&["down"]).code, 0);
 }
+
+#[test]
+fn probe_exits_0_only_for_a_2xx_answer() {
+    let lab = LabDir::new(
+        BIN,
+        "[services.recipe-api]\nbuiltin = \"recipe-api\"\nport = 0\n",
+    );
+    assert_eq!(lab.run(&["up", "--detach"]).code, 0);
+    let addr = wait_all_healthy(&lab, 1)[0]["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        lab.run(&["probe", &format!("http://{addr}/health")]).code,
+        0
+    );
+    let missing = lab.run(&["probe", &format!("http://{addr}/nope")]);
+    assert_eq!(missing.code, 1, "{missing}");
+    assert!(missing.stderr.contains("404"), "{missing}");
+    assert_eq!(lab.run(&["down"]).code, 0);
+    let gone = lab.run(&[
+        "probe",
+        &format!("http://{addr}/health"),
+        "--timeout",
+        "500ms",
+    ]);
+    assert_eq!(gone.code, 1, "{gone}");
+}
