@@ -417,3 +417,42 @@ fn external_mode_points_services_at_a_real_logstash() {
     );
     assert_eq!(lab.run(&["down"]).code, 0);
 }
+
+#[test]
+fn logs_query_follow_prints_new_matches() {
+    let lab = fast_flush_lab();
+    assert_eq!(lab.run(&["up", "--detach", "--ports", "ephemeral"]).code, 0);
+    let inst = wait_all_healthy(&lab, DEFAULT_INSTANCES);
+    let web = addr_of(&inst, "web-api");
+    let mut follow = lab
+        .cmd(&["logs", "--query", "type:request-failure", "-f", "-n", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Keep failing until the follower shows a failure (it may attach after the first).
+    let seen = poll(DEADLINE, std::time::Duration::from_millis(200), || {
+        let _ = http_get(&web, "/error");
+        rx.try_iter()
+            .find(|l| l.contains("web-api error request-failure"))
+    });
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    assert!(
+        seen.is_some(),
+        "lab logs --query -f never showed the failure"
+    );
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
