@@ -47,6 +47,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Load-test a URL or a service of the running lab (autocannon's habits; wrk2's fixed rate).
     Load(Box<LoadArgs>),
+    /// The same lab for an existing engine: `lab export compose > docker-compose.yml`.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Exit 0 when `GET URL` answers 2xx within the timeout, else 1: a health probe for
     /// containers whose image has no shell or curl (`["CMD", "/lab", "probe", URL]`).
     Probe(ProbeArgs),
@@ -216,6 +219,13 @@ pub struct LoadArgs {
     /// The proxy engine of `--compare`'s proxied row. Default: the lab's, else builtin.
     #[arg(long, value_enum, requires = "compare")]
     pub proxy_engine: Option<ProxyEngineArg>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// A Compose file in the book's shape (one service per instance, ports on 127.0.0.1,
+    /// depends_on service_healthy), on stdout.
+    Compose,
 }
 
 #[derive(Debug, Args)]

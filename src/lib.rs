@@ -5,6 +5,7 @@
 //! - [`commands`]: one file per subcommand; load config, call the crates, render.
 //! - [`config`]: lab.toml raw (spans) → validated → lowered to a supervisor plan.
 //! - [`check`]: the scenario registry and its chapter files.
+//! - [`export`]: the lab as a Compose file (`lab export compose`).
 //! - [`render`]: tables, colour discipline, JUnit.
 //! - [`shutdown`]: signals → cancellation token.
 //! - [`tls`]: the lab's local CA and per-service certificates under `.lab/tls/`.
@@ -13,6 +14,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod export;
 pub mod render;
 pub mod shutdown;
 pub mod tls;

@@ -109,6 +109,22 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Hub(a) => hub::run(&env, a),
         Command::Alerts(a) => runtime()?.block_on(hub::alerts(&env, a)),
         Command::Probe(a) => probe(a),
+        Command::Export(crate::cli::ExportCommand::Compose) => {
+            let cfg = match env.load_config() {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            match crate::export::compose_yaml(&cfg) {
+                Ok(yaml) => {
+                    crate::render::line(yaml.trim_end());
+                    Ok(exit::OK)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(exit::USAGE)
+                }
+            }
+        }
         Command::Bench(crate::cli::BenchCommand::Protocols(a)) => {
             load::compare(&env, a.connections, a.duration, a.proxy_engine, a.json)
         }

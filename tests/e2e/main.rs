@@ -2,6 +2,7 @@
 
 mod command_service;
 mod config_errors;
+mod export;
 mod interop;
 mod lifecycle;
 mod load;

@@ -598,11 +598,18 @@ fn forward(target: &str, series: &[(String, f64)], ts: i64) -> std::io::Result<(
 }
 
 /// Read a hub.json.
+/// Read a hub config: a path to a hub.json, or the JSON itself (what an exported compose file
+/// passes: no file to mount).
 pub fn load_config(path: &std::path::Path) -> Result<HubConfig, HubError> {
-    let text = std::fs::read_to_string(path).map_err(|e| HubError::Config {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let arg = path.to_string_lossy();
+    let text = if arg.trim_start().starts_with('{') {
+        arg.into_owned()
+    } else {
+        std::fs::read_to_string(path).map_err(|e| HubError::Config {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?
+    };
     serde_json::from_str(&text).map_err(|e| HubError::Config {
         path: path.display().to_string(),
         reason: e.to_string(),

@@ -202,7 +202,13 @@ pub fn main(config: &std::path::Path) -> Result<(), ProxyError> {
         path: config.display().to_string(),
         reason,
     };
-    let text = std::fs::read(config).map_err(|e| bad(e.to_string()))?;
+    // A path, or the JSON itself (what an exported compose file passes: no file to mount).
+    let arg = config.to_string_lossy();
+    let text = if arg.trim_start().starts_with('{') {
+        arg.as_bytes().to_vec()
+    } else {
+        std::fs::read(config).map_err(|e| bad(e.to_string()))?
+    };
     let mut cfg: ProxyConfig = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
     let threads: usize = std::env::var(lab_service_kit::settings::env::LAB_THREADS)
         .ok()

@@ -1,0 +1,407 @@
+//! `lab export compose`: the same lab as a Compose file, in the book's shape (chapter 5): one
+//! service per instance on the default network (replicas share their service's name as a
+//! network alias, so `TARGET=recipe-api:4000` resolves as in the book's docker-compose.yml),
+//! ports published on 127.0.0.1 only, the environment `lab up` gives, healthchecks that run
+//! `/lab probe` (the lab image has no shell), and `depends_on` with `service_healthy`.
+//!
+//! Built-in services, the proxy and the hub run the one lab image (`lab/lab:<version>`, entry
+//! point `/lab`) with `serve NAME`; the proxy and the hub get their configuration inline (the
+//! JSON `lab serve … --config` also accepts), so the file needs nothing beside it. The hub's
+//! data lives in a named volume. Not exported yet (a clear error): https services, HAProxy as
+//! the engine, and `command = [...]` services (they will need `image`/`build`).
+
+use docker_compose_types as dc;
+use indexmap::IndexMap;
+
+use crate::config::raw::{Builtin, Protocol, ProxyEngine};
+use crate::config::validate::{HUB_SERVICE, LabConfig, PROXY_SERVICE, Ports, Run, Service, Target};
+use lab_supervisor::{HealthCheck, RestartPolicy};
+
+/// The image every built-in part runs.
+pub fn lab_image() -> String {
+    format!("lab/lab:{}", env!("CARGO_PKG_VERSION"))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("lab export compose: {0}")]
+pub struct ExportError(pub String);
+
+/// The port each instance of `s` listens on inside its container (they have a network of
+/// their own each, so replicas share it): the first configured port, else the built-in default.
+fn container_port(s: &Service) -> u16 {
+    match (&s.ports, &s.run) {
+        (Ports::Fixed(p), _) if p.first().is_some_and(|p| *p != 0) => p[0],
+        (_, Run::Builtin(Builtin::WebApi)) => 3000,
+        _ => 4000,
+    }
+}
+
+/// Compose service names of `s`'s instances.
+fn instance_names(s: &Service) -> Vec<String> {
+    if s.replicas == 1 {
+        vec![s.name.clone()]
+    } else {
+        (1..=s.replicas)
+            .map(|i| format!("{}-{i}", s.name))
+            .collect()
+    }
+}
+
+fn duration(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+fn env(pairs: Vec<(String, String)>) -> dc::Environment {
+    dc::Environment::KvPair(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k, Some(dc::SingleValue::String(v))))
+            .collect(),
+    )
+}
+
+fn probe(port: u16, path: &str, h: &lab_supervisor::HealthSpec) -> dc::Healthcheck {
+    dc::Healthcheck {
+        test: Some(dc::HealthcheckTest::Multiple(vec![
+            "CMD".into(),
+            "/lab".into(),
+            "probe".into(),
+            format!("http://127.0.0.1:{port}{path}"),
+        ])),
+        interval: Some(duration(h.interval)),
+        timeout: Some(duration(h.timeout)),
+        retries: 3,
+        start_period: Some(duration(h.deadline)),
+        ..Default::default()
+    }
+}
+
+fn restart(p: RestartPolicy) -> String {
+    match p {
+        RestartPolicy::Always => "always",
+        RestartPolicy::OnFailure => "on-failure",
+        RestartPolicy::Never => "no",
+    }
+    .into()
+}
+
+/// The Compose model of the lab.
+pub fn compose(cfg: &LabConfig) -> Result<dc::Compose, ExportError> {
+    for s in &cfg.services {
+        if let Run::Command { .. } = s.run {
+            return Err(ExportError(format!(
+                "`{}` runs a command; exporting it needs an image for it, which lab.toml cannot name yet",
+                s.name
+            )));
+        }
+        if s.protocol == Protocol::Https {
+            return Err(ExportError(format!(
+                "`{}` serves https; TLS is not exported yet",
+                s.name
+            )));
+        }
+    }
+    if let Some(p) = &cfg.proxy {
+        if p.engine == ProxyEngine::Haproxy {
+            return Err(ExportError(
+                "the HAProxy engine is not exported yet; use engine = \"builtin\"".into(),
+            ));
+        }
+        if p.frontends.iter().any(|f| f.tls) {
+            return Err(ExportError("TLS frontends are not exported yet".into()));
+        }
+    }
+    let healthy = |names: &[String]| -> dc::DependsOnOptions {
+        dc::DependsOnOptions::Conditional(
+            names
+                .iter()
+                .map(|n| {
+                    // The proxy has no health endpoint of its own to probe: started is what
+                    // can be waited for (its own checks keep unready servers out).
+                    let c = if n == PROXY_SERVICE {
+                        "service_started"
+                    } else {
+                        "service_healthy"
+                    };
+                    (n.clone(), dc::DependsCondition::new(c))
+                })
+                .collect(),
+        )
+    };
+    let frontends = cfg.proxy.as_ref().map_or(&[][..], |p| &p.frontends[..]);
+    let mut services: IndexMap<String, Option<dc::Service>> = IndexMap::new();
+
+    // The hub first, as `lab up` starts it.
+    if let Some(hub) = &cfg.hub {
+        let mut c = hub.config.clone();
+        c.data_dir = "/data".into();
+        c.host = std::net::Ipv4Addr::UNSPECIFIED.into();
+        c.carbon_port = hub
+            .ports
+            .iter()
+            .find(|p| p.what == crate::config::validate::HubListener::Carbon)
+            .map(|p| p.port);
+        c.tail = Vec::new();
+        c.health_targets = cfg
+            .services
+            .iter()
+            .filter_map(|s| match &s.health.check {
+                HealthCheck::Http { path } => Some((s, path)),
+                _ => None,
+            })
+            .flat_map(|(s, path)| {
+                instance_names(s)
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(i, n)| lab_hub::HealthTarget {
+                        service: s.name.clone(),
+                        instance: i + 1,
+                        url: format!("http://{n}:{}{path}", container_port(s)),
+                        ca: None,
+                    })
+            })
+            .collect();
+        let mut ports = vec![
+            format!("127.0.0.1:{0}:{0}/udp", c.logs_port),
+            format!("127.0.0.1:{0}:{0}/udp", c.statsd_port),
+            format!("127.0.0.1:{0}:{0}", c.zipkin_port),
+            format!("127.0.0.1:{0}:{0}", c.http_port),
+        ];
+        if let Some(p) = c.carbon_port {
+            ports.push(format!("127.0.0.1:{p}:{p}"));
+        }
+        let json = serde_json::to_string(&c).map_err(|e| ExportError(e.to_string()))?;
+        services.insert(
+            HUB_SERVICE.into(),
+            Some(dc::Service {
+                image: Some(lab_image()),
+                command: Some(dc::Command::Args(vec![
+                    "serve".into(),
+                    "hub".into(),
+                    "--config".into(),
+                    json,
+                ])),
+                ports: dc::Ports::Short(ports),
+                volumes: vec![dc::Volumes::Simple("hub-data:/data".into())],
+                healthcheck: Some(probe(
+                    c.http_port,
+                    "/health",
+                    &lab_supervisor::HealthSpec::default(),
+                )),
+                restart: Some("on-failure".into()),
+                labels: dc::Labels::Map(
+                    [
+                        ("lab.project".to_owned(), cfg.name.clone()),
+                        ("lab.service".to_owned(), HUB_SERVICE.to_owned()),
+                    ]
+                    .into_iter()
+                    .collect(),
+                ),
+                ..Default::default()
+            }),
+        );
+    }
+
+    for s in &cfg.services {
+        let port = container_port(s);
+        let names = instance_names(s);
+        let Run::Builtin(builtin) = &s.run else {
+            unreachable!("checked above")
+        };
+        for (i, name) in names.iter().enumerate() {
+            let mut e = vec![
+                ("HOST".to_owned(), "0.0.0.0".to_owned()),
+                ("PORT".to_owned(), port.to_string()),
+                ("LAB_ENV".to_owned(), s.environment.clone()),
+                ("NODE_ENV".to_owned(), s.environment.clone()),
+                ("LAB_SERVICE".to_owned(), s.name.clone()),
+            ];
+            let mut deps: Vec<String> = Vec::new();
+            for d in &s.depends_on {
+                deps.extend(instance_names(cfg.service(d).expect("validated")));
+            }
+            if let Some(Target::Service(t)) = &s.target {
+                let producer = cfg.service(t).expect("validated");
+                let via = frontends.iter().find(|f| {
+                    &f.service == t
+                        && s.target_protocol.is_none_or(|p| p.as_str() != "grpc")
+                        && f.settings.mode == lab_proxy::config::Mode::Http
+                });
+                match via {
+                    Some(f) => {
+                        e.push(("TARGET".into(), format!("{PROXY_SERVICE}:{}", f.port)));
+                        deps.push(PROXY_SERVICE.into());
+                    }
+                    None => {
+                        e.push((
+                            "TARGET".into(),
+                            format!("{}:{}", producer.name, container_port(producer)),
+                        ));
+                        deps.extend(instance_names(producer));
+                    }
+                }
+            } else if let Some(Target::Addr(a)) = &s.target {
+                e.push(("TARGET".into(), a.clone()));
+            }
+            if let Some(p) = s.target_protocol {
+                e.push(("TARGET_PROTOCOL".into(), p.as_str().into()));
+            }
+            let m = &s.process;
+            let d = crate::config::validate::ProcessModel::default();
+            if m.threads != d.threads {
+                e.push(("LAB_THREADS".into(), m.threads.to_string()));
+            }
+            if m.offload {
+                e.push(("LAB_OFFLOAD".into(), "1".into()));
+            }
+            if m.workers != d.workers {
+                e.push(("LAB_WORKERS".into(), m.workers.to_string()));
+            }
+            if m.respawn {
+                e.push(("LAB_RESPAWN".into(), "1".into()));
+            }
+            if let Some(h) = &cfg.hub {
+                let c = &h.config;
+                e.push((
+                    "LOGSTASH".into(),
+                    h.logstash
+                        .clone()
+                        .unwrap_or(format!("{HUB_SERVICE}:{}", c.logs_port)),
+                ));
+                e.push((
+                    "STATSD".into(),
+                    h.statsd
+                        .clone()
+                        .unwrap_or(format!("{HUB_SERVICE}:{}", c.statsd_port)),
+                ));
+                e.push((
+                    "ZIPKIN".into(),
+                    h.zipkin
+                        .clone()
+                        .unwrap_or(format!("{HUB_SERVICE}:{}", c.zipkin_port)),
+                ));
+                deps.push(HUB_SERVICE.into());
+            }
+            e.extend(s.env.iter().cloned());
+            deps.dedup();
+            let published = match &s.ports {
+                Ports::Fixed(p) if p[i] != 0 => format!("127.0.0.1:{}:{port}", p[i]),
+                _ => format!("127.0.0.1::{port}"),
+            };
+            let healthcheck = match &s.health.check {
+                HealthCheck::Http { path } => Some(probe(port, path, &s.health)),
+                _ => None,
+            };
+            let networks = if s.replicas > 1 {
+                let mut m = IndexMap::new();
+                m.insert(
+                    "default".to_owned(),
+                    dc::MapOrEmpty::Map(dc::AdvancedNetworkSettings {
+                        aliases: vec![s.name.clone()],
+                        ..Default::default()
+                    }),
+                );
+                dc::Networks::Advanced(dc::AdvancedNetworks(m))
+            } else {
+                dc::Networks::default()
+            };
+            let labels: IndexMap<String, String> = [
+                ("lab.project".to_owned(), cfg.name.clone()),
+                ("lab.service".to_owned(), s.name.clone()),
+                ("lab.instance".to_owned(), (i + 1).to_string()),
+            ]
+            .into_iter()
+            .collect();
+            services.insert(
+                name.clone(),
+                Some(dc::Service {
+                    image: Some(lab_image()),
+                    command: Some(dc::Command::Args(vec![
+                        "serve".into(),
+                        builtin.as_str().into(),
+                    ])),
+                    environment: env(e),
+                    ports: dc::Ports::Short(vec![published]),
+                    healthcheck,
+                    depends_on: healthy(&deps),
+                    restart: Some(restart(s.restart.policy)),
+                    stop_grace_period: Some(duration(s.stop_grace)),
+                    networks,
+                    labels: dc::Labels::Map(labels),
+                    ..Default::default()
+                }),
+            );
+        }
+    }
+
+    if let Some(proxy) = &cfg.proxy {
+        let mut fes = Vec::new();
+        let mut deps = Vec::new();
+        let mut ports = Vec::new();
+        for f in &proxy.frontends {
+            let s = cfg.service(&f.service).expect("validated");
+            let names = instance_names(s);
+            let mut settings = f.settings.clone();
+            settings.bind = format!("0.0.0.0:{}", f.port);
+            settings.servers = names
+                .iter()
+                .map(|n| lab_proxy::config::Server {
+                    name: n.clone(),
+                    addr: format!("{n}:{}", container_port(s)),
+                })
+                .collect();
+            deps.extend(names);
+            ports.push(format!("127.0.0.1:{0}:{0}", f.port));
+            fes.push(settings);
+        }
+        let json = serde_json::to_string(&lab_proxy::config::ProxyConfig { frontends: fes })
+            .map_err(|e| ExportError(e.to_string()))?;
+        services.insert(
+            PROXY_SERVICE.into(),
+            Some(dc::Service {
+                image: Some(lab_image()),
+                command: Some(dc::Command::Args(vec![
+                    "serve".into(),
+                    "proxy".into(),
+                    "--config".into(),
+                    json,
+                ])),
+                ports: dc::Ports::Short(ports),
+                depends_on: healthy(&deps),
+                restart: Some("on-failure".into()),
+                labels: dc::Labels::Map(
+                    [
+                        ("lab.project".to_owned(), cfg.name.clone()),
+                        ("lab.service".to_owned(), PROXY_SERVICE.to_owned()),
+                    ]
+                    .into_iter()
+                    .collect(),
+                ),
+                ..Default::default()
+            }),
+        );
+    }
+
+    let mut volumes = IndexMap::new();
+    if cfg.hub.is_some() {
+        volumes.insert("hub-data".to_owned(), dc::MapOrEmpty::Empty);
+    }
+    // No top-level `name` (nor healthchecks' `start_interval`): docker-compose 1.29, this
+    // machine's, refuses them; the project is named by `-p` or the folder, and every
+    // service carries `lab.project`.
+    Ok(dc::Compose {
+        services: dc::Services(services),
+        volumes: dc::TopLevelVolumes(volumes),
+        ..Default::default()
+    })
+}
+
+/// The Compose file as YAML.
+pub fn compose_yaml(cfg: &LabConfig) -> Result<String, ExportError> {
+    let c = compose(cfg)?;
+    serde_norway::to_string(&c).map_err(|e| ExportError(e.to_string()))
+}

@@ -1,0 +1,108 @@
+//! `lab export compose`: the default lab as a Compose file that this machine's docker-compose
+//! accepts, and that reads back into the same model.
+
+use crate::util::*;
+
+#[test]
+fn the_default_lab_exports_to_a_valid_compose_file() {
+    let lab = default_lab();
+    let r = lab.run(&["export", "compose"]);
+    assert_eq!(r.code, 0, "{r}");
+    let file = lab.write("docker-compose.yml", &r.stdout);
+    // Read back: the same services, in start order, with the book's shape.
+    let c: docker_compose_types::Compose = serde_norway::from_str(&r.stdout).unwrap();
+    let names: Vec<&str> = c.services.0.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "hub",
+            "recipe-api-1",
+            "recipe-api-2",
+            "web-api-1",
+            "web-api-2",
+            "proxy"
+        ]
+    );
+    for (name, s) in &c.services.0 {
+        let s = s.as_ref().unwrap();
+        let docker_compose_types::Ports::Short(ports) = &s.ports else {
+            panic!("{name}: long ports")
+        };
+        assert!(
+            ports.iter().all(|p| p.starts_with("127.0.0.1:")),
+            "{name}: {ports:?}"
+        );
+        assert!(
+            s.image
+                .as_deref()
+                .is_some_and(|i| i.starts_with("lab/lab:")),
+            "{name}"
+        );
+    }
+    let web = c.services.0["web-api-1"].as_ref().unwrap();
+    let docker_compose_types::Environment::KvPair(env) = &web.environment else {
+        panic!()
+    };
+    let var = |k: &str| env[k].as_ref().unwrap().to_string();
+    assert_eq!(
+        var("TARGET"),
+        "recipe-api:4000",
+        "the book's service-name address"
+    );
+    assert_eq!(var("ZIPKIN"), "hub:9411");
+    let docker_compose_types::DependsOnOptions::Conditional(deps) = &web.depends_on else {
+        panic!()
+    };
+    assert_eq!(deps["recipe-api-1"].condition, "service_healthy");
+    assert_eq!(deps["hub"].condition, "service_healthy");
+    let test = match &web.healthcheck.as_ref().unwrap().test {
+        Some(docker_compose_types::HealthcheckTest::Multiple(t)) => t.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        test,
+        ["CMD", "/lab", "probe", "http://127.0.0.1:3001/health"]
+    );
+    // The proxy's inline config balances the two web-api containers by name.
+    let proxy = c.services.0["proxy"].as_ref().unwrap();
+    let Some(docker_compose_types::Command::Args(args)) = &proxy.command else {
+        panic!()
+    };
+    let cfg: lab_proxy::config::ProxyConfig = serde_json::from_str(&args[3]).unwrap();
+    let servers: Vec<&str> = cfg.frontends[0]
+        .servers
+        .iter()
+        .map(|s| s.addr.as_str())
+        .collect();
+    assert_eq!(servers, ["web-api-1:3001", "web-api-2:3001"]);
+
+    // What docker-compose itself says of it.
+    if require(
+        "docker-compose",
+        lab_testkit::has_program("docker-compose"),
+        "the Compose CLI validates the file",
+    ) {
+        let out = std::process::Command::new("docker-compose")
+            .arg("-f")
+            .arg(&file)
+            .args(["config", "-q"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker-compose config: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn what_cannot_be_exported_yet_is_a_clear_error() {
+    let lab = LabDir::new(
+        BIN,
+        "[services.mine]\ncommand = [\"python3\", \"app.py\"]\nport = 0\n",
+    );
+    let r = lab.run(&["export", "compose"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("`mine` runs a command"), "{r}");
+}
