@@ -226,6 +226,9 @@ pub enum ExportCommand {
     /// A Compose file in the book's shape (one service per instance, ports on 127.0.0.1,
     /// depends_on service_healthy), on stdout.
     Compose,
+    /// Kubernetes Services and Deployments (replicas, container port, liveness and readiness
+    /// probes), one multi-document YAML on stdout.
+    K8s,
 }
 
 #[derive(Debug, Args)]

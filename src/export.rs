@@ -23,7 +23,7 @@ pub fn lab_image() -> String {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("lab export compose: {0}")]
+#[error("lab export: {0}")]
 pub struct ExportError(pub String);
 
 /// The port each instance of `s` listens on inside its container (they have a network of
@@ -89,8 +89,97 @@ fn restart(p: RestartPolicy) -> String {
     .into()
 }
 
-/// The Compose model of the lab.
-pub fn compose(cfg: &LabConfig) -> Result<dc::Compose, ExportError> {
+/// The environment an instance of `s` gets in a container (what `lab up` gives, with
+/// addresses by service name) and the services it waits for (`names` maps a service to the
+/// names its instances run under).
+fn service_env(
+    cfg: &LabConfig,
+    s: &Service,
+    names: &dyn Fn(&Service) -> Vec<String>,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let frontends = cfg.proxy.as_ref().map_or(&[][..], |p| &p.frontends[..]);
+    let mut e = vec![
+        ("HOST".to_owned(), "0.0.0.0".to_owned()),
+        ("PORT".to_owned(), container_port(s).to_string()),
+        ("LAB_ENV".to_owned(), s.environment.clone()),
+        ("NODE_ENV".to_owned(), s.environment.clone()),
+        ("LAB_SERVICE".to_owned(), s.name.clone()),
+    ];
+    let mut deps: Vec<String> = Vec::new();
+    for d in &s.depends_on {
+        deps.extend(names(cfg.service(d).expect("validated")));
+    }
+    match &s.target {
+        Some(Target::Service(t)) => {
+            let producer = cfg.service(t).expect("validated");
+            let via = frontends.iter().find(|f| {
+                &f.service == t
+                    && s.target_protocol.is_none_or(|p| p.as_str() != "grpc")
+                    && f.settings.mode == lab_proxy::config::Mode::Http
+            });
+            match via {
+                Some(f) => {
+                    e.push(("TARGET".into(), format!("{PROXY_SERVICE}:{}", f.port)));
+                    deps.push(PROXY_SERVICE.into());
+                }
+                None => {
+                    e.push((
+                        "TARGET".into(),
+                        format!("{}:{}", producer.name, container_port(producer)),
+                    ));
+                    deps.extend(names(producer));
+                }
+            }
+        }
+        Some(Target::Addr(a)) => e.push(("TARGET".into(), a.clone())),
+        None => {}
+    }
+    if let Some(p) = s.target_protocol {
+        e.push(("TARGET_PROTOCOL".into(), p.as_str().into()));
+    }
+    let m = &s.process;
+    let d = crate::config::validate::ProcessModel::default();
+    if m.threads != d.threads {
+        e.push(("LAB_THREADS".into(), m.threads.to_string()));
+    }
+    if m.offload {
+        e.push(("LAB_OFFLOAD".into(), "1".into()));
+    }
+    if m.workers != d.workers {
+        e.push(("LAB_WORKERS".into(), m.workers.to_string()));
+    }
+    if m.respawn {
+        e.push(("LAB_RESPAWN".into(), "1".into()));
+    }
+    if let Some(h) = &cfg.hub {
+        let c = &h.config;
+        e.push((
+            "LOGSTASH".into(),
+            h.logstash
+                .clone()
+                .unwrap_or(format!("{HUB_SERVICE}:{}", c.logs_port)),
+        ));
+        e.push((
+            "STATSD".into(),
+            h.statsd
+                .clone()
+                .unwrap_or(format!("{HUB_SERVICE}:{}", c.statsd_port)),
+        ));
+        e.push((
+            "ZIPKIN".into(),
+            h.zipkin
+                .clone()
+                .unwrap_or(format!("{HUB_SERVICE}:{}", c.zipkin_port)),
+        ));
+        deps.push(HUB_SERVICE.into());
+    }
+    e.extend(s.env.iter().cloned());
+    deps.dedup();
+    (e, deps)
+}
+
+/// What cannot be exported yet, as a clear error.
+fn check_exportable(cfg: &LabConfig) -> Result<(), ExportError> {
     for s in &cfg.services {
         if let Run::Command { .. } = s.run {
             return Err(ExportError(format!(
@@ -115,6 +204,12 @@ pub fn compose(cfg: &LabConfig) -> Result<dc::Compose, ExportError> {
             return Err(ExportError("TLS frontends are not exported yet".into()));
         }
     }
+    Ok(())
+}
+
+/// The Compose model of the lab.
+pub fn compose(cfg: &LabConfig) -> Result<dc::Compose, ExportError> {
+    check_exportable(cfg)?;
     let healthy = |names: &[String]| -> dc::DependsOnOptions {
         dc::DependsOnOptions::Conditional(
             names
@@ -132,7 +227,6 @@ pub fn compose(cfg: &LabConfig) -> Result<dc::Compose, ExportError> {
                 .collect(),
         )
     };
-    let frontends = cfg.proxy.as_ref().map_or(&[][..], |p| &p.frontends[..]);
     let mut services: IndexMap<String, Option<dc::Service>> = IndexMap::new();
 
     // The hub first, as `lab up` starts it.
@@ -213,81 +307,7 @@ pub fn compose(cfg: &LabConfig) -> Result<dc::Compose, ExportError> {
             unreachable!("checked above")
         };
         for (i, name) in names.iter().enumerate() {
-            let mut e = vec![
-                ("HOST".to_owned(), "0.0.0.0".to_owned()),
-                ("PORT".to_owned(), port.to_string()),
-                ("LAB_ENV".to_owned(), s.environment.clone()),
-                ("NODE_ENV".to_owned(), s.environment.clone()),
-                ("LAB_SERVICE".to_owned(), s.name.clone()),
-            ];
-            let mut deps: Vec<String> = Vec::new();
-            for d in &s.depends_on {
-                deps.extend(instance_names(cfg.service(d).expect("validated")));
-            }
-            if let Some(Target::Service(t)) = &s.target {
-                let producer = cfg.service(t).expect("validated");
-                let via = frontends.iter().find(|f| {
-                    &f.service == t
-                        && s.target_protocol.is_none_or(|p| p.as_str() != "grpc")
-                        && f.settings.mode == lab_proxy::config::Mode::Http
-                });
-                match via {
-                    Some(f) => {
-                        e.push(("TARGET".into(), format!("{PROXY_SERVICE}:{}", f.port)));
-                        deps.push(PROXY_SERVICE.into());
-                    }
-                    None => {
-                        e.push((
-                            "TARGET".into(),
-                            format!("{}:{}", producer.name, container_port(producer)),
-                        ));
-                        deps.extend(instance_names(producer));
-                    }
-                }
-            } else if let Some(Target::Addr(a)) = &s.target {
-                e.push(("TARGET".into(), a.clone()));
-            }
-            if let Some(p) = s.target_protocol {
-                e.push(("TARGET_PROTOCOL".into(), p.as_str().into()));
-            }
-            let m = &s.process;
-            let d = crate::config::validate::ProcessModel::default();
-            if m.threads != d.threads {
-                e.push(("LAB_THREADS".into(), m.threads.to_string()));
-            }
-            if m.offload {
-                e.push(("LAB_OFFLOAD".into(), "1".into()));
-            }
-            if m.workers != d.workers {
-                e.push(("LAB_WORKERS".into(), m.workers.to_string()));
-            }
-            if m.respawn {
-                e.push(("LAB_RESPAWN".into(), "1".into()));
-            }
-            if let Some(h) = &cfg.hub {
-                let c = &h.config;
-                e.push((
-                    "LOGSTASH".into(),
-                    h.logstash
-                        .clone()
-                        .unwrap_or(format!("{HUB_SERVICE}:{}", c.logs_port)),
-                ));
-                e.push((
-                    "STATSD".into(),
-                    h.statsd
-                        .clone()
-                        .unwrap_or(format!("{HUB_SERVICE}:{}", c.statsd_port)),
-                ));
-                e.push((
-                    "ZIPKIN".into(),
-                    h.zipkin
-                        .clone()
-                        .unwrap_or(format!("{HUB_SERVICE}:{}", c.zipkin_port)),
-                ));
-                deps.push(HUB_SERVICE.into());
-            }
-            e.extend(s.env.iter().cloned());
-            deps.dedup();
+            let (e, deps) = service_env(cfg, s, &instance_names);
             let published = match &s.ports {
                 Ports::Fixed(p) if p[i] != 0 => format!("127.0.0.1:{}:{port}", p[i]),
                 _ => format!("127.0.0.1::{port}"),
@@ -404,4 +424,265 @@ pub fn compose(cfg: &LabConfig) -> Result<dc::Compose, ExportError> {
 pub fn compose_yaml(cfg: &LabConfig) -> Result<String, ExportError> {
     let c = compose(cfg)?;
     serde_norway::to_string(&c).map_err(|e| ExportError(e.to_string()))
+}
+
+// === Kubernetes ===
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+fn meta(cfg: &LabConfig, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        labels: Some(
+            [
+                ("app".to_owned(), name.to_owned()),
+                ("lab.project".to_owned(), cfg.name.clone()),
+            ]
+            .into_iter()
+            .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn http_probe(path: &str, port: u16, h: &lab_supervisor::HealthSpec) -> core::Probe {
+    core::Probe {
+        http_get: Some(core::HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::Int(i32::from(port)),
+            ..Default::default()
+        }),
+        period_seconds: Some(h.interval.as_secs().max(1) as i32),
+        timeout_seconds: Some(h.timeout.as_secs().max(1) as i32),
+        failure_threshold: Some(3),
+        ..Default::default()
+    }
+}
+
+/// One Deployment running `lab serve ARGS` and the Service in front of it.
+#[allow(clippy::too_many_arguments)]
+fn workload(
+    cfg: &LabConfig,
+    name: &str,
+    replicas: usize,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    ports: &[(u16, &str)],
+    probe: Option<core::Probe>,
+    volume: Option<&str>,
+) -> (Deployment, core::Service) {
+    let selector: std::collections::BTreeMap<String, String> =
+        [("app".to_owned(), name.to_owned())].into_iter().collect();
+    let container = core::Container {
+        name: name.to_owned(),
+        image: Some(lab_image()),
+        args: Some(args),
+        env: (!env.is_empty()).then(|| {
+            env.into_iter()
+                .map(|(k, v)| core::EnvVar {
+                    name: k,
+                    value: Some(v),
+                    ..Default::default()
+                })
+                .collect()
+        }),
+        ports: Some(
+            ports
+                .iter()
+                .map(|(p, proto)| core::ContainerPort {
+                    container_port: i32::from(*p),
+                    protocol: Some((*proto).to_owned()),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        liveness_probe: probe.clone(),
+        readiness_probe: probe,
+        volume_mounts: volume.map(|v| {
+            vec![core::VolumeMount {
+                name: "data".into(),
+                mount_path: v.to_owned(),
+                ..Default::default()
+            }]
+        }),
+        ..Default::default()
+    };
+    let deployment = Deployment {
+        metadata: meta(cfg, name),
+        spec: DeploymentSpec {
+            replicas: Some(replicas as i32),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..Default::default()
+            },
+            template: core::PodTemplateSpec {
+                metadata: Some(meta(cfg, name)),
+                spec: Some(core::PodSpec {
+                    containers: vec![container],
+                    volumes: volume.map(|_| {
+                        vec![core::Volume {
+                            name: "data".into(),
+                            empty_dir: Some(Default::default()),
+                            ..Default::default()
+                        }]
+                    }),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let service = core::Service {
+        metadata: meta(cfg, name),
+        spec: Some(core::ServiceSpec {
+            selector: Some(selector),
+            ports: Some(
+                ports
+                    .iter()
+                    .map(|(p, proto)| core::ServicePort {
+                        name: Some(format!("{}-{p}", proto.to_ascii_lowercase())),
+                        port: i32::from(*p),
+                        target_port: Some(IntOrString::Int(i32::from(*p))),
+                        protocol: Some((*proto).to_owned()),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    (deployment, service)
+}
+
+/// The lab as Kubernetes Deployments and Services (the book's recipe-api-deployment.yml shape:
+/// replicas, container port, liveness and readiness `httpGet` probes), one per service, the
+/// hub and the proxy included. Replicas are one Deployment behind a Service, so `TARGET`
+/// stays `recipe-api:4000`.
+pub fn k8s(cfg: &LabConfig) -> Result<(Vec<Deployment>, Vec<core::Service>), ExportError> {
+    check_exportable(cfg)?;
+    let one = |s: &Service| vec![s.name.clone()];
+    let (mut deployments, mut services) = (Vec::new(), Vec::new());
+    if let Some(hub) = &cfg.hub {
+        let mut c = hub.config.clone();
+        c.data_dir = "/data".into();
+        c.host = std::net::Ipv4Addr::UNSPECIFIED.into();
+        c.carbon_port = hub
+            .ports
+            .iter()
+            .find(|p| p.what == crate::config::validate::HubListener::Carbon)
+            .map(|p| p.port);
+        c.tail = Vec::new();
+        c.health_targets = cfg
+            .services
+            .iter()
+            .filter_map(|s| match &s.health.check {
+                HealthCheck::Http { path } => Some(lab_hub::HealthTarget {
+                    service: s.name.clone(),
+                    instance: 1,
+                    url: format!("http://{}:{}{path}", s.name, container_port(s)),
+                    ca: None,
+                }),
+                _ => None,
+            })
+            .collect();
+        let json = serde_json::to_string(&c).map_err(|e| ExportError(e.to_string()))?;
+        let mut ports = vec![
+            (c.logs_port, "UDP"),
+            (c.statsd_port, "UDP"),
+            (c.zipkin_port, "TCP"),
+            (c.http_port, "TCP"),
+        ];
+        if let Some(p) = c.carbon_port {
+            ports.push((p, "TCP"));
+        }
+        let probe = http_probe(
+            "/health",
+            c.http_port,
+            &lab_supervisor::HealthSpec::default(),
+        );
+        let (d, s) = workload(
+            cfg,
+            HUB_SERVICE,
+            1,
+            vec!["serve".into(), "hub".into(), "--config".into(), json],
+            Vec::new(),
+            &ports,
+            Some(probe),
+            Some("/data"),
+        );
+        deployments.push(d);
+        services.push(s);
+    }
+    for s in &cfg.services {
+        let Run::Builtin(builtin) = &s.run else {
+            unreachable!("checked")
+        };
+        let (env, _) = service_env(cfg, s, &one);
+        let port = container_port(s);
+        let probe = match &s.health.check {
+            HealthCheck::Http { path } => Some(http_probe(path, port, &s.health)),
+            _ => None,
+        };
+        let (d, svc) = workload(
+            cfg,
+            &s.name,
+            s.replicas,
+            vec!["serve".into(), builtin.as_str().into()],
+            env,
+            &[(port, "TCP")],
+            probe,
+            None,
+        );
+        deployments.push(d);
+        services.push(svc);
+    }
+    if let Some(proxy) = &cfg.proxy {
+        let mut fes = Vec::new();
+        let mut ports = Vec::new();
+        for f in &proxy.frontends {
+            let s = cfg.service(&f.service).expect("validated");
+            let mut settings = f.settings.clone();
+            settings.bind = format!("0.0.0.0:{}", f.port);
+            settings.servers = vec![lab_proxy::config::Server {
+                name: s.name.clone(),
+                addr: format!("{}:{}", s.name, container_port(s)),
+            }];
+            ports.push((f.port, "TCP"));
+            fes.push(settings);
+        }
+        let json = serde_json::to_string(&lab_proxy::config::ProxyConfig { frontends: fes })
+            .map_err(|e| ExportError(e.to_string()))?;
+        let (d, s) = workload(
+            cfg,
+            PROXY_SERVICE,
+            1,
+            vec!["serve".into(), "proxy".into(), "--config".into(), json],
+            Vec::new(),
+            &ports,
+            None,
+            None,
+        );
+        deployments.push(d);
+        services.push(s);
+    }
+    Ok((deployments, services))
+}
+
+/// The Kubernetes objects as one multi-document YAML (Services first, as `kubectl apply`
+/// likes them before the workloads that use their names).
+pub fn k8s_yaml(cfg: &LabConfig) -> Result<String, ExportError> {
+    let (deployments, services) = k8s(cfg)?;
+    let mut docs = Vec::new();
+    for s in &services {
+        docs.push(serde_norway::to_string(s).map_err(|e| ExportError(e.to_string()))?);
+    }
+    for d in &deployments {
+        docs.push(serde_norway::to_string(d).map_err(|e| ExportError(e.to_string()))?);
+    }
+    Ok(docs.join("---\n"))
 }

@@ -109,12 +109,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Hub(a) => hub::run(&env, a),
         Command::Alerts(a) => runtime()?.block_on(hub::alerts(&env, a)),
         Command::Probe(a) => probe(a),
-        Command::Export(crate::cli::ExportCommand::Compose) => {
+        Command::Export(what) => {
             let cfg = match env.load_config() {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            match crate::export::compose_yaml(&cfg) {
+            let out = match what {
+                crate::cli::ExportCommand::Compose => crate::export::compose_yaml(&cfg),
+                crate::cli::ExportCommand::K8s => crate::export::k8s_yaml(&cfg),
+            };
+            match out {
                 Ok(yaml) => {
                     crate::render::line(yaml.trim_end());
                     Ok(exit::OK)

@@ -106,3 +106,104 @@ fn what_cannot_be_exported_yet_is_a_clear_error() {
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("`mine` runs a command"), "{r}");
 }
+
+#[test]
+fn the_default_lab_exports_to_valid_kubernetes_manifests() {
+    let lab = default_lab();
+    let r = lab.run(&["export", "k8s"]);
+    assert_eq!(r.code, 0, "{r}");
+    // Round trip through the typed model: four Services, then four Deployments.
+    let docs: Vec<&str> = r.stdout.split("---\n").collect();
+    let kinds: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            serde_norway::from_str::<serde_json::Value>(d).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Service",
+            "Service",
+            "Service",
+            "Service",
+            "Deployment",
+            "Deployment",
+            "Deployment",
+            "Deployment"
+        ]
+    );
+    let recipe: k8s_openapi::api::apps::v1::Deployment = serde_norway::from_str(
+        docs.iter()
+            .find(|d| d.contains("kind: Deployment") && d.contains("name: recipe-api"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(recipe.spec.replicas, Some(2));
+    let c = &recipe.spec.template.spec.as_ref().unwrap().containers[0];
+    assert_eq!(
+        c.args.as_deref(),
+        Some(&["serve".to_owned(), "recipe-api".to_owned()][..])
+    );
+    let live = c
+        .liveness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(live.path.as_deref(), Some("/health"));
+    assert_eq!(
+        live.port,
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(4000)
+    );
+    assert!(c.readiness_probe.is_some());
+    let web: k8s_openapi::api::apps::v1::Deployment = serde_norway::from_str(
+        docs.iter()
+            .find(|d| d.contains("kind: Deployment") && d.contains("name: web-api"))
+            .unwrap(),
+    )
+    .unwrap();
+    let env = web.spec.template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap();
+    let target = env.iter().find(|e| e.name == "TARGET").unwrap();
+    assert_eq!(
+        target.value.as_deref(),
+        Some("recipe-api:4000"),
+        "a Service name, as in the book"
+    );
+
+    if !require(
+        "kubernetes-validate",
+        lab_testkit::has_program("kubernetes-validate"),
+        "pip install kubernetes-validate (scripts/install-deps)",
+    ) {
+        return;
+    }
+    let file = lab.write("k8s.yml", &r.stdout);
+    let check = |f: &std::path::Path| {
+        std::process::Command::new("kubernetes-validate")
+            .args(["-k", "1.37.0", "--strict"])
+            .arg(f)
+            .output()
+            .unwrap()
+    };
+    let out = check(&file);
+    assert!(
+        out.status.success(),
+        "kubernetes-validate: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The validator is not a rubber stamp: a wrong type fails it.
+    let bad = lab.write(
+        "bad.yml",
+        &r.stdout.replacen("replicas: 2", "replicas: two", 1),
+    );
+    assert!(!check(&bad).status.success(), "a bad manifest passed");
+}
