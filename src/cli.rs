@@ -47,6 +47,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Load-test a URL or a service of the running lab (autocannon's habits; wrk2's fixed rate).
     Load(Box<LoadArgs>),
+    /// The container image of the lab (`lab images build`), made from this binary, no registry.
+    #[command(subcommand)]
+    Images(ImagesCommand),
     /// The same lab for an existing engine: `lab export compose > docker-compose.yml`.
     #[command(subcommand)]
     Export(ExportCommand),
@@ -219,6 +222,16 @@ pub struct LoadArgs {
     /// The proxy engine of `--compare`'s proxied row. Default: the lab's, else builtin.
     #[arg(long, value_enum, requires = "compare")]
     pub proxy_engine: Option<ProxyEngineArg>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Import `lab/lab:<version>` (this binary + the libraries it loads) into the local engine.
+    Build {
+        /// The binary to put in the image. Default: this one.
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,7 +5,8 @@
 //! - [`commands`]: one file per subcommand; load config, call the crates, render.
 //! - [`config`]: lab.toml raw (spans) → validated → lowered to a supervisor plan.
 //! - [`check`]: the scenario registry and its chapter files.
-//! - [`export`]: the lab as a Compose file (`lab export compose`).
+//! - [`export`]: the lab as a Compose file or Kubernetes manifests (`lab export compose|k8s`).
+//! - [`images`]: the lab image, imported into the local engine without a registry.
 //! - [`render`]: tables, colour discipline, JUnit.
 //! - [`shutdown`]: signals → cancellation token.
 //! - [`tls`]: the lab's local CA and per-service certificates under `.lab/tls/`.
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod export;
+pub mod images;
 pub mod render;
 pub mod shutdown;
 pub mod tls;

@@ -109,6 +109,30 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Hub(a) => hub::run(&env, a),
         Command::Alerts(a) => runtime()?.block_on(hub::alerts(&env, a)),
         Command::Probe(a) => probe(a),
+        Command::Images(crate::cli::ImagesCommand::Build { binary }) => {
+            let exe = match binary {
+                Some(b) => b,
+                None => std::env::current_exe()?,
+            };
+            let reference = crate::export::lab_image();
+            match runtime()?.block_on(crate::images::build(&exe, &reference)) {
+                Ok(b) => {
+                    crate::render::line(format!(
+                        "{} {} ({}, {:.1} MB): {}",
+                        env.style.green(crate::render::OK),
+                        b.reference,
+                        b.id.get(..19).unwrap_or(&b.id),
+                        b.bytes as f64 / 1e6,
+                        b.files.join(" ")
+                    ));
+                    Ok(exit::OK)
+                }
+                Err(e) => {
+                    eprintln!("lab images build: {e:#}");
+                    Ok(exit::FAILED)
+                }
+            }
+        }
         Command::Export(what) => {
             let cfg = match env.load_config() {
                 Ok(c) => c,

@@ -3,6 +3,7 @@
 mod command_service;
 mod config_errors;
 mod export;
+mod images;
 mod interop;
 mod lifecycle;
 mod load;

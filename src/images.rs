@@ -1,0 +1,106 @@
+//! `lab images build`: the one image every built-in part runs (`lab/lab:<version>`, entry
+//! point `/lab`), made without a registry or a Dockerfile: the host's `lab` binary (debug info
+//! stripped when `strip` is there) and exactly the shared libraries `ldd` lists, streamed as a
+//! tar from memory into the engine's import (`docker import -`, bollard's
+//! `create_image(from_src "-")`). A static binary needs no library at all.
+
+use std::path::{Path, PathBuf};
+
+use bollard::Docker;
+use futures_util::TryStreamExt;
+
+/// What went into an image.
+#[derive(Debug)]
+pub struct Built {
+    pub reference: String,
+    pub id: String,
+    pub bytes: u64,
+    pub files: Vec<String>,
+}
+
+/// The libraries a dynamic executable loads (absolute paths), none for a static one.
+pub fn ldd_closure(exe: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let out = std::process::Command::new("ldd").arg(exe).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || text.contains("statically linked") || text.contains("not a dynamic")
+    {
+        return Ok(Vec::new());
+    }
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or `/lib64/ld-linux-x86-64.so.2 (0x…)`
+            let path = l.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect())
+}
+
+/// The image's filesystem as a tar in memory.
+pub fn rootfs_tar(exe: &Path) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
+    let stripped = tempfile::NamedTempFile::new()?;
+    let binary = match std::process::Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(stripped.path())
+        .arg(exe)
+        .status()
+    {
+        Ok(s) if s.success() => stripped.path().to_path_buf(),
+        _ => exe.to_path_buf(),
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(true);
+    let mut files = vec!["/lab".to_owned()];
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o1777);
+    header.set_size(0);
+    tar.append_data(&mut header, "tmp/", std::io::empty())?;
+    tar.append_path_with_name(&binary, "lab")?;
+    for lib in ldd_closure(exe)? {
+        let name = lib.strip_prefix("/").unwrap_or(&lib).to_path_buf();
+        tar.append_path_with_name(&lib, &name)?;
+        files.push(lib.display().to_string());
+    }
+    Ok((tar.into_inner()?, files))
+}
+
+/// Import the image into the engine at `/var/run/docker.sock`.
+pub async fn build(exe: &Path, reference: &str) -> anyhow::Result<Built> {
+    let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
+    let (bytes, files) = rootfs_tar(exe)?;
+    let docker = Docker::connect_with_socket_defaults()?
+        .negotiate_version()
+        .await
+        .map_err(|e| anyhow::anyhow!("the Docker engine does not answer: {e}"))?;
+    let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+        .from_src("-")
+        .repo(repo)
+        .tag(tag)
+        .changes(vec![
+            "ENTRYPOINT [\"/lab\"]".to_owned(),
+            "WORKDIR /".to_owned(),
+            "LABEL lab.image=lab".to_owned(),
+        ])
+        .build();
+    let size = bytes.len() as u64;
+    let infos: Vec<bollard::models::CreateImageInfo> = docker
+        .create_image(Some(options), Some(bollard::body_full(bytes.into())), None)
+        .try_collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("the engine refused the import of {reference}: {e}"))?;
+    if let Some(err) = infos
+        .iter()
+        .find_map(|i| i.error_detail.as_ref().and_then(|d| d.message.clone()))
+    {
+        anyhow::bail!("importing {reference}: {err}");
+    }
+    let inspected = docker.inspect_image(reference).await?;
+    Ok(Built {
+        reference: reference.to_owned(),
+        id: inspected.id.unwrap_or_default(),
+        bytes: inspected.size.map_or(size, |s| s as u64),
+        files,
+    })
+}
