@@ -178,6 +178,73 @@ fn service_env(
     (e, deps)
 }
 
+/// The hub's config inside a container: data in `/data`, every interface, no files to tail,
+/// and every instance (named by `names`) polled by its service name.
+fn hub_in_container(
+    cfg: &LabConfig,
+    hub: &crate::config::validate::Hub,
+    names: &dyn Fn(&Service) -> Vec<String>,
+) -> lab_hub::HubConfig {
+    let mut c = hub.config.clone();
+    c.data_dir = "/data".into();
+    c.host = std::net::Ipv4Addr::UNSPECIFIED.into();
+    c.carbon_port = hub
+        .ports
+        .iter()
+        .find(|p| p.what == crate::config::validate::HubListener::Carbon)
+        .map(|p| p.port);
+    c.tail = Vec::new();
+    c.health_targets = cfg
+        .services
+        .iter()
+        .filter_map(|s| match &s.health.check {
+            HealthCheck::Http { path } => Some((s, path)),
+            _ => None,
+        })
+        .flat_map(|(s, path)| {
+            names(s)
+                .into_iter()
+                .enumerate()
+                .map(move |(i, n)| lab_hub::HealthTarget {
+                    service: s.name.clone(),
+                    instance: i + 1,
+                    url: format!("http://{n}:{}{path}", container_port(s)),
+                    ca: None,
+                })
+        })
+        .collect();
+    c
+}
+
+/// The proxy's frontends inside a container (binding every interface, servers by the names
+/// `names` gives), and the names it waits for.
+fn proxy_in_container(
+    cfg: &LabConfig,
+    proxy: &crate::config::validate::Proxy,
+    names: &dyn Fn(&Service) -> Vec<String>,
+) -> (Vec<lab_proxy::config::Frontend>, Vec<String>) {
+    let mut deps = Vec::new();
+    let fes = proxy
+        .frontends
+        .iter()
+        .map(|f| {
+            let s = cfg.service(&f.service).expect("validated");
+            let mut settings = f.settings.clone();
+            settings.bind = format!("0.0.0.0:{}", f.port);
+            settings.servers = names(s)
+                .into_iter()
+                .map(|n| lab_proxy::config::Server {
+                    addr: format!("{n}:{}", container_port(s)),
+                    name: n,
+                })
+                .collect();
+            deps.extend(names(s));
+            settings
+        })
+        .collect();
+    (fes, deps)
+}
+
 /// What cannot be exported yet, as a clear error.
 fn check_exportable(cfg: &LabConfig) -> Result<(), ExportError> {
     for s in &cfg.services {
@@ -231,34 +298,7 @@ pub fn compose(cfg: &LabConfig) -> Result<dc::Compose, ExportError> {
 
     // The hub first, as `lab up` starts it.
     if let Some(hub) = &cfg.hub {
-        let mut c = hub.config.clone();
-        c.data_dir = "/data".into();
-        c.host = std::net::Ipv4Addr::UNSPECIFIED.into();
-        c.carbon_port = hub
-            .ports
-            .iter()
-            .find(|p| p.what == crate::config::validate::HubListener::Carbon)
-            .map(|p| p.port);
-        c.tail = Vec::new();
-        c.health_targets = cfg
-            .services
-            .iter()
-            .filter_map(|s| match &s.health.check {
-                HealthCheck::Http { path } => Some((s, path)),
-                _ => None,
-            })
-            .flat_map(|(s, path)| {
-                instance_names(s)
-                    .into_iter()
-                    .enumerate()
-                    .map(move |(i, n)| lab_hub::HealthTarget {
-                        service: s.name.clone(),
-                        instance: i + 1,
-                        url: format!("http://{n}:{}{path}", container_port(s)),
-                        ca: None,
-                    })
-            })
-            .collect();
+        let c = hub_in_container(cfg, hub, &instance_names);
         let mut ports = vec![
             format!("127.0.0.1:{0}:{0}/udp", c.logs_port),
             format!("127.0.0.1:{0}:{0}/udp", c.statsd_port),
@@ -359,25 +399,12 @@ pub fn compose(cfg: &LabConfig) -> Result<dc::Compose, ExportError> {
     }
 
     if let Some(proxy) = &cfg.proxy {
-        let mut fes = Vec::new();
-        let mut deps = Vec::new();
-        let mut ports = Vec::new();
-        for f in &proxy.frontends {
-            let s = cfg.service(&f.service).expect("validated");
-            let names = instance_names(s);
-            let mut settings = f.settings.clone();
-            settings.bind = format!("0.0.0.0:{}", f.port);
-            settings.servers = names
-                .iter()
-                .map(|n| lab_proxy::config::Server {
-                    name: n.clone(),
-                    addr: format!("{n}:{}", container_port(s)),
-                })
-                .collect();
-            deps.extend(names);
-            ports.push(format!("127.0.0.1:{0}:{0}", f.port));
-            fes.push(settings);
-        }
+        let (fes, deps) = proxy_in_container(cfg, proxy, &instance_names);
+        let ports: Vec<String> = proxy
+            .frontends
+            .iter()
+            .map(|f| format!("127.0.0.1:{0}:{0}", f.port))
+            .collect();
         let json = serde_json::to_string(&lab_proxy::config::ProxyConfig { frontends: fes })
             .map_err(|e| ExportError(e.to_string()))?;
         services.insert(
@@ -568,28 +595,7 @@ pub fn k8s(cfg: &LabConfig) -> Result<(Vec<Deployment>, Vec<core::Service>), Exp
     let one = |s: &Service| vec![s.name.clone()];
     let (mut deployments, mut services) = (Vec::new(), Vec::new());
     if let Some(hub) = &cfg.hub {
-        let mut c = hub.config.clone();
-        c.data_dir = "/data".into();
-        c.host = std::net::Ipv4Addr::UNSPECIFIED.into();
-        c.carbon_port = hub
-            .ports
-            .iter()
-            .find(|p| p.what == crate::config::validate::HubListener::Carbon)
-            .map(|p| p.port);
-        c.tail = Vec::new();
-        c.health_targets = cfg
-            .services
-            .iter()
-            .filter_map(|s| match &s.health.check {
-                HealthCheck::Http { path } => Some(lab_hub::HealthTarget {
-                    service: s.name.clone(),
-                    instance: 1,
-                    url: format!("http://{}:{}{path}", s.name, container_port(s)),
-                    ca: None,
-                }),
-                _ => None,
-            })
-            .collect();
+        let c = hub_in_container(cfg, hub, &one);
         let json = serde_json::to_string(&c).map_err(|e| ExportError(e.to_string()))?;
         let mut ports = vec![
             (c.logs_port, "UDP"),
@@ -642,19 +648,8 @@ pub fn k8s(cfg: &LabConfig) -> Result<(Vec<Deployment>, Vec<core::Service>), Exp
         services.push(svc);
     }
     if let Some(proxy) = &cfg.proxy {
-        let mut fes = Vec::new();
-        let mut ports = Vec::new();
-        for f in &proxy.frontends {
-            let s = cfg.service(&f.service).expect("validated");
-            let mut settings = f.settings.clone();
-            settings.bind = format!("0.0.0.0:{}", f.port);
-            settings.servers = vec![lab_proxy::config::Server {
-                name: s.name.clone(),
-                addr: format!("{}:{}", s.name, container_port(s)),
-            }];
-            ports.push((f.port, "TCP"));
-            fes.push(settings);
-        }
+        let (fes, _) = proxy_in_container(cfg, proxy, &one);
+        let ports: Vec<(u16, &str)> = proxy.frontends.iter().map(|f| (f.port, "TCP")).collect();
         let json = serde_json::to_string(&lab_proxy::config::ProxyConfig { frontends: fes })
             .map_err(|e| ExportError(e.to_string()))?;
         let (d, s) = workload(

@@ -16,6 +16,20 @@ pub fn client_for(check: &HealthCheck, plain: &Client) -> Result<Client, String>
     }
 }
 
+/// The URL an http(s) check asks (IPv6 hosts in brackets).
+fn health_url(check: &HealthCheck, host: &str, port: u16, path: &str) -> String {
+    let scheme = if matches!(check, HealthCheck::Https { .. }) {
+        "https"
+    } else {
+        "http"
+    };
+    if host.contains(':') {
+        format!("{scheme}://[{host}]:{port}{path}")
+    } else {
+        format!("{scheme}://{host}:{port}{path}")
+    }
+}
+
 /// Probe `host:port`; `Err` carries a short reason for the log and the status table.
 pub async fn probe(
     client: &Client,
@@ -35,17 +49,7 @@ pub async fn probe(
             }
         }
         HealthCheck::Http { path } | HealthCheck::Https { path, .. } => {
-            let scheme = if matches!(check, HealthCheck::Https { .. }) {
-                "https"
-            } else {
-                "http"
-            };
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host.to_owned()
-            };
-            let url = format!("{scheme}://{host}:{port}{path}");
+            let url = health_url(check, host, port, path);
             match client.get(&url, timeout).await {
                 Ok(r) if r.status.is_success() => Ok(()),
                 Ok(r) => Err(format!("GET {path} answered {}", r.status)),
@@ -67,17 +71,7 @@ pub async fn level(
     use lab_service_kit::health::{Level, classify};
     match check {
         HealthCheck::Http { path } | HealthCheck::Https { path, .. } => {
-            let scheme = if matches!(check, HealthCheck::Https { .. }) {
-                "https"
-            } else {
-                "http"
-            };
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host.to_owned()
-            };
-            let url = format!("{scheme}://{host}:{port}{path}");
+            let url = health_url(check, host, port, path);
             match client.get(&url, timeout).await {
                 Ok(r) => {
                     let body = r.text();

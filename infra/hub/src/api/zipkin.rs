@@ -146,35 +146,30 @@ async fn services(State(s): State<Arc<Shared>>) -> Response {
     )
 }
 
+/// A distinct column of one service's spans (`?serviceName=` required).
+fn of_service(s: &Shared, uri: &Uri, headers: &HeaderMap, sql: &str) -> Response {
+    let p = query_params(uri, headers, &[]);
+    match p.iter().find(|(k, _)| k == "serviceName") {
+        Some((_, svc)) => distinct(s, sql, Some(svc)),
+        None => bad("serviceName is required"),
+    }
+}
+
 async fn span_names(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    let p = query_params(&uri, &headers, &[]);
-    let Some(svc) = p
-        .iter()
-        .find(|(k, _)| k == "serviceName")
-        .map(|(_, v)| v.clone())
-    else {
-        return bad("serviceName is required");
-    };
-    distinct(
+    of_service(
         &s,
+        &uri,
+        &headers,
         "SELECT DISTINCT name FROM spans WHERE service = ?1 AND name IS NOT NULL ORDER BY 1",
-        Some(&svc),
     )
 }
 
 async fn remote_services(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    let p = query_params(&uri, &headers, &[]);
-    let Some(svc) = p
-        .iter()
-        .find(|(k, _)| k == "serviceName")
-        .map(|(_, v)| v.clone())
-    else {
-        return bad("serviceName is required");
-    };
-    distinct(
+    of_service(
         &s,
+        &uri,
+        &headers,
         "SELECT DISTINCT remote_service FROM spans WHERE service = ?1 AND remote_service IS NOT NULL ORDER BY 1",
-        Some(&svc),
     )
 }
 
