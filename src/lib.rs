@@ -30,6 +30,11 @@ pub mod exit {
     pub const USAGE: u8 = 2;
 }
 
+/// A value for a URL query string (`app:web-api and x` → `app%3Aweb-api+and+x`).
+pub fn url_encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// Run a parsed command line.
 pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     commands::dispatch(cli).map(ExitCode::from)

@@ -62,18 +62,6 @@ pub fn scenarios() -> Vec<Scenario> {
     ]
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// Log documents matching a KQL query in the last `since`.
 async fn search(ctx: &Ctx, hub: &HubInfo, query: &str, since: &str) -> anyhow::Result<Vec<Value>> {
     search_newest(ctx, hub, query, since, 1000).await
@@ -90,7 +78,7 @@ async fn search_newest(
     let url = format!(
         "http://{}/api/logs?query={}&since={since}&limit={limit}",
         hub.http,
-        encode(query)
+        crate::url_encode(query)
     );
     let r = ctx.client.get(&url, ctx.timeout).await?;
     anyhow::ensure!(
@@ -264,7 +252,7 @@ async fn graphite_sum(ctx: &Ctx, hub: &HubInfo, target: &str, from: i64) -> anyh
     let url = format!(
         "http://{}/render?target={}&from={from}&format=json",
         hub.http,
-        encode(target)
+        crate::url_encode(target)
     );
     let r = ctx.client.get(&url, ctx.timeout).await?;
     anyhow::ensure!(

@@ -136,8 +136,8 @@ pub async fn query_logs(
     let style = env.style;
     let mut url = format!(
         "{base}?query={}&since={}&limit={limit}",
-        encode(query),
-        encode(since)
+        crate::url_encode(query),
+        crate::url_encode(since)
     );
     let mut newest_ms: Option<i64> = None;
     loop {
@@ -185,21 +185,9 @@ pub async fn query_logs(
         let from = newest_ms.map_or("now-1s".to_owned(), |n| (n + 1).to_string());
         url = format!(
             "{base}?query={}&from={from}&order=asc&limit=1000",
-            encode(query)
+            crate::url_encode(query)
         );
     }
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// `TIME APP SEVERITY TYPE message-or-fields`, severity coloured.
@@ -267,7 +255,7 @@ pub async fn alerts(env: &Env, args: AlertsArgs) -> anyhow::Result<u8> {
     let history = if args.history {
         let url = format!(
             "{base}/api/logs?query={}&since=1d&limit=1000&order=asc",
-            encode("app:hub and type:alert")
+            crate::url_encode("app:hub and type:alert")
         );
         let v: Value = client.get(&url, Duration::from_secs(5)).await?.json()?;
         v["hits"]
