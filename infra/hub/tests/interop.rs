@@ -174,42 +174,51 @@ fn carbon_forwarding_lands_in_real_whisper_files() {
         "[default]\npattern = .*\nretentions = 1s:1h\n",
     )
     .unwrap();
-    let mut carbon = Command::new("/usr/bin/carbon-cache")
+    let carbon = Command::new("/usr/bin/carbon-cache")
         .args([&format!("--config={root}/carbon.conf"), "--debug", "start"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed however the test ends.
+    let _carbon = KillOnDrop(carbon);
     eventually("carbon-cache listening", 20, || {
         std::net::TcpStream::connect(("127.0.0.1", line)).ok()
     });
 
     let dir = tempfile::tempdir().unwrap();
+    // Only this test's flushes (no periodic one writing a 0 into the same 1 s whisper bucket).
     let cfg = HubConfig {
         forward_graphite: Some(format!("127.0.0.1:{line}")),
+        flush_interval_ms: 3_600_000,
         ..config(dir.path())
     };
     let hub = lab_hub::start(cfg).unwrap();
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.send_to(b"interop.hits:7|c", hub.addrs.statsd).unwrap();
-    eventually("the counter aggregated", 10, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let m = rt
-            .block_on(Client::new().get(
-                &format!("http://{}/metrics", hub.addrs.http),
-                Duration::from_secs(5),
-            ))
-            .unwrap()
-            .text();
-        m.contains("statsd_count_total{name=\"interop.hits\"} 7")
-            .then_some(())
-    });
-    hub.flush_now();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let metrics = || {
+        rt.block_on(Client::new().get(
+            &format!("http://{}/metrics", hub.addrs.http),
+            Duration::from_secs(5),
+        ))
+        .unwrap()
+        .text()
+    };
     let wsp = d.path().join("whisper/stats_counts/interop/hits.wsp");
-    let value = eventually("the whisper file with the value", 20, || {
+    // Each round: 7 hits, a flush forwarded to carbon, then look in the whisper file (a slow
+    // carbon start only costs rounds; every flush writes its own 1 s bucket).
+    let mut sent = 0;
+    let value = eventually("the whisper file with the value", 60, || {
+        udp.send_to(b"interop.hits:7|c", hub.addrs.statsd).unwrap();
+        sent += 7;
+        let want = format!("statsd_count_total{{name=\"interop.hits\"}} {sent}");
+        eventually("the counter aggregated", 10, || {
+            metrics().contains(&want).then_some(())
+        });
+        hub.flush_now();
         let since = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .ok()?
@@ -229,8 +238,15 @@ fn carbon_forwarding_lands_in_real_whisper_files() {
     });
     assert_eq!(value, 7.0);
     hub.stop();
-    let _ = carbon.kill();
-    let _ = carbon.wait();
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
