@@ -66,41 +66,69 @@ pub fn rootfs_tar(exe: &Path) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
     Ok((tar.into_inner()?, files))
 }
 
-/// Import the image into the engine at `/var/run/docker.sock`.
-pub async fn build(exe: &Path, reference: &str) -> anyhow::Result<Built> {
-    let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
+/// The images `lab images build` makes: (reference, entry point, exposed port). One layer
+/// (the same tar) under each: the engine stores it once.
+pub fn images() -> Vec<(String, Vec<&'static str>, Option<u16>)> {
+    let v = env!("CARGO_PKG_VERSION");
+    vec![
+        (format!("lab/lab:{v}"), vec!["/lab"], None),
+        (
+            format!("lab/recipe-api:{v}"),
+            vec!["/lab", "serve", "recipe-api"],
+            Some(4000),
+        ),
+        (
+            format!("lab/web-api:{v}"),
+            vec!["/lab", "serve", "web-api"],
+            Some(3000),
+        ),
+    ]
+}
+
+/// Import every image of [`images`] into the engine at `/var/run/docker.sock`.
+pub async fn build(exe: &Path) -> anyhow::Result<Vec<Built>> {
     let (bytes, files) = rootfs_tar(exe)?;
+    let bytes = bytes::Bytes::from(bytes);
     let docker = Docker::connect_with_socket_defaults()?
         .negotiate_version()
         .await
         .map_err(|e| anyhow::anyhow!("the Docker engine does not answer: {e}"))?;
-    let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
-        .from_src("-")
-        .repo(repo)
-        .tag(tag)
-        .changes(vec![
-            "ENTRYPOINT [\"/lab\"]".to_owned(),
+    let mut built = Vec::new();
+    for (reference, entrypoint, port) in images() {
+        let (repo, tag) = reference.rsplit_once(':').unwrap_or((&reference, "latest"));
+        let mut changes = vec![
+            format!("ENTRYPOINT {}", serde_json::to_string(&entrypoint)?),
             "WORKDIR /".to_owned(),
             "LABEL lab.image=lab".to_owned(),
-        ])
-        .build();
-    let size = bytes.len() as u64;
-    let infos: Vec<bollard::models::CreateImageInfo> = docker
-        .create_image(Some(options), Some(bollard::body_full(bytes.into())), None)
-        .try_collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("the engine refused the import of {reference}: {e}"))?;
-    if let Some(err) = infos
-        .iter()
-        .find_map(|i| i.error_detail.as_ref().and_then(|d| d.message.clone()))
-    {
-        anyhow::bail!("importing {reference}: {err}");
+        ];
+        if let Some(p) = port {
+            changes.push(format!("EXPOSE {p}"));
+            changes.push(format!("ENV HOST=0.0.0.0 PORT={p}"));
+        }
+        let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(repo)
+            .tag(tag)
+            .changes(changes)
+            .build();
+        let infos: Vec<bollard::models::CreateImageInfo> = docker
+            .create_image(Some(options), Some(bollard::body_full(bytes.clone())), None)
+            .try_collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("the engine refused the import of {reference}: {e}"))?;
+        if let Some(err) = infos
+            .iter()
+            .find_map(|i| i.error_detail.as_ref().and_then(|d| d.message.clone()))
+        {
+            anyhow::bail!("importing {reference}: {err}");
+        }
+        let inspected = docker.inspect_image(&reference).await?;
+        built.push(Built {
+            id: inspected.id.unwrap_or_default(),
+            bytes: inspected.size.map_or(bytes.len() as u64, |s| s as u64),
+            files: files.clone(),
+            reference,
+        });
     }
-    let inspected = docker.inspect_image(reference).await?;
-    Ok(Built {
-        reference: reference.to_owned(),
-        id: inspected.id.unwrap_or_default(),
-        bytes: inspected.size.map_or(size, |s| s as u64),
-        files,
-    })
+    Ok(built)
 }

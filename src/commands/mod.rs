@@ -114,17 +114,23 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 Some(b) => b,
                 None => std::env::current_exe()?,
             };
-            let reference = crate::export::lab_image();
-            match runtime()?.block_on(crate::images::build(&exe, &reference)) {
-                Ok(b) => {
-                    crate::render::line(format!(
-                        "{} {} ({}, {:.1} MB): {}",
-                        env.style.green(crate::render::OK),
-                        b.reference,
-                        b.id.get(..19).unwrap_or(&b.id),
-                        b.bytes as f64 / 1e6,
-                        b.files.join(" ")
-                    ));
+            match runtime()?.block_on(crate::images::build(&exe)) {
+                Ok(built) => {
+                    for b in &built {
+                        crate::render::line(format!(
+                            "{} {} ({}, {:.1} MB)",
+                            env.style.green(crate::render::OK),
+                            b.reference,
+                            b.id.get(..19).unwrap_or(&b.id),
+                            b.bytes as f64 / 1e6,
+                        ));
+                    }
+                    if let Some(b) = built.first() {
+                        crate::render::line(format!(
+                            "  one layer under each: {}",
+                            b.files.join(" ")
+                        ));
+                    }
                     Ok(exit::OK)
                 }
                 Err(e) => {

@@ -48,8 +48,30 @@ fn the_lab_image_is_built_without_a_registry_and_runs_recipe_api() {
     );
     let r = lab.run(&["images", "build"]);
     assert_eq!(r.code, 0, "{r}");
-    let reference = format!("lab/lab:{}", env!("CARGO_PKG_VERSION"));
-    assert!(r.stdout.contains(&reference), "{r}");
+    let v = env!("CARGO_PKG_VERSION");
+    let reference = format!("lab/lab:{v}");
+    let recipe_image = format!("lab/recipe-api:{v}");
+    for image in [&reference, &recipe_image, &format!("lab/web-api:{v}")] {
+        assert!(r.stdout.contains(image.as_str()), "{image} missing: {r}");
+    }
+    // One layer under all three: the engine stores the binary once.
+    let layers: Vec<String> = ["lab", "recipe-api", "web-api"]
+        .iter()
+        .map(|i| {
+            let out = docker(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{json .RootFS.Layers}}",
+                &format!("lab/{i}:{v}"),
+            ]);
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        })
+        .collect();
+    assert!(
+        layers.iter().all(|l| l == &layers[0]) && layers[0].matches("sha256:").count() == 1,
+        "{layers:?}"
+    );
     assert!(
         r.stdout.contains("libc.so.6"),
         "the binary's libraries go in with it: {r}"
@@ -82,7 +104,8 @@ fn the_lab_image_is_built_without_a_registry_and_runs_recipe_api() {
         "{}",
         String::from_utf8_lossy(&probe.stderr)
     );
-    // recipe-api from the image, on a published loopback port.
+    // recipe-api from its own image (entry point and environment baked in), on a published
+    // loopback port.
     let run = docker(&[
         "run",
         "-d",
@@ -90,13 +113,7 @@ fn the_lab_image_is_built_without_a_registry_and_runs_recipe_api() {
         &format!("lab.test={label}"),
         "-p",
         "127.0.0.1::4000",
-        "-e",
-        "HOST=0.0.0.0",
-        "-e",
-        "PORT=4000",
-        &reference,
-        "serve",
-        "recipe-api",
+        &recipe_image,
     ]);
     assert!(
         run.status.success(),
