@@ -174,30 +174,31 @@ impl Parser {
         })
     }
 
-    fn or(&mut self) -> Result<Query, ParseError> {
-        let mut parts = vec![self.and()?];
-        while self.peek() == Some(&Tok::Or) {
+    /// `next (op next)*`: one operand alone, else all of them joined by `join`.
+    fn chain(
+        &mut self,
+        op: Tok,
+        join: fn(Vec<Query>) -> Query,
+        mut next: impl FnMut(&mut Self) -> Result<Query, ParseError>,
+    ) -> Result<Query, ParseError> {
+        let mut parts = vec![next(self)?];
+        while self.peek() == Some(&op) {
             self.pos += 1;
-            parts.push(self.and()?);
+            parts.push(next(self)?);
         }
         Ok(if parts.len() == 1 {
             parts.pop().unwrap_or(Query::All)
         } else {
-            Query::Or(parts)
+            join(parts)
         })
     }
 
+    fn or(&mut self) -> Result<Query, ParseError> {
+        self.chain(Tok::Or, Query::Or, |p| p.and())
+    }
+
     fn and(&mut self) -> Result<Query, ParseError> {
-        let mut parts = vec![self.not()?];
-        while self.peek() == Some(&Tok::And) {
-            self.pos += 1;
-            parts.push(self.not()?);
-        }
-        Ok(if parts.len() == 1 {
-            parts.pop().unwrap_or(Query::All)
-        } else {
-            Query::And(parts)
-        })
+        self.chain(Tok::And, Query::And, |p| p.not())
     }
 
     fn not(&mut self) -> Result<Query, ParseError> {
@@ -310,29 +311,11 @@ impl Parser {
     }
 
     fn value_or(&mut self, field: &str) -> Result<Query, ParseError> {
-        let mut ors = vec![self.value_and(field)?];
-        while self.peek() == Some(&Tok::Or) {
-            self.pos += 1;
-            ors.push(self.value_and(field)?);
-        }
-        Ok(if ors.len() == 1 {
-            ors.pop().unwrap_or(Query::All)
-        } else {
-            Query::Or(ors)
-        })
+        self.chain(Tok::Or, Query::Or, |p| p.value_and(field))
     }
 
     fn value_and(&mut self, field: &str) -> Result<Query, ParseError> {
-        let mut ands = vec![self.value_not(field)?];
-        while self.peek() == Some(&Tok::And) {
-            self.pos += 1;
-            ands.push(self.value_not(field)?);
-        }
-        Ok(if ands.len() == 1 {
-            ands.pop().unwrap_or(Query::All)
-        } else {
-            Query::And(ands)
-        })
+        self.chain(Tok::And, Query::And, |p| p.value_not(field))
     }
 
     fn value_not(&mut self, field: &str) -> Result<Query, ParseError> {
