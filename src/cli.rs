@@ -79,6 +79,9 @@ pub struct UpArgs {
     /// ephemeral: free ports for every instance.
     #[arg(long, value_enum, default_value_t = PortMode::Strict)]
     pub ports: PortMode,
+    /// What runs the instances; overrides lab.toml's `runtime` (default: process).
+    #[arg(long, value_enum)]
+    pub runtime: Option<crate::config::raw::RuntimeKind>,
     /// Internal: run as the detached supervisor (used by --detach).
     #[arg(long, hide = true)]
     pub supervise: bool,
@@ -89,6 +92,9 @@ pub struct DownArgs {
     /// Time each instance gets between SIGTERM and SIGKILL.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub grace: Duration,
+    /// Docker runtime: also remove the lab's named volumes (the hub's data).
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 #[derive(Debug, Args)]

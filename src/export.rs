@@ -18,9 +18,7 @@ use crate::config::validate::{HUB_SERVICE, LabConfig, PROXY_SERVICE, Ports, Run,
 use lab_supervisor::{HealthCheck, RestartPolicy};
 
 /// The image every built-in part runs.
-pub fn lab_image() -> String {
-    format!("lab/lab:{}", env!("CARGO_PKG_VERSION"))
-}
+pub use crate::config::containers::lab_image;
 
 #[derive(Debug, thiserror::Error)]
 #[error("lab export: {0}")]

@@ -132,3 +132,81 @@ pub async fn build(exe: &Path) -> anyhow::Result<Vec<Built>> {
     }
     Ok(built)
 }
+
+/// Build `tag` from the folder `dir` (its Dockerfile) with the engine's classic builder,
+/// each line of the build's output handed to `say`. The build context is `dir` as a tar.
+pub async fn build_dockerfile(
+    docker: &Docker,
+    dir: &Path,
+    tag: &str,
+    say: &dyn Fn(String),
+) -> anyhow::Result<()> {
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(true);
+    tar.append_dir_all(".", dir)
+        .map_err(|e| anyhow::anyhow!("cannot read the build folder {}: {e}", dir.display()))?;
+    let context = bytes::Bytes::from(tar.into_inner()?);
+    let options = bollard::query_parameters::BuildImageOptionsBuilder::default()
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .build();
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context)));
+    while let Some(item) = stream.try_next().await.transpose() {
+        let info = item.map_err(|e| anyhow::anyhow!("building {tag}: {e}"))?;
+        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+            anyhow::bail!("building {tag} from {}: {e}", dir.display());
+        }
+        if let Some(line) = info.stream {
+            let line = line.trim_end();
+            if !line.is_empty() {
+                say(line.to_owned());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Before a docker lab starts: import the lab image from this very binary if the engine lacks
+/// it, and build every `build = "dir"` service's image. What it does is told through `say`.
+pub async fn ensure_for(
+    cfg: &crate::config::LabConfig,
+    plan: &lab_supervisor::Plan,
+    say: &dyn Fn(String),
+) -> anyhow::Result<()> {
+    if plan.docker.is_none() {
+        return Ok(());
+    }
+    let docker = Docker::connect_with_local_defaults()?
+        .negotiate_version()
+        .await
+        .map_err(|e| anyhow::anyhow!("the Docker engine does not answer: {e}"))?;
+    let lab = crate::config::containers::lab_image();
+    if crate::config::containers::needs_lab_image(plan) && docker.inspect_image(&lab).await.is_err()
+    {
+        let exe = std::env::current_exe()?;
+        say(format!(
+            "the engine has no {lab}: importing it from this binary ({})…",
+            exe.display()
+        ));
+        let t0 = std::time::Instant::now();
+        let built = build(&exe).await?;
+        say(format!(
+            "  {} ({:.1} MB) in {:.1}s",
+            built.first().map_or(lab.as_str(), |b| b.reference.as_str()),
+            built.first().map_or(0, |b| b.bytes) as f64 / 1e6,
+            t0.elapsed().as_secs_f64()
+        ));
+    }
+    for s in &cfg.services {
+        if let Some(dir) = &s.build {
+            let tag = s
+                .image
+                .clone()
+                .unwrap_or_else(|| crate::config::containers::built_image(&cfg.name, &s.name));
+            say(format!("building {tag} from {}…", dir.display()));
+            build_dockerfile(&docker, dir, &tag, &|l| say(format!("  {l}"))).await?;
+        }
+    }
+    Ok(())
+}

@@ -85,6 +85,7 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
                     ports: PortMode::Ephemeral,
                     state_dir: dir.clone(),
                     exe: std::env::current_exe()?,
+                    runtime: cfg.runtime,
                 },
             );
             let lowered = match lowered {
@@ -94,6 +95,10 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
                     return Ok(exit::USAGE);
                 }
             };
+            if let Err(e) = crate::images::ensure_for(&cfg, &lowered.plan, &say).await {
+                eprintln!("lab: cannot start the lab for the checks: {e:#}");
+                return Ok(exit::FAILED);
+            }
             let cancel = crate::shutdown::on_signals();
             let (lab, breakdown) =
                 match Lab::up(lowered.plan, lab_supervisor::events::discard(), cancel).await {
@@ -113,6 +118,11 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
             let ctx = ctx_from(&cfg, &state, &dir.join("tls"), engine(&cfg, &args))?;
             let report = check::run(&ctx, &scenarios, &cfg.name, "started").await;
             lab.stop().await;
+            if let Some(d) = &state.docker
+                && let Err(e) = lab_supervisor::down::sweep_docker(d, true).await
+            {
+                eprintln!("lab: cannot remove the checks' Docker objects: {e}");
+            }
             let _ = std::fs::remove_dir_all(&dir);
             report
         }

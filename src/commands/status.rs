@@ -18,6 +18,9 @@ pub struct InstanceStatus {
     pub service: String,
     pub instance: usize,
     pub pid: Option<u32>,
+    /// The container (docker runtime).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     /// Child processes of the instance: a cluster master's workers (`workers = N`), or what
     /// your own program started.
     pub children: Vec<u32>,
@@ -75,6 +78,7 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
                 service: r.service.clone(),
                 instance: r.instance,
                 pid: r.process.filter(|p| p.is_alive()).map(|p| p.pid),
+                container: r.container.clone(),
                 children: r
                     .process
                     .filter(|p| p.is_alive())
@@ -152,8 +156,10 @@ async fn probe_one(client: &Client, r: &InstanceRecord) -> (String, String) {
     let Ok(client) = lab_supervisor::health::client_for(&r.health_check, client) else {
         return ("unknown".into(), "DOWN".into());
     };
-    match r.process {
-        Some(p) if p.is_alive() => {
+    // A container is asked over its published port; a process only while it lives.
+    let up = r.container.is_some() || r.process.is_some_and(|p| p.is_alive());
+    match up {
+        true => {
             let (host, _) = r.address.rsplit_once(':').unwrap_or(("127.0.0.1", ""));
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let (level, _) = lab_supervisor::health::level(
@@ -199,12 +205,14 @@ pub fn instances_table(state: &State, live: Option<&[(String, String)]>, style: 
             (r.service.clone(), None),
             (format!("#{}", r.instance), None),
             (
-                alive.map_or("-".into(), |p| {
-                    match lab_supervisor::procfs::children(p.pid).len() {
+                match (&r.container, alive) {
+                    (Some(id), _) => format!("ctr {}", &id[..id.len().min(12)]),
+                    (None, Some(p)) => match lab_supervisor::procfs::children(p.pid).len() {
                         0 => p.pid.to_string(),
                         n => format!("{} (+{n})", p.pid),
-                    }
-                }),
+                    },
+                    (None, None) => "-".into(),
+                },
                 None,
             ),
             (r.address.clone(), None),

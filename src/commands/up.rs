@@ -50,6 +50,7 @@ pub fn run(env: &Env, args: UpArgs) -> anyhow::Result<u8> {
         rt.block_on(lab_supervisor::down::down(
             &env.state_dir,
             std::time::Duration::from_secs(5),
+            false,
         ))?;
     }
     let lowered = match lower_for(env, &cfg, &args) {
@@ -73,6 +74,7 @@ fn lower_for(env: &Env, cfg: &LabConfig, args: &UpArgs) -> Result<Lowered, u8> {
             ports: args.ports,
             state_dir: env.state_dir.clone(),
             exe,
+            runtime: args.runtime.unwrap_or(cfg.runtime),
         },
     )
     .map_err(|d| {
@@ -143,6 +145,18 @@ async fn supervise(
 
     let logs_dir = plan.logs_dir();
     let state_dir = plan.state_dir.clone();
+    if plan.docker.is_some()
+        && let Err(e) = crate::images::ensure_for(cfg, &plan, &|l| render::line(l)).await
+    {
+        render::line(format!(
+            "{} lab up failed: {e:#}\n  nothing was started.",
+            style.red(render::FAIL)
+        ));
+        if detached {
+            render::line(FAILED);
+        }
+        return Ok(exit::FAILED);
+    }
     let has_hub = plan
         .services
         .iter()
@@ -357,6 +371,12 @@ async fn detach(env: &Env, args: &UpArgs) -> anyhow::Result<u8> {
             clap::ValueEnum::to_possible_value(&args.ports)
                 .expect("no skipped variants")
                 .get_name(),
+        )
+        .args(
+            args.runtime
+                .map(|r| ["--runtime".to_owned(), r.as_str().to_owned()])
+                .into_iter()
+                .flatten(),
         )
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

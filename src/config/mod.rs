@@ -1,6 +1,7 @@
 //! lab.toml: [`raw`] (serde mirror with spans) → [`validate`] (every error, with line:col) →
 //! [`LabConfig`] → [`plan`] (ports and addresses resolved) → `lab_supervisor::Plan`.
 
+pub mod containers;
 pub mod diagnostic;
 pub mod plan;
 pub mod raw;

@@ -32,6 +32,8 @@ pub struct LowerOptions {
     pub state_dir: PathBuf,
     /// The `lab` binary that runs built-in services (`lab serve NAME`).
     pub exe: PathBuf,
+    /// What runs the instances (lab.toml's `runtime`, or `lab up --runtime`).
+    pub runtime: super::raw::RuntimeKind,
 }
 
 /// A plan, plus notes for the user (ports shifted by `--ports auto`).
@@ -365,6 +367,7 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
                 env,
                 host: connect_host(&s.host).to_owned(),
                 port: ports[si][i],
+                container: None,
             });
         }
         let mut depends_on = s.depends_on.clone();
@@ -391,10 +394,13 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
             stop_grace: s.stop_grace,
         });
     }
+    let mut proxy_config = None;
     if let Some(proxy) = &cfg.proxy {
-        let spec = proxy_service(cfg, proxy, opts, &fe_ports, ca.as_ref(), &addr_of)?;
+        let (spec, config) = proxy_service(cfg, proxy, opts, &fe_ports, ca.as_ref(), &addr_of)?;
         services.insert(0, spec);
+        proxy_config = Some(config);
     }
+    let mut hub_config = None;
     if let Some(hub) = &cfg.hub {
         // The hub polls every instance with an HTTP health check (the proxy's are TCP checks).
         let targets = services
@@ -429,17 +435,26 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
                     .join(lab_supervisor::logs::log_file_name(&i.service, i.index)),
             })
             .collect();
-        services.insert(0, hub_service(cfg, hub, opts, &hub_port, targets, tail)?);
+        let (spec, config) = hub_service(cfg, hub, opts, &hub_port, targets, tail)?;
+        services.insert(0, spec);
+        hub_config = Some(config);
     }
-    Ok(Lowered {
-        plan: Plan {
-            name: cfg.name.clone(),
-            state_dir: opts.state_dir.clone(),
-            config_path: cfg.path.clone(),
-            services,
-        },
-        notes,
-    })
+    let mut plan = Plan {
+        name: cfg.name.clone(),
+        state_dir: opts.state_dir.clone(),
+        config_path: cfg.path.clone(),
+        services,
+        docker: None,
+    };
+    if opts.runtime == super::raw::RuntimeKind::Docker {
+        super::containers::containerize(
+            cfg,
+            &mut plan,
+            hub_config.as_ref(),
+            proxy_config.as_ref(),
+        )?;
+    }
+    Ok(Lowered { plan, notes })
 }
 
 fn join_host_port(host: &str, port: u16) -> String {
@@ -479,7 +494,7 @@ fn proxy_service(
     fe_ports: &[u16],
     ca: Option<&crate::tls::LabCa>,
     addr_of: &dyn Fn(usize, usize) -> String,
-) -> Result<ServiceSpec, Diagnostics> {
+) -> Result<(ServiceSpec, lab_proxy::config::ProxyConfig), Diagnostics> {
     let fail =
         |span: Option<std::ops::Range<usize>>, message: String, hint: Option<&str>| Diagnostics {
             path: cfg.display_path.clone(),
@@ -595,7 +610,7 @@ fn proxy_service(
         }
     }
     let first = &proxy.frontends[0];
-    Ok(ServiceSpec {
+    let spec = ServiceSpec {
         name: PROXY_SERVICE.to_owned(),
         depends_on,
         instances: vec![InstanceSpec {
@@ -613,6 +628,7 @@ fn proxy_service(
             ],
             host: connect_host(&first.host).to_owned(),
             port: fe_ports[0],
+            container: None,
         }],
         health: lab_supervisor::HealthSpec {
             check: HealthCheck::Tcp,
@@ -623,7 +639,8 @@ fn proxy_service(
             backoff: lab_supervisor::Backoff::default(),
         },
         stop_grace: std::time::Duration::from_secs(10),
-    })
+    };
+    Ok((spec, config))
 }
 
 /// The hub as one more service of the plan: its config written to `.lab/hub/hub.json`, run as
@@ -635,7 +652,7 @@ fn hub_service(
     port: &dyn Fn(HubListener) -> u16,
     health_targets: Vec<lab_hub::HealthTarget>,
     tail: Vec<lab_hub::tail::TailFile>,
-) -> Result<ServiceSpec, Diagnostics> {
+) -> Result<(ServiceSpec, lab_hub::HubConfig), Diagnostics> {
     let dir = opts.state_dir.join("hub");
     let mut config = hub.config.clone();
     config.data_dir = dir.clone();
@@ -663,7 +680,7 @@ fn hub_service(
                 hint: None,
             }],
         })?;
-    Ok(ServiceSpec {
+    let spec = ServiceSpec {
         name: HUB_SERVICE.to_owned(),
         depends_on: Vec::new(),
         instances: vec![InstanceSpec {
@@ -680,6 +697,7 @@ fn hub_service(
             env: vec![("LAB_SERVICE".to_owned(), HUB_SERVICE.to_owned())],
             host: connect_host(&config.host.to_string()).to_owned(),
             port: config.http_port,
+            container: None,
         }],
         health: lab_supervisor::HealthSpec {
             check: HealthCheck::Http {
@@ -692,7 +710,8 @@ fn hub_service(
             backoff: lab_supervisor::Backoff::default(),
         },
         stop_grace: std::time::Duration::from_secs(10),
-    })
+    };
+    Ok((spec, config))
 }
 
 /// The full path of `program`: on PATH, else in the sbin folders Debian puts daemons in

@@ -19,6 +19,11 @@ pub struct RawLab {
     /// Environment name handed to every service as `LAB_ENV` and `NODE_ENV`. Default: `development`.
     #[schemars(with = "Option<String>")]
     pub environment: Option<Spanned<String>>,
+    /// What runs the instances: `process` (local processes, the default) or `docker`
+    /// (containers on one network per lab, through the local Docker engine; built-in parts
+    /// run the images `lab images build` makes). `lab up --runtime` overrides it.
+    #[schemars(with = "Option<RuntimeKind>")]
+    pub runtime: Option<Spanned<RuntimeKind>>,
     /// The services, by name. They start in dependency order, each gated on its health check.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, RawService>")]
@@ -323,6 +328,14 @@ pub struct RawService {
     /// Working directory of `command`, relative to lab.toml. Default: lab.toml's folder.
     #[schemars(with = "Option<String>")]
     pub cwd: Option<Spanned<String>>,
+    /// `command` services on the docker runtime: the image to run (its own entry point and
+    /// `CMD`; it gets the same environment). With `build`, the name the built image gets.
+    #[schemars(with = "Option<String>")]
+    pub image: Option<Spanned<String>>,
+    /// `command` services on the docker runtime: a folder with a `Dockerfile`, relative to
+    /// lab.toml, built by `lab up` (the engine's classic builder) before anything starts.
+    #[schemars(with = "Option<String>")]
+    pub build: Option<Spanned<String>>,
     /// Extra environment variables. `TARGET` may name another service (it is replaced by that
     /// service's address and becomes a dependency) or be a literal `host:port`.
     #[schemars(with = "Option<IndexMap<String, String>>")]
@@ -378,6 +391,26 @@ pub struct RawService {
     /// Time between SIGTERM and SIGKILL when stopping, e.g. `"10s"`. Default: `10s`.
     #[schemars(with = "Option<String>")]
     pub stop_grace: Option<Spanned<String>>,
+}
+
+/// What runs a lab's instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeKind {
+    /// Local processes, each in its own process group.
+    #[default]
+    Process,
+    /// Containers through the local Docker engine.
+    Docker,
+}
+
+impl RuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Process => "process",
+            RuntimeKind::Docker => "docker",
+        }
+    }
 }
 
 /// The lab's own services.

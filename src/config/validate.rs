@@ -32,6 +32,8 @@ pub struct LabConfig {
     pub load: Vec<LoadPreset>,
     /// `[hub]`, if the lab has one.
     pub hub: Option<Hub>,
+    /// What runs the instances (`runtime`, or `lab up --runtime`).
+    pub runtime: super::raw::RuntimeKind,
 }
 
 /// The validated `[hub]`: the hub's settings (ports as configured; lowering picks free ones
@@ -154,6 +156,9 @@ pub struct Service {
     pub environment: String,
     /// Built-in services' process model (`LAB_THREADS`, `LAB_OFFLOAD`, `LAB_WORKERS`, `LAB_RESPAWN`).
     pub process: ProcessModel,
+    /// `command` services on the docker runtime: the image, and the folder it is built from.
+    pub image: Option<String>,
+    pub build: Option<PathBuf>,
 }
 
 /// How a built-in service runs inside its instance: threads, offload, cluster workers.
@@ -390,6 +395,11 @@ pub fn validate(
         proxy,
         load,
         hub,
+        runtime: raw
+            .runtime
+            .as_ref()
+            .map(|r| *r.get_ref())
+            .unwrap_or_default(),
     })
 }
 
@@ -1008,6 +1018,45 @@ fn service(
                 .hint("remove it"),
         );
     }
+    for (key, value) in [("image", &svc.image), ("build", &svc.build)] {
+        if let (Some(v), Run::Builtin(b)) = (value, &run) {
+            errs.push(
+                Diagnostic::new(
+                    v.span(),
+                    format!("`{key}` only applies to `command` services"),
+                )
+                .hint(format!(
+                    "built-in {} runs the image `lab images build` makes; remove `{key}`",
+                    b.as_str()
+                )),
+            );
+        }
+    }
+    let image = svc.image.as_ref().map(|i| i.get_ref().clone());
+    if let Some(i) = &svc.image
+        && (i.get_ref().trim().is_empty() || i.get_ref().contains(char::is_whitespace))
+    {
+        errs.push(
+            Diagnostic::new(i.span(), format!("invalid image name {:?}", i.get_ref()))
+                .hint("e.g. \"my-recipe-api:1\""),
+        );
+    }
+    let build = svc.build.as_ref().map(|b| {
+        let p = dir.join(b.get_ref());
+        if !p.join("Dockerfile").is_file() {
+            errs.push(
+                Diagnostic::new(
+                    b.span(),
+                    format!("`build` {:?} has no Dockerfile", b.get_ref()),
+                )
+                .hint(format!(
+                    "a folder holding a Dockerfile, relative to {}",
+                    dir.display()
+                )),
+            );
+        }
+        p
+    });
 
     let process = process_model(svc, &run, errs);
 
@@ -1148,6 +1197,8 @@ fn service(
             .as_ref()
             .map_or(lab_env.to_owned(), |e| e.get_ref().clone()),
         process,
+        image,
+        build,
     }
 }
 

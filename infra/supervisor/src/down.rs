@@ -27,10 +27,26 @@ pub struct DownReport {
     pub strays: Vec<u32>,
     /// `host:port`s still bound afterwards (should be empty).
     pub still_bound: Vec<String>,
+    /// Docker objects removed by label (docker runtime).
+    pub swept: Option<crate::runtime::docker::Swept>,
+    /// Why the Docker objects could not be removed (the engine did not answer).
+    pub docker_error: Option<String>,
 }
 
-/// Stop the lab recorded under `state_dir`. `grace` is per instance, between SIGTERM and SIGKILL.
-pub async fn down(state_dir: &Path, grace: Duration) -> std::io::Result<DownReport> {
+/// Remove every Docker object labelled as `lab`'s (named volumes too with `volumes`); what
+/// `down` does for a docker lab, and what the CLI calls when no state was recorded.
+pub async fn sweep_docker(
+    lab: &crate::plan::DockerSpec,
+    volumes: bool,
+) -> Result<crate::runtime::docker::Swept, String> {
+    let engine = crate::runtime::docker::Engine::connect().await?;
+    engine.sweep(lab, volumes).await
+}
+
+/// Stop the lab recorded under `state_dir`. `grace` is per instance, between SIGTERM and
+/// SIGKILL. A docker lab's containers are stopped in reverse order, then everything carrying
+/// its labels is removed (named volumes too with `volumes`).
+pub async fn down(state_dir: &Path, grace: Duration, volumes: bool) -> std::io::Result<DownReport> {
     let Some(state) = State::load(state_dir)? else {
         let strays = kill_strays(state_dir).await;
         return Ok(DownReport {
@@ -71,6 +87,24 @@ pub async fn down(state_dir: &Path, grace: Duration) -> std::io::Result<DownRepo
     };
     let mut records = state.instances.clone();
     records.sort_by_key(|r| std::cmp::Reverse(rank(&r.service)));
+    if let Some(lab) = &state.docker {
+        match crate::runtime::docker::Engine::connect().await {
+            Ok(engine) => {
+                for r in &records {
+                    if let Some(id) = &r.container
+                        && let Some(forced) = engine.stop(id, grace).await
+                    {
+                        report.stopped_here.push((r.id(), forced));
+                    }
+                }
+                match engine.sweep(lab, volumes).await {
+                    Ok(s) => report.swept = Some(s),
+                    Err(e) => report.docker_error = Some(e),
+                }
+            }
+            Err(e) => report.docker_error = Some(e),
+        }
+    }
     for r in &records {
         let Some(p) = r.process else { continue };
         if p.is_alive() || !procfs::group_members(p.pid).is_empty() {
@@ -86,7 +120,10 @@ pub async fn down(state_dir: &Path, grace: Duration) -> std::io::Result<DownRepo
             report.still_bound.push(r.address.clone());
         }
     }
-    State::remove(state_dir)?;
+    // Kept when the engine did not answer, so that a later `lab down` can still remove them.
+    if report.docker_error.is_none() {
+        State::remove(state_dir)?;
+    }
     Ok(report)
 }
 

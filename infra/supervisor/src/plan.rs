@@ -15,6 +15,76 @@ pub struct Plan {
     pub config_path: PathBuf,
     /// Services in a valid start order (every service after its dependencies).
     pub services: Vec<ServiceSpec>,
+    /// Set when the lab runs as containers (the `docker` runtime): the lab-wide objects.
+    pub docker: Option<DockerSpec>,
+}
+
+/// What a lab on the docker runtime shares: one bridge network (service names resolve on it)
+/// and named volumes. Everything created carries the labels of [`DockerSpec::labels`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DockerSpec {
+    /// `lab.project`: the lab's name.
+    pub project: String,
+    /// `lab.dir`: the lab's state dir, so that two checkouts of a lab with the same name never
+    /// remove each other's containers.
+    pub dir: String,
+    /// What the lab's objects are named after (`PREFIX-recipe-api-1`, `PREFIX_default`).
+    pub prefix: String,
+    pub network: String,
+    /// Named volumes (data that survives `down`/`up`; `lab down --volumes` removes them).
+    pub volumes: Vec<String>,
+}
+
+/// Label keys on every Docker object a lab creates.
+pub mod labels {
+    pub const PROJECT: &str = "lab.project";
+    pub const DIR: &str = "lab.dir";
+    pub const SERVICE: &str = "lab.service";
+    pub const INSTANCE: &str = "lab.instance";
+}
+
+impl DockerSpec {
+    /// The labels every object of this lab carries.
+    pub fn labels(&self) -> Vec<(String, String)> {
+        vec![
+            (labels::PROJECT.into(), self.project.clone()),
+            (labels::DIR.into(), self.dir.clone()),
+        ]
+    }
+}
+
+/// How one instance runs as a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// `{project}-{service}-{index}`.
+    pub name: String,
+    pub image: String,
+    /// Arguments after the image's entry point (`None`: the image's own `CMD`).
+    pub cmd: Option<Vec<String>>,
+    /// The container's environment (addresses by service name, `HOST=0.0.0.0`).
+    pub env: Vec<(String, String)>,
+    /// Names this container answers to on the lab's network.
+    pub aliases: Vec<String>,
+    /// Published on the host, always on 127.0.0.1.
+    pub ports: Vec<PublishedPort>,
+    pub mounts: Vec<MountSpec>,
+    /// A Docker healthcheck (`["CMD", …]`), run by the engine beside the supervisor's probe.
+    pub healthcheck: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPort {
+    pub host: u16,
+    pub container: u16,
+    pub udp: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSpec {
+    /// A host path (read-only).
+    Bind { source: PathBuf, target: String },
+    /// A named volume of the lab.
+    Volume { name: String, target: String },
 }
 
 impl Plan {
@@ -57,6 +127,9 @@ pub struct InstanceSpec {
     pub env: Vec<(String, String)>,
     pub host: String,
     pub port: u16,
+    /// Set on the docker runtime: the instance runs as this container instead of `program`
+    /// (`host:port` is then its published address, which the supervisor probes).
+    pub container: Option<ContainerSpec>,
 }
 
 impl InstanceSpec {

@@ -27,6 +27,9 @@ pub struct State {
     /// Service names in start order; `down` stops them in reverse.
     pub order: Vec<String>,
     pub instances: Vec<InstanceRecord>,
+    /// Set for a lab on the docker runtime: `down` removes its objects by label from this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<crate::plan::DockerSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +70,9 @@ pub struct InstanceRecord {
     pub port: u16,
     /// The current process (also its process group id); `None` between a crash and its restart.
     pub process: Option<ProcId>,
+    /// The current container's id (docker runtime); `process` is then `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     pub health: Health,
     /// How `lab status` probes it.
     pub health_check: crate::plan::HealthCheck,

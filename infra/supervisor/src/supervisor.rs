@@ -19,7 +19,7 @@ use crate::backoff::BackoffState;
 use crate::events::{Event, EventSink};
 use crate::plan::{HealthSpec, InstanceSpec, Plan, RestartSpec};
 use crate::procfs::ProcId;
-use crate::runtime::process;
+use crate::runtime::{Runtime, docker};
 use crate::state::{Health, InstanceRecord, Phase, STATE_VERSION, State, StateStore};
 
 /// Environment variable set on every instance: the state directory of the lab that owns it.
@@ -54,6 +54,8 @@ pub enum UpError {
     Interrupted,
     #[error("cannot probe {service}: {reason}")]
     Probe { service: String, reason: String },
+    #[error("{0}")]
+    Engine(String),
     #[error("cannot write lab state under {dir}: {source}")]
     State {
         dir: PathBuf,
@@ -134,8 +136,38 @@ pub struct Lab {
     plan: Arc<Plan>,
     store: StateStore,
     events: EventSink,
+    runtime: Runtime,
     /// Index-aligned with `plan.services`; `None` for services never started.
     runs: Vec<Option<ServiceRun>>,
+}
+
+/// The docker runtime for `lab`: the engine answers, every image is there, nothing of another
+/// checkout's lab of the same name runs, leftovers of this one (a killed `up`) are removed, and
+/// the network and volumes exist. Nothing is started if any of that fails.
+async fn docker_runtime(lab: &crate::plan::DockerSpec, plan: &Plan) -> Result<Runtime, UpError> {
+    let engine = docker::Engine::connect().await.map_err(UpError::Engine)?;
+    let images: Vec<String> = plan
+        .instances()
+        .filter_map(|i| i.container.as_ref().map(|c| c.image.clone()))
+        .collect();
+    let missing = engine.missing_images(&images).await;
+    if !missing.is_empty() {
+        return Err(UpError::Engine(format!(
+            "the Docker engine has no image {} (this engine cannot pull: build the lab's images with `lab images build`, a service's own with `build = \"dir\"`)",
+            missing.join(", ")
+        )));
+    }
+    let swept = engine.sweep(lab, false).await.map_err(UpError::Engine)?;
+    if !swept.containers.is_empty() {
+        tracing::warn!(containers = ?swept.containers, "removed containers left by an earlier run of this lab");
+    }
+    engine.prepare(lab).await.map_err(UpError::Engine)?;
+    Ok(Runtime::Docker(std::sync::Arc::new(
+        crate::runtime::DockerRuntime {
+            engine,
+            lab: lab.clone(),
+        },
+    )))
 }
 
 impl Lab {
@@ -153,6 +185,10 @@ impl Lab {
             source,
         };
         std::fs::create_dir_all(plan.logs_dir()).map_err(state_err)?;
+        let runtime = match &plan.docker {
+            Some(d) => docker_runtime(d, &plan).await?,
+            None => Runtime::Process,
+        };
         let store =
             StateStore::create(plan.state_dir.clone(), initial_state(&plan)).map_err(state_err)?;
         let client = Client::new();
@@ -161,6 +197,7 @@ impl Lab {
             plan: plan.clone(),
             store,
             events,
+            runtime,
             runs: (0..n).map(|_| None).collect(),
         };
 
@@ -208,6 +245,7 @@ impl Lab {
                         events: lab.events.clone(),
                         stop: stop.clone(),
                         client: probe_client.clone(),
+                        runtime: lab.runtime.clone(),
                         t0,
                         healthy_since: std::sync::Mutex::new(None),
                     };
@@ -277,6 +315,9 @@ impl Lab {
                 }
             }
         }
+        if let Runtime::Docker(d) = &self.runtime {
+            d.engine.remove_network(&d.lab).await;
+        }
         if let Err(e) = self.store.remove() {
             tracing::warn!(error = %e, "cannot remove lab state");
         }
@@ -293,6 +334,7 @@ fn initial_state(plan: &Plan) -> State {
             start_time: 0,
         }),
         phase: Phase::Starting,
+        docker: plan.docker.clone(),
         order: plan.services.iter().map(|s| s.name.clone()).collect(),
         instances: plan
             .services
@@ -304,6 +346,7 @@ fn initial_state(plan: &Plan) -> State {
                 address: i.address(),
                 port: i.port,
                 process: None,
+                container: None,
                 health: Health::Starting,
                 health_check: s.health.check.clone(),
                 restarts: 0,
@@ -327,6 +370,7 @@ struct InstanceCtx {
     /// The service's stop token: once cancelled, the instance terminates and never restarts.
     stop: CancellationToken,
     client: Client,
+    runtime: Runtime,
     /// Start of `up`, for the breakdown.
     t0: Instant,
     /// Since when the current process has been continuously healthy; the backoff starts over
@@ -340,7 +384,7 @@ type Readiness = Result<Result<InstanceTiming, UpError>, oneshot::error::RecvErr
 
 enum Outcome {
     Stop,
-    Exited(std::io::Result<std::process::ExitStatus>),
+    Exited(crate::runtime::Exit),
     NeverHealthy(String),
 }
 
@@ -377,17 +421,21 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
             return;
         }
         let spawn_start = Instant::now();
-        let mut child = match process::spawn(&env, &ctx.log) {
-            Ok(c) => c,
+        let started = ctx
+            .runtime
+            .spawn(&env, &ctx.health, ctx.grace, &ctx.log)
+            .await;
+        let mut running = match started {
+            Ok(r) => r,
             Err(e) => {
                 ctx.emit(Event::SpawnFailed {
                     instance: id.clone(),
-                    error: e.to_string(),
+                    error: e.clone(),
                 });
                 if let Some(tx) = ready.take() {
                     let _ = tx.send(Err(UpError::Spawn {
                         instance: id,
-                        error: e.to_string(),
+                        error: e,
                         log: ctx.log.clone(),
                     }));
                     return;
@@ -398,11 +446,10 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
                 continue;
             }
         };
-        let pid = child.id().unwrap_or(0);
-        // The child cannot have been reaped yet (we have not waited), so /proc still shows it.
-        let me = ProcId::of(pid).unwrap_or(ProcId { pid, start_time: 0 });
+        let pid = running.pid();
         ctx.set(|r| {
-            r.process = Some(me);
+            r.process = running.process();
+            r.container = running.container();
             r.health = Health::Starting;
             r.restarts = restarts;
         });
@@ -416,14 +463,15 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
         let outcome = tokio::select! {
             biased;
             _ = ctx.stop.cancelled() => Outcome::Stop,
-            status = child.wait() => Outcome::Exited(status),
+            exit = running.wait() => Outcome::Exited(exit),
             reason = watch_health(&ctx, &mut ready, spawn_start, spawned) => Outcome::NeverHealthy(reason),
         };
         match outcome {
             Outcome::Stop => {
-                let forced = process::terminate(&mut child, me, ctx.grace).await;
+                let forced = running.terminate(ctx.grace).await;
                 ctx.set(|r| {
                     r.process = None;
+                    r.container = None;
                     r.health = Health::Stopped;
                 });
                 ctx.emit(Event::Stopped {
@@ -433,9 +481,10 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
                 return;
             }
             Outcome::NeverHealthy(reason) => {
-                process::terminate(&mut child, me, ctx.grace).await;
+                running.terminate(ctx.grace).await;
                 ctx.set(|r| {
                     r.process = None;
+                    r.container = None;
                     r.health = Health::Stopped;
                 });
                 if let Some(tx) = ready.take() {
@@ -448,8 +497,8 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
                 }
                 return;
             }
-            Outcome::Exited(status) => {
-                process::reap_group(me);
+            Outcome::Exited(exit) => {
+                running.reap().await;
                 let ran_for = spawned.elapsed();
                 let healthy_for = ctx
                     .healthy_since
@@ -457,12 +506,10 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
                     .expect("lock")
                     .take()
                     .map_or(Duration::ZERO, |t| t.elapsed());
-                let text = match &status {
-                    Ok(s) => process::describe_exit(*s),
-                    Err(e) => format!("wait failed: {e}"),
-                };
+                let text = exit.text;
                 ctx.set(|r| {
                     r.process = None;
+                    r.container = None;
                     r.health = Health::Exited;
                     r.last_exit = Some(text.clone());
                 });
@@ -479,7 +526,7 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
                     }));
                     return;
                 }
-                let success = status.map(|s| s.success()).unwrap_or(false);
+                let success = exit.success;
                 if !ctx.restart.policy.restarts(success) {
                     let policy = match ctx.restart.policy {
                         crate::plan::RestartPolicy::Always => "always",

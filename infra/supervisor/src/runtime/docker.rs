@@ -1,0 +1,469 @@
+//! Containers through the Docker Engine API (bollard 0.21): the lab's network and volumes, one
+//! container per instance, its output streamed into the instance's log file, and removal by
+//! label (`lab.project` + `lab.dir`), which needs no live process and so also cleans up after
+//! a `lab up` killed with SIGKILL.
+//!
+//! Every engine call lab makes goes through [`Engine`]; the container start and stop calls,
+//! whose results change in bollard 0.22, are each made in exactly one place
+//! ([`Engine::start`], [`Engine::stop`]).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount, MountType,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters as q;
+use futures_util::StreamExt;
+use tokio::task::JoinHandle;
+
+use crate::plan::{ContainerSpec, DockerSpec, HealthSpec, InstanceSpec, MountSpec, labels};
+
+/// A connected engine (API version negotiated, so an older engine works too).
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+/// What [`Engine::sweep`] removed.
+#[derive(Debug, Default, Clone)]
+pub struct Swept {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+impl Swept {
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
+    }
+}
+
+/// A started container and the task copying its output to the log file.
+pub struct Container {
+    pub id: String,
+    /// The container's main process as the host sees it.
+    pub pid: u32,
+    logs: Option<JoinHandle<()>>,
+}
+
+fn err(what: &str, e: impl std::fmt::Display) -> String {
+    format!("{what}: {e}")
+}
+
+/// `label=K=V` filters selecting one lab's objects.
+fn lab_filter(project: &str, dir: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_owned(),
+        vec![
+            format!("{}={project}", labels::PROJECT),
+            format!("{}={dir}", labels::DIR),
+        ],
+    )])
+}
+
+impl Engine {
+    /// Connect to the local engine (`DOCKER_HOST`, else `/var/run/docker.sock`).
+    pub async fn connect() -> Result<Engine, String> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| err("cannot reach the Docker engine", e))?
+            .negotiate_version()
+            .await
+            .map_err(|e| {
+                err(
+                    "the Docker engine does not answer (is dockerd running? is /var/run/docker.sock yours?)",
+                    e,
+                )
+            })?;
+        Ok(Engine { docker })
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The images among `images` the engine does not have.
+    pub async fn missing_images(&self, images: &[String]) -> Vec<String> {
+        let mut missing = Vec::new();
+        for i in images {
+            if self.docker.inspect_image(i).await.is_err() && !missing.contains(i) {
+                missing.push(i.clone());
+            }
+        }
+        missing
+    }
+
+    /// Containers of this lab (running or not): (id, name, running).
+    pub async fn containers(
+        &self,
+        spec: &DockerSpec,
+    ) -> Result<Vec<(String, String, bool)>, String> {
+        let opts = q::ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&lab_filter(&spec.project, &spec.dir))
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| err("cannot list containers", e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let name = c
+                    .names
+                    .and_then(|n| n.first().cloned())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_owned();
+                let running = c.state.is_some_and(|s| s.to_string() == "running");
+                (c.id.unwrap_or_default(), name, running)
+            })
+            .collect())
+    }
+
+    /// The lab's network and volumes (idempotent: existing ones are kept).
+    pub async fn prepare(&self, spec: &DockerSpec) -> Result<(), String> {
+        let labels: HashMap<String, String> = spec.labels().into_iter().collect();
+        let nets = self
+            .docker
+            .list_networks(Some(
+                q::ListNetworksOptionsBuilder::default()
+                    .filters(&HashMap::from([("name", vec![spec.network.clone()])]))
+                    .build(),
+            ))
+            .await
+            .map_err(|e| err("cannot list networks", e))?;
+        if !nets
+            .iter()
+            .any(|n| n.name.as_deref() == Some(&spec.network))
+        {
+            self.docker
+                .create_network(NetworkCreateRequest {
+                    name: spec.network.clone(),
+                    driver: Some("bridge".into()),
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| err(&format!("cannot create network {}", spec.network), e))?;
+        }
+        for v in &spec.volumes {
+            if self.docker.inspect_volume(v).await.is_err() {
+                self.docker
+                    .create_volume(VolumeCreateRequest {
+                        name: Some(v.clone()),
+                        labels: Some(labels.clone()),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| err(&format!("cannot create volume {v}"), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Create and start `spec`'s container, its output appended to `log`. A container that
+    /// was created but could not start (a port the engine cannot publish) is removed again.
+    pub async fn run(
+        &self,
+        lab: &DockerSpec,
+        spec: &InstanceSpec,
+        c: &ContainerSpec,
+        health: &HealthSpec,
+        grace: Duration,
+        log: &Path,
+    ) -> Result<Container, String> {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| err(&format!("cannot open {}", log.display()), e))?;
+        let _ = writeln!(
+            file,
+            "--- lab: starting {} on {} as container {} ({})",
+            spec.id(),
+            spec.address(),
+            c.name,
+            c.image
+        );
+        let body = create_body(lab, spec, c, health, grace);
+        // A container of this name left behind (a crash between create and record) goes first.
+        let _ = self.remove(&c.name).await;
+        let created = self
+            .docker
+            .create_container(
+                Some(
+                    q::CreateContainerOptionsBuilder::default()
+                        .name(&c.name)
+                        .build(),
+                ),
+                body,
+            )
+            .await
+            .map_err(|e| err(&format!("the engine refused to create {}", c.name), e))?;
+        if let Err(e) = self.start(&created.id).await {
+            let _ = self.remove(&created.id).await;
+            return Err(err(&format!("the engine could not start {}", c.name), e));
+        }
+        let pid = self
+            .docker
+            .inspect_container(&created.id, None)
+            .await
+            .ok()
+            .and_then(|i| i.state.and_then(|s| s.pid))
+            .unwrap_or(0) as u32;
+        let logs = tokio::spawn(copy_logs(self.docker.clone(), created.id.clone(), file));
+        Ok(Container {
+            id: created.id,
+            pid,
+            logs: Some(logs),
+        })
+    }
+
+    /// The one place a container is started.
+    async fn start(&self, id: &str) -> Result<(), bollard::errors::Error> {
+        self.docker.start_container(id, None).await
+    }
+
+    /// Wait for the container to stop: (success, `exit N`).
+    pub async fn wait(&self, id: &str) -> (bool, String) {
+        let mut s = self
+            .docker
+            .wait_container(id, None::<q::WaitContainerOptions>);
+        match s.next().await {
+            Some(Ok(r)) => (r.status_code == 0, format!("exit {}", r.status_code)),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                (false, describe_code(code))
+            }
+            Some(Err(e)) => (false, format!("wait failed: {e}")),
+            None => (false, "gone".into()),
+        }
+    }
+
+    /// The one place a container is stopped: SIGTERM, `grace`, SIGKILL (the engine's
+    /// `stop`). Returns whether the engine had to kill it, `None` if there was no such
+    /// container (already removed).
+    pub async fn stop(&self, id: &str, grace: Duration) -> Option<bool> {
+        let t0 = std::time::Instant::now();
+        let secs = grace.as_secs_f64().ceil() as i32;
+        let opts = q::StopContainerOptionsBuilder::default().t(secs).build();
+        match self.docker.stop_container(id, Some(opts)).await {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, id, "stop");
+                Some(false)
+            }
+            Ok(()) => Some(t0.elapsed() >= grace),
+        }
+    }
+
+    /// Remove a container (and its anonymous volumes), running or not.
+    pub async fn remove(&self, id: &str) -> Result<(), String> {
+        let opts = q::RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(err(&format!("cannot remove container {id}"), e)),
+        }
+    }
+
+    /// Remove everything labelled as this lab's: containers, then networks, then (with
+    /// `volumes`) named volumes. Works from labels alone.
+    pub async fn sweep(&self, spec: &DockerSpec, volumes: bool) -> Result<Swept, String> {
+        let mut swept = Swept::default();
+        for (id, name, _) in self.containers(spec).await? {
+            self.remove(&id).await?;
+            swept.containers.push(name);
+        }
+        let filter = lab_filter(&spec.project, &spec.dir);
+        let nets = self
+            .docker
+            .list_networks(Some(
+                q::ListNetworksOptionsBuilder::default()
+                    .filters(&filter)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| err("cannot list networks", e))?;
+        for n in nets {
+            let name = n.name.unwrap_or_default();
+            self.docker
+                .remove_network(n.id.as_deref().unwrap_or(&name))
+                .await
+                .map_err(|e| err(&format!("cannot remove network {name}"), e))?;
+            swept.networks.push(name);
+        }
+        if volumes {
+            let vols = self
+                .docker
+                .list_volumes(Some(
+                    q::ListVolumesOptionsBuilder::default()
+                        .filters(&filter)
+                        .build(),
+                ))
+                .await
+                .map_err(|e| err("cannot list volumes", e))?;
+            for v in vols.volumes.unwrap_or_default() {
+                self.docker
+                    .remove_volume(&v.name, None::<q::RemoveVolumeOptions>)
+                    .await
+                    .map_err(|e| err(&format!("cannot remove volume {}", v.name), e))?;
+                swept.volumes.push(v.name);
+            }
+        }
+        Ok(swept)
+    }
+
+    /// Remove the lab's network (after its containers are gone).
+    pub async fn remove_network(&self, spec: &DockerSpec) {
+        if let Err(e) = self.docker.remove_network(&spec.network).await {
+            tracing::debug!(error = %e, network = spec.network, "remove network");
+        }
+    }
+}
+
+impl Container {
+    /// Wait (briefly) for the last of the container's output to reach the log file.
+    pub async fn flush_logs(&mut self) {
+        if let Some(h) = self.logs.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+        }
+    }
+}
+
+/// `exit 137 (killed)`: what an exit code from a container usually means.
+fn describe_code(code: i64) -> String {
+    match code {
+        137 => "exit 137 (SIGKILL)".into(),
+        143 => "exit 143 (SIGTERM)".into(),
+        c => format!("exit {c}"),
+    }
+}
+
+/// Copy the container's stdout and stderr into its log file until it stops.
+async fn copy_logs(docker: Docker, id: String, mut file: std::fs::File) {
+    let opts = q::LogsOptionsBuilder::default()
+        .follow(true)
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut stream = docker.logs(&id, Some(opts));
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(out) => {
+                if file.write_all(&out.into_bytes()).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, id, "log stream ended");
+                return;
+            }
+        }
+    }
+}
+
+fn nanos(d: Duration) -> i64 {
+    d.as_nanos().min(i64::MAX as u128) as i64
+}
+
+/// The engine's create request for one instance: a pure function of the plan, so what lab asks
+/// of the engine can be read (and tested) without one.
+pub fn create_body(
+    lab: &DockerSpec,
+    spec: &InstanceSpec,
+    c: &ContainerSpec,
+    health: &HealthSpec,
+    grace: Duration,
+) -> ContainerCreateBody {
+    let mut label_map: HashMap<String, String> = lab.labels().into_iter().collect();
+    label_map.insert(labels::SERVICE.into(), spec.service.clone());
+    label_map.insert(labels::INSTANCE.into(), spec.index.to_string());
+    let port_key = |p: &crate::plan::PublishedPort| {
+        format!("{}/{}", p.container, if p.udp { "udp" } else { "tcp" })
+    };
+    let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = c
+        .ports
+        .iter()
+        .map(|p| {
+            (
+                port_key(p),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(p.host.to_string()),
+                }]),
+            )
+        })
+        .collect();
+    let mounts = c
+        .mounts
+        .iter()
+        .map(|m| match m {
+            MountSpec::Bind { source, target } => Mount {
+                typ: Some(MountType::BIND),
+                source: Some(source.display().to_string()),
+                target: Some(target.clone()),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            MountSpec::Volume { name, target } => Mount {
+                typ: Some(MountType::VOLUME),
+                source: Some(name.clone()),
+                target: Some(target.clone()),
+                ..Default::default()
+            },
+        })
+        .collect();
+    ContainerCreateBody {
+        image: Some(c.image.clone()),
+        cmd: c.cmd.clone(),
+        env: Some(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(label_map),
+        exposed_ports: Some(c.ports.iter().map(port_key).collect()),
+        stop_timeout: Some(grace.as_secs_f64().ceil() as i64),
+        healthcheck: c.healthcheck.as_ref().map(|test| HealthConfig {
+            test: Some(test.clone()),
+            interval: Some(nanos(health.interval)),
+            timeout: Some(nanos(health.timeout)),
+            retries: Some(3),
+            start_period: Some(nanos(health.deadline)),
+            // `start_interval` needs API 1.44; older engines refuse it.
+            start_interval: None,
+        }),
+        host_config: Some(HostConfig {
+            port_bindings: Some(port_bindings),
+            mounts: Some(mounts),
+            network_mode: Some(lab.network.clone()),
+            // Restarts are the supervisor's, with the same policy and backoff as processes.
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
+            init: Some(false),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                lab.network.clone(),
+                EndpointSettings {
+                    aliases: Some(c.aliases.clone()),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    }
+}
