@@ -85,6 +85,18 @@ pub fn images() -> Vec<(String, Vec<&'static str>, Option<u16>)> {
     ]
 }
 
+/// Which binary an image was made from (size and modification time): the `lab.binary`
+/// label, so that `lab up` notices an image made from another build of lab.
+pub fn binary_id(exe: &Path) -> String {
+    let meta = std::fs::metadata(exe).ok();
+    let mtime = meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    format!("{}-{mtime}", meta.map_or(0, |m| m.len()))
+}
+
 /// Import every image of [`images`] into the engine at `/var/run/docker.sock`.
 pub async fn build(exe: &Path) -> anyhow::Result<Vec<Built>> {
     let (bytes, files) = rootfs_tar(exe)?;
@@ -100,6 +112,7 @@ pub async fn build(exe: &Path) -> anyhow::Result<Vec<Built>> {
             format!("ENTRYPOINT {}", serde_json::to_string(&entrypoint)?),
             "WORKDIR /".to_owned(),
             "LABEL lab.image=lab".to_owned(),
+            format!("LABEL lab.binary={}", binary_id(exe)),
         ];
         if let Some(p) = port {
             changes.push(format!("EXPOSE {p}"));
@@ -182,11 +195,24 @@ pub async fn ensure_for(
         .await
         .map_err(|e| anyhow::anyhow!("the Docker engine does not answer: {e}"))?;
     let lab = crate::config::containers::lab_image();
-    if crate::config::containers::needs_lab_image(plan) && docker.inspect_image(&lab).await.is_err()
-    {
-        let exe = std::env::current_exe()?;
+    let exe = std::env::current_exe()?;
+    let made_from = match docker.inspect_image(&lab).await {
+        Ok(i) => Some(
+            i.config
+                .and_then(|c| c.labels)
+                .and_then(|l| l.get("lab.binary").cloned())
+                .unwrap_or_default(),
+        ),
+        Err(_) => None,
+    };
+    let why = match made_from {
+        None => Some("the engine has no"),
+        Some(id) if id != binary_id(&exe) => Some("another build of lab made"),
+        Some(_) => None,
+    };
+    if let Some(why) = why.filter(|_| crate::config::containers::needs_lab_image(plan)) {
         say(format!(
-            "the engine has no {lab}: importing it from this binary ({})…",
+            "{why} {lab}: importing it from this binary ({})…",
             exe.display()
         ));
         let t0 = std::time::Instant::now();

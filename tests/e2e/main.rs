@@ -2,6 +2,7 @@
 
 mod command_service;
 mod config_errors;
+mod docker;
 mod export;
 mod images;
 mod interop;

@@ -81,7 +81,7 @@ impl Drop for LabDir {
     fn drop(&mut self) {
         if self.state_file().exists() {
             let _ = self
-                .cmd(&["down", "--grace", "2s"])
+                .cmd(&["down", "--grace", "2s", "--volumes"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();

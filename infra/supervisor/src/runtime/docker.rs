@@ -209,6 +209,15 @@ impl Engine {
             .map_err(|e| err(&format!("the engine refused to create {}", c.name), e))?;
         if let Err(e) = self.start(&created.id).await {
             let _ = self.remove(&created.id).await;
+            let text = e.to_string();
+            if text.contains("address already in use") || text.contains("already allocated") {
+                let ports: Vec<String> = c.ports.iter().map(|p| p.host.to_string()).collect();
+                return Err(format!(
+                    "the engine cannot publish {} on 127.0.0.1 (port {} taken by another program): {text}",
+                    c.name,
+                    ports.join(", ")
+                ));
+            }
             return Err(err(&format!("the engine could not start {}", c.name), e));
         }
         let pid = self
