@@ -128,9 +128,9 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// `all`, a chapter (`ch1`) or a scenario (`ch1.sample-app`).
+    /// `all`, chapters (`ch1`) or scenarios (`ch1.sample-app`); several run in the order given.
     #[arg(default_value = "all")]
-    pub target: String,
+    pub target: Vec<String>,
     /// List every scenario with the book section it exercises.
     #[arg(long)]
     pub list: bool,

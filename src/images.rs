@@ -152,7 +152,7 @@ pub async fn build_dockerfile(
     docker: &Docker,
     dir: &Path,
     tag: &str,
-    say: &dyn Fn(String),
+    say: &(dyn Fn(String) + Sync),
 ) -> anyhow::Result<()> {
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(true);
@@ -185,7 +185,7 @@ pub async fn build_dockerfile(
 pub async fn ensure_for(
     cfg: &crate::config::LabConfig,
     plan: &lab_supervisor::Plan,
-    say: &dyn Fn(String),
+    say: &(dyn Fn(String) + Sync),
 ) -> anyhow::Result<()> {
     if plan.docker.is_none() {
         return Ok(());

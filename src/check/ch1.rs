@@ -64,14 +64,26 @@ fn sample_app<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 format!("recipe id {} name {}", recipe["id"], recipe["name"]),
             );
             match (cpid, ppid) {
+                (Some(c), Some(p)) if ctx.containers && c == p => {
+                    // Each container has its own pid namespace: both are its first process.
+                    rec.check(
+                        format!("{addr}: consumer and producer are separate processes"),
+                        c == 1,
+                        format!(
+                            "consumer_pid {c}, producer_pid {p}: each is pid 1 of its own container"
+                        ),
+                    );
+                    consumer_pids.insert(super::answered_by(&r, "consumer_pid"));
+                    producer_pids.insert(format!("pid {p}"));
+                }
                 (Some(c), Some(p)) => {
                     rec.check(
                         format!("{addr}: consumer and producer pids differ"),
                         c != p,
                         format!("consumer_pid {c}, producer_pid {p}"),
                     );
-                    consumer_pids.insert(c);
-                    producer_pids.insert(p);
+                    consumer_pids.insert(super::answered_by(&r, "consumer_pid"));
+                    producer_pids.insert(format!("pid {p}"));
                 }
                 _ => {
                     rec.check(

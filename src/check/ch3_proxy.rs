@@ -118,17 +118,13 @@ pub fn round_robin<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 "GET / through the proxy: status {}",
                 r.status
             );
-            let v: Value = r.json()?;
-            pids.push(v["consumer_pid"].as_u64().unwrap_or(0));
+            pids.push(super::answered_by(&r, "consumer_pid"));
         }
-        let distinct: BTreeSet<u64> = pids.iter().copied().collect();
+        let distinct: BTreeSet<&String> = pids.iter().collect();
         rec.check(
             "every instance answers",
             distinct.len() == servers.len(),
-            format!(
-                "{} instances, consumer_pids seen {distinct:?}",
-                servers.len()
-            ),
+            format!("{} instances, answers from {distinct:?}", servers.len()),
         );
         let alternates = pids
             .windows(servers.len())
@@ -136,7 +132,7 @@ pub fn round_robin<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         rec.check(
             "consecutive requests go to different instances, in turn",
             alternates,
-            format!("consumer_pid sequence {pids:?}"),
+            format!("answer sequence {pids:?}"),
         );
         rec.figure("instances", servers.len() as f64, "count");
         Ok(())

@@ -11,6 +11,7 @@ pub mod ch3;
 pub mod ch3_load;
 pub mod ch3_proxy;
 pub mod ch4;
+pub mod ch5;
 pub mod deps;
 pub mod spawn;
 pub mod wire;
@@ -46,8 +47,23 @@ pub fn registry() -> Vec<Scenario> {
     all.extend(ch2::scenarios());
     all.extend(ch3::scenarios());
     all.extend(ch4::scenarios());
+    all.extend(ch5::scenarios());
     all.sort_by_key(|s| s.chapter);
     all
+}
+
+/// Pick scenarios by `all`, chapters (`ch1`) or names (`ch1.sample-app`), each once, in the
+/// order the selectors are given.
+pub fn select_many(mut all: Vec<Scenario>, whats: &[String]) -> Result<Vec<Scenario>, String> {
+    let mut picked = Vec::new();
+    for what in whats {
+        let names: Vec<&str> = select(registry(), what)?.iter().map(|s| s.name).collect();
+        let (take, keep): (Vec<Scenario>, Vec<Scenario>) =
+            all.into_iter().partition(|s| names.contains(&s.name));
+        picked.extend(take);
+        all = keep;
+    }
+    Ok(picked)
 }
 
 /// Pick scenarios by `all`, a chapter (`ch1`) or a name (`ch1.sample-app`).
@@ -100,6 +116,25 @@ pub struct Ctx {
     pub tls_dir: std::path::PathBuf,
     /// The lab's observability hub, when it has one running (chapter 4).
     pub hub: Option<HubInfo>,
+    /// The lab runs as containers, where every service is pid 1 of its own namespace.
+    pub containers: bool,
+}
+
+/// Which instance answered `r`: its `x-lab-instance` header (every lab service sends it), else
+/// `pid N` from the body's `pid_field` (a learner's service tells itself apart by pid, as in
+/// the book).
+pub fn answered_by(r: &lab_service_kit::client::Response, pid_field: &str) -> String {
+    if let Some(v) = r
+        .headers
+        .get(lab_service_kit::serve::INSTANCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        return v.to_owned();
+    }
+    match r.json().ok().and_then(|v| v[pid_field].as_u64()) {
+        Some(p) => format!("pid {p}"),
+        None => "unknown".to_owned(),
+    }
 }
 
 /// Where the lab's hub answers.

@@ -33,7 +33,7 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
         render::line(t.render(&style).trim_end());
         return Ok(exit::OK);
     }
-    let scenarios = match check::select(check::registry(), &args.target) {
+    let scenarios = match check::select_many(check::registry(), &args.target) {
         Ok(s) => s,
         Err(msg) => {
             eprintln!("lab: {msg}");
@@ -56,7 +56,7 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
     let running = State::load(&env.state_dir)?.filter(|s| {
         s.instances
             .iter()
-            .any(|r| r.process.is_some_and(|p| p.is_alive()))
+            .any(|r| r.container.is_some() || r.process.is_some_and(|p| p.is_alive()))
     });
     let report = match running {
         Some(state) => {
@@ -224,6 +224,7 @@ pub(crate) fn ctx_from(
         proxy_engine,
         tls_dir: tls_dir.to_path_buf(),
         hub,
+        containers: state.docker.is_some(),
     })
 }
 

@@ -304,6 +304,7 @@ pub fn containerize(
                 ports,
                 mounts,
                 healthcheck,
+                auto_remove: false,
             });
         }
     }

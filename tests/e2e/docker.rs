@@ -276,3 +276,55 @@ fn a_port_the_engine_cannot_publish_fails_up_and_rolls_back() {
     let left = labelled(&name);
     assert_eq!(left, (vec![], vec![], vec![]), "rolled back: {text}");
 }
+
+#[test]
+fn every_chapter_check_passes_on_the_docker_runtime() {
+    if !require("a Docker engine", engine_here(), "the docker runtime test") {
+        return;
+    }
+    let name = format!("t-dockcheck-{}", std::process::id());
+    // A 1 s StatsD flush, as in the chapter 4 e2e test, so ch4 does not wait 10 s flushes.
+    let toml = DEFAULT_LAB
+        .replace(
+            "name = \"sample-app\"",
+            &format!("name = \"{name}\"\nruntime = \"docker\""),
+        )
+        .replace(
+            "flush_interval = \"10s\"",
+            "flush_interval = \"1s\"\nalert_interval = \"500ms\"",
+        );
+    let lab = LabDir::new(BIN, &toml);
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    wait_all_healthy(&lab, DEFAULT_INSTANCES);
+    let r = lab.run(&["check", "ch1", "ch2", "ch3", "ch4", "ch5", "--json"]);
+    let report: serde_json::Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r}"));
+    let failed: Vec<String> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] != "pass")
+        .map(|s| format!("{:#}", s))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "failed on docker: {failed:#?}\n{}",
+        r.stderr
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let chapters: std::collections::BTreeSet<u64> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["chapter"].as_u64())
+        .collect();
+    assert_eq!(chapters, (1..=5).collect(), "{}", r.stdout);
+    assert_eq!(
+        report["source"], "running",
+        "the checks ran against the docker lab"
+    );
+    let down = lab.run(&["down", "--volumes"]);
+    assert_eq!(down.code, 0, "{down}");
+    assert_eq!(labelled(&name), (vec![], vec![], vec![]));
+}

@@ -70,10 +70,13 @@ pub struct ContainerSpec {
     pub mounts: Vec<MountSpec>,
     /// A Docker healthcheck (`["CMD", …]`), run by the engine beside the supervisor's probe.
     pub healthcheck: Option<Vec<String>>,
+    /// Removed by the engine as soon as it stops (`docker run --rm`).
+    pub auto_remove: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedPort {
+    /// 0: a free port the engine picks ([`crate::runtime::docker::Engine::host_port`] reads it).
     pub host: u16,
     pub container: u16,
     pub udp: bool,

@@ -412,6 +412,9 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
     let mut restarts = 0u32;
     let mut env = ctx.spec.clone();
     env.env.push((LAB_INSTANCE_ENV.into(), id.clone()));
+    if let Some(c) = &mut env.container {
+        c.env.push((LAB_INSTANCE_ENV.into(), id.clone()));
+    }
     if let Some(dir) = ctx.log.parent().and_then(|l| l.parent()) {
         env.env
             .push((LAB_STATE_DIR_ENV.into(), dir.display().to_string()));

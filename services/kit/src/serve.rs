@@ -279,7 +279,7 @@ pub fn run_service_with(
         telemetry.set_local(local);
         telemetry.log("info", "listen", serde_json::json!({ "host": local.ip().to_string(), "port": local.port() }));
         let gauges = tokio::spawn(crate::observe::gauges(telemetry.clone()));
-        let router = crate::observe::apply(build(&settings), telemetry.clone());
+        let router = with_instance_header(crate::observe::apply(build(&settings), telemetry.clone()));
         match tls_from_env()? {
             Some(tls) => {
                 tracing::info!(service = name, "serving TLS");
@@ -294,6 +294,28 @@ pub fn run_service_with(
     telemetry.flush();
     crate::telemetry::flush();
     result
+}
+
+/// The response header naming the instance that answered (`recipe-api#2`), from
+/// `LAB_INSTANCE`: what tells instances apart where every one is pid 1 (in containers).
+pub const INSTANCE_HEADER: &str = "x-lab-instance";
+
+fn with_instance_header(router: Router) -> Router {
+    let Some(value) = std::env::var("LAB_INSTANCE")
+        .ok()
+        .and_then(|v| axum::http::HeaderValue::from_str(&v).ok())
+    else {
+        return router;
+    };
+    router.layer(axum::middleware::map_response(
+        move |mut r: axum::response::Response| {
+            let value = value.clone();
+            async move {
+                r.headers_mut().insert(INSTANCE_HEADER, value);
+                r
+            }
+        },
+    ))
 }
 
 /// The TLS config named by `TLS_CERT` and `TLS_KEY`, if both are set.

@@ -336,6 +336,46 @@ impl Engine {
         Ok(swept)
     }
 
+    /// The host address the engine published `container_port` of container `id` on.
+    pub async fn host_port(
+        &self,
+        id: &str,
+        container_port: u16,
+        udp: bool,
+    ) -> Option<(String, u16)> {
+        let key = format!("{container_port}/{}", if udp { "udp" } else { "tcp" });
+        let inspected = self.docker.inspect_container(id, None).await.ok()?;
+        let binding = inspected
+            .network_settings?
+            .ports?
+            .remove(&key)??
+            .into_iter()
+            .next()?;
+        Some((binding.host_ip?, binding.host_port?.parse().ok()?))
+    }
+
+    /// Whether a container of that id or name exists (running or not).
+    pub async fn exists(&self, id: &str) -> bool {
+        self.docker.inspect_container(id, None).await.is_ok()
+    }
+
+    /// Remove an image (and untag it); a missing one is not an error.
+    pub async fn remove_image(&self, image: &str) {
+        let opts = q::RemoveImageOptionsBuilder::default().force(true).build();
+        if let Err(e) = self.docker.remove_image(image, Some(opts), None).await {
+            tracing::debug!(error = %e, image, "remove image");
+        }
+    }
+
+    /// An image's layer digests (bottom first) and size in bytes.
+    pub async fn image_layers(&self, image: &str) -> Option<(Vec<String>, u64)> {
+        let i = self.docker.inspect_image(image).await.ok()?;
+        Some((
+            i.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+            i.size.unwrap_or(0) as u64,
+        ))
+    }
+
     /// Remove the lab's network (after its containers are gone).
     pub async fn remove_network(&self, spec: &DockerSpec) {
         if let Err(e) = self.docker.remove_network(&spec.network).await {
@@ -412,7 +452,12 @@ pub fn create_body(
                 port_key(p),
                 Some(vec![PortBinding {
                     host_ip: Some("127.0.0.1".into()),
-                    host_port: Some(p.host.to_string()),
+                    // An empty host port: the engine picks a free one.
+                    host_port: Some(if p.host == 0 {
+                        String::new()
+                    } else {
+                        p.host.to_string()
+                    }),
                 }]),
             )
         })
@@ -462,6 +507,7 @@ pub fn create_body(
                 maximum_retry_count: None,
             }),
             init: Some(false),
+            auto_remove: Some(c.auto_remove),
             ..Default::default()
         }),
         networking_config: Some(NetworkingConfig {
