@@ -7,8 +7,9 @@
 //! Built-in services, the proxy and the hub run the one lab image (`lab/lab:<version>`, entry
 //! point `/lab`) with `serve NAME`; the proxy and the hub get their configuration inline (the
 //! JSON `lab serve … --config` also accepts), so the file needs nothing beside it. The hub's
-//! data lives in a named volume. Not exported yet (a clear error): https services, HAProxy as
-//! the engine, and `command = [...]` services (they will need `image`/`build`).
+//! data lives in a named volume. A `command` service exports with its `image` and/or `build`
+//! folder (Compose builds it; Kubernetes needs the image). Not exported yet (a clear error):
+//! https services and HAProxy as the engine.
 
 use docker_compose_types as dc;
 use indexmap::IndexMap;
@@ -243,14 +244,25 @@ fn proxy_in_container(
     (fes, deps)
 }
 
-/// What cannot be exported yet, as a clear error.
-fn check_exportable(cfg: &LabConfig) -> Result<(), ExportError> {
+/// What cannot be exported (yet), as a clear error. `k8s`: a cluster pulls, it cannot build.
+fn check_exportable(cfg: &LabConfig, k8s: bool) -> Result<(), ExportError> {
     for s in &cfg.services {
         if let Run::Command { .. } = s.run {
-            return Err(ExportError(format!(
-                "`{}` runs a command; exporting it needs an image for it, which lab.toml cannot name yet",
-                s.name
-            )));
+            match (&s.image, &s.build) {
+                (None, None) => {
+                    return Err(ExportError(format!(
+                        "`{}` runs a command; a container needs an image for it: add `image = \"…\"` or `build = \"dir\"` (a folder with a Dockerfile) to [services.{}]",
+                        s.name, s.name
+                    )));
+                }
+                (None, Some(_)) if k8s => {
+                    return Err(ExportError(format!(
+                        "`{}` is built from a Dockerfile, and a cluster cannot build: add `image = \"registry/name:tag\"` (pushed where the cluster pulls from)",
+                        s.name
+                    )));
+                }
+                _ => {}
+            }
         }
         if s.protocol == Protocol::Https {
             return Err(ExportError(format!(
@@ -274,7 +286,7 @@ fn check_exportable(cfg: &LabConfig) -> Result<(), ExportError> {
 
 /// The Compose model of the lab.
 pub fn compose(cfg: &LabConfig) -> Result<dc::Compose, ExportError> {
-    check_exportable(cfg)?;
+    check_exportable(cfg, false)?;
     let healthy = |names: &[String]| -> dc::DependsOnOptions {
         dc::DependsOnOptions::Conditional(
             names
@@ -341,18 +353,32 @@ pub fn compose(cfg: &LabConfig) -> Result<dc::Compose, ExportError> {
     for s in &cfg.services {
         let port = container_port(s);
         let names = instance_names(s);
-        let Run::Builtin(builtin) = &s.run else {
-            unreachable!("checked above")
-        };
         for (i, name) in names.iter().enumerate() {
             let (e, deps) = service_env(cfg, s, &instance_names);
             let published = match &s.ports {
                 Ports::Fixed(p) if p[i] != 0 => format!("127.0.0.1:{}:{port}", p[i]),
                 _ => format!("127.0.0.1::{port}"),
             };
-            let healthcheck = match &s.health.check {
-                HealthCheck::Http { path } => Some(probe(port, path, &s.health)),
-                _ => None,
+            // The lab image has `/lab probe`; an image of the user's own may have no such thing.
+            let (image, build, command, healthcheck) = match &s.run {
+                Run::Builtin(b) => (
+                    Some(lab_image()),
+                    None,
+                    Some(dc::Command::Args(vec!["serve".into(), b.as_str().into()])),
+                    match &s.health.check {
+                        HealthCheck::Http { path } => Some(probe(port, path, &s.health)),
+                        _ => None,
+                    },
+                ),
+                Run::Command { .. } => (
+                    s.image.clone(),
+                    s.build.as_ref().map(|dir| {
+                        let rel = dir.strip_prefix(&cfg.dir).unwrap_or(dir);
+                        dc::BuildStep::Simple(format!("./{}", rel.display()))
+                    }),
+                    None,
+                    None,
+                ),
             };
             let networks = if s.replicas > 1 {
                 let mut m = IndexMap::new();
@@ -377,11 +403,9 @@ pub fn compose(cfg: &LabConfig) -> Result<dc::Compose, ExportError> {
             services.insert(
                 name.clone(),
                 Some(dc::Service {
-                    image: Some(lab_image()),
-                    command: Some(dc::Command::Args(vec![
-                        "serve".into(),
-                        builtin.as_str().into(),
-                    ])),
+                    image,
+                    build_: build,
+                    command,
                     environment: env(e),
                     ports: dc::Ports::Short(vec![published]),
                     healthcheck,
@@ -492,6 +516,7 @@ fn http_probe(path: &str, port: u16, h: &lab_supervisor::HealthSpec) -> core::Pr
 fn workload(
     cfg: &LabConfig,
     name: &str,
+    image: &str,
     replicas: usize,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -503,8 +528,9 @@ fn workload(
         [("app".to_owned(), name.to_owned())].into_iter().collect();
     let container = core::Container {
         name: name.to_owned(),
-        image: Some(lab_image()),
-        args: Some(args),
+        image: Some(image.to_owned()),
+        // Empty: the image's own command.
+        args: (!args.is_empty()).then_some(args),
         env: (!env.is_empty()).then(|| {
             env.into_iter()
                 .map(|(k, v)| core::EnvVar {
@@ -589,7 +615,7 @@ fn workload(
 /// hub and the proxy included. Replicas are one Deployment behind a Service, so `TARGET`
 /// stays `recipe-api:4000`.
 pub fn k8s(cfg: &LabConfig) -> Result<(Vec<Deployment>, Vec<core::Service>), ExportError> {
-    check_exportable(cfg)?;
+    check_exportable(cfg, true)?;
     let one = |s: &Service| vec![s.name.clone()];
     let (mut deployments, mut services) = (Vec::new(), Vec::new());
     if let Some(hub) = &cfg.hub {
@@ -612,6 +638,7 @@ pub fn k8s(cfg: &LabConfig) -> Result<(Vec<Deployment>, Vec<core::Service>), Exp
         let (d, s) = workload(
             cfg,
             HUB_SERVICE,
+            &lab_image(),
             1,
             vec!["serve".into(), "hub".into(), "--config".into(), json],
             Vec::new(),
@@ -623,20 +650,22 @@ pub fn k8s(cfg: &LabConfig) -> Result<(Vec<Deployment>, Vec<core::Service>), Exp
         services.push(s);
     }
     for s in &cfg.services {
-        let Run::Builtin(builtin) = &s.run else {
-            unreachable!("checked")
-        };
         let (env, _) = service_env(cfg, s, &one);
         let port = container_port(s);
         let probe = match &s.health.check {
             HealthCheck::Http { path } => Some(http_probe(path, port, &s.health)),
             _ => None,
         };
+        let (image, args) = match &s.run {
+            Run::Builtin(b) => (lab_image(), vec!["serve".into(), b.as_str().into()]),
+            Run::Command { .. } => (s.image.clone().expect("checked"), Vec::new()),
+        };
         let (d, svc) = workload(
             cfg,
             &s.name,
+            &image,
             s.replicas,
-            vec!["serve".into(), builtin.as_str().into()],
+            args,
             env,
             &[(port, "TCP")],
             probe,
@@ -653,6 +682,7 @@ pub fn k8s(cfg: &LabConfig) -> Result<(Vec<Deployment>, Vec<core::Service>), Exp
         let (d, s) = workload(
             cfg,
             PROXY_SERVICE,
+            &lab_image(),
             1,
             vec!["serve".into(), "proxy".into(), "--config".into(), json],
             Vec::new(),

@@ -328,3 +328,67 @@ fn every_chapter_check_passes_on_the_docker_runtime() {
     assert_eq!(down.code, 0, "{down}");
     assert_eq!(labelled(&name), (vec![], vec![], vec![]));
 }
+
+#[test]
+fn a_command_service_runs_from_its_own_image_built_from_a_dockerfile() {
+    if !require("a Docker engine", engine_here(), "the docker runtime test") {
+        return;
+    }
+    let name = format!("t-dockbuild-{}", std::process::id());
+    let v = env!("CARGO_PKG_VERSION");
+    // A learner's producer, containerised by their own Dockerfile (here on top of the lab's
+    // recipe-api image, since this engine cannot pull node:20); web-api reaches it by name.
+    let toml = format!(
+        "name = \"{name}\"\nruntime = \"docker\"\n\
+         [services.recipe-api]\ncommand = [\"node\", \"producer-http-basic.js\"]\nbuild = \"recipe\"\n\
+         [services.web-api]\nbuiltin = \"web-api\"\nenv = {{ TARGET = \"recipe-api\" }}\n"
+    );
+    let lab = LabDir::new(BIN, &toml);
+    std::fs::create_dir(lab.path().join("recipe")).unwrap();
+    lab.write(
+        "recipe/Dockerfile",
+        &format!("FROM lab/recipe-api:{v}\nLABEL made.by=learner\n"),
+    );
+    let built = lab.run(&["images", "build"]);
+    assert_eq!(built.code, 0, "{built}");
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    assert!(
+        up.stdout
+            .contains(&format!("building lab-{name}-recipe-api:latest")),
+        "the build is shown: {up}"
+    );
+    let inst = wait_all_healthy(&lab, 2);
+    let web = addr_of(&inst, "web-api");
+    let v = get_json_200(&web, "/");
+    assert_eq!(v["producer_data"]["recipe"]["id"], 42, "{v}");
+    let down = lab.run(&["down", "--volumes"]);
+    assert_eq!(down.code, 0, "{down}");
+    assert_eq!(labelled(&name), (vec![], vec![], vec![]));
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", &format!("lab-{name}-recipe-api:latest")])
+        .output();
+}
+
+#[test]
+fn a_missing_image_is_named_before_anything_starts() {
+    if !require("a Docker engine", engine_here(), "the docker runtime test") {
+        return;
+    }
+    let name = format!("t-dockmiss-{}", std::process::id());
+    let toml = format!(
+        "name = \"{name}\"\nruntime = \"docker\"\n\
+         [services.recipe-api]\nbuiltin = \"recipe-api\"\n\
+         [services.mine]\ncommand = [\"node\", \"server.js\"]\nimage = \"no-such-image-{name}:1\"\n"
+    );
+    let lab = LabDir::new(BIN, &toml);
+    let up = lab.run(&["up", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 1, "{up}");
+    assert!(
+        up.stdout
+            .contains(&format!("no image no-such-image-{name}:1")),
+        "{up}"
+    );
+    assert!(up.stdout.contains("cannot pull"), "the hint says why: {up}");
+    assert_eq!(labelled(&name), (vec![], vec![], vec![]), "nothing started");
+}

@@ -97,7 +97,7 @@ fn the_default_lab_exports_to_a_valid_compose_file() {
 }
 
 #[test]
-fn what_cannot_be_exported_yet_is_a_clear_error() {
+fn a_command_service_exports_with_its_image_or_build_and_never_without() {
     let lab = LabDir::new(
         BIN,
         "[services.mine]\ncommand = [\"python3\", \"app.py\"]\nport = 0\n",
@@ -105,6 +105,54 @@ fn what_cannot_be_exported_yet_is_a_clear_error() {
     let r = lab.run(&["export", "compose"]);
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("`mine` runs a command"), "{r}");
+    assert!(
+        r.stderr.contains("`build = \"dir\"`"),
+        "the fix is named: {r}"
+    );
+
+    // With `build`, Compose builds it (and the file is valid); a cluster cannot.
+    let lab = LabDir::new(
+        BIN,
+        "[services.mine]\ncommand = [\"python3\", \"app.py\"]\nbuild = \"app\"\nport = 4100\n",
+    );
+    std::fs::create_dir(lab.path().join("app")).unwrap();
+    lab.write(
+        "app/Dockerfile",
+        "FROM python:3.11-slim\nCMD [\"python3\", \"app.py\"]\n",
+    );
+    let r = lab.run(&["export", "compose"]);
+    assert_eq!(r.code, 0, "{r}");
+    let c: docker_compose_types::Compose = serde_norway::from_str(&r.stdout).unwrap();
+    let mine = c.services.0["mine"].as_ref().unwrap();
+    assert_eq!(
+        mine.build_,
+        Some(docker_compose_types::BuildStep::Simple("./app".into()))
+    );
+    assert!(
+        mine.command.is_none() && mine.healthcheck.is_none(),
+        "{mine:?}"
+    );
+    if lab_testkit::has_program("docker-compose") {
+        lab.write("docker-compose.yml", &r.stdout);
+        let ok = std::process::Command::new("docker-compose")
+            .args(["config", "-q"])
+            .current_dir(lab.path())
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "{ok:?}\n{}", r.stdout);
+    }
+    let r = lab.run(&["export", "k8s"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("a cluster cannot build"), "{r}");
+
+    // With `image`, both.
+    let lab = LabDir::new(
+        BIN,
+        "[services.mine]\ncommand = [\"python3\", \"app.py\"]\nimage = \"me/mine:1\"\nport = 4100\n",
+    );
+    let r = lab.run(&["export", "k8s"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("image: me/mine:1"), "{r}");
 }
 
 #[test]
