@@ -36,8 +36,14 @@ pub fn ldd_closure(exe: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// The image's filesystem as a tar in memory.
+/// The image's filesystem as a tar in memory: `exe` as `/lab`.
 pub fn rootfs_tar(exe: &Path) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
+    rootfs_tar_as(exe, "lab")
+}
+
+/// The image's filesystem as a tar in memory: `exe` as `/NAME`, its libraries where `ldd`
+/// finds them, and an empty `/tmp`.
+pub fn rootfs_tar_as(exe: &Path, name: &str) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
     let stripped = tempfile::NamedTempFile::new()?;
     let binary = match std::process::Command::new("strip")
         .arg("--strip-debug")
@@ -51,13 +57,13 @@ pub fn rootfs_tar(exe: &Path) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
     };
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(true);
-    let mut files = vec!["/lab".to_owned()];
+    let mut files = vec![format!("/{name}")];
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Directory);
     header.set_mode(0o1777);
     header.set_size(0);
     tar.append_data(&mut header, "tmp/", std::io::empty())?;
-    tar.append_path_with_name(&binary, "lab")?;
+    tar.append_path_with_name(&binary, name)?;
     for lib in ldd_closure(exe)? {
         let name = lib.strip_prefix("/").unwrap_or(&lib).to_path_buf();
         tar.append_path_with_name(&lib, &name)?;
@@ -97,16 +103,52 @@ pub fn binary_id(exe: &Path) -> String {
     format!("{}-{mtime}", meta.map_or(0, |m| m.len()))
 }
 
-/// Import every image of [`images`] into the engine at `/var/run/docker.sock`.
+/// The HAProxy image (`lab/haproxy:<version>`): the host's `haproxy` and its libraries.
+pub fn haproxy_image() -> String {
+    format!("lab/haproxy:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Import every image of [`images`] into the engine at `/var/run/docker.sock`, and the
+/// HAProxy image when the host has `haproxy`.
 pub async fn build(exe: &Path) -> anyhow::Result<Vec<Built>> {
-    let (bytes, files) = rootfs_tar(exe)?;
-    let bytes = bytes::Bytes::from(bytes);
-    let docker = Docker::connect_with_socket_defaults()?
+    let docker = connect().await?;
+    let mut built = import(&docker, exe, "lab", images()).await?;
+    if let Some(haproxy) = crate::config::plan::find_program("haproxy") {
+        built.extend(build_haproxy(&docker, &haproxy).await?);
+    }
+    Ok(built)
+}
+
+/// `lab/haproxy:<version>` from the host's `haproxy` binary and its `ldd` closure.
+pub async fn build_haproxy(docker: &Docker, haproxy: &Path) -> anyhow::Result<Vec<Built>> {
+    import(
+        docker,
+        haproxy,
+        "haproxy",
+        vec![(haproxy_image(), vec!["/haproxy"], None)],
+    )
+    .await
+}
+
+async fn connect() -> anyhow::Result<Docker> {
+    Docker::connect_with_local_defaults()?
         .negotiate_version()
         .await
-        .map_err(|e| anyhow::anyhow!("the Docker engine does not answer: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("the Docker engine does not answer: {e}"))
+}
+
+/// Import `exe` (as `/NAME`, with its libraries) once per image of `images`, one layer
+/// under all of them.
+async fn import(
+    docker: &Docker,
+    exe: &Path,
+    name: &str,
+    images: Vec<(String, Vec<&'static str>, Option<u16>)>,
+) -> anyhow::Result<Vec<Built>> {
+    let (bytes, files) = rootfs_tar_as(exe, name)?;
+    let bytes = bytes::Bytes::from(bytes);
     let mut built = Vec::new();
-    for (reference, entrypoint, port) in images() {
+    for (reference, entrypoint, port) in images {
         let (repo, tag) = reference.rsplit_once(':').unwrap_or((&reference, "latest"));
         let mut changes = vec![
             format!("ENTRYPOINT {}", serde_json::to_string(&entrypoint)?),
@@ -190,10 +232,7 @@ pub async fn ensure_for(
     if plan.docker.is_none() {
         return Ok(());
     }
-    let docker = Docker::connect_with_local_defaults()?
-        .negotiate_version()
-        .await
-        .map_err(|e| anyhow::anyhow!("the Docker engine does not answer: {e}"))?;
+    let docker = connect().await?;
     let lab = crate::config::containers::lab_image();
     let exe = std::env::current_exe()?;
     let made_from = match docker.inspect_image(&lab).await {
@@ -223,6 +262,21 @@ pub async fn ensure_for(
             built.first().map_or(0, |b| b.bytes) as f64 / 1e6,
             t0.elapsed().as_secs_f64()
         ));
+    }
+    let haproxy = haproxy_image();
+    if plan
+        .instances()
+        .any(|i| i.container.as_ref().is_some_and(|c| c.image == haproxy))
+        && docker.inspect_image(&haproxy).await.is_err()
+    {
+        let host = crate::config::plan::find_program("haproxy").ok_or_else(|| {
+            anyhow::anyhow!("{haproxy} is made from the host's haproxy, which is not installed (Debian: `apt-get install haproxy`)")
+        })?;
+        say(format!(
+            "the engine has no {haproxy}: importing it from {}…",
+            host.display()
+        ));
+        build_haproxy(&docker, &host).await?;
     }
     for s in &cfg.services {
         if let Some(dir) = &s.build {

@@ -108,16 +108,10 @@ pub fn containerize(
             hint: Some(hint.to_owned()),
         }],
     };
-    if let Some(p) = &cfg.proxy
-        && p.engine == ProxyEngine::Haproxy
-    {
-        return Err(fail(
-            p.engine_span.clone(),
-            "the docker runtime runs the builtin proxy only (no HAProxy image can be pulled here)"
-                .into(),
-            "use engine = \"builtin\" with runtime = \"docker\", or the process runtime for HAProxy",
-        ));
-    }
+    let haproxy = cfg
+        .proxy
+        .as_ref()
+        .is_some_and(|p| p.engine == ProxyEngine::Haproxy);
     let lab = docker_spec(cfg, &plan.state_dir);
     // Every address the process plan uses, by port: its name on the lab's network.
     let mut names: HashMap<u16, String> = HashMap::new();
@@ -226,6 +220,8 @@ pub fn containerize(
                 }
                 let mut json = serde_json::to_value(&c).expect("proxy config serialises");
                 rewrite_json(&mut json, &names);
+                let c: lab_proxy::config::ProxyConfig =
+                    serde_json::from_value(json.clone()).expect("rewritten config parses");
                 ports = c
                     .frontends
                     .iter()
@@ -236,16 +232,41 @@ pub fn containerize(
                         udp: false,
                     })
                     .collect();
-                (
-                    lab_image(),
-                    Some(vec![
-                        "serve".into(),
-                        "proxy".into(),
-                        "--config".into(),
-                        json.to_string(),
-                    ]),
-                    true,
-                )
+                if haproxy {
+                    // The real HAProxy from its own image, its config beside the process
+                    // runtime's (same folder, mounted at the same path, with the TLS pem).
+                    let dir = std::path::absolute(&inst.cwd).unwrap_or(inst.cwd.clone());
+                    let path = dir.join("haproxy.docker.cfg");
+                    let pem = dir.join("proxy.pem");
+                    std::fs::write(&path, lab_proxy::haproxy::render(&c, |_| pem.clone()))
+                        .map_err(|e| {
+                            fail(
+                                None,
+                                format!("cannot write {}: {e}", path.display()),
+                                "check the permissions of the state folder",
+                            )
+                        })?;
+                    mounts.push(MountSpec::Bind {
+                        source: dir.clone(),
+                        target: dir.display().to_string(),
+                    });
+                    (
+                        crate::images::haproxy_image(),
+                        Some(vec!["-f".into(), path.display().to_string(), "-db".into()]),
+                        false,
+                    )
+                } else {
+                    (
+                        lab_image(),
+                        Some(vec![
+                            "serve".into(),
+                            "proxy".into(),
+                            "--config".into(),
+                            json.to_string(),
+                        ]),
+                        true,
+                    )
+                }
             } else {
                 let svc = cfg.service(&s.name).expect("validated");
                 match &svc.run {

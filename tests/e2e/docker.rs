@@ -392,3 +392,69 @@ fn a_missing_image_is_named_before_anything_starts() {
     assert!(up.stdout.contains("cannot pull"), "the hint says why: {up}");
     assert_eq!(labelled(&name), (vec![], vec![], vec![]), "nothing started");
 }
+
+#[test]
+fn haproxy_runs_as_a_container_from_the_hosts_binary() {
+    if !require("a Docker engine", engine_here(), "the docker runtime test")
+        || !require(
+            "haproxy",
+            lab_testkit::has_program("haproxy")
+                || std::path::Path::new("/usr/sbin/haproxy").exists(),
+            "its image is made from the host's binary",
+        )
+    {
+        return;
+    }
+    let name = format!("t-dockha-{}", std::process::id());
+    let toml = format!(
+        "name = \"{name}\"\nruntime = \"docker\"\n\
+         [services.recipe-api]\nbuiltin = \"recipe-api\"\nreplicas = 2\n\
+         [proxy]\nengine = \"haproxy\"\n\
+         [proxy.frontends.recipes]\nservice = \"recipe-api\"\nport = 0\nbalance = \"roundrobin\"\n"
+    );
+    let lab = LabDir::new(BIN, &toml);
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    let inst = wait_all_healthy(&lab, 3);
+    let proxy = addr_of(&inst, "proxy");
+    // Both replicas answer through HAProxy, which found them by name on the lab's network.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let (status, _) = http_get(&proxy, "/recipes/42").unwrap();
+        assert_eq!(status, 200);
+    }
+    for _ in 0..6 {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                &format!("http://{proxy}/recipes/42"),
+            ])
+            .output()
+            .unwrap();
+        let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        if let Some(l) = head.lines().find(|l| l.starts_with("x-lab-instance:")) {
+            seen.insert(l.trim().to_owned());
+        }
+    }
+    assert_eq!(seen.len(), 2, "round robin over both containers: {seen:?}");
+    let image = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{.Config.Image}}",
+            &format!("{name}-proxy-1"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&image.stdout).trim(),
+        format!("lab/haproxy:{}", env!("CARGO_PKG_VERSION"))
+    );
+    let down = lab.run(&["down", "--volumes"]);
+    assert_eq!(down.code, 0, "{down}");
+    assert_eq!(labelled(&name), (vec![], vec![], vec![]));
+}

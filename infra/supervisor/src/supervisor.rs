@@ -462,12 +462,13 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
             restarts,
         });
         let spawned = Instant::now();
+        let target = running.probe_target(&ctx.spec, &ctx.health.check);
 
         let outcome = tokio::select! {
             biased;
             _ = ctx.stop.cancelled() => Outcome::Stop,
             exit = running.wait() => Outcome::Exited(exit),
-            reason = watch_health(&ctx, &mut ready, spawn_start, spawned) => Outcome::NeverHealthy(reason),
+            reason = watch_health(&ctx, &mut ready, spawn_start, spawned, &target) => Outcome::NeverHealthy(reason),
         };
         match outcome {
             Outcome::Stop => {
@@ -582,10 +583,11 @@ async fn watch_health(
     ready: &mut Option<ReadyTx>,
     spawn_start: Instant,
     spawned: Instant,
+    (host, port): &(String, u16),
 ) -> String {
     let h = &ctx.health;
     let spec = &ctx.spec;
-    let probe = || crate::health::probe(&ctx.client, &h.check, &spec.host, spec.port, h.timeout);
+    let probe = || crate::health::probe(&ctx.client, &h.check, host, *port, h.timeout);
     let mut healthy = loop {
         match probe().await {
             Ok(()) => break true,

@@ -49,6 +49,8 @@ pub struct Container {
     pub id: String,
     /// The container's main process as the host sees it.
     pub pid: u32,
+    /// Its address on the lab's network (reachable from the host on Linux).
+    pub ip: Option<String>,
     logs: Option<JoinHandle<()>>,
 }
 
@@ -220,17 +222,22 @@ impl Engine {
             }
             return Err(err(&format!("the engine could not start {}", c.name), e));
         }
-        let pid = self
-            .docker
-            .inspect_container(&created.id, None)
-            .await
-            .ok()
-            .and_then(|i| i.state.and_then(|s| s.pid))
+        let inspected = self.docker.inspect_container(&created.id, None).await.ok();
+        let pid = inspected
+            .as_ref()
+            .and_then(|i| i.state.as_ref().and_then(|s| s.pid))
             .unwrap_or(0) as u32;
+        let ip = inspected
+            .and_then(|i| i.network_settings)
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(&lab.network))
+            .and_then(|e| e.ip_address)
+            .filter(|ip| !ip.is_empty());
         let logs = tokio::spawn(copy_logs(self.docker.clone(), created.id.clone(), file));
         Ok(Container {
             id: created.id,
             pid,
+            ip,
             logs: Some(logs),
         })
     }

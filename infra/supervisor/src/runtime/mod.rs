@@ -79,6 +79,25 @@ impl Running {
             Running::Container { container, .. } => container.pid,
         }
     }
+    /// Where a probe of `check` reaches this instance. A TCP check of a container goes to its
+    /// own address: the engine's proxy on the published port accepts connections before the
+    /// program inside listens, so a connect there proves nothing.
+    pub fn probe_target(
+        &self,
+        spec: &InstanceSpec,
+        check: &crate::plan::HealthCheck,
+    ) -> (String, u16) {
+        match (self, check, &spec.container) {
+            (Running::Container { container, .. }, crate::plan::HealthCheck::Tcp, Some(c)) => {
+                match (&container.ip, c.ports.first()) {
+                    (Some(ip), Some(p)) => (ip.clone(), p.container),
+                    _ => (spec.host.clone(), spec.port),
+                }
+            }
+            _ => (spec.host.clone(), spec.port),
+        }
+    }
+
     /// The process group to record (processes only).
     pub fn process(&self) -> Option<ProcId> {
         match self {
