@@ -127,7 +127,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     }
                     if let Some(b) = built.first() {
                         crate::render::line(format!(
-                            "  one layer under each: {}",
+                            "  lab images: one layer under each: {}",
                             b.files.join(" ")
                         ));
                     }
