@@ -123,6 +123,25 @@ fn the_default_lab_runs_as_containers_and_down_leaves_nothing() {
         v["consumer_pid"], 1,
         "web-api is its container's first process"
     );
+    // The engine runs lab.toml's health check too (`/lab probe`, the image has no shell).
+    let health = poll(Duration::from_secs(30), Duration::from_millis(200), || {
+        let out = std::process::Command::new("docker")
+            .args([
+                "inspect",
+                "--format",
+                "{{.State.Health.Status}} {{json .Config.Healthcheck.Test}}",
+                &container_of(&lab, "web-api", 1),
+            ])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        text.starts_with("healthy").then_some(text)
+    })
+    .expect("Docker's own healthcheck reports healthy");
+    assert!(
+        health.contains(r#""/lab","probe","http://127.0.0.1:"#),
+        "{health}"
+    );
     let logs = lab.run(&["logs", "web-api"]);
     assert!(logs.stdout.contains("as container"), "{logs}");
     // The request's log document reached the hub (in its own container) from web-api's.
@@ -457,4 +476,107 @@ fn haproxy_runs_as_a_container_from_the_hosts_binary() {
     let down = lab.run(&["down", "--volumes"]);
     assert_eq!(down.code, 0, "{down}");
     assert_eq!(labelled(&name), (vec![], vec![], vec![]));
+}
+
+/// The repository's root (where Cargo.toml is).
+fn repo() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_dockerfiles_skeleton_is_a_workspace_cargo_accepts() {
+    // The dependency stage of infra/docker/lab.Dockerfile builds this skeleton; cargo must
+    // accept it as the same workspace (every member, every target file present).
+    let out = tempfile::tempdir().unwrap();
+    let skeleton = out.path().join("skeleton");
+    let run = std::process::Command::new("sh")
+        .arg(repo().join("infra/docker/skeleton.sh"))
+        .arg(&skeleton)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    assert!(skeleton.join("Cargo.lock").exists());
+    assert!(skeleton.join("services/recipe-api/contracts").is_dir());
+    let stub = std::fs::read_to_string(skeleton.join("src/main.rs")).unwrap();
+    assert_eq!(stub.trim(), "fn main() {}");
+    let meta = std::process::Command::new("cargo")
+        .args([
+            "metadata",
+            "--offline",
+            "--format-version",
+            "1",
+            "--no-deps",
+        ])
+        .current_dir(&skeleton)
+        .output()
+        .unwrap();
+    assert!(
+        meta.status.success(),
+        "{}",
+        String::from_utf8_lossy(&meta.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&meta.stdout).unwrap();
+    assert_eq!(v["workspace_members"].as_array().unwrap().len(), 9, "{v:#}");
+}
+
+#[test]
+fn the_dockerfiles_prebuilt_stage_builds_and_runs_here() {
+    if !require("a Docker engine", engine_here(), "the Dockerfile test") {
+        return;
+    }
+    // A context as the Dockerfile describes it: rootfs/lab and its libraries.
+    let ctx = tempfile::tempdir().unwrap();
+    let rootfs = ctx.path().join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let strip = std::process::Command::new("strip")
+        .args(["--strip-debug", "-o"])
+        .arg(rootfs.join("lab"))
+        .arg(BIN)
+        .status()
+        .unwrap();
+    assert!(strip.success());
+    let ldd = std::process::Command::new("ldd").arg(BIN).output().unwrap();
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .lines()
+        .filter_map(|l| l.split("=>").last()?.split_whitespace().next())
+        .filter(|p| p.starts_with('/'))
+    {
+        let to = rootfs.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(lib, &to).unwrap();
+    }
+    let tag = format!("lab-dockerfile-test:{}", std::process::id());
+    let build = std::process::Command::new("docker")
+        .args(["build", "-q", "--target", "prebuilt", "-t", &tag, "-f"])
+        .arg(repo().join("infra/docker/lab.Dockerfile"))
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let probe = std::process::Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            &tag,
+            "probe",
+            "http://127.0.0.1:9/",
+            "--timeout",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", &tag])
+        .output();
+    assert_eq!(
+        probe.status.code(),
+        Some(1),
+        "the binary runs from the image and reports the closed port: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
 }

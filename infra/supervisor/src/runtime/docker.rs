@@ -529,3 +529,99 @@ pub fn create_body(
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{HealthCheck, PublishedPort};
+
+    #[test]
+    fn the_create_request_publishes_on_loopback_labels_and_leaves_restarts_to_lab() {
+        let lab = DockerSpec {
+            project: "demo".into(),
+            dir: "/work/demo/.lab".into(),
+            prefix: "demo".into(),
+            network: "demo_default".into(),
+            volumes: vec!["demo_hub-data".into()],
+        };
+        let c = ContainerSpec {
+            name: "demo-recipe-api-2".into(),
+            image: "lab/lab:0.1.0".into(),
+            cmd: Some(vec!["serve".into(), "recipe-api".into()]),
+            env: vec![("PORT".into(), "4001".into())],
+            aliases: vec!["recipe-api-2".into(), "recipe-api".into()],
+            ports: vec![
+                PublishedPort {
+                    host: 4001,
+                    container: 4001,
+                    udp: false,
+                },
+                PublishedPort {
+                    host: 0,
+                    container: 7777,
+                    udp: true,
+                },
+            ],
+            mounts: vec![
+                MountSpec::Bind {
+                    source: "/work/demo/.lab/tls".into(),
+                    target: "/work/demo/.lab/tls".into(),
+                },
+                MountSpec::Volume {
+                    name: "demo_hub-data".into(),
+                    target: "/data".into(),
+                },
+            ],
+            healthcheck: Some(vec!["CMD".into(), "/lab".into(), "probe".into()]),
+            auto_remove: false,
+        };
+        let spec = InstanceSpec {
+            service: "recipe-api".into(),
+            index: 2,
+            program: "/lab".into(),
+            args: vec![],
+            cwd: "/".into(),
+            env: vec![],
+            host: "127.0.0.1".into(),
+            port: 4001,
+            container: Some(c.clone()),
+        };
+        let health = HealthSpec {
+            check: HealthCheck::Http {
+                path: "/health".into(),
+            },
+            ..Default::default()
+        };
+        let body = create_body(&lab, &spec, &c, &health, Duration::from_millis(1500));
+        let v = serde_json::to_value(&body).unwrap();
+        assert_eq!(v["Image"], "lab/lab:0.1.0");
+        assert_eq!(v["Cmd"], serde_json::json!(["serve", "recipe-api"]));
+        assert_eq!(v["Env"], serde_json::json!(["PORT=4001"]));
+        assert_eq!(v["Labels"]["lab.project"], "demo");
+        assert_eq!(v["Labels"]["lab.dir"], "/work/demo/.lab");
+        assert_eq!(v["Labels"]["lab.service"], "recipe-api");
+        assert_eq!(v["Labels"]["lab.instance"], "2");
+        assert_eq!(v["StopTimeout"], 2, "the grace, rounded up to seconds");
+        let hc = &v["HostConfig"];
+        assert_eq!(
+            hc["PortBindings"]["4001/tcp"],
+            serde_json::json!([{"HostIp": "127.0.0.1", "HostPort": "4001"}])
+        );
+        assert_eq!(
+            hc["PortBindings"]["7777/udp"],
+            serde_json::json!([{"HostIp": "127.0.0.1", "HostPort": ""}]),
+            "0 asks the engine for a free port"
+        );
+        assert_eq!(hc["RestartPolicy"]["Name"], "no");
+        assert_eq!(hc["NetworkMode"], "demo_default");
+        assert_eq!(hc["Mounts"][0]["Type"], "bind");
+        assert_eq!(hc["Mounts"][0]["ReadOnly"], true);
+        assert_eq!(hc["Mounts"][1]["Type"], "volume");
+        assert_eq!(
+            v["NetworkingConfig"]["EndpointsConfig"]["demo_default"]["Aliases"],
+            serde_json::json!(["recipe-api-2", "recipe-api"])
+        );
+        assert_eq!(v["Healthcheck"]["Interval"], 2_000_000_000i64);
+        assert!(v["Healthcheck"].get("StartInterval").is_none());
+    }
+}
