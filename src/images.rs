@@ -1,8 +1,10 @@
 //! `lab images build`: the one image every built-in part runs (`lab/lab:<version>`, entry
-//! point `/lab`), made without a registry or a Dockerfile: the host's `lab` binary (debug info
-//! stripped when `strip` is there) and exactly the shared libraries `ldd` lists, streamed as a
-//! tar from memory into the engine's import (`docker import -`, bollard's
-//! `create_image(from_src "-")`). A static binary needs no library at all.
+//! point `/lab`), made without a registry: exactly the shared libraries `ldd` lists, streamed
+//! as a tar from memory into the engine's import (`docker import -`, bollard's
+//! `create_image(from_src "-")`) as a base layer, and the host's `lab` binary (debug info
+//! stripped when `strip` is there) copied on top by the engine's builder from a context made
+//! in memory: what changes least first, so a new build of lab reuses the library layer. A
+//! static binary needs no library at all. HAProxy's image is made the same way.
 
 use std::path::{Path, PathBuf};
 
@@ -36,14 +38,28 @@ pub fn ldd_closure(exe: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// The image's filesystem as a tar in memory: `exe` as `/lab`.
-pub fn rootfs_tar(exe: &Path) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
-    rootfs_tar_as(exe, "lab")
+/// The bottom layer: the shared libraries `exe` loads (where `ldd` finds them) and an empty
+/// `/tmp`; (tar, library paths). It changes only when the host's libraries do.
+pub fn base_tar(exe: &Path) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(true);
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o1777);
+    header.set_size(0);
+    tar.append_data(&mut header, "tmp/", std::io::empty())?;
+    let mut libs = Vec::new();
+    for lib in ldd_closure(exe)? {
+        let name = lib.strip_prefix("/").unwrap_or(&lib).to_path_buf();
+        tar.append_path_with_name(&lib, &name)?;
+        libs.push(lib.display().to_string());
+    }
+    Ok((tar.into_inner()?, libs))
 }
 
-/// The image's filesystem as a tar in memory: `exe` as `/NAME`, its libraries where `ldd`
-/// finds them, and an empty `/tmp`.
-pub fn rootfs_tar_as(exe: &Path, name: &str) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
+/// A build context: `dockerfile`, and `exe` (debug info stripped when `strip` is there) as
+/// `name` beside it.
+fn binary_context(exe: &Path, name: &str, dockerfile: &str) -> anyhow::Result<Vec<u8>> {
     let stripped = tempfile::NamedTempFile::new()?;
     let binary = match std::process::Command::new("strip")
         .arg("--strip-debug")
@@ -57,19 +73,24 @@ pub fn rootfs_tar_as(exe: &Path, name: &str) -> anyhow::Result<(Vec<u8>, Vec<Str
     };
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(true);
-    let mut files = vec![format!("/{name}")];
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Directory);
-    header.set_mode(0o1777);
-    header.set_size(0);
-    tar.append_data(&mut header, "tmp/", std::io::empty())?;
     tar.append_path_with_name(&binary, name)?;
-    for lib in ldd_closure(exe)? {
-        let name = lib.strip_prefix("/").unwrap_or(&lib).to_path_buf();
-        tar.append_path_with_name(&lib, &name)?;
-        files.push(lib.display().to_string());
-    }
-    Ok((tar.into_inner()?, files))
+    append_file(&mut tar, "Dockerfile", dockerfile.as_bytes())?;
+    Ok(tar.into_inner()?)
+}
+
+fn append_file(tar: &mut tar::Builder<Vec<u8>>, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, name, bytes)
+}
+
+/// A stable name for a layer's content.
+fn content_tag(bytes: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    format!("{:016x}", h.finish())
 }
 
 /// The images `lab images build` makes: (reference, entry point, exposed port). One layer
@@ -137,53 +158,80 @@ async fn connect() -> anyhow::Result<Docker> {
         .map_err(|e| anyhow::anyhow!("the Docker engine does not answer: {e}"))
 }
 
-/// Import `exe` (as `/NAME`, with its libraries) once per image of `images`, one layer
-/// under all of them.
+/// Make the images of `images` from `exe` in two layers, what changes least first: its
+/// libraries (imported once as `lab/base:<content>`, kept while they do not change), then the
+/// binary on top (the classic builder: `FROM base`, `COPY`). The first image gets both; the
+/// others are the first with another entry point, adding no layer.
 async fn import(
     docker: &Docker,
     exe: &Path,
     name: &str,
     images: Vec<(String, Vec<&'static str>, Option<u16>)>,
 ) -> anyhow::Result<Vec<Built>> {
-    let (bytes, files) = rootfs_tar_as(exe, name)?;
-    let bytes = bytes::Bytes::from(bytes);
-    let mut built = Vec::new();
-    for (reference, entrypoint, port) in images {
-        let (repo, tag) = reference.rsplit_once(':').unwrap_or((&reference, "latest"));
-        let mut changes = vec![
-            format!("ENTRYPOINT {}", serde_json::to_string(&entrypoint)?),
-            "WORKDIR /".to_owned(),
-            "LABEL lab.image=lab".to_owned(),
-            format!("LABEL lab.binary={}", binary_id(exe)),
-        ];
-        if let Some(p) = port {
-            changes.push(format!("EXPOSE {p}"));
-            changes.push(format!("ENV HOST=0.0.0.0 PORT={p}"));
-        }
+    let (base, libs) = base_tar(exe)?;
+    let base_ref = format!("lab/base:{}", content_tag(&base));
+    if docker.inspect_image(&base_ref).await.is_err() {
+        let (repo, tag) = base_ref.rsplit_once(':').expect("a tag");
         let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
             .from_src("-")
             .repo(repo)
             .tag(tag)
-            .changes(changes)
+            .changes(vec!["LABEL lab.image=base".to_owned()])
             .build();
         let infos: Vec<bollard::models::CreateImageInfo> = docker
-            .create_image(Some(options), Some(bollard::body_full(bytes.clone())), None)
+            .create_image(
+                Some(options),
+                Some(bollard::body_full(bytes::Bytes::from(base))),
+                None,
+            )
             .try_collect()
             .await
-            .map_err(|e| anyhow::anyhow!("the engine refused the import of {reference}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("the engine refused the import of {base_ref}: {e}"))?;
         if let Some(err) = infos
             .iter()
             .find_map(|i| i.error_detail.as_ref().and_then(|d| d.message.clone()))
         {
-            anyhow::bail!("importing {reference}: {err}");
+            anyhow::bail!("importing {base_ref}: {err}");
         }
+    }
+    let mut files = vec![format!("/{name}")];
+    files.extend(libs);
+    let mut built = Vec::new();
+    let mut first: Option<String> = None;
+    for (reference, entrypoint, port) in images {
+        let mut dockerfile = match &first {
+            None => format!(
+                "FROM {base_ref}\nCOPY {name} /{name}\nWORKDIR /\nLABEL lab.image=lab lab.binary={}\n",
+                binary_id(exe)
+            ),
+            Some(f) => format!("FROM {f}\n"),
+        };
+        dockerfile.push_str(&format!(
+            "ENTRYPOINT {}\n",
+            serde_json::to_string(&entrypoint)?
+        ));
+        if let Some(p) = port {
+            dockerfile.push_str(&format!("ENV HOST=0.0.0.0 PORT={p}\nEXPOSE {p}\n"));
+        }
+        let context = match &first {
+            None => binary_context(exe, name, &dockerfile)?,
+            Some(_) => {
+                let mut tar = tar::Builder::new(Vec::new());
+                append_file(&mut tar, "Dockerfile", dockerfile.as_bytes())?;
+                tar.into_inner()?
+            }
+        };
+        build_tar(docker, context, &reference, &|_| {})
+            .await
+            .map_err(|e| anyhow::anyhow!("building {reference}: {e:#}"))?;
         let inspected = docker.inspect_image(&reference).await?;
         built.push(Built {
             id: inspected.id.unwrap_or_default(),
-            bytes: inspected.size.map_or(bytes.len() as u64, |s| s as u64),
+            bytes: inspected.size.map_or(0, |s| s as u64),
             files: files.clone(),
-            reference,
+            reference: reference.clone(),
         });
+        first.get_or_insert(reference);
     }
     Ok(built)
 }
@@ -200,7 +248,19 @@ pub async fn build_dockerfile(
     tar.follow_symlinks(true);
     tar.append_dir_all(".", dir)
         .map_err(|e| anyhow::anyhow!("cannot read the build folder {}: {e}", dir.display()))?;
-    let context = bytes::Bytes::from(tar.into_inner()?);
+    build_tar(docker, tar.into_inner()?, tag, say)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#} (from {})", dir.display()))
+}
+
+/// Build `tag` from a build context (a tar holding a Dockerfile) with the classic builder.
+async fn build_tar(
+    docker: &Docker,
+    context: Vec<u8>,
+    tag: &str,
+    say: &(dyn Fn(String) + Sync),
+) -> anyhow::Result<()> {
+    let context = bytes::Bytes::from(context);
     let options = bollard::query_parameters::BuildImageOptionsBuilder::default()
         .t(tag)
         .rm(true)
@@ -210,7 +270,7 @@ pub async fn build_dockerfile(
     while let Some(item) = stream.try_next().await.transpose() {
         let info = item.map_err(|e| anyhow::anyhow!("building {tag}: {e}"))?;
         if let Some(e) = info.error_detail.and_then(|d| d.message) {
-            anyhow::bail!("building {tag} from {}: {e}", dir.display());
+            anyhow::bail!("building {tag}: {e}");
         }
         if let Some(line) = info.stream {
             let line = line.trim_end();

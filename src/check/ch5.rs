@@ -2,8 +2,8 @@
 //! a network of its own (labelled, and removed by label when it ends, whatever happened), so
 //! they run the same whether the lab under test runs as processes or as containers.
 //!
-//! - `ch5.images`: the lab's images exist (imported from this binary if not), are one layer
-//!   holding only the binary and its libraries, and run; their sizes are reported.
+//! - `ch5.images`: the lab's images exist (imported from this binary if not), are two layers
+//!   (libraries, then the binary) shared by all, hold nothing else, and run; sizes reported.
 //! - `ch5.layers`: a Dockerfile that copies what changes least first: after a code-only
 //!   change the rebuild reuses every layer but the top one.
 //! - `ch5.compose-network`: web-api reaches recipe-api by its service name on a user network.
@@ -26,7 +26,7 @@ pub fn scenarios() -> Vec<Scenario> {
             name: "ch5.images",
             chapter: 5,
             section: "Containers › Introduction to Docker",
-            summary: "the lab's images: one layer, only the binary and its libraries; sizes",
+            summary: "the lab's images: libraries then binary, nothing else, layers shared; sizes",
             run: images,
             proxy: false,
         },
@@ -230,18 +230,25 @@ fn images<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 std::env::current_exe()?.display().to_string(),
             );
         }
+        let mut all_layers = Vec::new();
         for (r, _, _) in crate::images::images() {
             let Some((layers, bytes)) = engine.image_layers(&r).await else {
                 rec.check(format!("{r} exists"), false, "not in the engine");
                 continue;
             };
             rec.check(
-                format!("{r} is one layer"),
-                layers.len() == 1,
+                format!("{r} is two layers: the libraries, then the binary"),
+                layers.len() == 2,
                 format!("{} layer(s)", layers.len()),
             );
             rec.figure(format!("{r} size"), bytes as f64 / 1e6, "MB");
+            all_layers.push(layers);
         }
+        rec.check(
+            "every lab image shares the same layers (stored once)",
+            all_layers.windows(2).all(|w| w[0] == w[1]),
+            format!("{} images", all_layers.len()),
+        );
         let trial = Trial::new("ch5.images").await?;
         let result = images_inside(&trial, ctx, rec).await;
         trial_end(trial, result).await

@@ -127,8 +127,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     }
                     if let Some(b) = built.first() {
                         crate::render::line(format!(
-                            "  lab images: one layer under each: {}",
-                            b.files.join(" ")
+                            "  lab images: two layers under each: the libraries ({}), then {}",
+                            b.files[1..].join(" "),
+                            b.files[0]
                         ));
                     }
                     Ok(exit::OK)
