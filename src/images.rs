@@ -152,10 +152,10 @@ pub async fn build_haproxy(docker: &Docker, haproxy: &Path) -> anyhow::Result<Ve
 }
 
 async fn connect() -> anyhow::Result<Docker> {
-    Docker::connect_with_local_defaults()?
-        .negotiate_version()
+    lab_supervisor::runtime::docker::Engine::connect()
         .await
-        .map_err(|e| anyhow::anyhow!("the Docker engine does not answer: {e}"))
+        .map(|e| e.docker().clone())
+        .map_err(anyhow::Error::msg)
 }
 
 /// Make the images of `images` from `exe` in two layers, what changes least first: its

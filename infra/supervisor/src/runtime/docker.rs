@@ -72,16 +72,12 @@ fn lab_filter(project: &str, dir: &str) -> HashMap<String, Vec<String>> {
 impl Engine {
     /// Connect to the local engine (`DOCKER_HOST`, else `/var/run/docker.sock`).
     pub async fn connect() -> Result<Engine, String> {
+        const HINT: &str = "is dockerd running? DOCKER_HOST, else /var/run/docker.sock, must reach it; the process runtime needs none";
         let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| err("cannot reach the Docker engine", e))?
+            .map_err(|e| format!("cannot reach the Docker engine: {e}\n  = hint: {HINT}"))?
             .negotiate_version()
             .await
-            .map_err(|e| {
-                err(
-                    "the Docker engine does not answer (is dockerd running? is /var/run/docker.sock yours?)",
-                    e,
-                )
-            })?;
+            .map_err(|e| format!("the Docker engine does not answer: {e}\n  = hint: {HINT}"))?;
         Ok(Engine { docker })
     }
 
