@@ -339,6 +339,19 @@ pub async fn ensure_for(
         build_haproxy(&docker, &host).await?;
     }
     for s in &cfg.services {
+        if let (crate::config::validate::Run::Command { .. }, Some(image), None) =
+            (&s.run, &s.image, &s.build)
+            && docker.inspect_image(image).await.is_err()
+        {
+            say(format!("pulling {image} for {}…", s.name));
+            pull(&docker, image, say).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "the engine has no image {image} and cannot pull it: {e}\n  = hint: where there is no registry, build it here with `build = \"dir\"` (a Dockerfile), or `docker load` it"
+                )
+            })?;
+        }
+    }
+    for s in &cfg.services {
         if let Some(dir) = &s.build {
             let tag = s
                 .image
@@ -347,6 +360,56 @@ pub async fn ensure_for(
             say(format!("building {tag} from {}…", dir.display()));
             build_dockerfile(&docker, dir, &tag, &|l| say(format!("  {l}"))).await?;
         }
+    }
+    Ok(())
+}
+
+/// Pull `image` from its registry, its progress told through `say`: each layer's steps, and
+/// how far a download is at most once a second.
+pub async fn pull(
+    docker: &Docker,
+    image: &str,
+    say: &(dyn Fn(String) + Sync),
+) -> anyhow::Result<()> {
+    let (repo, tag) = match image.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, t),
+        _ => (image, "latest"),
+    };
+    let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+        .from_image(repo)
+        .tag(tag)
+        .build();
+    let mut stream = docker.create_image(Some(options), None, None);
+    let mut last: std::collections::HashMap<String, String> = Default::default();
+    let mut shown = std::time::Instant::now();
+    while let Some(info) = stream.try_next().await? {
+        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+            anyhow::bail!("{e}");
+        }
+        let (Some(id), Some(status)) = (info.id, info.status) else {
+            continue;
+        };
+        let busy = status == "Downloading" || status == "Extracting";
+        if busy && shown.elapsed() < std::time::Duration::from_secs(1) {
+            continue;
+        }
+        if !busy && last.get(&id) == Some(&status) {
+            continue;
+        }
+        shown = std::time::Instant::now();
+        let detail = info
+            .progress_detail
+            .and_then(|p| {
+                Some(format!(
+                    " {:.1}/{:.1} MB",
+                    p.current? as f64 / 1e6,
+                    p.total? as f64 / 1e6
+                ))
+            })
+            .filter(|_| busy)
+            .unwrap_or_default();
+        say(format!("  {id}: {status}{detail}"));
+        last.insert(id, status);
     }
     Ok(())
 }
