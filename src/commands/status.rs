@@ -158,27 +158,25 @@ async fn probe_one(client: &Client, r: &InstanceRecord) -> (String, String) {
     };
     // A container is asked over its published port; a process only while it lives.
     let up = r.container.is_some() || r.process.is_some_and(|p| p.is_alive());
-    match up {
-        true => {
-            let (host, _) = r.address.rsplit_once(':').unwrap_or(("127.0.0.1", ""));
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            let (level, _) = lab_supervisor::health::level(
-                &client,
-                &r.health_check,
-                host,
-                r.port,
-                Duration::from_secs(1),
-            )
-            .await;
-            let health = if level == lab_service_kit::health::Level::Down {
-                "unhealthy"
-            } else {
-                "healthy"
-            };
-            (health.into(), level.as_str().into())
-        }
-        _ => ("down".into(), "DOWN".into()),
+    if !up {
+        return ("down".into(), "DOWN".into());
     }
+    let (host, _) = r.address.rsplit_once(':').unwrap_or(("127.0.0.1", ""));
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let (level, _) = lab_supervisor::health::level(
+        &client,
+        &r.health_check,
+        host,
+        r.port,
+        Duration::from_secs(1),
+    )
+    .await;
+    let health = if level == lab_service_kit::health::Level::Down {
+        "unhealthy"
+    } else {
+        "healthy"
+    };
+    (health.into(), level.as_str().into())
 }
 
 /// The table of instances. `live` replaces the recorded health with a fresh probe.
