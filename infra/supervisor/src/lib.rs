@@ -1,10 +1,12 @@
-//! The supervisor: runs a [`Plan`] as local processes and keeps it running.
+//! The supervisor: runs a [`Plan`] as local processes or containers and keeps it running.
 //!
 //! - [`plan`]: what to run (services in start order, their instances, health and restart specs).
 //! - [`supervisor`]: `Lab::up` starts services in dependency order, each instance gated on its
 //!   health check (polled, never slept), restarts crashed instances with capped exponential
 //!   [`backoff`], and `Lab::stop` stops everything in reverse order.
-//! - [`runtime::process`]: children in their own process groups; signals reach whole groups.
+//! - [`runtime`]: what runs an instance, behind [`runtime::Running`]: [`runtime::process`]
+//!   (children in their own process groups; signals reach whole groups) or
+//!   [`runtime::docker`] (containers through bollard on the lab's network, removed by label).
 //! - [`state`]: `.lab/state.json`, written before `up` reports success and after every (re)spawn,
 //!   with pid *and* process start time so that [`down`] never signals a recycled pid.
 //! - [`procfs`]: what /proc says: start times, process groups, who holds a port.
