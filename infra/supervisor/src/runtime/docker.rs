@@ -5,7 +5,7 @@
 //!
 //! Every engine call lab makes goes through [`Engine`]; the container start and stop calls,
 //! whose results change in bollard 0.22, are each made in exactly one place
-//! ([`Engine::start`], [`Engine::stop`]).
+//! (`Engine::start`, [`Engine::stop`]).
 
 use std::collections::HashMap;
 use std::io::Write;
