@@ -39,6 +39,10 @@ pub fn summary(cfg: &HubConfig) -> String {
     if let Some(c) = cfg.carbon_port {
         s.push_str(&format!(" · carbon tcp://{}", connect(cfg, c)));
     }
+    s.push_str(&format!(
+        "\ndashboard: http://{}/",
+        connect(cfg, cfg.http_port)
+    ));
     s
 }
 

@@ -46,7 +46,20 @@ fn services_report_logs_traces_and_metrics_to_the_hub() {
     let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
     assert_eq!(up.code, 0, "{up}");
     assert!(up.stdout.contains("hub: logs udp://127.0.0.1:"), "{up}");
+    // The dashboard is announced, and its overview lists every polled instance.
+    let dash = up
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("dashboard: http://"))
+        .and_then(|a| a.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("no dashboard line: {up}"))
+        .to_owned();
     let inst = wait_all_healthy(&lab, DEFAULT_INSTANCES);
+    let (status, page) = http_get(&dash, "/").unwrap();
+    assert_eq!(status, 200);
+    for svc in ["recipe-api", "web-api"] {
+        assert!(page.contains(&format!("<td>{svc}</td>")), "{svc}: {page}");
+    }
     let web = addr_of(&inst, "web-api");
     let v = get_json_200(&web, "/");
     assert_eq!(v["producer_data"]["recipe"]["id"], 42);

@@ -7,6 +7,7 @@
 //! - [`query`]: the log query language ([`query::kql`]) and Graphite targets ([`query::graphite`]).
 //! - [`api`]: the HTTP APIs: Graphite render/find, Prometheus `/metrics`, logs search, and the
 //!   Zipkin v2 API on its own port.
+//! - [`dashboard`]: the HTML pages on the HTTP port (overview, logs, alerts), offline and escaped.
 //!
 //! [`start`] binds every socket first (a taken port fails the whole start, nothing half-up), then
 //! runs: UDP receivers on their own threads that only copy datagrams into bounded queues (a
@@ -16,6 +17,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod dashboard;
 pub mod health;
 pub mod ingest;
 pub mod query;

@@ -510,3 +510,70 @@ fn a_firing_rule_posts_to_the_webhook() {
     assert_eq!(list, json!([]));
     hub.stop();
 }
+
+#[test]
+fn the_dashboard_pages_render_and_escape_what_services_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.health_targets = vec![lab_hub::HealthTarget {
+        service: "<script>svc</script>".into(),
+        instance: 1,
+        url: "http://127.0.0.1:9/health".into(),
+        ca: None,
+    }];
+    let hub = lab_hub::start(c).unwrap();
+    let overview = get(&api(&hub, "/"));
+    assert_eq!(overview.status, 200);
+    let html = overview.text();
+    assert!(html.contains("&lt;script&gt;svc&lt;/script&gt;"), "{html}");
+    assert!(
+        !html.contains("<script>svc"),
+        "a service name became markup: {html}"
+    );
+    assert!(html.contains("http://127.0.0.1:9/health"), "{html}");
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "nothing is fetched from elsewhere: {html}"
+    );
+
+    // A log line carrying markup is shown as text on the logs page.
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let doc = json!({"@timestamp": now, "app": "web-api", "severity": "error",
+        "type": "request-failure", "message": "<script>alert('log')</script>"});
+    udp.send_to(doc.to_string().as_bytes(), hub.addrs.logs)
+        .unwrap();
+    let html = eventually("the document on the logs page", || {
+        let r = get(&format!(
+            "{}?query={}&since=1h",
+            api(&hub, "/logs"),
+            urlencode("app:web-api")
+        ));
+        let t = r.text();
+        (r.status == 200 && t.contains("1 match")).then_some(t)
+    });
+    assert!(
+        html.contains("&lt;script&gt;alert(&#39;log&#39;)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>alert"), "a log line became markup");
+    assert!(
+        html.contains("class=\"sev-error\""),
+        "severity colour: {html}"
+    );
+    // A bad query is told on the page, escaped.
+    let bad = get(&format!(
+        "{}?query={}",
+        api(&hub, "/logs"),
+        urlencode("app:(<b>")
+    ));
+    assert_eq!(bad.status, 200);
+    assert!(bad.text().contains("class=\"DOWN\""), "{}", bad.text());
+    assert!(!bad.text().contains("(<b>"), "{}", bad.text());
+    let alerts = get(&api(&hub, "/alerts"));
+    assert_eq!(alerts.status, 200);
+    assert!(alerts.text().contains("0 rule(s)"), "{}", alerts.text());
+    hub.stop();
+}

@@ -40,6 +40,9 @@ pub async fn serve(
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/", get(crate::dashboard::overview))
+        .route("/logs", get(crate::dashboard::logs))
+        .route("/alerts", get(crate::dashboard::alerts))
         .route("/health", get(|| async { "OK" }))
         .route("/render", get(render).post(render))
         .route("/render/", get(render).post(render))

@@ -1,0 +1,222 @@
+//! The lab's dashboard, served by the hub on its HTTP port: server-rendered HTML, a few lines
+//! of hand-written JS, nothing fetched from elsewhere (it works offline). Every dynamic value
+//! goes through [`escape`]; the live parts update text only (`textContent`), never markup.
+//!
+//! Pages so far: overview (every polled instance and its health, refreshed every 2 s), logs
+//! (the KQL of `lab logs --query`, severity colours, expandable documents), alerts (rules,
+//! their standing, recent events).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::Value;
+
+use crate::Shared;
+use crate::query::kql;
+
+/// `s` safe inside HTML text and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:0;color:#222}\
+nav{background:#1f2933;padding:8px 16px}nav a{color:#e4e7eb;margin-right:16px;text-decoration:none}\
+nav a.on{font-weight:bold;color:#fff}main{padding:16px}table{border-collapse:collapse}\
+td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}\
+.OK{color:#137333;font-weight:bold}.DEGRADED{color:#b06000;font-weight:bold}\
+.DOWN{color:#c5221f;font-weight:bold}.PENDING{color:#666}\
+.sev-error,.sev-fatal{color:#c5221f}.sev-warn,.sev-warning{color:#b06000}.sev-debug{color:#666}\
+.firing{color:#c5221f;font-weight:bold}.pending{color:#b06000}.ok{color:#137333}\
+pre{margin:0;white-space:pre-wrap}input[type=text]{width:40em}";
+
+fn page(title: &str, active: &str, body: &str, script: &str) -> Html<String> {
+    let mut nav = String::new();
+    for (href, name) in [("/", "Overview"), ("/logs", "Logs"), ("/alerts", "Alerts")] {
+        let class = if name == active { " class=\"on\"" } else { "" };
+        let _ = write!(nav, "<a href=\"{href}\"{class}>{name}</a>");
+    }
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>lab · {}</title><style>{STYLE}</style></head>\
+         <body><nav>{nav}</nav><main>{body}</main><script>{script}</script></body></html>",
+        escape(title)
+    ))
+}
+
+fn state_name(e: &crate::health::Entry) -> &'static str {
+    e.state.map_or("PENDING", |l| l.as_str())
+}
+
+/// `GET /`: every instance the hub polls, with its state, refreshed from `/api/health`.
+pub async fn overview(State(s): State<Arc<Shared>>) -> Response {
+    let entries = s.health.lock().map(|e| e.clone()).unwrap_or_default();
+    let mut rows = String::new();
+    for (i, e) in entries.iter().enumerate() {
+        let st = state_name(e);
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>#{}</td><td>{}</td><td id=\"st{i}\" class=\"{st}\">{st}</td><td id=\"dt{i}\">{}</td><td id=\"pr{i}\">{}</td></tr>",
+            escape(&e.service),
+            e.instance,
+            escape(&e.url),
+            escape(&e.detail),
+            e.probes
+        );
+    }
+    let body = format!(
+        "<h1>Overview</h1><table id=\"instances\"><tr><th>service</th><th>instance</th><th>health URL</th>\
+         <th>state</th><th>last probe</th><th>probes</th></tr>{rows}</table>\
+         <p>{} instance(s), polled every {} ms.</p>",
+        entries.len(),
+        s.config.health_interval_ms
+    );
+    // Text only: the states and details come from services and must never become markup.
+    let script = "setInterval(async()=>{try{const r=await fetch('/api/health');const a=await r.json();\
+        a.forEach((e,i)=>{const st=document.getElementById('st'+i);if(!st)return;const s=e.state||'PENDING';\
+        st.textContent=s;st.className=s;document.getElementById('dt'+i).textContent=e.detail;\
+        document.getElementById('pr'+i).textContent=e.probes;});}catch(_){}},2000);";
+    page("overview", "Overview", &body, script).into_response()
+}
+
+/// `GET /logs?query=KQL&since=15m`: the newest matching documents.
+pub async fn logs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let p = super::api::params(&uri, &headers, &[]);
+    let get = |k: &str| {
+        p.iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let query = get("query").unwrap_or_default();
+    let since = get("since").unwrap_or_else(|| "15m".to_owned());
+    let form = format!(
+        "<h1>Logs</h1><form method=\"get\" action=\"/logs\"><input type=\"text\" name=\"query\" value=\"{}\" \
+         placeholder=\"app:web-api and severity:error\"> since <input name=\"since\" size=\"5\" value=\"{}\"> \
+         <button>search</button></form>",
+        escape(&query),
+        escape(&since)
+    );
+    let parsed = match kql::parse(&query) {
+        Ok(q) => q,
+        Err(e) => {
+            let body = format!("{form}<p class=\"DOWN\">{}</p>", escape(&e.to_string()));
+            return page("logs", "Logs", &body, "").into_response();
+        }
+    };
+    let Some(window) = kql::duration_ms(&since) else {
+        let body = format!(
+            "{form}<p class=\"DOWN\">cannot read since={} (e.g. 5m, 1h)</p>",
+            escape(&since)
+        );
+        return page("logs", "Logs", &body, "").into_response();
+    };
+    let now_ms = crate::now_ms();
+    let store = s.store.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        store.logs(now_ms - window, now_ms, 200, false, |d| {
+            kql::matches(&parsed, d, now_ms)
+        })
+    })
+    .await;
+    let (hits, total) = match found {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => {
+            return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+        }
+        Err(e) => {
+            return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+        }
+    };
+    let mut rows = String::new();
+    for h in &hits {
+        let doc = &h.doc;
+        let text = |k: &str| match doc.get(k) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        };
+        let severity = text("severity").to_lowercase();
+        let message = [text("type"), text("message")]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let pretty = serde_json::to_string_pretty(doc).unwrap_or_default();
+        let _ = write!(
+            rows,
+            "<tr class=\"sev-{}\"><td>{}</td><td>{}</td><td>{}</td><td><details><summary>{}</summary><pre>{}</pre></details></td></tr>",
+            escape(&severity),
+            escape(&text("@timestamp")),
+            escape(&text("app")),
+            escape(&severity),
+            escape(&message),
+            escape(&pretty)
+        );
+    }
+    let body = format!(
+        "{form}<p>{total} match(es) in the last {}; newest {} shown.</p>\
+         <table><tr><th>@timestamp</th><th>app</th><th>severity</th><th>document</th></tr>{rows}</table>",
+        escape(&since),
+        hits.len()
+    );
+    page("logs", "Logs", &body, "").into_response()
+}
+
+/// `GET /alerts`: every rule with its standing.
+pub async fn alerts(State(s): State<Arc<Shared>>) -> Response {
+    let all = s.alerts.lock().map(|a| a.clone()).unwrap_or_default();
+    let mut rows = String::new();
+    for a in &all {
+        let status = serde_json::to_value(a.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let what = serde_json::to_value(&a.rule.check)
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&a.rule.name),
+            escape(&a.rule.importance),
+            escape(&status),
+            escape(&status),
+            escape(&a.detail),
+            a.fired,
+            escape(&what)
+        );
+    }
+    let body = format!(
+        "<h1>Alerts</h1><table><tr><th>rule</th><th>importance</th><th>status</th><th>detail</th>\
+         <th>fired</th><th>check</th></tr>{rows}</table><p>{} rule(s). Firing and resolved events: \
+         <a href=\"/logs?query=type%3Aalert&amp;since=1d\">in the log store</a>.</p>",
+        all.len()
+    );
+    page("alerts", "Alerts", &body, "").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_leaves_no_markup() {
+        assert_eq!(
+            escape("<script>alert('x')</script> & \"q\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
+    }
+}
