@@ -577,3 +577,65 @@ fn the_dashboard_pages_render_and_escape_what_services_send() {
     assert!(alerts.text().contains("0 rule(s)"), "{}", alerts.text());
     hub.stop();
 }
+
+#[test]
+fn a_trace_opens_as_a_waterfall_with_escaped_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = lab_hub::start(config(dir.path())).unwrap();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let trace = "5af7183fb1d4cf5f";
+    let spans = json!([
+        {"traceId": trace, "id": "0000000000000001", "kind": "SERVER", "name": "get /", "timestamp": now_us, "duration": 4000,
+         "localEndpoint": {"serviceName": "web-api"}},
+        {"traceId": trace, "id": "0000000000000002", "parentId": "0000000000000001", "kind": "CLIENT",
+         "name": "<script>span</script>", "timestamp": now_us + 500, "duration": 2000,
+         "localEndpoint": {"serviceName": "web-api"}, "tags": {"http.path": "<i>/recipes/42</i>"}},
+        {"traceId": trace, "id": "0000000000000003", "parentId": "0000000000000002", "kind": "SERVER", "name": "get_recipe",
+         "timestamp": now_us + 1000, "duration": 1000, "localEndpoint": {"serviceName": "recipe-api"}},
+    ]);
+    let r = post(
+        &format!("http://{}/api/v2/spans", hub.addrs.zipkin),
+        &[],
+        "application/json",
+        spans.to_string().into_bytes(),
+    );
+    assert_eq!(r.status, 202);
+    let list = eventually("the trace in the list", || {
+        let t = get(&api(&hub, "/traces?service=recipe-api")).text();
+        t.contains(trace).then_some(t)
+    });
+    assert!(
+        list.contains("4.000 ms"),
+        "duration of the whole trace: {list}"
+    );
+    assert!(list.contains("recipe-api, web-api"), "{list}");
+    // Filtered out by a minimum duration above it.
+    let none = get(&api(&hub, "/traces?min_ms=10")).text();
+    assert!(none.contains("0 trace(s)"), "{none}");
+
+    let page = get(&api(&hub, &format!("/traces/{trace}")));
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert_eq!(html.matches("<tr class=\"span\">").count(), 3, "{html}");
+    // Parent, then child, then grandchild, indented by depth, bars placed by time.
+    let at = |s: &str| html.find(s).unwrap_or_else(|| panic!("{s} in {html}"));
+    assert!(at("get /") < at("&lt;script&gt;span") && at("&lt;script&gt;span") < at("get_recipe"));
+    assert!(
+        html.contains("padding-left:42px"),
+        "depth 2 indented: {html}"
+    );
+    assert!(html.contains("left:25.00%;width:25.00%"), "{html}");
+    assert!(
+        !html.contains("<script>span") && !html.contains("<i>/recipes"),
+        "{html}"
+    );
+    assert!(
+        html.contains("/logs?query=fields.trace_id%3A5af7183fb1d4cf5f"),
+        "{html}"
+    );
+    assert_eq!(get(&api(&hub, "/traces/0000000000000bad")).status, 404);
+    hub.stop();
+}

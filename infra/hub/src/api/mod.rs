@@ -42,6 +42,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(crate::dashboard::overview))
         .route("/logs", get(crate::dashboard::logs))
+        .route("/traces", get(crate::dashboard::traces))
+        .route("/traces/{id}", get(crate::dashboard::trace))
         .route("/alerts", get(crate::dashboard::alerts))
         .route("/health", get(|| async { "OK" }))
         .route("/render", get(render).post(render))

@@ -306,12 +306,57 @@ async fn traces(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> R
         Ok(v) => v,
         Err(e) => return bad(e),
     };
-    let service = get("serviceName").map(|v| v.to_lowercase());
-    let remote = get("remoteServiceName").map(|v| v.to_lowercase());
-    let span_name = get("spanName")
-        .map(|v| v.to_lowercase())
-        .filter(|v| v != "all");
-    let annotation = get("annotationQuery");
+    let q = TraceQuery {
+        end_ts,
+        lookback,
+        min_duration: min_d,
+        max_duration: max_d,
+        limit,
+        service: get("serviceName").map(|v| v.to_lowercase()),
+        remote: get("remoteServiceName").map(|v| v.to_lowercase()),
+        span_name: get("spanName")
+            .map(|v| v.to_lowercase())
+            .filter(|v| v != "all"),
+        annotation: get("annotationQuery"),
+    };
+    match find_traces(&s, &q) {
+        Ok(out) => {
+            axum::Json(out.into_iter().map(Value::Array).collect::<Vec<_>>()).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// What `/api/v2/traces` (and the dashboard) asks: times in ms, durations in µs.
+#[derive(Debug, Default)]
+pub struct TraceQuery {
+    pub end_ts: i64,
+    pub lookback: i64,
+    pub min_duration: Option<i64>,
+    pub max_duration: Option<i64>,
+    pub limit: i64,
+    pub service: Option<String>,
+    pub remote: Option<String>,
+    pub span_name: Option<String>,
+    pub annotation: Option<String>,
+}
+
+/// The newest traces with a span matching `q`, each its merged spans.
+pub fn find_traces(
+    s: &Shared,
+    q: &TraceQuery,
+) -> Result<Vec<Vec<Value>>, crate::store::StoreError> {
+    let TraceQuery {
+        end_ts,
+        lookback,
+        min_duration: min_d,
+        max_duration: max_d,
+        limit,
+        ref service,
+        ref remote,
+        ref span_name,
+        ref annotation,
+    } = *q;
     let res = s.store.with_read(|c| {
         let mut st = c.prepare_cached(
             "SELECT trace_id, doc FROM spans
@@ -356,17 +401,18 @@ async fn traces(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> R
         }
         Ok(ids)
     });
-    let ids = match res {
-        Ok(ids) => ids,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    };
     let mut out = Vec::new();
-    for id in ids {
+    for id in res? {
         if let Ok(spans) = s.store.trace(&id) {
-            out.push(Value::Array(merge(spans)));
+            out.push(merge(spans));
         }
     }
-    axum::Json(out).into_response()
+    Ok(out)
+}
+
+/// One trace's spans, merged as the Zipkin API returns them (empty if unknown).
+pub fn find_trace(s: &Shared, id: &str) -> Result<Vec<Value>, crate::store::StoreError> {
+    s.store.trace(&normalise_id(id)).map(merge)
 }
 
 /// Service-to-service links: each span whose parent (or, for a shared server half, whose

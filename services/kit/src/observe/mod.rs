@@ -466,12 +466,15 @@ struct IncomingFields<'a> {
     method: &'a str,
     ip: Option<&'a str>,
     ua: Option<&'a str>,
+    /// The request's trace (B3), so a trace's log lines can be found from it.
+    trace_id: &'a str,
 }
 
 #[derive(serde::Serialize)]
 struct OutgoingFields<'a> {
     url: &'a str,
     svc: &'a str,
+    trace_id: &'a str,
 }
 
 #[derive(serde::Serialize)]
@@ -479,6 +482,7 @@ struct FailureFields<'a> {
     stack: &'a str,
     path: &'a str,
     method: &'a str,
+    trace_id: &'a str,
 }
 
 /// A Zipkin v2 span, serialised straight from borrowed parts.
@@ -657,6 +661,7 @@ async fn middleware(State(t): State<Arc<Telemetry>>, mut req: Request, next: Nex
             method: &method,
             ip: ip.as_deref(),
             ua: ua.as_deref(),
+            trace_id: &trace_id,
         },
     );
     req.extensions_mut().insert(RequestCtx {
@@ -685,6 +690,7 @@ async fn middleware(State(t): State<Arc<Telemetry>>, mut req: Request, next: Nex
                 stack: &stack,
                 path: &path,
                 method: &method,
+                trace_id: &trace_id,
             },
         );
     }
@@ -729,8 +735,15 @@ pub struct Outbound {
 impl RequestCtx {
     /// Start a call to `svc` at `url`: logs `request-outgoing` (as the book, before the call).
     pub fn outbound(&self, svc: &str, url: &str) -> Outbound {
-        self.telemetry
-            .log("info", "request-outgoing", OutgoingFields { url, svc });
+        self.telemetry.log(
+            "info",
+            "request-outgoing",
+            OutgoingFields {
+                url,
+                svc,
+                trace_id: &self.trace_id,
+            },
+        );
         Outbound {
             ctx: self.clone(),
             svc: svc.to_owned(),
