@@ -102,12 +102,7 @@ pub async fn overview(State(s): State<Arc<Shared>>) -> Response {
 /// `GET /logs?query=KQL&since=15m`: the newest matching documents.
 pub async fn logs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
     let p = super::api::params(&uri, &headers, &[]);
-    let get = |k: &str| {
-        p.iter()
-            .rev()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
+    let get = |k: &str| super::api::param(&p, k).map(str::to_owned);
     let query = get("query").unwrap_or_default();
     let since = get("since").unwrap_or_else(|| "15m".to_owned());
     let form = format!(
@@ -224,11 +219,9 @@ fn server_error(e: impl std::fmt::Display) -> Response {
 pub async fn traces(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
     let p = super::api::params(&uri, &headers, &[]);
     let get = |k: &str| {
-        p.iter()
-            .rev()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
+        super::api::param(&p, k)
             .filter(|v| !v.is_empty())
+            .map(str::to_owned)
     };
     let service = get("service");
     let min_ms: Option<f64> = get("min_ms").and_then(|v| v.parse().ok());

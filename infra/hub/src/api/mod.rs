@@ -81,7 +81,8 @@ pub fn params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Vec<(String, Strin
     out
 }
 
-fn param<'a>(p: &'a [(String, String)], key: &str) -> Option<&'a str> {
+/// The last value of `key` among `p`.
+pub(crate) fn param<'a>(p: &'a [(String, String)], key: &str) -> Option<&'a str> {
     p.iter()
         .rev()
         .find(|(k, _)| k == key)
