@@ -234,24 +234,7 @@ fn logs_follow_shows_new_requests() {
         .unwrap();
     let addr = recipe["address"].as_str().unwrap().to_owned();
 
-    let mut follow = lab
-        .cmd(&["logs", "recipe-api#2", "-f", "-n", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = follow.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut follow, rx) = follow_lines(&lab, &["logs", "recipe-api#2", "-f", "-n", "0"]);
     // Keep asking for a marker path until the follower shows it (it may attach after the first).
     let seen = poll(DEADLINE, Duration::from_millis(100), || {
         let _ = http_get(&addr, "/recipes/777");

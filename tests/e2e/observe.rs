@@ -437,24 +437,10 @@ fn logs_query_follow_prints_new_matches() {
     assert_eq!(lab.run(&["up", "--detach", "--ports", "ephemeral"]).code, 0);
     let inst = wait_all_healthy(&lab, DEFAULT_INSTANCES);
     let web = addr_of(&inst, "web-api");
-    let mut follow = lab
-        .cmd(&["logs", "--query", "type:request-failure", "-f", "-n", "0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = follow.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut follow, rx) = follow_lines(
+        &lab,
+        &["logs", "--query", "type:request-failure", "-f", "-n", "0"],
+    );
     // Keep failing until the follower shows a failure (it may attach after the first).
     let seen = poll(DEADLINE, std::time::Duration::from_millis(200), || {
         let _ = http_get(&web, "/error");

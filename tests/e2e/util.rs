@@ -98,3 +98,30 @@ pub fn get_json_200(addr: &str, path: &str) -> serde_json::Value {
     serde_json::from_str(body.trim())
         .unwrap_or_else(|e| panic!("GET {addr}{path} is not JSON ({e}): {body:?}"))
 }
+
+/// Run `lab ARGS` (a `logs -f`) in the background; its stdout lines arrive on the receiver.
+/// Kill and wait for the child when done.
+pub fn follow_lines(
+    lab: &LabDir,
+    args: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = lab
+        .cmd(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
