@@ -631,18 +631,28 @@ fn alerting<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 resolved.is_some(),
                 resolved.map_or_else(|| "still firing".to_owned(), |(_, d)| d),
             );
-            let events = search(
-                ctx,
-                hub,
-                &format!("app:hub and type:alert and fields.rule:\"{name}\""),
-                "10m",
-            )
-            .await?;
-            let states: Vec<&str> = events
-                .iter()
-                .rev()
-                .filter_map(|e| e["fields"]["state"].as_str())
-                .collect();
+            // The hub writes its alert lines through the same store as every log, so the
+            // resolution may land a moment after the status flips: wait for it, bounded.
+            let query = format!("app:hub and type:alert and fields.rule:\"{name}\"");
+            let states_now = || async {
+                let events = search(ctx, hub, &query, "10m").await?;
+                anyhow::Ok(
+                    events
+                        .iter()
+                        .rev()
+                        .filter_map(|e| e["fields"]["state"].as_str().map(str::to_owned))
+                        .collect::<Vec<String>>(),
+                )
+            };
+            let states = match until(LOG_WAIT, || async {
+                let st = states_now().await?;
+                Ok((st.len() >= 2).then_some(st))
+            })
+            .await?
+            {
+                Some(st) => st,
+                None => states_now().await?,
+            };
             rec.check(
                 "the firing and the resolution are both in the log store",
                 states == ["FIRING", "resolved"],

@@ -21,6 +21,8 @@ use super::validate::{HUB_SERVICE, LabConfig, PROXY_SERVICE, Run};
 const HUB_DATA: &str = "/data";
 /// Where the hub reads the instances' log files inside its container (bind-mounted `.lab/logs`).
 const HUB_LOGS: &str = "/lab-logs";
+/// Where the hub container sees the lab's state directory.
+const HUB_STATE: &str = "/lab-state";
 
 /// The image built-in parts run: `lab/lab:<version>`.
 pub fn lab_image() -> String {
@@ -138,6 +140,7 @@ pub fn containerize(
     let tls = plan.state_dir.join("tls");
     let tls_dir = std::path::absolute(&tls).unwrap_or(tls);
     let logs_dir = std::path::absolute(plan.logs_dir()).unwrap_or(plan.logs_dir());
+    let state_dir = std::path::absolute(&plan.state_dir).unwrap_or(plan.state_dir.clone());
     let prefix = lab.prefix.clone();
     for s in &mut plan.services {
         let replicas = s.instances.len();
@@ -176,6 +179,13 @@ pub fn containerize(
                     let file = t.path.file_name().map(|f| f.to_owned()).unwrap_or_default();
                     t.path = Path::new(HUB_LOGS).join(file);
                 }
+                // The supervisor's state, for the overview's processes and restarts: the
+                // directory, since the file is replaced (renamed over) at every write.
+                c.state_file = Some(Path::new(HUB_STATE).join("state.json"));
+                mounts.push(MountSpec::Bind {
+                    source: state_dir.clone(),
+                    target: HUB_STATE.into(),
+                });
                 let mut json = serde_json::to_value(&c).expect("hub config serialises");
                 rewrite_json(&mut json, &names);
                 mounts.push(MountSpec::Volume {

@@ -435,7 +435,25 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
                     .join(lab_supervisor::logs::log_file_name(&i.service, i.index)),
             })
             .collect();
-        let (spec, config) = hub_service(cfg, hub, opts, &hub_port, targets, tail)?;
+        // The overview shows the proxy's servers from the stats page of each frontend with one.
+        let proxy_stats = proxy_config
+            .iter()
+            .flat_map(|c| c.frontends.iter())
+            .filter_map(|f| {
+                let uri = f.stats_uri.as_ref()?;
+                let (host, port) = f.bind.rsplit_once(':')?;
+                let scheme = if f.tls.is_some() { "https" } else { "http" };
+                Some(lab_hub::ProxyStatsTarget {
+                    frontend: f.name.clone(),
+                    url: format!(
+                        "{scheme}://{}{uri};csv",
+                        join_host_port(connect_host(host), port.parse().ok()?)
+                    ),
+                    ca: f.tls.as_ref().and(ca.as_ref()).map(|ca| ca.ca_cert()),
+                })
+            })
+            .collect();
+        let (spec, config) = hub_service(cfg, hub, opts, &hub_port, targets, tail, proxy_stats)?;
         services.insert(0, spec);
         hub_config = Some(config);
     }
@@ -652,6 +670,7 @@ fn hub_service(
     port: &dyn Fn(HubListener) -> u16,
     health_targets: Vec<lab_hub::HealthTarget>,
     tail: Vec<lab_hub::tail::TailFile>,
+    proxy_stats: Vec<lab_hub::ProxyStatsTarget>,
 ) -> Result<(ServiceSpec, lab_hub::HubConfig), Diagnostics> {
     let dir = opts.state_dir.join("hub");
     let mut config = hub.config.clone();
@@ -663,6 +682,8 @@ fn hub_service(
     config.carbon_port = Some(port(HubListener::Carbon));
     config.health_targets = health_targets;
     config.tail = tail;
+    config.state_file = Some(lab_supervisor::state::state_file(&opts.state_dir));
+    config.proxy_stats = proxy_stats;
     let path = dir.join("hub.json");
     std::fs::create_dir_all(&dir)
         .and_then(|()| {

@@ -60,6 +60,42 @@ fn services_report_logs_traces_and_metrics_to_the_hub() {
     for svc in ["recipe-api", "web-api"] {
         assert!(page.contains(&format!("<td>{svc}</td>")), "{svc}: {page}");
     }
+    // What it refreshes from: every instance of the state with its pid, the hub's probe OK,
+    // and the proxy's two servers UP by their checks.
+    let overview = poll(DEADLINE, EVERY, || {
+        let (status, body) = http_get(&dash, "/api/overview").ok()?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let all_ok = v["instances"]
+            .as_array()?
+            .iter()
+            .filter(|i| i["data"]["health"].is_string())
+            .all(|i| i["data"]["health"] == "OK");
+        let up = v["backends"]
+            .as_array()?
+            .iter()
+            .filter(|b| b["data"]["status"] == "UP")
+            .count();
+        (status == 200 && all_ok && up == 2).then_some(v)
+    })
+    .unwrap_or_else(|| panic!("overview never all OK with 2 servers UP"));
+    let instances = overview["instances"].as_array().unwrap();
+    for r in &inst {
+        let row = instances
+            .iter()
+            .find(|i| {
+                i["data"]["service"] == r["service"] && i["data"]["instance"] == r["instance"]
+            })
+            .unwrap_or_else(|| panic!("{r} not on the overview: {overview}"));
+        assert!(row["data"]["pid"].as_u64().is_some(), "{row}");
+        assert_eq!(row["data"]["restarts"], 0, "{row}");
+    }
+    let servers: Vec<&str> = overview["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["data"]["server"].as_str().unwrap())
+        .collect();
+    assert_eq!(servers, ["web-api-1", "web-api-2"], "{overview}");
     let web = addr_of(&inst, "web-api");
     let v = get_json_200(&web, "/");
     assert_eq!(v["producer_data"]["recipe"]["id"], 42);

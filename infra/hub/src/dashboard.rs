@@ -64,38 +64,144 @@ fn page(title: &str, active: &str, body: &str, script: &str) -> Html<String> {
     ))
 }
 
-fn state_name(e: &crate::health::Entry) -> &'static str {
-    e.state.map_or("PENDING", |l| l.as_str())
+/// The cells of one instance row, as (text, class): the same for the server's first render
+/// and the page's script (which gets them from `/api/overview`).
+fn instance_cells(i: &crate::topology::Instance) -> Vec<(String, String)> {
+    let process = match (&i.container, i.pid) {
+        (Some(c), _) => format!("ctr {c}"),
+        (None, Some(pid)) => format!("pid {pid}"),
+        (None, None) => "-".to_owned(),
+    };
+    let health = i.health.clone().unwrap_or_else(|| "-".into());
+    vec![
+        (i.service.clone(), String::new()),
+        (format!("#{}", i.instance), String::new()),
+        (i.address.clone(), String::new()),
+        (process, "process".into()),
+        (
+            i.supervisor.clone().unwrap_or_else(|| "-".into()),
+            "supervisor".into(),
+        ),
+        (health.clone(), format!("health {health}")),
+        (i.detail.clone(), "detail".into()),
+        (i.restarts.to_string(), "restarts".into()),
+        (i.last_exit.clone().unwrap_or_default(), "last-exit".into()),
+    ]
 }
 
-/// `GET /`: every instance the hub polls, with its state, refreshed from `/api/health`.
+fn backend_cells(b: &crate::topology::Backend) -> Vec<(String, String)> {
+    let class = match b.status.as_str() {
+        "UP" => "OK",
+        "DOWN" => "DOWN",
+        _ => "",
+    };
+    vec![
+        (b.frontend.clone(), String::new()),
+        (b.server.clone(), String::new()),
+        (b.status.clone(), format!("status {class}")),
+        (b.check.clone(), "check".into()),
+        (b.current.to_string(), String::new()),
+        (b.total.to_string(), String::new()),
+    ]
+}
+
+fn rows_html(out: &mut String, key: &str, cells: &[(String, String)]) {
+    let _ = write!(out, "<tr data-key=\"{}\">", escape(key));
+    for (text, class) in cells {
+        if class.is_empty() {
+            let _ = write!(out, "<td>{}</td>", escape(text));
+        } else {
+            let _ = write!(out, "<td class=\"{}\">{}</td>", escape(class), escape(text));
+        }
+    }
+    out.push_str("</tr>");
+}
+
+/// `GET /api/overview`: what the overview shows (instances, proxy backends), as JSON.
+pub async fn overview_json(State(s): State<Arc<Shared>>) -> Response {
+    let o = crate::topology::overview(&s).await;
+    let instances: Vec<Value> = o
+        .instances
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "key": format!("{}#{}", i.service, i.instance),
+                "cells": instance_cells(i),
+                "data": i,
+            })
+        })
+        .collect();
+    let backends: Vec<Value> = o
+        .backends
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "key": format!("{}/{}", b.frontend, b.server),
+                "cells": backend_cells(b),
+                "data": b,
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({
+        "lab": o.lab,
+        "instances": instances,
+        "backends": backends,
+        "problems": o.problems,
+    }))
+    .into_response()
+}
+
+/// `GET /`: every instance of the lab (process or container, restarts, the hub's health
+/// probe) and the proxy's servers with their check state, refreshed from `/api/overview`.
 pub async fn overview(State(s): State<Arc<Shared>>) -> Response {
-    let entries = s.health.lock().map(|e| e.clone()).unwrap_or_default();
-    let mut rows = String::new();
-    for (i, e) in entries.iter().enumerate() {
-        let st = state_name(e);
-        let _ = write!(
-            rows,
-            "<tr><td>{}</td><td>#{}</td><td>{}</td><td id=\"st{i}\" class=\"{st}\">{st}</td><td id=\"dt{i}\">{}</td><td id=\"pr{i}\">{}</td></tr>",
-            escape(&e.service),
-            e.instance,
-            escape(&e.url),
-            escape(&e.detail),
-            e.probes
+    let o = crate::topology::overview(&s).await;
+    let mut instances = String::new();
+    for i in &o.instances {
+        rows_html(
+            &mut instances,
+            &format!("{}#{}", i.service, i.instance),
+            &instance_cells(i),
         );
     }
+    let mut backends = String::new();
+    for b in &o.backends {
+        rows_html(
+            &mut backends,
+            &format!("{}/{}", b.frontend, b.server),
+            &backend_cells(b),
+        );
+    }
+    let problems: String = o
+        .problems
+        .iter()
+        .map(|p| format!("<li>{}</li>", escape(p)))
+        .collect();
+    let title = o
+        .lab
+        .as_deref()
+        .map_or_else(|| "Overview".to_owned(), |l| format!("Overview of {l}"));
     let body = format!(
-        "<h1>Overview</h1><table id=\"instances\"><tr><th>service</th><th>instance</th><th>health URL</th>\
-         <th>state</th><th>last probe</th><th>probes</th></tr>{rows}</table>\
-         <p>{} instance(s), polled every {} ms.</p>",
-        entries.len(),
+        "<h1>{}</h1><h2>Instances</h2><table><thead><tr><th>service</th><th>instance</th><th>address</th>\
+         <th>process</th><th>supervisor</th><th>health</th><th>last probe</th><th>restarts</th><th>last exit</th></tr></thead>\
+         <tbody id=\"instances\">{instances}</tbody></table>\
+         <p>Health as the hub's probe sees it, every {} ms; the supervisor's view beside it. \
+         Updated <span id=\"updated\">now</span>.</p>\
+         <h2>Proxy</h2><table><thead><tr><th>frontend</th><th>server</th><th>status</th><th>check</th>\
+         <th>sessions</th><th>total</th></tr></thead><tbody id=\"backends\">{backends}</tbody></table>\
+         <ul id=\"problems\" class=\"DOWN\">{problems}</ul>",
+        escape(&title),
         s.config.health_interval_ms
     );
-    // Text only: the states and details come from services and must never become markup.
-    let script = "setInterval(async()=>{try{const r=await fetch('/api/health');const a=await r.json();\
-        a.forEach((e,i)=>{const st=document.getElementById('st'+i);if(!st)return;const s=e.state||'PENDING';\
-        st.textContent=s;st.className=s;document.getElementById('dt'+i).textContent=e.detail;\
-        document.getElementById('pr'+i).textContent=e.probes;});}catch(_){}},2000);";
+    // Text only: every value comes from services and must never become markup.
+    let script = "function fill(id,rows){const tb=document.getElementById(id);const out=[];\
+        for(const r of rows){const tr=document.createElement('tr');tr.dataset.key=r.key;\
+        for(const [t,c] of r.cells){const td=document.createElement('td');td.textContent=t;td.className=c;tr.appendChild(td);}\
+        out.push(tr);}tb.replaceChildren(...out);}\
+        async function tick(){try{const r=await fetch('/api/overview');const o=await r.json();\
+        fill('instances',o.instances);fill('backends',o.backends);\
+        const ul=document.getElementById('problems');ul.replaceChildren(...o.problems.map(p=>{const li=document.createElement('li');li.textContent=p;return li;}));\
+        document.getElementById('updated').textContent=new Date().toLocaleTimeString();}catch(_){}}\
+        setInterval(tick,1000);";
     page("overview", "Overview", &body, script).into_response()
 }
 

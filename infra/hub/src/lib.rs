@@ -17,12 +17,14 @@
 
 pub mod alerts;
 pub mod api;
+pub mod chart;
 pub mod dashboard;
 pub mod health;
 pub mod ingest;
 pub mod query;
 pub mod store;
 pub mod tail;
+pub mod topology;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -75,6 +77,22 @@ pub struct HubConfig {
     pub alert_webhook: Option<String>,
     /// Instance output files whose new lines become log documents (filled in by `lab up`).
     pub tail: Vec<tail::TailFile>,
+    /// The supervisor's `state.json` (filled in by `lab up`): the overview shows each instance's
+    /// process or container and its restarts from it.
+    pub state_file: Option<PathBuf>,
+    /// The proxy frontends' stats pages, as CSV (filled in by `lab up`): the overview shows
+    /// their servers and check states.
+    pub proxy_stats: Vec<ProxyStatsTarget>,
+}
+
+/// A proxy frontend whose stats page the overview reads.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ProxyStatsTarget {
+    pub frontend: String,
+    /// The CSV form of its stats page (`…/admin?stats;csv`).
+    pub url: String,
+    /// For https: the CA to trust.
+    pub ca: Option<PathBuf>,
 }
 
 /// One instance the hub polls: `GET url`, classified OK / DEGRADED / DOWN.
@@ -109,6 +127,8 @@ impl Default for HubConfig {
             alert_interval_ms: 5000,
             alert_webhook: None,
             tail: Vec::new(),
+            state_file: None,
+            proxy_stats: Vec::new(),
         }
     }
 }

@@ -27,6 +27,12 @@ pub enum Write {
     /// (series name, epoch seconds, value)
     Points(Vec<(String, i64, f64)>),
     Spans(Vec<SpanRow>),
+    /// A `lab load` result (its JSON), answered with its id once committed.
+    Load {
+        ts_ms: i64,
+        doc: String,
+        reply: std::sync::mpsc::Sender<i64>,
+    },
     /// Answered once every write queued before it is committed.
     Barrier(std::sync::mpsc::Sender<()>),
 }
@@ -140,6 +146,11 @@ CREATE TABLE IF NOT EXISTS spans (
 );
 CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
 CREATE INDEX IF NOT EXISTS spans_ts ON spans (ts);
+CREATE TABLE IF NOT EXISTS loads (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
 ";
 
 /// The store: a handle to the writer and a read connection. Cheap to clone.
@@ -343,6 +354,47 @@ impl Store {
         })
     }
 
+    /// Keep a `lab load` result; its id once committed.
+    pub fn add_load(&self, ts_ms: i64, doc: String) -> Result<i64, StoreError> {
+        let (reply, rx) = std::sync::mpsc::channel();
+        self.write(Write::Load { ts_ms, doc, reply })?;
+        rx.recv().map_err(|_| StoreError::Stopped)
+    }
+
+    /// Stored `lab load` results, newest first: (id, ts ms, document).
+    pub fn loads(&self, limit: usize) -> Result<Vec<(i64, i64, serde_json::Value)>, StoreError> {
+        self.with_read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT id, ts, doc FROM loads ORDER BY id DESC LIMIT ?1")?;
+            let rows = st.query_map(params![limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, ts, doc) = row?;
+                out.push((id, ts, serde_json::from_str(&doc).unwrap_or_default()));
+            }
+            Ok(out)
+        })
+    }
+
+    /// One stored `lab load` result.
+    pub fn load(&self, id: i64) -> Result<Option<(i64, serde_json::Value)>, StoreError> {
+        self.with_read(|c| {
+            c.query_row(
+                "SELECT ts, doc FROM loads WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map(|o| o.map(|(ts, doc)| (ts, serde_json::from_str(&doc).unwrap_or_default())))
+        })
+    }
+
     /// Row counts, for the hub's own metrics and `lab hub` status.
     pub fn counts(&self) -> Result<(i64, i64, i64), StoreError> {
         self.with_read(|c| {
@@ -373,12 +425,26 @@ fn writer(
             }
         }
         let mut barriers = Vec::new();
-        if let Err(e) = commit(&mut conn, &mut batch, &mut ids, &names, step, &mut barriers) {
+        let mut loads = Vec::new();
+        if let Err(e) = commit(
+            &mut conn,
+            &mut batch,
+            &mut ids,
+            &names,
+            step,
+            &mut barriers,
+            &mut loads,
+        ) {
             tracing::error!(error = %e, "hub store: a batch was not written");
+            loads.clear();
         }
         batch.clear();
         for b in barriers {
             let _ = b.send(());
+        }
+        // Answered after the commit (a failed batch drops the reply: the caller sees Stopped).
+        for (reply, id) in loads {
+            let _ = reply.send(id);
         }
     }
 }
@@ -390,6 +456,7 @@ fn commit(
     names: &RwLock<BTreeSet<String>>,
     step: i64,
     barriers: &mut Vec<std::sync::mpsc::Sender<()>>,
+    loads: &mut Vec<(std::sync::mpsc::Sender<i64>, i64)>,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
@@ -445,6 +512,13 @@ fn commit(
                             s.doc
                         ])?;
                     }
+                }
+                Write::Load { ts_ms, doc, reply } => {
+                    tx.execute(
+                        "INSERT INTO loads (ts, doc) VALUES (?1, ?2)",
+                        params![ts_ms, doc],
+                    )?;
+                    loads.push((reply, tx.last_insert_rowid()));
                 }
                 Write::Barrier(b) => barriers.push(b),
             }

@@ -524,6 +524,22 @@ fn the_dashboard_pages_render_and_escape_what_services_send() {
         url: "http://127.0.0.1:9/health".into(),
         ca: None,
     }];
+    // The supervisor's state names the polled instance's process, and one more the hub does
+    // not poll (a TCP-checked proxy): both are on the overview, with their restarts.
+    let state = dir.path().join("state.json");
+    std::fs::write(
+        &state,
+        json!({"name": "t-lab", "instances": [
+            {"service": "proxy", "instance": 1, "address": "127.0.0.1:3000",
+             "process": {"pid": 4242, "start_time": 1}, "health": "healthy", "restarts": 3,
+             "last_exit": "killed by signal 9"},
+            {"service": "<script>svc</script>", "instance": 1, "address": "127.0.0.1:9",
+             "process": null, "container": "0123456789abcdef0123", "health": "starting", "restarts": 0}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    c.state_file = Some(state);
     let hub = lab_hub::start(c).unwrap();
     let overview = get(&api(&hub, "/"));
     assert_eq!(overview.status, 200);
@@ -533,7 +549,31 @@ fn the_dashboard_pages_render_and_escape_what_services_send() {
         !html.contains("<script>svc"),
         "a service name became markup: {html}"
     );
-    assert!(html.contains("http://127.0.0.1:9/health"), "{html}");
+    assert!(html.contains("<h1>Overview of t-lab</h1>"), "{html}");
+    assert!(html.contains("<td>127.0.0.1:9</td>"), "{html}");
+    assert!(
+        html.contains("<td class=\"process\">pid 4242</td>"),
+        "{html}"
+    );
+    assert!(html.contains("<td class=\"restarts\">3</td>"), "{html}");
+    assert!(
+        html.contains("<td class=\"process\">ctr 0123456789ab</td>"),
+        "{html}"
+    );
+    let o: Value = get(&api(&hub, "/api/overview")).json().unwrap();
+    let keys: Vec<&str> = o["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["proxy#1", "<script>svc</script>#1"], "{o}");
+    assert_eq!(
+        o["instances"][0]["data"]["health"],
+        Value::Null,
+        "not polled: {o}"
+    );
+    assert_eq!(o["instances"][1]["data"]["health"], "PENDING", "{o}");
     assert!(
         !html.contains("src=\"http") && !html.contains("href=\"http"),
         "nothing is fetched from elsewhere: {html}"

@@ -60,6 +60,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/logs", get(logs))
         .route("/api/status", get(status))
         .route("/api/health", get(health))
+        .route("/api/overview", get(crate::dashboard::overview_json))
         .route("/api/alerts", get(alerts_list).post(alerts_add))
         .route("/api/alerts/{name}", axum::routing::delete(alerts_remove))
         .with_state(shared)
