@@ -221,6 +221,11 @@ pub struct LoadArgs {
     /// Also draw the latency distribution (percentile plot) to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub histogram: Option<PathBuf>,
+    /// Do not keep the result on the dashboard. By default a run pointed at the running lab
+    /// (one of its services or proxy frontends) is sent to its hub, where the Load page keeps
+    /// it beside earlier runs.
+    #[arg(long)]
+    pub no_record: bool,
     /// The book's protocol table instead: recipe 42 over http, http+gzip, https, GraphQL, gRPC
     /// and through the proxy, against the running lab's recipe-api (TARGET is then `recipe-api`).
     #[arg(long)]

@@ -240,6 +240,9 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     let verdicts: Vec<_> = bounds.iter().map(|b| b.check(&report)).collect();
+    let kept = (!args.no_record)
+        .then(|| record(env, &plan, &report, &verdicts, &outcome))
+        .flatten();
     if args.json {
         let mut v = serde_json::to_value(&report)?;
         v["sla"] = serde_json::to_value(&verdicts)?;
@@ -255,6 +258,9 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
             render::line(format!("{mark} SLA {}: measured {}", v.bound, v.measured));
         }
     }
+    if let Some(note) = kept {
+        eprintln!("{note}");
+    }
     Ok(if verdicts.iter().all(|v| v.ok) {
         exit::OK
     } else {
@@ -263,6 +269,78 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
 }
 
 /// A URL as given, or `SERVICE[/path]` of the running lab (its first instance).
+/// The running lab's hub, when `target` is one of the lab's own addresses (an instance or a
+/// proxy frontend): results of runs at anything else are not the lab's to keep.
+fn lab_hub_for(env: &Env, target: &Target) -> Option<String> {
+    let state = State::load(&env.state_dir).ok()??;
+    let loopback = |h: &str| matches!(h, "localhost" | "127.0.0.1" | "::1" | "[::1]" | "0.0.0.0");
+    let ours = state.instances.iter().any(|r| {
+        r.address.rsplit_once(':').is_some_and(|(host, port)| {
+            port.parse() == Ok(target.port)
+                && (host == target.host || (loopback(host) && loopback(&target.host)))
+        })
+    });
+    let hub = state
+        .instances
+        .iter()
+        .find(|r| r.service == crate::config::validate::HUB_SERVICE)?;
+    ours.then(|| hub.address.clone())
+}
+
+/// Send the result to the lab's hub for its Load page; a note to print either way (a run is
+/// never failed by this), None when the target is not the lab's.
+fn record(
+    env: &Env,
+    plan: &Plan,
+    report: &Report,
+    verdicts: &[lab_loadgen::sla::Verdict],
+    outcome: &lab_loadgen::run::Outcome,
+) -> Option<String> {
+    let hub = lab_hub_for(env, &plan.target)?;
+    let doc = serde_json::json!({
+        "report": report,
+        "sla": verdicts,
+        "per_second": outcome.measured.per_second,
+        "percentiles": lab_loadgen::svg::percentile_points(&outcome.measured.latency_us, 100)
+            .into_iter()
+            .map(|(x, y)| [x, y])
+            .collect::<Vec<_>>(),
+    });
+    let url = format!("http://{hub}/api/loads");
+    let sent = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(lab_service_kit::client::Client::new().request(
+                hyper::Method::POST,
+                &url,
+                &[],
+                Some(("application/json", doc.to_string().into())),
+                Duration::from_secs(5),
+            ))
+            .map_err(anyhow::Error::from)
+        });
+    Some(match sent {
+        Ok(r) if r.status == 201 => {
+            let page = r
+                .json()
+                .ok()
+                .and_then(|v| v["page"].as_str().map(str::to_owned));
+            format!(
+                "kept on the dashboard: http://{hub}{}",
+                page.as_deref().unwrap_or("/load")
+            )
+        }
+        Ok(r) => format!(
+            "lab: the hub did not keep the result: {} {}",
+            r.status,
+            r.text()
+        ),
+        Err(e) => format!("lab: could not send the result to the hub at {hub}: {e}"),
+    })
+}
+
 fn resolve(env: &Env, target: &str) -> anyhow::Result<Target> {
     if target.contains("://") {
         return Ok(Target::parse(target)?);

@@ -54,8 +54,6 @@ fn nice_step(range: f64, ticks: f64) -> f64 {
 fn fmt_num(v: f64) -> String {
     if v == 0.0 {
         "0".into()
-    } else if v.abs() >= 1000.0 {
-        format!("{:.0}", v)
     } else if v.abs() >= 10.0 {
         format!("{:.0}", v)
     } else if v.abs() >= 1.0 {
@@ -140,9 +138,15 @@ pub fn lines(title: &str, y_unit: &str, axis: XAxis, lines: &[Line]) -> String {
             .collect(),
     };
     for x in ticks {
+        // The last label ends at the plot's edge instead of running past it.
+        let anchor = if (px(x) - (W - RIGHT)).abs() < 1.0 {
+            "end"
+        } else {
+            "middle"
+        };
         let _ = write!(
             s,
-            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{1}" y2="{2}" stroke="#999"/><text x="{0:.1}" y="{3}" text-anchor="middle">{4}</text>"##,
+            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{1}" y2="{2}" stroke="#999"/><text x="{0:.1}" y="{3}" text-anchor="{anchor}">{4}</text>"##,
             px(x),
             H - BOTTOM,
             H - BOTTOM + 4.0,
@@ -167,26 +171,36 @@ pub fn lines(title: &str, y_unit: &str, axis: XAxis, lines: &[Line]) -> String {
     for (i, line) in lines.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let mut d = String::new();
-        let mut pen_down = false;
+        // Points drawn since the pen last went down: a lone point becomes a dot.
+        let mut run = 0usize;
+        let lone_dot = |d: &mut String, run: usize| {
+            if run == 1 {
+                d.push_str("l0.01,0 ");
+            }
+        };
         for &(x, y) in &line.points {
             match y {
                 Some(y) if y.is_finite() => {
                     let _ = write!(
                         d,
                         "{}{:.1},{:.1} ",
-                        if pen_down { "L" } else { "M" },
+                        if run > 0 { "L" } else { "M" },
                         px(x),
                         py(y)
                     );
-                    pen_down = true;
+                    run += 1;
                 }
-                _ => pen_down = false,
+                _ => {
+                    lone_dot(&mut d, run);
+                    run = 0;
+                }
             }
         }
+        lone_dot(&mut d, run);
         if !d.is_empty() {
             let _ = write!(
                 s,
-                r#"<path class="line" d="{}" fill="none" stroke="{colour}" stroke-width="1.6"><title>{}</title></path>"#,
+                r#"<path class="line" d="{}" fill="none" stroke="{colour}" stroke-width="2" stroke-linecap="round"><title>{}</title></path>"#,
                 d.trim_end(),
                 escape(&line.name)
             );
@@ -217,6 +231,7 @@ mod tests {
             .map(|rest| {
                 rest[..rest.find('"').unwrap()]
                     .split(' ')
+                    .filter(|p| !p.starts_with('l'))
                     .map(|p| {
                         let (x, y) = p[1..].split_once(',').unwrap();
                         (x.parse().unwrap(), y.parse().unwrap())
@@ -251,7 +266,10 @@ mod tests {
         };
         let svg = lines("t", "", XAxis::Linear("s"), &[l]);
         let d = svg.split(r#" d=""#).nth(1).unwrap();
-        assert_eq!(d[..d.find('"').unwrap()].matches('M').count(), 2);
+        let d = &d[..d.find('"').unwrap()];
+        assert_eq!(d.matches('M').count(), 2);
+        // Each lone point is a dot (a tiny stroke with round caps), not an invisible move.
+        assert_eq!(d.matches("l0.01,0").count(), 2, "{d}");
         let empty = lines("t", "", XAxis::Time, &[]);
         assert!(empty.contains("no data"));
         assert!(!empty.contains("<path"));

@@ -682,3 +682,111 @@ fn a_trace_opens_as_a_waterfall_with_escaped_names() {
     assert_eq!(get(&api(&hub, "/traces/0000000000000bad")).status, 404);
     hub.stop();
 }
+
+#[test]
+fn load_results_are_kept_listed_and_compared_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = lab_hub::start(config(dir.path())).unwrap();
+    let empty = get(&api(&hub, "/load")).text();
+    assert!(empty.contains("No run kept yet"), "{empty}");
+    let run = |url: &str, p99: f64, ok: bool| {
+        json!({
+            "report": {"url": url, "connections": 2, "duration": 2.0, "start": "1795645690.0",
+                       "finish": "1795645692.0", "errors": 0, "timeouts": 0, "non2xx": 0,
+                       "requests": {"average": 500.0, "total": 1000},
+                       "latency": {"p50": 1.5, "p99": p99, "max": p99 * 2.0}},
+            "sla": [{"bound": "p99<5ms", "measured": format!("{p99} ms"), "ok": ok}],
+            "per_second": [500, 500, 3],
+            "percentiles": [[0.0, 1.0], [1.0, 1.4], [2.0, p99]],
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let mut ids = Vec::new();
+    for (url, p99, ok) in [
+        ("http://127.0.0.1:1/<script>x</script>", 4.0, true),
+        ("http://127.0.0.1:2/", 9.0, false),
+    ] {
+        let r = post(
+            &api(&hub, "/api/loads"),
+            &[],
+            "application/json",
+            run(url, p99, ok),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        ids.push(r.json().unwrap()["id"].as_i64().unwrap());
+    }
+    // Not a result: refused, nothing kept.
+    let bad = post(
+        &api(&hub, "/api/loads"),
+        &[],
+        "application/json",
+        b"{\"x\":1}".to_vec(),
+    );
+    assert_eq!(bad.status, 400);
+    let list: Value = get(&api(&hub, "/api/loads")).json().unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list[0]["id"], ids[1], "newest first");
+
+    let html = get(&api(&hub, &format!("/load?run={}&run={}", ids[0], ids[1]))).text();
+    assert!(
+        !html.contains("<script>x"),
+        "a target became markup: {html}"
+    );
+    assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"), "{html}");
+    assert_eq!(html.matches("<th>run #").count(), 2, "side by side: {html}");
+    // Two charts (latency by percentile, answers per second), a line per run in each.
+    assert_eq!(html.matches("<path class=\"line\"").count(), 4, "{html}");
+    assert!(
+        html.contains("<td class=\"DOWN\">FAIL p99&lt;5ms (measured 9 ms)</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("2026-11-25 22:28:10 UTC"),
+        "start as a time: {html}"
+    );
+    let missing = get(&api(&hub, "/load?run=999")).text();
+    assert!(missing.contains("no run #999"), "{missing}");
+    hub.stop();
+}
+
+#[test]
+fn the_metrics_page_charts_a_service_from_its_statsd_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    // Flushed every second, one point a second: the page's totals are rate × step.
+    let hub = lab_hub::start(config(dir.path())).unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let lines = "web-api.inbound.response_code.200:8|c\nweb-api.inbound.response_code.500:2|c\n\
+                 web-api.inbound.response_code.GET_root.200:8|c\nweb-api.inbound.response_time.GET_root:12|ms\n\
+                 <b>odd.series:1|c";
+    udp.send_to(lines.as_bytes(), hub.addrs.statsd).unwrap();
+    let html = eventually("web-api on the metrics page", || {
+        let t = get(&api(&hub, "/graphs?minutes=5")).text();
+        t.contains("10 request(s), 2 answered 5xx (20.00%)")
+            .then_some(t)
+    });
+    assert!(html.contains("data-service=\"web-api\""), "{html}");
+    assert!(
+        html.matches("<path class=\"line\"").count() >= 3,
+        "rates and latency drawn: {html}"
+    );
+    assert!(
+        !html.contains("<b>odd"),
+        "a series name became markup: {html}"
+    );
+    // The searchable list: a search narrows it, a pick charts the series.
+    let found = get(&api(&hub, &format!("/graphs?q={}", urlencode("odd")))).text();
+    // (StatsD keys are sanitised as etsy's are: `<b>odd` is stored as `bodd`.)
+    assert!(found.contains("stats.bodd.series"), "{found}");
+    assert!(found.contains(" series match"), "{found}");
+    let picked = get(&api(
+        &hub,
+        &format!(
+            "/graphs?series={}",
+            urlencode("stats_counts.web-api.inbound.response_code.500")
+        ),
+    ))
+    .text();
+    assert!(picked.contains("<h2>Picked series</h2>"), "{picked}");
+    hub.stop();
+}

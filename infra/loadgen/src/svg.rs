@@ -15,16 +15,12 @@ const RIGHT: f64 = 20.0;
 /// The plot reaches 99.999% (five nines).
 const NINES: f64 = 5.0;
 
-/// An SVG document plotting `latency_us` by percentile, titled `title`.
-pub fn percentile_plot(latency_us: &Histogram<u64>, title: &str) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    let points: Vec<(f64, f64)> = (0..=250)
+/// `steps + 1` points (x = -log10(1 - q) from 0 to five nines, y = latency in ms) of the
+/// percentile curve: what the plot draws, and what `lab load` sends to the dashboard.
+pub fn percentile_points(latency_us: &Histogram<u64>, steps: u32) -> Vec<(f64, f64)> {
+    (0..=steps)
         .map(|i| {
-            let nines = NINES * f64::from(i) / 250.0; // x: -log10(1 - q)
+            let nines = NINES * f64::from(i) / f64::from(steps);
             let q = 1.0 - 10f64.powf(-nines);
             let ms = if latency_us.is_empty() {
                 0.0
@@ -33,7 +29,17 @@ pub fn percentile_plot(latency_us: &Histogram<u64>, title: &str) -> String {
             };
             (nines, ms)
         })
-        .collect();
+        .collect()
+}
+
+/// An SVG document plotting `latency_us` by percentile, titled `title`.
+pub fn percentile_plot(latency_us: &Histogram<u64>, title: &str) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let points = percentile_points(latency_us, 250);
     let max_ms = points.iter().map(|p| p.1).fold(0.0f64, f64::max).max(0.001) * 1.05;
     let x = |nines: f64| LEFT + nines / NINES * (W - LEFT - RIGHT);
     let y = |ms: f64| H - BOTTOM - ms / max_ms * (H - BOTTOM - TOP);

@@ -45,6 +45,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/traces", get(crate::dashboard::traces))
         .route("/traces/{id}", get(crate::dashboard::trace))
         .route("/alerts", get(crate::dashboard::alerts))
+        .route("/graphs", get(crate::dashboard::metrics::graphs))
+        .route("/load", get(crate::dashboard::load::page_handler))
+        .route(
+            "/api/loads",
+            get(crate::dashboard::load::list).post(crate::dashboard::load::add),
+        )
         .route("/health", get(|| async { "OK" }))
         .route("/render", get(render).post(render))
         .route("/render/", get(render).post(render))

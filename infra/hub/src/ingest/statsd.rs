@@ -22,6 +22,29 @@ pub enum Namespace {
     Modern,
 }
 
+impl Namespace {
+    /// The per-second rate series of counter `key`, as a flush writes it.
+    pub fn counter_rate(self, key: &str) -> String {
+        match self {
+            Namespace::Legacy => format!("stats.{key}"),
+            Namespace::Modern => format!("stats.counters.{key}.rate"),
+        }
+    }
+
+    /// The counter key of a rate series name (the inverse of [`Namespace::counter_rate`]), or
+    /// None for any other series.
+    pub fn rate_key(self, series: &str) -> Option<&str> {
+        match self {
+            Namespace::Legacy => series.strip_prefix("stats.").filter(|k| {
+                !k.starts_with("timers.") && !k.starts_with("gauges.") && !k.starts_with("sets.")
+            }),
+            Namespace::Modern => series
+                .strip_prefix("stats.counters.")?
+                .strip_suffix(".rate"),
+        }
+    }
+}
+
 /// One parsed sample.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sample {
@@ -245,7 +268,7 @@ pub fn timer_stats(values: &mut [f64], count: f64, interval_s: f64, pcts: &[f64]
 }
 
 /// JavaScript's `'' + n` for the numbers that appear as thresholds (90, 99.9).
-fn format_number(v: f64) -> String {
+pub(crate) fn format_number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
     } else {

@@ -18,6 +18,9 @@ use serde_json::Value;
 use crate::Shared;
 use crate::query::kql;
 
+pub mod load;
+pub mod metrics;
+
 /// `s` safe inside HTML text and attribute values.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -44,15 +47,19 @@ td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left;vertical-ali
 .firing{color:#c5221f;font-weight:bold}.pending{color:#b06000}.ok{color:#137333}\
 pre{margin:0;white-space:pre-wrap}input[type=text]{width:40em}\
 .lane{position:relative;width:600px;height:14px;background:#f1f3f4}\
-.bar{position:absolute;top:0;height:14px;background:#4a7fd4;min-width:2px}";
+.bar{position:absolute;top:0;height:14px;background:#4a7fd4;min-width:2px}\
+.charts{display:flex;flex-wrap:wrap;gap:12px}.chart{border:1px solid #ddd}\
+.scroll{max-height:320px;overflow:auto;border:1px solid #eee;padding-top:4px;padding-bottom:4px}";
 
 fn page(title: &str, active: &str, body: &str, script: &str) -> Html<String> {
     let mut nav = String::new();
     for (href, name) in [
         ("/", "Overview"),
+        ("/graphs", "Metrics"),
         ("/traces", "Traces"),
         ("/logs", "Logs"),
         ("/alerts", "Alerts"),
+        ("/load", "Load"),
     ] {
         let class = if name == active { " class=\"on\"" } else { "" };
         let _ = write!(nav, "<a href=\"{href}\"{class}>{name}</a>");
@@ -266,8 +273,9 @@ pub async fn logs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) ->
         let pretty = serde_json::to_string_pretty(doc).unwrap_or_default();
         let _ = write!(
             rows,
-            "<tr class=\"sev-{}\"><td>{}</td><td>{}</td><td>{}</td><td><details><summary>{}</summary><pre>{}</pre></details></td></tr>",
+            "<tr class=\"sev-{}\" data-id=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td><details><summary>{}</summary><pre>{}</pre></details></td></tr>",
             escape(&severity),
+            h.id,
             escape(&text("@timestamp")),
             escape(&text("app")),
             escape(&severity),
@@ -277,11 +285,35 @@ pub async fn logs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) ->
     }
     let body = format!(
         "{form}<p>{total} match(es) in the last {}; newest {} shown.</p>\
-         <table><tr><th>@timestamp</th><th>app</th><th>severity</th><th>document</th></tr>{rows}</table>",
+         <p><label><input type=\"checkbox\" id=\"live\"> live tail</label> \
+         <span id=\"tail-state\"></span></p>\
+         <table><thead><tr><th>@timestamp</th><th>app</th><th>severity</th><th>document</th></tr></thead>\
+         <tbody id=\"hits\">{rows}</tbody></table>",
         escape(&since),
         hits.len()
     );
-    page("logs", "Logs", &body, "").into_response()
+    // Live tail: new matches (by id) go on top, built as text; the query is the page's own.
+    let script = format!(
+        "const Q={};let last=Math.max(0,...[...document.querySelectorAll('#hits tr')].map(r=>+r.dataset.id));\
+         async function tail(){{if(!document.getElementById('live').checked)return;\
+         try{{const r=await fetch('/api/logs?limit=100&since=5m&query='+encodeURIComponent(Q));\
+         if(!r.ok){{document.getElementById('tail-state').textContent='tail: '+r.status;return;}}\
+         const o=await r.json();const tb=document.getElementById('hits');\
+         const fresh=o.hits.filter(h=>+h._id>last).reverse();\
+         for(const h of fresh){{const d=h._source;const sev=String(d.severity||'').toLowerCase();\
+         const tr=document.createElement('tr');tr.className='sev-'+sev;tr.dataset.id=h._id;\
+         for(const t of [d['@timestamp']||'',d.app||'',sev]){{const td=document.createElement('td');td.textContent=t;tr.appendChild(td);}}\
+         const td=document.createElement('td');const det=document.createElement('details');const sm=document.createElement('summary');\
+         sm.textContent=[d.type,d.message].filter(x=>x).join(' ');const pre=document.createElement('pre');\
+         pre.textContent=JSON.stringify(d,null,2);det.append(sm,pre);td.appendChild(det);tr.appendChild(td);\
+         tb.insertBefore(tr,tb.firstChild);last=Math.max(last,+h._id);}}\
+         document.getElementById('tail-state').textContent=fresh.length+' new at '+new Date().toLocaleTimeString();\
+         }}catch(_){{}}}}setInterval(tail,1000);",
+        serde_json::to_string(&query)
+            .unwrap_or_default()
+            .replace('<', "\\u003c")
+    );
+    page("logs", "Logs", &body, &script).into_response()
 }
 
 /// A text field of a span (`localEndpoint.serviceName` and the like).
@@ -484,7 +516,8 @@ pub async fn trace(
     page("trace", "Traces", &body, "").into_response()
 }
 
-/// `GET /alerts`: every rule with its standing.
+/// `GET /alerts`: every rule with its standing, then the history of firings and resolutions
+/// (the hub's `type:alert` documents of the last day, newest first).
 pub async fn alerts(State(s): State<Arc<Shared>>) -> Response {
     let all = s.alerts.lock().map(|a| a.clone()).unwrap_or_default();
     let mut rows = String::new();
@@ -508,11 +541,48 @@ pub async fn alerts(State(s): State<Arc<Shared>>) -> Response {
             escape(&what)
         );
     }
+    let now_ms = crate::now_ms();
+    let store = s.store.clone();
+    let history = tokio::task::spawn_blocking(move || {
+        let q = kql::parse("app:hub and type:alert").expect("a fixed query parses");
+        store.logs(now_ms - 86_400_000, now_ms, 200, false, |d| {
+            kql::matches(&q, d, now_ms)
+        })
+    })
+    .await;
+    let (events, total) = match history {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => return server_error(e),
+        Err(e) => return server_error(e),
+    };
+    let mut past = String::new();
+    for e in &events {
+        let f = &e.doc.get("fields").cloned().unwrap_or_default();
+        let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+        let state = text(&f["state"]);
+        let class = if state == "FIRING" { "firing" } else { "ok" };
+        let _ = write!(
+            past,
+            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
+            escape(&text(e.doc.get("@timestamp").unwrap_or(&Value::Null))),
+            escape(&text(&f["rule"])),
+            escape(&state),
+            escape(&text(&f["detail"]))
+        );
+    }
     let body = format!(
-        "<h1>Alerts</h1><table><tr><th>rule</th><th>importance</th><th>status</th><th>detail</th>\
-         <th>fired</th><th>check</th></tr>{rows}</table><p>{} rule(s). Firing and resolved events: \
-         <a href=\"/logs?query=type%3Aalert&amp;since=1d\">in the log store</a>.</p>",
-        all.len()
+        "<h1>Alerts</h1><table id=\"rules\"><tr><th>rule</th><th>importance</th><th>status</th><th>detail</th>\
+         <th>fired</th><th>check</th></tr>{rows}</table><p>{} rule(s), evaluated every {} ms.</p>\
+         <h2>History</h2><p>{total} firing and resolved event(s) in the last day{}.</p>\
+         <table id=\"history\"><tr><th>@timestamp</th><th>rule</th><th>state</th><th>detail</th></tr>{past}</table>\
+         <p><a href=\"/logs?query=type%3Aalert&amp;since=1d\">The same events in the log store</a>.</p>",
+        all.len(),
+        s.config.alert_interval_ms,
+        if total > events.len() {
+            format!("; the newest {} shown", events.len())
+        } else {
+            String::new()
+        }
     );
     page("alerts", "Alerts", &body, "").into_response()
 }
