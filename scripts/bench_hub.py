@@ -42,6 +42,8 @@ def get(port, path):
     r = c.getresponse()
     body = r.read()
     c.close()
+    if r.status >= 400:
+        raise RuntimeError(f"GET {path}: {r.status} {body[:200]!r}")
     return json.loads(body) if r.getheader("content-type", "").startswith("application/json") else body.decode()
 
 
@@ -154,13 +156,15 @@ def bench_spans(ports, before):
 
 
 def load_a_day(ports):
-    """A day of the default lab at ~12 req/s: 1M log documents, the lab's ~300 StatsD series
-    every 10 s (through carbon plaintext, timestamped across the day), 100k spans."""
+    """A day of the default lab at ~12 req/s: 1M log documents, ~600 StatsD series every 10 s
+    (through carbon plaintext, timestamped across the day), 100k spans, 50 kept `lab load` runs."""
     t0 = time.time()
     now = int(time.time())
     # Series: 300 names × 8640 points.
     names = [f"stats.timers.web-api.inbound.response_time.GET_route{i}.upper_90" for i in range(150)] + \
-            [f"stats_counts.web-api.inbound.response_code.GET_route{i}.200" for i in range(150)]
+            [f"stats_counts.web-api.inbound.response_code.GET_route{i}.200" for i in range(150)] + \
+            [f"stats.timers.web-api.inbound.response_time.GET_route{i}.{f}" for i in range(150) for f in ("median", "upper")] + \
+            [f"stats.web-api.inbound.response_code.{code}" for code in (200, 404, 500)]
     with socket.create_connection(("127.0.0.1", ports["carbon"])) as c:
         for step in range(8640):
             ts = now - 86400 + step * 10
@@ -181,6 +185,20 @@ def load_a_day(ports):
         body = json.dumps([span(start + k, 0, (now - 86400 + (start + k)) * 1_000_000) for k in range(100)])
         c.request("POST", "/api/v2/spans", body=body, headers={"Content-Type": "application/json"})
         c.getresponse().read()
+    # Kept `lab load` results, as `lab load` sends them (report, SLA verdicts, curves).
+    for k in range(50):
+        run = {"report": {"url": f"http://127.0.0.1:3000/recipes/{k}", "connections": 10, "duration": 10.0,
+                          "start": str(now - 3600 + k * 60), "finish": str(now - 3590 + k * 60),
+                          "errors": 0, "timeouts": 0, "non2xx": 0,
+                          "requests": {"average": 1500.0, "total": 15000},
+                          "latency": {"p50": 5.0, "p99": 20.0 + k, "max": 40.0 + k}},
+               "sla": [{"bound": "p99<50ms", "measured": f"{20 + k} ms", "ok": k < 30}],
+               "per_second": [1500] * 10,
+               "percentiles": [[x / 20, 5.0 + x] for x in range(101)]}
+        h = http.client.HTTPConnection("127.0.0.1", ports["http"], timeout=30)
+        h.request("POST", "/api/loads", body=json.dumps(run), headers={"Content-Type": "application/json"})
+        assert h.getresponse().status == 201
+        h.close()
     wait_for(lambda: status(ports)["stored"]["logs"] >= before + docs * 0.99, "day", 120)
     return time.time() - t0
 
@@ -224,7 +242,9 @@ def main():
         # The dashboard's pages with that day behind them (issue 8: under 200 ms server-side each).
         pages = {}
         for name, path in [("overview", "/"), ("logs", "/logs?query=app%3Aweb-api&since=15m"),
-                           ("traces", "/traces"), ("alerts", "/alerts")]:
+                           ("traces", "/traces"), ("alerts", "/alerts"), ("metrics", "/graphs"),
+                           ("metrics-1d", "/graphs?minutes=1440&q=web-api"),
+                           ("load", "/load"), ("load-compare", "/load?run=1&run=2&run=3&run=4")]:
             t0 = time.perf_counter()
             get(ports["http"], path)
             pages[name] = (time.perf_counter() - t0) * 1000

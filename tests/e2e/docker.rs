@@ -169,6 +169,41 @@ fn the_default_lab_runs_as_containers_and_down_leaves_nothing() {
     })
     .unwrap_or_else(|| panic!("recipe-api#1 not restarted: {:#}", lab.status()));
     assert_eq!(back["restarts"], 1, "{back:#}");
+    // The dashboard (the hub in its container reads the state through a mount) shows every
+    // instance's container, the restart, and the proxy's servers.
+    let dash = up
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("dashboard: http://"))
+        .map(|a| a.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| panic!("no dashboard line: {up}"));
+    let overview = poll(DEADLINE, Duration::from_millis(200), || {
+        let (_, body) = http_get(&dash, "/api/overview").ok()?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let rows = v["instances"].as_array()?;
+        let restarted = rows.iter().any(|i| {
+            i["key"] == "recipe-api#1"
+                && i["data"]["restarts"] == 1
+                && i["data"]["container"]
+                    .as_str()
+                    .is_some_and(|c| back["container"].as_str().is_some_and(|b| b.starts_with(c)))
+        });
+        let servers_up = v["backends"]
+            .as_array()?
+            .iter()
+            .filter(|b| b["data"]["status"] == "UP")
+            .count();
+        (rows.len() == DEFAULT_INSTANCES && restarted && servers_up == 2).then_some(v)
+    })
+    .unwrap_or_else(|| panic!("the overview never showed the containers and the restart"));
+    assert!(
+        overview["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["data"]["container"].is_string() && i["data"]["pid"].is_null()),
+        "{overview:#}"
+    );
     assert!(
         back["last_exit"]
             .as_str()

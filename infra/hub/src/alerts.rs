@@ -353,6 +353,15 @@ async fn announce(shared: &Shared, client: &Client, status: Status, st: &RuleSta
     );
     e.doc.insert("fields".into(), json!({"rule": st.rule.name, "state": what, "importance": st.rule.importance, "detail": st.detail}));
     let _ = shared.store.try_write(Write::logs(vec![e]));
+    let _ = shared
+        .store
+        .try_write(Write::AlertEvent(crate::store::AlertEvent {
+            ts_ms: (at.unix_timestamp_nanos() / 1_000_000) as i64,
+            rule: st.rule.name.clone(),
+            state: what.to_owned(),
+            importance: st.rule.importance.clone(),
+            detail: st.detail.clone(),
+        }));
     if let Some(url) = &shared.config.alert_webhook {
         let body = json!({
             "rule": st.rule.name, "state": what, "importance": st.rule.importance,

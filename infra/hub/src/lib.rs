@@ -7,7 +7,9 @@
 //! - [`query`]: the log query language ([`query::kql`]) and Graphite targets ([`query::graphite`]).
 //! - [`api`]: the HTTP APIs: Graphite render/find, Prometheus `/metrics`, logs search, and the
 //!   Zipkin v2 API on its own port.
-//! - [`dashboard`]: the HTML pages on the HTTP port (overview, logs, alerts), offline and escaped.
+//! - [`dashboard`]: the HTML pages on the HTTP port (overview, metrics, traces, logs, alerts,
+//!   load runs), offline and escaped; [`chart`] draws their SVG charts and [`topology`] reads
+//!   what the overview shows beyond health (the supervisor's state, the proxy's stats CSV).
 //!
 //! [`start`] binds every socket first (a taken port fails the whole start, nothing half-up), then
 //! runs: UDP receivers on their own threads that only copy datagrams into bounded queues (a

@@ -27,6 +27,9 @@ pub enum Write {
     /// (series name, epoch seconds, value)
     Points(Vec<(String, i64, f64)>),
     Spans(Vec<SpanRow>),
+    /// A firing or resolution of an alert rule, for the alerts page's history (also a log
+    /// document, but finding those means scanning every log of the day).
+    AlertEvent(AlertEvent),
     /// A `lab load` result (its JSON), answered with its id once committed.
     Load {
         ts_ms: i64,
@@ -43,6 +46,17 @@ pub struct LogRow {
     pub index: String,
     pub source: Option<String>,
     pub doc: String,
+}
+
+/// One firing or resolution of an alert rule.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlertEvent {
+    pub ts_ms: i64,
+    pub rule: String,
+    /// `FIRING` or `resolved`.
+    pub state: String,
+    pub importance: String,
+    pub detail: String,
 }
 
 /// A span ready for its row.
@@ -146,6 +160,14 @@ CREATE TABLE IF NOT EXISTS spans (
 );
 CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
 CREATE INDEX IF NOT EXISTS spans_ts ON spans (ts);
+CREATE TABLE IF NOT EXISTS alert_events (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    rule TEXT NOT NULL,
+    state TEXT NOT NULL,
+    importance TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS loads (
     id INTEGER PRIMARY KEY,
     ts INTEGER NOT NULL,
@@ -354,6 +376,35 @@ impl Store {
         })
     }
 
+    /// The newest alert events since `from_ms`, newest first, at most `limit`, and how many
+    /// there are since then in all.
+    pub fn alert_events(
+        &self,
+        from_ms: i64,
+        limit: usize,
+    ) -> Result<(Vec<AlertEvent>, i64), StoreError> {
+        self.with_read(|c| {
+            let total = c.query_row(
+                "SELECT count(*) FROM alert_events WHERE ts >= ?1",
+                params![from_ms],
+                |r| r.get::<_, i64>(0),
+            )?;
+            let mut st = c.prepare_cached(
+                "SELECT ts, rule, state, importance, detail FROM alert_events WHERE ts >= ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![from_ms, limit as i64], |r| {
+                Ok(AlertEvent {
+                    ts_ms: r.get(0)?,
+                    rule: r.get(1)?,
+                    state: r.get(2)?,
+                    importance: r.get(3)?,
+                    detail: r.get(4)?,
+                })
+            })?;
+            Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total))
+        })
+    }
+
     /// Keep a `lab load` result; its id once committed.
     pub fn add_load(&self, ts_ms: i64, doc: String) -> Result<i64, StoreError> {
         let (reply, rx) = std::sync::mpsc::channel();
@@ -512,6 +563,12 @@ fn commit(
                             s.doc
                         ])?;
                     }
+                }
+                Write::AlertEvent(e) => {
+                    tx.execute(
+                        "INSERT INTO alert_events (ts, rule, state, importance, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![e.ts_ms, e.rule, e.state, e.importance, e.detail],
+                    )?;
                 }
                 Write::Load { ts_ms, doc, reply } => {
                     tx.execute(

@@ -498,6 +498,15 @@ fn a_firing_rule_posts_to_the_webhook() {
     assert_eq!(fired["importance"], "WARNING");
     let list: Value = get(&api(&hub, "/api/alerts")).json().unwrap();
     assert_eq!(list[0]["status"], "firing");
+    // The alerts page keeps the firing in its history.
+    let page = eventually("the firing in the alerts page's history", || {
+        let t = get(&api(&hub, "/alerts")).text();
+        t.contains("1 firing and resolved event(s)").then_some(t)
+    });
+    assert!(
+        page.contains("<td>always</td><td class=\"firing\">FIRING</td><td>WARNING</td>"),
+        "{page}"
+    );
     // A rule of lab.toml cannot be replaced over the API; a run-time one can be removed.
     let r = rt()
         .block_on(Client::new().request(

@@ -2,10 +2,13 @@
 //! of hand-written JS, nothing fetched from elsewhere (it works offline). Every dynamic value
 //! goes through [`escape`]; the live parts update text only (`textContent`), never markup.
 //!
-//! Pages so far: overview (every polled instance and its health, refreshed every 2 s), traces
-//! (the last hour's, filtered by service and minimum duration; one opens as a waterfall of its
-//! spans with their tags and a link to its log lines), logs (the KQL of `lab logs --query`,
-//! severity colours, expandable documents), alerts (rules and their standing).
+//! Pages: overview (every instance with its process or container, restarts and health, and
+//! the proxy's servers; refreshed every second from `/api/overview`), [`metrics`] (per-service
+//! rates, errors and latency; any StatsD series), traces (the last hour's, filtered by service
+//! and minimum duration; one opens as a waterfall of its spans with their tags and a link to
+//! its log lines), logs (the KQL of `lab logs --query`, severity colours, expandable documents,
+//! live tail), alerts (rules, their standing and history), [`load`] (kept `lab load` runs,
+//! compared side by side).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -543,13 +546,8 @@ pub async fn alerts(State(s): State<Arc<Shared>>) -> Response {
     }
     let now_ms = crate::now_ms();
     let store = s.store.clone();
-    let history = tokio::task::spawn_blocking(move || {
-        let q = kql::parse("app:hub and type:alert").expect("a fixed query parses");
-        store.logs(now_ms - 86_400_000, now_ms, 200, false, |d| {
-            kql::matches(&q, d, now_ms)
-        })
-    })
-    .await;
+    let history =
+        tokio::task::spawn_blocking(move || store.alert_events(now_ms - 86_400_000, 200)).await;
     let (events, total) = match history {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => return server_error(e),
@@ -557,28 +555,33 @@ pub async fn alerts(State(s): State<Arc<Shared>>) -> Response {
     };
     let mut past = String::new();
     for e in &events {
-        let f = &e.doc.get("fields").cloned().unwrap_or_default();
-        let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
-        let state = text(&f["state"]);
-        let class = if state == "FIRING" { "firing" } else { "ok" };
+        let class = if e.state == "FIRING" { "firing" } else { "ok" };
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.ts_ms) * 1_000_000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
         let _ = write!(
             past,
-            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
-            escape(&text(e.doc.get("@timestamp").unwrap_or(&Value::Null))),
-            escape(&text(&f["rule"])),
-            escape(&state),
-            escape(&text(&f["detail"]))
+            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&at),
+            escape(&e.rule),
+            escape(&e.state),
+            escape(&e.importance),
+            escape(&e.detail)
         );
     }
     let body = format!(
         "<h1>Alerts</h1><table id=\"rules\"><tr><th>rule</th><th>importance</th><th>status</th><th>detail</th>\
          <th>fired</th><th>check</th></tr>{rows}</table><p>{} rule(s), evaluated every {} ms.</p>\
          <h2>History</h2><p>{total} firing and resolved event(s) in the last day{}.</p>\
-         <table id=\"history\"><tr><th>@timestamp</th><th>rule</th><th>state</th><th>detail</th></tr>{past}</table>\
+         <table id=\"history\"><tr><th>@timestamp</th><th>rule</th><th>state</th><th>importance</th><th>detail</th></tr>{past}</table>\
          <p><a href=\"/logs?query=type%3Aalert&amp;since=1d\">The same events in the log store</a>.</p>",
         all.len(),
         s.config.alert_interval_ms,
-        if total > events.len() {
+        if total > events.len() as i64 {
             format!("; the newest {} shown", events.len())
         } else {
             String::new()

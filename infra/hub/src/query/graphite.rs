@@ -190,53 +190,101 @@ pub fn parse_interval(s: &str) -> Option<i64> {
 
 // === globs ===
 
-/// Match one dot-free element against a Graphite glob (`*`, `?`, `[a-z0-9]`, `{a,b}`).
-pub fn glob_element(pattern: &str, text: &str) -> bool {
-    if !pattern.contains(['*', '?', '[', '{']) {
-        return pattern == text;
+/// One dot-free element of a Graphite glob (`*`, `?`, `[a-z0-9]`, `{a,b}`), compiled once.
+#[derive(Debug, Clone)]
+pub enum GlobElement {
+    Exact(String),
+    /// None: the pattern does not compile, and matches nothing.
+    Pattern(Option<regex::Regex>),
+}
+
+impl GlobElement {
+    pub fn new(pattern: &str) -> Self {
+        if !pattern.contains(['*', '?', '[', '{']) {
+            return Self::Exact(pattern.to_owned());
+        }
+        let mut re = String::from("^");
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' => re.push_str("[^.]*"),
+                '?' => re.push_str("[^.]"),
+                '[' => {
+                    re.push('[');
+                    for c in chars.by_ref() {
+                        if c == ']' {
+                            break;
+                        }
+                        if c == '\\' || c == '^' && re.ends_with('[') {
+                            re.push('\\');
+                        }
+                        re.push(c);
+                    }
+                    re.push(']');
+                }
+                '{' => {
+                    let mut alts = String::new();
+                    for c in chars.by_ref() {
+                        if c == '}' {
+                            break;
+                        }
+                        alts.push(c);
+                    }
+                    let parts: Vec<String> = alts.split(',').map(regex::escape).collect();
+                    re.push_str(&format!("(?:{})", parts.join("|")));
+                }
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re.push('$');
+        Self::Pattern(regex::Regex::new(&re).ok())
     }
-    let mut re = String::from("^");
-    let mut chars = pattern.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '*' => re.push_str("[^.]*"),
-            '?' => re.push_str("[^.]"),
-            '[' => {
-                re.push('[');
-                for c in chars.by_ref() {
-                    if c == ']' {
-                        break;
-                    }
-                    if c == '\\' || c == '^' && re.ends_with('[') {
-                        re.push('\\');
-                    }
-                    re.push(c);
-                }
-                re.push(']');
-            }
-            '{' => {
-                let mut alts = String::new();
-                for c in chars.by_ref() {
-                    if c == '}' {
-                        break;
-                    }
-                    alts.push(c);
-                }
-                let parts: Vec<String> = alts.split(',').map(regex::escape).collect();
-                re.push_str(&format!("(?:{})", parts.join("|")));
-            }
-            c => re.push_str(&regex::escape(&c.to_string())),
+
+    pub fn matches(&self, text: &str) -> bool {
+        match self {
+            Self::Exact(e) => e == text,
+            Self::Pattern(re) => re.as_ref().is_some_and(|r| r.is_match(text)),
         }
     }
-    re.push('$');
-    regex::Regex::new(&re).is_ok_and(|r| r.is_match(text))
+}
+
+/// A whole path glob, compiled once and matched against many names.
+#[derive(Debug, Clone)]
+pub struct PathGlob(Vec<GlobElement>);
+
+impl PathGlob {
+    pub fn new(pattern: &str) -> Self {
+        Self(
+            split_path(pattern)
+                .into_iter()
+                .map(GlobElement::new)
+                .collect(),
+        )
+    }
+
+    /// Same number of elements, each matching.
+    pub fn matches(&self, path: &str) -> bool {
+        let mut parts = path.split('.');
+        self.0
+            .iter()
+            .all(|g| parts.next().is_some_and(|t| g.matches(t)))
+            && parts.next().is_none()
+    }
+
+    /// The first elements of `path` match every element of the glob (a `find` prefix).
+    fn matches_prefix(&self, parts: &[&str]) -> bool {
+        parts.len() >= self.0.len() && self.0.iter().zip(parts).all(|(g, t)| g.matches(t))
+    }
+}
+
+/// Match one dot-free element against a Graphite glob.
+pub fn glob_element(pattern: &str, text: &str) -> bool {
+    GlobElement::new(pattern).matches(text)
 }
 
 /// Does a whole path match a pattern (same number of elements, each matching)?
 pub fn glob_path(pattern: &str, path: &str) -> bool {
-    let p = split_path(pattern);
-    let t: Vec<&str> = path.split('.').collect();
-    p.len() == t.len() && p.iter().zip(&t).all(|(p, t)| glob_element(p, t))
+    PathGlob::new(pattern).matches(path)
 }
 
 /// Split on dots outside `{…}` and `[…]`.
@@ -269,16 +317,14 @@ pub struct Node {
 
 /// The children matched by a find query (each element a glob), branches before leaves.
 pub fn find(names: &[String], query: &str) -> Vec<Node> {
-    let pattern = split_path(query);
+    let glob = PathGlob::new(query);
+    let k = glob.0.len();
     let mut out = std::collections::BTreeSet::new();
     for name in names {
         let parts: Vec<&str> = name.split('.').collect();
-        if parts.len() < pattern.len()
-            || !pattern.iter().zip(&parts).all(|(p, t)| glob_element(p, t))
-        {
+        if !glob.matches_prefix(&parts) {
             continue;
         }
-        let k = pattern.len();
         out.insert(Node {
             leaf: parts.len() == k,
             text: parts[k - 1].to_owned(),
@@ -454,11 +500,12 @@ impl Ctx<'_> {
     fn fetch(&self, pattern: &str) -> Vec<Series> {
         let step = self.source.step().max(1);
         let (first, n) = self.window();
+        let glob = PathGlob::new(pattern);
         let mut names: Vec<String> = self
             .source
             .names()
             .into_iter()
-            .filter(|name| glob_path(pattern, name))
+            .filter(|name| glob.matches(name))
             .collect();
         names.sort();
         names
