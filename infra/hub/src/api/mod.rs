@@ -207,17 +207,7 @@ async fn render(
                 for (i, v) in se.values.iter().enumerate() {
                     let ts =
                         time::OffsetDateTime::from_unix_timestamp(se.start + i as i64 * se.step)
-                            .map_or(String::new(), |t| {
-                                format!(
-                                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-                                    t.year(),
-                                    u8::from(t.month()),
-                                    t.day(),
-                                    t.hour(),
-                                    t.minute(),
-                                    t.second()
-                                )
-                            });
+                            .map_or(String::new(), crate::ymd_hms);
                     out.push_str(&format!(
                         "{},{ts},{}\n",
                         se.name,

@@ -104,17 +104,7 @@ fn when(v: &Value) -> String {
         .as_f64()
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()));
     secs.and_then(|s| time::OffsetDateTime::from_unix_timestamp_nanos((s * 1e9) as i128).ok())
-        .map(|t| {
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        })
+        .map(|t| format!("{} UTC", crate::ymd_hms(t)))
         .unwrap_or_else(|| v.as_str().unwrap_or("").to_owned())
 }
 

@@ -113,9 +113,29 @@ fn draw(s: &Shared, want: &Wanted) -> Result<String, crate::query::graphite::Ren
     let from = until - want.minutes * 60;
     let ns = s.config.namespace;
     let names = s.store.series_names();
-    // Whole resolution, for totals (a consolidated point averages only the points present).
+    let svcs = services(&names, ns);
+    let charts: Vec<(String, [Vec<(String, String)>; 2])> = svcs
+        .iter()
+        .map(|svc| {
+            (
+                svc.clone(),
+                service_targets(svc, ns, &s.config.percent_thresholds),
+            )
+        })
+        .collect();
+    // Every target of the page, read at once on the store's read connections; whole
+    // resolution, for totals (a consolidated point averages only the points present).
+    let targets: Vec<&str> = charts
+        .iter()
+        .flat_map(|(_, t)| t.iter().flatten().map(|(_, t)| t.as_str()))
+        .chain(want.picked.iter().map(String::as_str))
+        .collect();
+    let rendered = in_parallel(&targets, |t| {
+        crate::api::render_targets(&s.store, &[(*t).to_owned()], from, until, None)
+    });
     let render_full = |target: &str| {
-        crate::api::render_targets(&s.store, &[target.to_owned()], from, until, None)
+        let i = targets.iter().position(|t| *t == target).expect("rendered");
+        rendered[i].clone()
     };
     let thin = |mut series: Vec<Series>| {
         series.iter_mut().for_each(|x| x.limit_points(MAX_POINTS));
@@ -128,27 +148,29 @@ fn draw(s: &Shared, want: &Wanted) -> Result<String, crate::query::graphite::Ren
         .iter()
         .map(|n| format!("&amp;series={}", escape(&url(n))))
         .collect();
+    // The picked series ride along in both forms, so searching or changing the window keeps them.
+    let hidden: String = want
+        .picked
+        .iter()
+        .map(|n| {
+            format!(
+                r#"<input type="hidden" name="series" value="{}">"#,
+                escape(n)
+            )
+        })
+        .collect();
     let _ = write!(
         body,
         r#"<h1>Metrics</h1><form method="get" action="/graphs">last <input name="minutes" size="5" value="{}"> minutes {} <button>show</button></form>"#,
-        want.minutes,
-        want.picked
-            .iter()
-            .map(|n| format!(
-                r#"<input type="hidden" name="series" value="{}">"#,
-                escape(n)
-            ))
-            .collect::<String>()
+        want.minutes, hidden
     );
-    let svcs = services(&names, ns);
     if svcs.is_empty() {
         body.push_str("<p>No service has sent request metrics yet (StatsD `SERVICE.inbound.response_code.STATUS`).</p>");
     }
-    for svc in &svcs {
-        let [rates, latency] = service_targets(svc, ns, &s.config.percent_thresholds);
+    for (svc, [rates, latency]) in &charts {
         let mut lines = Vec::new();
         let mut sums = Vec::new();
-        for (label, t) in &rates {
+        for (label, t) in rates {
             let series = render_full(t)?;
             sums.push(series.first().map_or(0.0, total));
             lines.extend(thin(series).first().map(|x| to_line(label, x)));
@@ -159,7 +181,7 @@ fn draw(s: &Shared, want: &Wanted) -> Result<String, crate::query::graphite::Ren
             "no requests".into()
         };
         let mut lat_lines = Vec::new();
-        for (label, t) in &latency {
+        for (label, t) in latency {
             lat_lines.extend(render(t)?.first().map(|x| to_line(label, x)));
         }
         let _ = write!(
@@ -193,13 +215,7 @@ fn draw(s: &Shared, want: &Wanted) -> Result<String, crate::query::graphite::Ren
         body,
         r#"<h2>Series</h2><form method="get" action="/graphs"><input type="hidden" name="minutes" value="{}">{}<input type="text" name="q" value="{}" placeholder="web-api.inbound"> <button>search</button></form><p>{} of {} series match{}.</p><ul id="series" class="scroll">"#,
         want.minutes,
-        want.picked
-            .iter()
-            .map(|n| format!(
-                r#"<input type="hidden" name="series" value="{}">"#,
-                escape(n)
-            ))
-            .collect::<String>(),
+        hidden,
         escape(&want.search),
         matching.len(),
         names.len(),
@@ -220,6 +236,33 @@ fn draw(s: &Shared, want: &Wanted) -> Result<String, crate::query::graphite::Ren
     }
     body.push_str("</ul>");
     Ok(body)
+}
+
+/// `f` of every item, on as many threads as the store has readers; results in order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, f(item)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a render thread"))
+            .collect()
+    });
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
 }
 
 fn url(s: &str) -> String {
