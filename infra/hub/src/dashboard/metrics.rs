@@ -58,8 +58,11 @@ struct Wanted {
     picked: Vec<String>,
 }
 
-/// What one service's charts need, as (label, target) per chart.
-fn service_targets(svc: &str, ns: Namespace, pcts: &[f64]) -> [Vec<(String, String)>; 2] {
+/// The (label, target) lines of one chart.
+type ChartTargets = Vec<(String, String)>;
+
+/// What one service's charts need: its rates chart and its latency chart.
+fn service_targets(svc: &str, ns: Namespace, pcts: &[f64]) -> [ChartTargets; 2] {
     let codes = |glob: &str| {
         format!(
             "sumSeries({})",
@@ -114,7 +117,7 @@ fn draw(s: &Shared, want: &Wanted) -> Result<String, crate::query::graphite::Ren
     let ns = s.config.namespace;
     let names = s.store.series_names();
     let svcs = services(&names, ns);
-    let charts: Vec<(String, [Vec<(String, String)>; 2])> = svcs
+    let charts: Vec<(String, [ChartTargets; 2])> = svcs
         .iter()
         .map(|svc| {
             (
