@@ -203,6 +203,22 @@ def load_a_day(ports):
     return time.time() - t0
 
 
+# Another process: GET the heaviest dashboard pages in a loop for N seconds; prints what it did.
+HAMMER = """
+import http.client, sys, time
+port, secs = int(sys.argv[1]), float(sys.argv[2])
+paths = ["/graphs?minutes=1440", "/logs?query=app%3Aweb-api&since=15m", "/alerts", "/load", "/"]
+n, end = 0, time.time() + secs
+while time.time() < end:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", paths[n % len(paths)])
+    c.getresponse().read()
+    c.close()
+    n += 1
+print(f"{n} pages served in {secs:.0f} s")
+"""
+
+
 def main():
     if not os.path.exists(LAB):
         sys.exit("bench-hub: build first (cargo build --release)")
@@ -258,6 +274,16 @@ def main():
               + ", ".join(f"{k} {v:.0f} ms ({cold[k]:.0f})" for k, v in pages.items()), flush=True)
         verdicts.append((f"every dashboard page under 200 ms with a day of data (slowest median {max(pages.values()):.0f} ms, "
                          f"slowest first request {max(cold.values()):.0f} ms)", max(pages.values()) < 200))
+        # Pages never block ingestion: the log stream again, at its floor rate, while another
+        # process asks for the heaviest pages back to back.
+        hammer = subprocess.Popen([sys.executable, "-c", HAMMER, str(ports["http"]), str(SECS + 1)],
+                                  stdout=subprocess.PIPE, text=True)
+        r = bench_logs(ports, status(ports)["stored"]["logs"])
+        served = hammer.communicate(timeout=60)[0].strip()
+        loss = r["sent"] - r["stored"]
+        print(f"  log documents while pages are served ({served}): sent {r['sent']:,} at {r['rate']:,.0f}/s, "
+              f"stored {r['stored']:,}, lost {loss}", flush=True)
+        verdicts.append((f"zero loss at {r['rate']:,.0f} log documents/s while {served}", loss == 0 and r["rate"] >= LOG_RATE * 0.98))
         print(f"  a day of default-lab data loaded in {took:.0f} s: {st['stored']}", flush=True)
         print(f"  hub RSS {rss:.0f} MiB now, peak {hwm:.0f} MiB; log query over 5 min {q:.0f} ms; 24 h render of 150 series {render_ms:.0f} ms", flush=True)
         verdicts.append((f"peak RSS {hwm:.0f} MiB with a day of data (ceiling {RSS_CEILING_MB} MB)", hwm < RSS_CEILING_MB))

@@ -43,7 +43,36 @@ pub fn summary(cfg: &HubConfig) -> String {
         "\ndashboard: http://{}/",
         connect(cfg, cfg.http_port)
     ));
+    if !cfg.host.is_loopback() {
+        s.push_str(&format!(
+            " (open to every host that reaches {}: the dashboard has no login; `[hub] host` \
+             left out keeps it on 127.0.0.1)",
+            cfg.host
+        ));
+    }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dashboard_line_warns_when_the_hub_is_not_on_loopback() {
+        let local = summary(&HubConfig::default());
+        assert!(
+            local.ends_with("dashboard: http://127.0.0.1:8080/"),
+            "{local}"
+        );
+        let open = summary(&HubConfig {
+            host: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            ..HubConfig::default()
+        });
+        assert!(
+            open.contains("open to every host that reaches 0.0.0.0"),
+            "{open}"
+        );
+    }
 }
 
 pub fn run(env: &Env, args: HubArgs) -> anyhow::Result<u8> {
