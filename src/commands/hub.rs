@@ -53,28 +53,6 @@ pub fn summary(cfg: &HubConfig) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_dashboard_line_warns_when_the_hub_is_not_on_loopback() {
-        let local = summary(&HubConfig::default());
-        assert!(
-            local.ends_with("dashboard: http://127.0.0.1:8080/"),
-            "{local}"
-        );
-        let open = summary(&HubConfig {
-            host: std::net::Ipv4Addr::UNSPECIFIED.into(),
-            ..HubConfig::default()
-        });
-        assert!(
-            open.contains("open to every host that reaches 0.0.0.0"),
-            "{open}"
-        );
-    }
-}
-
 pub fn run(env: &Env, args: HubArgs) -> anyhow::Result<u8> {
     let mut config = match crate::config::load(&env.file) {
         Ok(cfg) => cfg.hub.map(|h| {
@@ -367,4 +345,26 @@ pub async fn alerts(env: &Env, args: AlertsArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dashboard_line_warns_when_the_hub_is_not_on_loopback() {
+        let local = summary(&HubConfig::default());
+        assert!(
+            local.ends_with("dashboard: http://127.0.0.1:8080/"),
+            "{local}"
+        );
+        let open = summary(&HubConfig {
+            host: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            ..HubConfig::default()
+        });
+        assert!(
+            open.contains("open to every host that reaches 0.0.0.0"),
+            "{open}"
+        );
+    }
 }
