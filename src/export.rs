@@ -212,6 +212,24 @@ fn hub_in_container(
                 })
         })
         .collect();
+    // The overview's proxy servers, from each frontend's stats page (TLS frontends are not
+    // exported).
+    c.proxy_stats = cfg
+        .proxy
+        .iter()
+        .flat_map(|p| p.frontends.iter())
+        .filter_map(|f| {
+            Some(lab_hub::ProxyStatsTarget {
+                frontend: f.settings.name.clone(),
+                url: format!(
+                    "http://{PROXY_SERVICE}:{}{};csv",
+                    f.port,
+                    f.settings.stats_uri.as_ref()?
+                ),
+                ca: None,
+            })
+        })
+        .collect();
     c
 }
 

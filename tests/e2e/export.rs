@@ -63,6 +63,16 @@ fn the_default_lab_exports_to_a_valid_compose_file() {
         test,
         ["CMD", "/lab", "probe", "http://127.0.0.1:3001/health"]
     );
+    // The hub's inline config reads the proxy's stats page by its service name (the overview).
+    let hub = c.services.0["hub"].as_ref().unwrap();
+    let Some(docker_compose_types::Command::Args(args)) = &hub.command else {
+        panic!()
+    };
+    let hub_cfg: serde_json::Value = serde_json::from_str(&args[3]).unwrap();
+    assert_eq!(
+        hub_cfg["proxy_stats"][0]["url"], "http://proxy:3000/admin?stats;csv",
+        "{hub_cfg}"
+    );
     // The proxy's inline config balances the two web-api containers by name.
     let proxy = c.services.0["proxy"].as_ref().unwrap();
     let Some(docker_compose_types::Command::Args(args)) = &proxy.command else {
