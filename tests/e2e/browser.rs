@@ -136,6 +136,15 @@ async fn cell(c: &Client, key: &str, class: &str) -> Option<String> {
     c.find(Locator::Css(&css)).await.ok()?.text().await.ok()
 }
 
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}
+
 async fn texts(c: &Client, css: &str) -> Vec<String> {
     let mut out = Vec::new();
     for e in c.find_all(Locator::Css(css)).await.unwrap_or_default() {
@@ -278,12 +287,7 @@ fn the_dashboard_in_a_real_browser() {
         let query = format!("app:web-api and fields.trace_id:{trace}");
         let input = c.find(Locator::Css("input[name=query]")).await.unwrap();
         input.send_keys(&query).await.unwrap();
-        c.find(Locator::Css("form button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "form button").await;
         let found = until(&c, "the request's log lines", || async {
             let rows = texts(&c, "#hits tr td:nth-child(2)").await;
             if !rows.is_empty() {
@@ -327,12 +331,7 @@ fn the_dashboard_in_a_real_browser() {
                 b.click().await.unwrap();
             }
         }
-        c.find(Locator::Css("#runs + button, form button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "#runs + button, form button").await;
         let heads = until(&c, "two runs side by side", || async {
             let h = texts(&c, "#compare tr:first-child th").await;
             (h.len() == 3).then_some(h)
