@@ -176,7 +176,7 @@ CREATE TABLE IF NOT EXISTS loads (
 ";
 
 /// Read connections of a store (the machines here have 2 cores).
-const READERS: usize = 2;
+pub const READERS: usize = 2;
 
 /// The store: a handle to the writer and its read connections. Cheap to clone.
 #[derive(Clone)]

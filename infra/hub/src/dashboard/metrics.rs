@@ -245,7 +245,7 @@ fn draw(s: &Shared, want: &Wanted) -> Result<String, crate::query::graphite::Ren
 fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut out: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..2)
+        let workers: Vec<_> = (0..crate::store::READERS)
             .map(|_| {
                 scope.spawn(|| {
                     let mut mine = Vec::new();
