@@ -79,6 +79,17 @@ async fn probe(client: &Client, url: &str) -> (Level, String) {
     }
 }
 
+/// A client for one target: trusting `ca` for https (plain when it cannot be read: the probe
+/// then reports the TLS failure).
+pub fn client_for(ca: Option<&std::path::Path>) -> Client {
+    match ca {
+        Some(ca) => lab_service_kit::tls::client_config(ca)
+            .map(Client::with_tls)
+            .unwrap_or_else(|_| Client::new()),
+        None => Client::new(),
+    }
+}
+
 /// Poll every target each interval until `stop`.
 pub async fn poll(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let targets = shared.config.health_targets.clone();
@@ -87,12 +98,7 @@ pub async fn poll(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bo
     }
     let clients: Vec<Client> = targets
         .iter()
-        .map(|t| match &t.ca {
-            Some(ca) => lab_service_kit::tls::client_config(ca)
-                .map(Client::with_tls)
-                .unwrap_or_else(|_| Client::new()),
-            None => Client::new(),
-        })
+        .map(|t| client_for(t.ca.as_deref()))
         .collect();
     let every = Duration::from_millis(shared.config.health_interval_ms.max(100));
     loop {

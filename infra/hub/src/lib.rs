@@ -224,6 +224,8 @@ pub struct Shared {
     pub health: Mutex<Vec<health::Entry>>,
     /// Every alert rule and its standing.
     pub alerts: Mutex<Vec<alerts::RuleState>>,
+    /// One client per `config.proxy_stats` target, made once (the overview asks every second).
+    pub proxy_clients: Vec<lab_service_kit::client::Client>,
 }
 
 /// Where a started hub listens.
@@ -358,6 +360,11 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
         started: std::time::SystemTime::now(),
         addrs: Mutex::new(Some(addrs)),
         health: Mutex::new(health::entries(&config.health_targets)),
+        proxy_clients: config
+            .proxy_stats
+            .iter()
+            .map(|t| health::client_for(t.ca.as_deref()))
+            .collect(),
         alerts: Mutex::new(
             config
                 .alerts

@@ -128,13 +128,7 @@ pub fn parse_stats_csv(frontend: &str, csv: &str) -> Vec<Backend> {
         .collect()
 }
 
-async fn backends(target: &ProxyStatsTarget) -> Result<Vec<Backend>, String> {
-    let client = match &target.ca {
-        Some(ca) => lab_service_kit::tls::client_config(ca)
-            .map(Client::with_tls)
-            .map_err(|e| format!("{}: {e}", target.frontend))?,
-        None => Client::new(),
-    };
+async fn backends(target: &ProxyStatsTarget, client: &Client) -> Result<Vec<Backend>, String> {
     let r = client
         .get(&target.url, Duration::from_millis(800))
         .await
@@ -185,9 +179,15 @@ pub async fn overview(shared: &Arc<Shared>) -> Overview {
         slot.probes = e.probes;
     }
     let mut set = tokio::task::JoinSet::new();
-    for (i, t) in shared.config.proxy_stats.iter().enumerate() {
-        let t = t.clone();
-        set.spawn(async move { (i, backends(&t).await) });
+    for (i, (t, c)) in shared
+        .config
+        .proxy_stats
+        .iter()
+        .zip(&shared.proxy_clients)
+        .enumerate()
+    {
+        let (t, c) = (t.clone(), c.clone());
+        set.spawn(async move { (i, backends(&t, &c).await) });
     }
     let mut results: Vec<(usize, Result<Vec<Backend>, String>)> = Vec::new();
     while let Some(r) = set.join_next().await {

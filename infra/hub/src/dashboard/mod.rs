@@ -556,13 +556,7 @@ pub async fn alerts(State(s): State<Arc<Shared>>) -> Response {
     let mut past = String::new();
     for e in &events {
         let class = if e.state == "FIRING" { "firing" } else { "ok" };
-        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.ts_ms) * 1_000_000)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default();
+        let at = iso_us(e.ts_ms * 1000);
         let _ = write!(
             past,
             "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td></tr>",
