@@ -40,8 +40,21 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> anyhow::Result<u8> {
                     Ports::Auto => "free ports".to_owned(),
                     Ports::Fixed(p) => p.iter().map(u16::to_string).collect::<Vec<_>>().join(","),
                 };
+                let role = match (s.role, s.serves.is_empty()) {
+                    (Some(r), true) => format!("  role {}", r.as_str()),
+                    (Some(r), false) => format!(
+                        "  role {} serving {}",
+                        r.as_str(),
+                        s.serves
+                            .iter()
+                            .map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    (None, _) => "  no role (`lab check` holds it to no contract; set `role = \"recipe-api\"` or \"web-api\")".to_owned(),
+                };
                 render::line(format!(
-                    "  {} ×{}  {what}  ports {ports}",
+                    "  {} ×{}  {what}  ports {ports}{role}",
                     s.name, s.replicas
                 ));
             }

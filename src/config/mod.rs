@@ -163,13 +163,13 @@ mod tests {
 
     #[test]
     fn process_model_is_for_builtin_services_and_consistent() {
-        let src = "[services.a]\ncommand = [\"node\", \"x.js\"]\nworkers = 2\n[services.b]\nbuiltin = \"recipe-api\"\nrespawn = true\nthreads = 0\n";
+        let src = "[services.a]\ncommand = [\"node\", \"x.js\"]\nthreads = 2\n[services.b]\nbuiltin = \"recipe-api\"\nrespawn = true\nthreads = 0\n";
         let Err(ConfigError::Invalid(d)) = parse(src, Path::new("/x/lab.toml"), "lab.toml") else {
             panic!("accepted")
         };
         let text = d.to_string();
         assert!(
-            text.contains("lab.toml:3:11: `workers` only applies to built-in services"),
+            text.contains("lab.toml:3:11: `threads` only applies to built-in services"),
             "{text}"
         );
         assert!(
@@ -187,6 +187,182 @@ mod tests {
         assert_eq!(
             (m.workers, m.respawn, m.threads, m.offload),
             (2, true, 2, true)
+        );
+        // A learner's cluster master declares what it forks; the lab passes nothing on.
+        let master = "[services.recipe-api]\ncommand = [\"node\", \"producer-http-basic-master.js\"]\nworkers = 2\n";
+        let cfg =
+            parse(master, Path::new("/x/lab.toml"), "lab.toml").unwrap_or_else(|e| panic!("{e}"));
+        let m = cfg.service("recipe-api").unwrap().process;
+        assert_eq!((m.workers, m.respawn), (2, false));
+    }
+
+    fn invalid(src: &str) -> String {
+        match parse(src, Path::new("/x/lab.toml"), "lab.toml") {
+            Err(ConfigError::Invalid(d)) => d.to_string(),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("accepted:\n{src}"),
+        }
+    }
+
+    fn valid(src: &str) -> LabConfig {
+        parse(src, Path::new("/x/lab.toml"), "lab.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn roles_default_to_builtin_then_name_and_several_services_share_one() {
+        use raw::{Builtin, Serve};
+        let cfg = valid(
+            r#"
+[services.recipe-api]
+builtin = "recipe-api"
+[services.recipe-graphql]
+command = ["node", "recipe-api/producer-graphql.js"]
+role = "recipe-api"
+serves = ["graphql"]
+[services.web-api]
+command = ["node", "web-api/consumer-http-basic.js"]
+env = { TARGET = "recipe-api" }
+[services.web-graphql]
+command = ["node", "web-api/consumer-graphql.js"]
+role = "web-api"
+target_protocol = "graphql"
+env = { TARGET = "recipe-graphql" }
+[services.other]
+command = ["python3", "x.py"]
+"#,
+        );
+        let role = |n: &str| cfg.service(n).unwrap().role;
+        assert_eq!(role("recipe-api"), Some(Builtin::RecipeApi));
+        assert_eq!(role("recipe-graphql"), Some(Builtin::RecipeApi));
+        assert_eq!(role("web-api"), Some(Builtin::WebApi), "by its name");
+        assert_eq!(role("web-graphql"), Some(Builtin::WebApi));
+        assert_eq!(role("other"), None);
+        let serves = |n: &str| cfg.service(n).unwrap().serves.clone();
+        assert_eq!(
+            serves("recipe-api"),
+            [Serve::Http, Serve::Gzip, Serve::Graphql, Serve::Grpc],
+            "the built-in serves everything"
+        );
+        assert_eq!(serves("recipe-graphql"), [Serve::Graphql]);
+        assert!(serves("web-api").is_empty());
+        // A command service without a health section is probed over tcp, as the book's
+        // producers (no /health route) can answer; with a path, over http.
+        assert_eq!(
+            cfg.service("recipe-graphql").unwrap().health.check,
+            lab_supervisor::HealthCheck::Tcp
+        );
+        assert_eq!(
+            cfg.service("recipe-api").unwrap().health.check,
+            lab_supervisor::HealthCheck::Http {
+                path: "/health".into()
+            }
+        );
+        let with_path =
+            valid("[services.a]\ncommand = [\"x\"]\n[services.a.health]\npath = \"/ping\"\n");
+        assert_eq!(
+            with_path.service("a").unwrap().health.check,
+            lab_supervisor::HealthCheck::Http {
+                path: "/ping".into()
+            }
+        );
+    }
+
+    #[test]
+    fn serves_https_implies_tls_and_a_command_producer_serves_http_by_default() {
+        use raw::{Protocol, Serve};
+        let cfg = valid(
+            r#"
+[services.recipe-api]
+command = ["node", "recipe-api/producer-http-basic.js"]
+[services.recipe-https]
+command = ["node", "recipe-api/producer-https-basic.js"]
+role = "recipe-api"
+serves = ["https"]
+[services.tls-builtin]
+builtin = "recipe-api"
+protocol = "https"
+"#,
+        );
+        let s = cfg.service("recipe-api").unwrap();
+        assert_eq!(
+            (s.serves.clone(), s.protocol),
+            (vec![Serve::Http], Protocol::Http)
+        );
+        let s = cfg.service("recipe-https").unwrap();
+        assert_eq!(
+            (s.serves.clone(), s.protocol),
+            (vec![Serve::Https], Protocol::Https)
+        );
+        assert_eq!(
+            cfg.service("tls-builtin").unwrap().serves,
+            [Serve::Https, Serve::Gzip, Serve::Graphql, Serve::Grpc]
+        );
+    }
+
+    #[test]
+    fn roles_and_serves_are_validated_with_spans_and_hints() {
+        let text = invalid("[services.a]\ncommand = [\"x\"]\nrole = \"recipe\"\n");
+        assert!(text.contains("lab.toml:3:8"), "{text}");
+        assert!(text.contains("recipe-api"), "{text}");
+
+        let text = invalid(
+            "[services.a]\ncommand = [\"x\"]\nrole = \"recipe-api\"\nserves = [\"http\", \"https\"]\n",
+        );
+        assert!(
+            text.contains("lab.toml:4:10: `serves` has both http and https"),
+            "{text}"
+        );
+
+        let text = invalid(
+            "[services.a]\ncommand = [\"x\"]\nrole = \"recipe-api\"\nprotocol = \"http\"\nserves = [\"https\"]\n",
+        );
+        assert!(
+            text.contains("lab.toml:4:12: `protocol = \"http\"`, but `serves` has https"),
+            "{text}"
+        );
+
+        let text = invalid(
+            "[services.w]\ncommand = [\"x\"]\nrole = \"web-api\"\nserves = [\"graphql\"]\n",
+        );
+        assert!(text.contains("`serves` describes a producer"), "{text}");
+
+        let text = invalid(
+            "[services.a]\ncommand = [\"x\"]\nrole = \"recipe-api\"\nserves = [\"soap\"]\n",
+        );
+        assert!(text.contains("lab.toml:4:"), "{text}");
+
+        // A consumer asking its producer for a protocol the producer does not serve.
+        let text = invalid(
+            r#"[services.recipe-api]
+command = ["x"]
+serves = ["http"]
+[services.web-api]
+command = ["y"]
+target_protocol = "grpc"
+env = { TARGET = "recipe-api" }
+"#,
+        );
+        assert!(
+            text.contains(
+                "lab.toml:6:19: `web-api` calls `recipe-api` over grpc, but `recipe-api` serves http"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("add \"grpc\" to `serves`"), "{text}");
+
+        let text = invalid(
+            r#"[services.recipe-graphql]
+command = ["x"]
+role = "recipe-api"
+serves = ["graphql"]
+[services.web-api]
+command = ["y"]
+env = { TARGET = "recipe-graphql" }
+"#,
+        );
+        assert!(
+            text.contains("add `target_protocol = \"graphql\"` to [services.web-api]"),
+            "{text}"
         );
     }
 }

@@ -345,6 +345,20 @@ pub struct RawService {
     /// as `TLS_CERT` and `TLS_KEY`). Default: `http`.
     #[schemars(with = "Option<Protocol>")]
     pub protocol: Option<Spanned<Protocol>>,
+    /// What this service plays in the book's sample application: `recipe-api` (a producer)
+    /// or `web-api` (a consumer). `lab check` holds every service of a role to that role's
+    /// contract; several services may share one (the book has a producer file per protocol).
+    /// Default: its `builtin`, else its name when that is a role.
+    #[schemars(with = "Option<Builtin>")]
+    pub role: Option<Spanned<Builtin>>,
+    /// Producers: what this service answers on its port, which decides the chapter-2 checks
+    /// that apply to it: `http` (REST/JSON, `GET /recipes/:id`), `https` (the same over TLS:
+    /// implies `protocol = "https"`), `gzip` (compresses when asked), `graphql`
+    /// (`POST /graphql`), `grpc` (`recipe.RecipeService`). Default: the built-in recipe-api
+    /// serves all of them (`https` instead of `http` when its protocol is https); a `command`
+    /// service `["http"]` (or `["https"]`).
+    #[schemars(with = "Option<Vec<Serve>>")]
+    pub serves: Option<Spanned<Vec<Serve>>>,
     /// How this service calls its `TARGET` (handed to it as `TARGET_PROTOCOL`): `http`,
     /// `https`, `graphql` or `grpc`. The built-in web-api honours it; your own consumer may read it.
     #[schemars(with = "Option<TargetProtocol>")]
@@ -357,12 +371,16 @@ pub struct RawService {
     /// of the event loop, as libuv's thread pool does for Node. Default: `false`.
     #[schemars(with = "Option<bool>")]
     pub offload: Option<Spanned<bool>>,
-    /// Built-in services: worker processes per instance sharing its port, like Node's cluster
-    /// module (the instance's process is their master). Default: 1 (no master).
+    /// Worker processes per instance sharing its port, like Node's cluster module (the
+    /// instance's process is their master). Built-in services start that many; for a `command`
+    /// service it declares what the program forks itself (the book's
+    /// producer-http-basic-master.js forks 2), so `lab check ch3.cluster` holds it to that.
+    /// Default: 1 (no master).
     #[schemars(with = "Option<u32>", range(min = 1, max = 256))]
     pub workers: Option<Spanned<u32>>,
     /// With `workers`: the master starts a new worker when one exits (the book's
-    /// `cluster.fork()` in the exit handler, left commented out there). Default: `false`.
+    /// `cluster.fork()` in the exit handler, left commented out there). For a `command`
+    /// service, a declaration that its master does so. Default: `false`.
     #[schemars(with = "Option<bool>")]
     pub respawn: Option<Spanned<bool>>,
     /// How many instances to run. Default: 1.
@@ -442,6 +460,41 @@ pub enum Protocol {
     Https,
 }
 
+/// What a producer answers on its port (chapter 2), for `serves`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Serve {
+    /// REST/JSON over plain HTTP: `GET /recipes/:id`.
+    Http,
+    /// REST/JSON over TLS (the service's `protocol` is https).
+    Https,
+    /// gzip-compressed answers for clients that send `Accept-Encoding: gzip`.
+    Gzip,
+    /// `POST /graphql` on the contract's schema.
+    Graphql,
+    /// gRPC `recipe.RecipeService` from the contract's proto.
+    Grpc,
+}
+
+impl Serve {
+    pub const ALL: [Serve; 5] = [
+        Serve::Http,
+        Serve::Https,
+        Serve::Gzip,
+        Serve::Graphql,
+        Serve::Grpc,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Serve::Http => "http",
+            Serve::Https => "https",
+            Serve::Gzip => "gzip",
+            Serve::Graphql => "graphql",
+            Serve::Grpc => "grpc",
+        }
+    }
+}
+
 /// The protocols a consumer can call its producer with (chapter 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -514,7 +567,9 @@ impl<'de> Deserialize<'de> for PortSpec {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealth {
-    /// `http` (GET `path` answers 2xx), `tcp` (the port accepts), or `none`. Default: `http`.
+    /// `http` (GET `path` answers 2xx), `tcp` (the port accepts), or `none`. Default: `http`
+    /// for built-in services; for a `command` service `tcp` (the book's producers have no
+    /// `/health` route), or `http` when it sets `path`.
     #[schemars(with = "Option<CheckKind>")]
     pub check: Option<Spanned<CheckKind>>,
     /// Path for the `http` check. Default: `/health`.

@@ -10,7 +10,7 @@ use lab_supervisor::{Backoff, HealthCheck, HealthSpec, RestartPolicy, RestartSpe
 use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, did_you_mean};
-use super::raw::{Builtin, CheckKind, PortSpec, RawBackoff, RawHealth, RawLab, RawService};
+use super::raw::{Builtin, CheckKind, PortSpec, RawBackoff, RawHealth, RawLab, RawService, Serve};
 
 /// A lab.toml that passed validation.
 #[derive(Debug, Clone)]
@@ -148,6 +148,14 @@ pub struct Service {
     pub protocol: super::raw::Protocol,
     /// How it calls `target` (`TARGET_PROTOCOL`), if set.
     pub target_protocol: Option<super::raw::TargetProtocol>,
+    /// What it plays in the book's application (`role`, else its builtin, else its name when
+    /// that is a role); `None`: no chapter scenario holds it to a contract.
+    pub role: Option<Builtin>,
+    /// Producers: what it answers on its port (`serves`, or the default for its kind), in
+    /// [`Serve::ALL`] order; empty for consumers.
+    pub serves: Vec<Serve>,
+    /// `serves` was written in lab.toml (not a default).
+    pub serves_declared: bool,
     /// Declared dependencies plus the service `TARGET` names.
     pub depends_on: Vec<String>,
     pub health: HealthSpec,
@@ -1059,6 +1067,19 @@ fn service(
     });
 
     let process = process_model(svc, &run, errs);
+    let role = match (&svc.role, &run) {
+        (Some(r), _) => Some(*r.get_ref()),
+        (None, Run::Builtin(b)) => Some(*b),
+        (None, Run::Command { .. }) => [Builtin::RecipeApi, Builtin::WebApi]
+            .into_iter()
+            .find(|b| b.as_str() == name),
+    };
+    let (protocol, serves) = serves(svc, &run, role, &name, errs);
+    let health = health(
+        svc.health.as_ref(),
+        matches!(run, Run::Command { .. }),
+        errs,
+    );
 
     let replicas = match &svc.replicas {
         Some(r) if *r.get_ref() == 0 => {
@@ -1175,14 +1196,14 @@ fn service(
             .as_ref()
             .map_or("127.0.0.1".to_owned(), |h| h.get_ref().clone()),
         env,
-        protocol: svc
-            .protocol
-            .as_ref()
-            .map_or(super::raw::Protocol::Http, |p| *p.get_ref()),
+        protocol,
         target_protocol: svc.target_protocol.as_ref().map(|p| *p.get_ref()),
+        role,
+        serves,
+        serves_declared: svc.serves.is_some(),
         target,
         depends_on,
-        health: health(svc.health.as_ref(), errs),
+        health,
         restart: RestartSpec {
             policy: match svc.restart.as_ref().map(|r| *r.get_ref()) {
                 Some(super::raw::RestartPolicy::Always) => RestartPolicy::Always,
@@ -1229,10 +1250,9 @@ fn process_model(svc: &RawService, run: &Run, errs: &mut Errors) -> ProcessModel
         }
         m.threads = count(t, "threads", errs);
     }
+    // `workers` and `respawn` on a `command` service declare what the program does itself
+    // (its own cluster master): the checks hold it to that; the lab passes nothing on.
     if let Some(w) = &svc.workers {
-        if command {
-            builtin_only(w.span(), "workers", errs);
-        }
         m.workers = count(w, "workers", errs);
     }
     if let Some(o) = &svc.offload {
@@ -1242,9 +1262,7 @@ fn process_model(svc: &RawService, run: &Run, errs: &mut Errors) -> ProcessModel
         m.offload = *o.get_ref();
     }
     if let Some(r) = &svc.respawn {
-        if command {
-            builtin_only(r.span(), "respawn", errs);
-        } else if *r.get_ref() && m.workers < 2 {
+        if *r.get_ref() && m.workers < 2 {
             errs.push(
                 Diagnostic::new(r.span(), "`respawn` needs `workers` of 2 or more")
                     .hint("set `workers = 2` (or more): respawn replaces exited cluster workers"),
@@ -1253,6 +1271,97 @@ fn process_model(svc: &RawService, run: &Run, errs: &mut Errors) -> ProcessModel
         m.respawn = *r.get_ref();
     }
     m
+}
+
+/// The service's transport and what it serves: `serves` as written (checked against
+/// `protocol` and the role), else the default of its kind.
+fn serves(
+    svc: &RawService,
+    run: &Run,
+    role: Option<Builtin>,
+    name: &str,
+    errs: &mut Errors,
+) -> (super::raw::Protocol, Vec<Serve>) {
+    use super::raw::Protocol;
+    let declared = svc.protocol.as_ref().map(|p| *p.get_ref());
+    let Some(list) = &svc.serves else {
+        let protocol = declared.unwrap_or(Protocol::Http);
+        let rest = match protocol {
+            Protocol::Http => Serve::Http,
+            Protocol::Https => Serve::Https,
+        };
+        let serves = match (run, role) {
+            (Run::Builtin(Builtin::RecipeApi), _) => {
+                vec![rest, Serve::Gzip, Serve::Graphql, Serve::Grpc]
+            }
+            (Run::Command { .. }, Some(Builtin::RecipeApi)) => vec![rest],
+            _ => Vec::new(),
+        };
+        return (protocol, serves);
+    };
+    let mut serves: Vec<Serve> = Serve::ALL
+        .into_iter()
+        .filter(|s| list.get_ref().contains(s))
+        .collect();
+    if serves.is_empty() {
+        errs.push(
+            Diagnostic::new(list.span(), "`serves` is empty")
+                .hint("name what the service answers, e.g. [\"http\"] or [\"graphql\"]"),
+        );
+    }
+    if role == Some(Builtin::WebApi) {
+        errs.push(
+            Diagnostic::new(
+                list.span(),
+                format!("`serves` describes a producer, and `{name}` plays web-api"),
+            )
+            .hint("remove `serves`, or set `role = \"recipe-api\"`"),
+        );
+    }
+    if let Run::Builtin(Builtin::WebApi) = run {
+        errs.push(
+            Diagnostic::new(list.span(), "the built-in web-api serves none of these")
+                .hint("remove `serves`: it is for producers (recipe-api)"),
+        );
+    }
+    let tls = serves.contains(&Serve::Https);
+    if tls && serves.contains(&Serve::Http) {
+        errs.push(
+            Diagnostic::new(
+                list.span(),
+                "`serves` has both http and https, but a service has one port and one transport",
+            )
+            .hint("keep one, and run the other as a second service (the book's producer-https-basic.js is its own file)"),
+        );
+    }
+    let protocol = match (declared, tls) {
+        (Some(Protocol::Http), true) => {
+            let span = svc
+                .protocol
+                .as_ref()
+                .map(|p| p.span())
+                .unwrap_or(list.span());
+            errs.push(
+                Diagnostic::new(span, "`protocol = \"http\"`, but `serves` has https")
+                    .hint("set `protocol = \"https\"` (or leave it out: `serves = [\"https\"]` implies it)"),
+            );
+            Protocol::Http
+        }
+        (Some(Protocol::Https), false) if serves.contains(&Serve::Http) => {
+            errs.push(
+                Diagnostic::new(list.span(), "`serves` has http, but `protocol = \"https\"`")
+                    .hint("write `https` in `serves` for REST over TLS"),
+            );
+            Protocol::Https
+        }
+        (Some(p), _) => p,
+        (None, true) => Protocol::Https,
+        (None, false) => Protocol::Http,
+    };
+    if protocol == Protocol::Https && !tls && serves.contains(&Serve::Http) {
+        serves.retain(|s| *s != Serve::Http);
+    }
+    (protocol, serves)
 }
 
 fn looks_like_addr(v: &str) -> bool {
@@ -1307,9 +1416,20 @@ fn ports(p: &Spanned<PortSpec>, replicas: usize, errs: &mut Errors) -> Ports {
     Ports::Fixed((first..=last).map(|p| p as u16).collect())
 }
 
-fn health(h: Option<&RawHealth>, errs: &mut Errors) -> HealthSpec {
+/// `command` is true for a learner's program: without a declared check (or a `path`) it is
+/// probed over tcp, as the book's producers, which have no `/health` route, can answer.
+fn health(h: Option<&RawHealth>, command: bool, errs: &mut Errors) -> HealthSpec {
     let d = HealthSpec::default();
-    let Some(h) = h else { return d };
+    let Some(h) = h else {
+        return if command {
+            HealthSpec {
+                check: HealthCheck::Tcp,
+                ..d
+            }
+        } else {
+            d
+        };
+    };
     let path = match &h.path {
         Some(p) if !p.get_ref().starts_with('/') => {
             errs.push(
@@ -1325,6 +1445,7 @@ fn health(h: Option<&RawHealth>, errs: &mut Errors) -> HealthSpec {
         None => "/health".into(),
     };
     let check = match h.check.as_ref().map(|c| *c.get_ref()) {
+        None if command && h.path.is_none() => HealthCheck::Tcp,
         None | Some(CheckKind::Http) => HealthCheck::Http { path },
         Some(CheckKind::Tcp) => HealthCheck::Tcp,
         Some(CheckKind::None) => HealthCheck::None,
@@ -1361,15 +1482,81 @@ fn backoff(b: Option<&RawBackoff>, errs: &mut Errors) -> Backoff {
 }
 
 /// A consumer calling over `https` needs a target that serves TLS, and the other way round.
+/// A consumer's `target_protocol` against what its `TARGET` serves: the transport (a TLS
+/// producer is called over https, and only then) and the protocol itself.
 fn check_tls_pairs(raw: &RawLab, services: &[Service], errs: &mut Errors) {
     use super::raw::{Protocol, TargetProtocol};
-    for (r, s) in raw.services.values().zip(services) {
-        let (Some(Target::Service(t)), Some(tp)) = (&s.target, &r.target_protocol) else {
+    for ((key, r), s) in raw.services.iter().zip(services) {
+        let Some(Target::Service(t)) = &s.target else {
             continue;
         };
         let Some(target) = services.iter().find(|x| &x.name == t) else {
             continue;
         };
+        let Some(tp) = &r.target_protocol else {
+            // Unset: the consumer is taken to call REST over plain HTTP; say so where the
+            // producer answers nothing of the kind.
+            let rest =
+                target.serves.contains(&Serve::Http) || target.serves.contains(&Serve::Https);
+            if s.role == Some(Builtin::WebApi)
+                && target.role == Some(Builtin::RecipeApi)
+                && !target.serves.is_empty()
+                && !rest
+            {
+                let names: Vec<&str> = target.serves.iter().map(|x| x.as_str()).collect();
+                errs.push(
+                    Diagnostic::new(
+                        key.span(),
+                        format!(
+                            "`{}` calls `{t}` over http (no `target_protocol`), but `{t}` serves {}",
+                            s.name,
+                            names.join(", ")
+                        ),
+                    )
+                    .hint(format!(
+                        "add `target_protocol = \"{}\"` to [services.{}]",
+                        names[0], s.name
+                    )),
+                );
+            }
+            continue;
+        };
+        let wanted = match tp.get_ref() {
+            TargetProtocol::Http => Serve::Http,
+            TargetProtocol::Https => Serve::Https,
+            TargetProtocol::Graphql => Serve::Graphql,
+            TargetProtocol::Grpc => Serve::Grpc,
+        };
+        let transport_ok = matches!(
+            (tp.get_ref(), target.protocol),
+            (TargetProtocol::Https, Protocol::Https)
+                | (
+                    TargetProtocol::Http | TargetProtocol::Graphql | TargetProtocol::Grpc,
+                    Protocol::Http
+                )
+        );
+        if transport_ok
+            && target.role == Some(Builtin::RecipeApi)
+            && !target.serves.is_empty()
+            && !target.serves.contains(&wanted)
+        {
+            let names: Vec<&str> = target.serves.iter().map(|x| x.as_str()).collect();
+            errs.push(
+                Diagnostic::new(
+                    tp.span(),
+                    format!(
+                        "`{}` calls `{t}` over {}, but `{t}` serves {}",
+                        s.name,
+                        wanted.as_str(),
+                        names.join(", ")
+                    ),
+                )
+                .hint(format!(
+                    "point TARGET at a service that serves {0}, or add \"{0}\" to `serves` of [services.{t}] if it does",
+                    wanted.as_str()
+                )),
+            );
+        }
         match (tp.get_ref(), target.protocol) {
             (TargetProtocol::Https, Protocol::Http) => errs.push(
                 Diagnostic::new(
