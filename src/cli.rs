@@ -144,6 +144,24 @@ pub struct CheckArgs {
     /// Also write JUnit XML to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Count a scenario that does not apply to the lab as failed (for CI).
+    #[arg(long)]
+    pub strict: bool,
+    /// Show the progress kept in `.lab/progress.json` per chapter, and run nothing.
+    #[arg(long, conflicts_with_all = ["next", "watch"])]
+    pub progress: bool,
+    /// Run the first scenario, in book order, that does not pass yet.
+    #[arg(long)]
+    pub next: bool,
+    /// Run again whenever a file of a `command` service's folder changes (restarting that
+    /// service first); Ctrl-C stops.
+    #[arg(long)]
+    pub watch: bool,
+    /// Check services lab did not start: `SERVICE=URL` (repeat for each instance), e.g.
+    /// `--endpoint web-api=http://10.0.0.5:3001`. lab.toml, when there is one, still says
+    /// what each service plays and serves.
+    #[arg(long, value_name = "SERVICE=URL")]
+    pub endpoint: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -331,6 +349,9 @@ pub enum ServeWhich {
     Proxy,
     /// The observability hub (`[hub]`).
     Hub,
+    /// The book's low-connections.js: every answer after LAB_HOLD_MS (10 s); the back-pressure
+    /// experiment's slow server.
+    SlowServer,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@
 //! - [`images`]: the lab image, imported into the local engine without a registry.
 //! - [`render`]: tables, colour discipline, JUnit.
 //! - [`shutdown`]: signals → cancellation token.
+//! - [`slow`]: `lab serve slow-server`, the back-pressure experiment's slow server.
 //! - [`tls`]: the lab's local CA and per-service certificates under `.lab/tls/`.
 
 pub mod check;
@@ -19,6 +20,7 @@ pub mod export;
 pub mod images;
 pub mod render;
 pub mod shutdown;
+pub mod slow;
 pub mod tls;
 
 use std::process::ExitCode;

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::{BoxFut, Ctx, Record, Scenario, median_max_ms};
+use super::{BoxFut, Ctx, Record, Scenario, Subject, contract, median_max_ms};
 use crate::config::raw::Builtin;
 
 /// Requests per instance when measuring latency: enough for a stable median, quick to run.
@@ -41,72 +41,82 @@ pub fn scenarios() -> Vec<Scenario> {
 
 fn sample_app<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        let consumer = ctx.role(Builtin::WebApi)?;
+        let consumers = ctx.require_consumers()?;
         let mut producer_pids = BTreeSet::new();
         let mut consumer_pids = BTreeSet::new();
-        let mut latencies = Vec::new();
-        for host in &consumer.addrs {
-            let url = format!("{}://{host}", consumer.scheme());
-            let addr = &url;
-            let (r, _) = ctx.get(addr, "/").await?;
-            let body = r.json().unwrap_or(serde_json::Value::Null);
-            rec.check(
-                format!("GET {addr}/ answers 200"),
-                r.status == 200,
-                format!("status {}", r.status),
-            );
-            let cpid = body["consumer_pid"].as_u64();
-            let ppid = body["producer_data"]["producer_pid"].as_u64();
-            let recipe = &body["producer_data"]["recipe"];
-            rec.check(
-                format!("{addr}: producer_data.recipe is recipe 42"),
-                recipe["id"] == json!(42) && recipe["name"] == json!("Chicken Tikka Masala"),
-                format!("recipe id {} name {}", recipe["id"], recipe["name"]),
-            );
-            match (cpid, ppid) {
-                (Some(c), Some(p)) if ctx.containers && c == p => {
-                    // Each container has its own pid namespace: both are its first process.
-                    rec.check(
-                        format!("{addr}: consumer and producer are separate processes"),
-                        c == 1,
-                        format!(
-                            "consumer_pid {c}, producer_pid {p}: each is pid 1 of its own container"
-                        ),
-                    );
-                    consumer_pids.insert(super::answered_by(&r, "consumer_pid"));
-                    producer_pids.insert(format!("pid {p}"));
+        for consumer in consumers {
+            rec.subject(consumer.subject());
+            let p = consumer.calls();
+            let mut latencies = Vec::new();
+            for base in consumer.bases() {
+                let (r, _) = ctx.get(&base, "/").await?;
+                let body = r.json().unwrap_or(serde_json::Value::Null);
+                rec.expect(
+                    format!("{} GET {base}/ answers 200", consumer.service),
+                    r.status == 200,
+                    "200",
+                    format!("status {}", r.status),
+                );
+                let shape = contract::consumer_answer(p, &body);
+                let shape_ok = shape.is_ok();
+                rec.expect(
+                    format!(
+                        "{}: the answer has the book's {} consumer shape with recipe 42",
+                        consumer.service,
+                        p.as_str()
+                    ),
+                    shape_ok,
+                    contract::consumer_shape(p),
+                    match &shape {
+                        Ok(_) => body.to_string(),
+                        Err(e) => format!("{e}; the body: {body}"),
+                    },
+                );
+                rec.hint(format!(
+                    "answer GET / with {} (target_protocol = \"{}\")",
+                    contract::consumer_shape(p),
+                    p.as_str()
+                ));
+                if let Ok(a) = shape {
+                    let (c, pr) = (a.consumer_pid, a.producer_pid);
+                    if c == pr && (ctx.containers || c == 1) {
+                        // Each container has its own pid namespace: both are its first process.
+                        rec.check(
+                            format!("{}: consumer and producer are separate processes", consumer.service),
+                            c == 1,
+                            format!("consumer_pid {c}, producer_pid {pr}: each is pid 1 of its own container"),
+                        );
+                    } else {
+                        rec.expect(
+                            format!("{}: consumer and producer pids differ", consumer.service),
+                            c != pr,
+                            "two processes",
+                            format!("consumer_pid {c}, producer_pid {pr}"),
+                        );
+                        rec.hint("the consumer reports its own process.pid, the producer_pid comes from the producer's answer");
+                    }
+                    consumer_pids.insert(super::answered_by(&r, &["consumer_pid", "pid"]));
+                    producer_pids.insert(format!("pid {pr}"));
                 }
-                (Some(c), Some(p)) => {
-                    rec.check(
-                        format!("{addr}: consumer and producer pids differ"),
-                        c != p,
-                        format!("consumer_pid {c}, producer_pid {p}"),
-                    );
-                    consumer_pids.insert(super::answered_by(&r, "consumer_pid"));
-                    producer_pids.insert(format!("pid {p}"));
-                }
-                _ => {
-                    rec.check(
-                        format!("{addr}: body has consumer_pid and producer_data.producer_pid"),
-                        false,
-                        body.to_string(),
-                    );
+                for _ in 0..SAMPLES {
+                    let (r, took) = ctx.get(&base, "/").await?;
+                    if r.status == 200 {
+                        latencies.push(took);
+                    }
                 }
             }
-            for _ in 0..SAMPLES {
-                let (r, took) = ctx.get(addr, "/").await?;
-                if r.status == 200 {
-                    latencies.push(took);
-                }
-            }
+            let (p50, max) = median_max_ms(latencies);
+            rec.figure(
+                format!(
+                    "{} chain latency p50 ({} consumer → producer → consumer)",
+                    consumer.service,
+                    p.as_str()
+                ),
+                p50,
+                "ms",
+            );
+            rec.figure(format!("{} chain latency max", consumer.service), max, "ms");
         }
-        let (p50, max) = median_max_ms(latencies);
-        rec.figure(
-            "chain latency p50 (consumer → producer → consumer)",
-            p50,
-            "ms",
-        );
-        rec.figure("chain latency max", max, "ms");
         rec.figure(
             "consumer processes answering",
             consumer_pids.len() as f64,
@@ -123,43 +133,60 @@ fn sample_app<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
 
 fn not_found<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        let producer = ctx.role(Builtin::RecipeApi)?;
-        let addr = producer
-            .addrs
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("recipe-api has no instance"))?;
-        let (r, took) = ctx.get(addr, "/recipes/1337").await?;
-        rec.check(
-            "GET /recipes/1337 answers 404",
-            r.status == 404,
-            format!("status {}", r.status),
-        );
-        let body = r.json().ok();
-        rec.check(
-            "body is {\"error\":\"not_found\"}",
-            body.as_ref() == Some(&json!({"error": "not_found"})),
-            r.text(),
-        );
-        rec.figure("404 latency", took.as_secs_f64() * 1e3, "ms");
-        // The book's producer answers 404 for a non-numeric id too; any 4xx keeps the contract.
-        let (r, _) = ctx.get(addr, "/recipes/abc").await?;
-        rec.check(
-            "GET /recipes/abc is a client error (4xx)",
-            r.status.is_client_error(),
-            format!("status {}", r.status),
-        );
-        let (r, _) = ctx.get(addr, "/recipes/42").await?;
-        rec.check(
-            "GET /recipes/42 still answers 200",
-            r.status == 200,
-            format!("status {}", r.status),
-        );
+        let producers = ctx.rest_producers();
+        if producers.is_empty() {
+            return Err(super::not_applicable(
+                "no service of role recipe-api answers REST/JSON (`serves` http or https)",
+                "`serves = [\"http\"]` on your producer (the default for a `command` producer), or [services.recipe-api] with `builtin = \"recipe-api\"`",
+            ));
+        }
+        for producer in producers {
+            rec.subject(producer.subject());
+            let base = producer.base()?;
+            let svc = &producer.service;
+            let (r, took) = ctx.get(&base, "/recipes/1337").await?;
+            rec.expect(
+                format!("{svc}: GET /recipes/1337 answers 404"),
+                r.status == 404,
+                "404",
+                format!("status {}", r.status),
+            );
+            let body = r.json().ok();
+            rec.expect(
+                format!("{svc}: the body is the book's not-found error"),
+                body.as_ref() == Some(&json!({"error": "not_found"})),
+                "{\"error\":\"not_found\"}",
+                r.text(),
+            );
+            rec.hint(
+                "answer any id but 42 with status 404 and the JSON {\"error\": \"not_found\"}",
+            );
+            rec.figure(format!("{svc} 404 latency"), took.as_secs_f64() * 1e3, "ms");
+            // The book's producer answers 404 for a non-numeric id too; any 4xx keeps the contract.
+            let (r, _) = ctx.get(&base, "/recipes/abc").await?;
+            rec.expect(
+                format!("{svc}: GET /recipes/abc is a client error"),
+                r.status.is_client_error(),
+                "4xx",
+                format!("status {}", r.status),
+            );
+            let (r, _) = ctx.get(&base, "/recipes/42").await?;
+            rec.expect(
+                format!("{svc}: GET /recipes/42 still answers 200"),
+                r.status == 200,
+                "200",
+                format!("status {}", r.status),
+            );
+        }
         Ok(())
     })
 }
 
 /// The least time one fibonacci should take for the event-loop experiment to show anything.
 const FIB_AT_LEAST: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The largest `/fibonacci/N` the built-in recipe-api computes.
+const FIBONACCI_MAX: u64 = 1_000_000;
 
 /// Find a fibonacci limit that keeps `base`'s CPU busy for at least `at_least` (doubling from
 /// a small one: the cost grows with the square of the limit, so few steps are needed).
@@ -176,7 +203,7 @@ pub async fn calibrate_fibonacci_for(
             "GET /fibonacci/{limit}: status {}",
             r.status
         );
-        if took >= at_least || limit * 2 > lab_recipe_api::fibonacci::MAX_LIMIT {
+        if took >= at_least || limit * 2 > FIBONACCI_MAX {
             return Ok((limit, took));
         }
         limit *= 2;
@@ -224,6 +251,13 @@ fn event_loop<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             &[("LAB_THREADS", "1"), ("LAB_OFFLOAD", "1")],
         )
         .await?;
+        rec.subject(Subject::helper(
+            "recipe-api",
+            format!(
+                "the lab's built-in recipe-api ×2, started for this experiment (pids {} with one thread, {} with offload): it compares process models, so your services are not involved",
+                blocking.pid, offloaded.pid
+            ),
+        ));
         let (limit, _) = calibrate_fibonacci_for(ctx, &offloaded.base, FIB_AT_LEAST).await?;
         rec.figure("fibonacci limit", limit as f64, "n");
 

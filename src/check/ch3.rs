@@ -125,29 +125,96 @@ async fn producer_pid_fresh(ctx: &Ctx, base: &str) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("GET {url}: no producer_pid in {}", r.text()))
 }
 
+/// The cluster master to experiment on: a copy of the lab's producer declared with `workers`
+/// (the learner's own master, or ours with the same settings), else one of ours when no
+/// learner's producer could stand for it. With the workers it should fork, and whether it
+/// respawns them (declared).
+async fn cluster_subject(
+    ctx: &Ctx,
+    rec: &mut Record,
+) -> anyhow::Result<(super::spawn::Spawned, u32, bool)> {
+    let declared = ctx
+        .rest_producers()
+        .into_iter()
+        .find(|e| e.workers >= 2 && e.serves(crate::config::raw::Serve::Http));
+    match declared {
+        Some(e) => {
+            let (workers, respawn) = (e.workers, e.respawn);
+            let w = workers.to_string();
+            let master = match &e.run {
+                super::EndpointRun::Builtin(b) => {
+                    let mut env = vec![("LAB_WORKERS", w.as_str())];
+                    if respawn {
+                        env.push(("LAB_RESPAWN", "1"));
+                    }
+                    super::spawn::builtin(*b, &env).await?
+                }
+                super::EndpointRun::Command { .. } => super::spawn::command_copy(e, &[]).await?,
+                super::EndpointRun::External => {
+                    return Err(super::not_applicable(
+                        format!(
+                            "`{}` runs where lab cannot start a copy of it (--endpoint)",
+                            e.service
+                        ),
+                        "run the lab with lab.toml (not --endpoint) for the cluster experiment",
+                    ));
+                }
+            };
+            let mut s = e.subject();
+            s.what = format!(
+                "{} — a copy started for this experiment (master pid {}, workers = {workers}{}), so the lab's own instances are not touched",
+                s.what,
+                master.pid,
+                if respawn { ", respawn = true" } else { "" }
+            );
+            rec.subject(s);
+            Ok((master, workers, respawn))
+        }
+        None if ctx.learner_plays(Builtin::RecipeApi) => Err(super::not_applicable(
+            "no producer declares a cluster (`workers` of 2 or more)",
+            "`workers = 2` on the service whose command is your cluster master (the book's recipe-api/producer-http-basic-master.js forks 2)",
+        )),
+        None => {
+            let master = super::spawn::builtin(
+                Builtin::RecipeApi,
+                &[("LAB_WORKERS", "2"), ("LAB_RESPAWN", "1")],
+            )
+            .await?;
+            rec.subject(super::Subject::helper(
+                "recipe-api",
+                format!(
+                    "the lab's built-in recipe-api as a cluster of 2 with respawn (master pid {}), started because no service of the lab declares `workers`",
+                    master.pid
+                ),
+            ));
+            Ok((master, 2, true))
+        }
+    }
+}
+
 fn cluster<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        let master = super::spawn::builtin(
-            Builtin::RecipeApi,
-            &[("LAB_WORKERS", "2"), ("LAB_RESPAWN", "1")],
-        )
-        .await?;
+        let (master, n_workers, respawn) = cluster_subject(ctx, rec).await?;
         let mut seen = BTreeSet::new();
         for _ in 0..SPREAD_REQUESTS {
             seen.insert(producer_pid_fresh(ctx, &master.base).await?);
         }
         let workers = lab_supervisor::procfs::children(master.pid);
         rec.figure("worker processes", workers.len() as f64, "count");
-        rec.check(
+        rec.expect(
             "requests are answered by every worker, none by the master",
-            seen.len() == 2
+            seen.len() == n_workers as usize
                 && seen.iter().all(|p| workers.contains(&(*p as u32)))
                 && !seen.contains(&u64::from(master.pid)),
+            format!("{n_workers} distinct worker pids, children of the master"),
             format!(
-                "pids answering {seen:?}; master {}, workers {workers:?}",
-                master.pid
+                "pids answering {}; master {}, its children {}",
+                super::list(&seen),
+                master.pid,
+                super::list(&workers)
             ),
         );
+        rec.hint("fork the workers with cluster.fork() in the master and serve only in the workers (cluster.isMaster)");
 
         // Kill one worker; once it is gone, every request still succeeds (on the other one).
         let victim = *seen.iter().next().expect("at least one pid") as u32;
@@ -177,8 +244,8 @@ fn cluster<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                     failed += 1;
                     if first_error.is_empty() {
                         first_error = format!(
-                            "; first error {:?} after the kill: {e:#}",
-                            killed_at.elapsed()
+                            "; first error {:.0} ms after the kill: {e:#}",
+                            killed_at.elapsed().as_secs_f64() * 1e3
                         );
                     }
                 }
@@ -188,10 +255,15 @@ fn cluster<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             "with a worker killed, requests keep succeeding",
             failed == 0 && !after.contains(&u64::from(victim)),
             format!(
-                "{failed} of {} failed; answered by {after:?}{first_error}",
-                SPREAD_REQUESTS / 2
+                "{failed} of {} failed; answered by {}{first_error}",
+                SPREAD_REQUESTS / 2,
+                super::list(&after)
             ),
         );
+        if !respawn {
+            rec.note("respawn is not declared (the book's master leaves cluster.fork() in its exit handler commented out), so no new worker is expected; `respawn = true` holds the master to it");
+            return Ok(());
+        }
 
         // respawn = true: a new worker appears (a pid never seen before answers).
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -272,6 +344,13 @@ fn cluster_scaling<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         let one = super::spawn::builtin(Builtin::RecipeApi, &[]).await?;
         let two = super::spawn::builtin(Builtin::RecipeApi, &[("LAB_WORKERS", "2")]).await?;
+        rec.subject(super::Subject::helper(
+            "recipe-api",
+            format!(
+                "the lab's built-in recipe-api ×2, started for this experiment (pid {} with 1 worker, pid {} with 2): it measures the cluster module on /fibonacci, so your services are not involved",
+                one.pid, two.pid
+            ),
+        ));
         // A limit that costs tens of milliseconds: CPU-bound, yet many requests per window.
         let (limit, took) =
             super::ch1::calibrate_fibonacci_for(ctx, &one.base, Duration::from_millis(20)).await?;

@@ -5,15 +5,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use lab_proxy::config::{Check, Frontend, ProxyConfig, Server};
 use serde_json::Value;
 
-use super::AbortOnDrop;
 use super::spawn::{self, SpawnedProxy};
-use super::{BoxFut, Ctx, Record};
+use super::{BoxFut, Ctx, Record, Subject};
 use crate::config::raw::{Builtin, ProxyEngine};
 
 const STATS_URI: &str = "/admin?stats";
@@ -33,24 +32,54 @@ fn frontend(name: &str, servers: &[String]) -> Frontend {
     )
 }
 
-async fn start(ctx: &Ctx, f: Frontend) -> anyhow::Result<SpawnedProxy> {
-    spawn::proxy(ctx.proxy_engine, ProxyConfig { frontends: vec![f] }).await
+/// Start the experiment's proxy, named among the subjects with the book config it mirrors.
+async fn start(
+    ctx: &Ctx,
+    rec: &mut Record,
+    f: Frontend,
+    book: &str,
+) -> anyhow::Result<SpawnedProxy> {
+    let p = spawn::proxy(ctx.proxy_engine, ProxyConfig { frontends: vec![f] }).await?;
+    rec.subject(Subject::helper(
+        "proxy",
+        format!(
+            "a {} proxy started for this experiment on {} (the book's {book})",
+            ctx.proxy_engine.as_str(),
+            p.addrs.join(", ")
+        ),
+    ));
+    Ok(p)
 }
 
-/// The plain-HTTP addresses of the lab's service playing `role`.
-fn plain_addrs(ctx: &Ctx, role: Builtin) -> anyhow::Result<Vec<String>> {
-    let e = ctx.role(role)?;
-    anyhow::ensure!(
-        e.scheme() == "http",
-        "`{}` serves https: these scenarios put the proxy in front of plain HTTP servers",
-        e.service
-    );
-    anyhow::ensure!(
-        !e.addrs.is_empty(),
-        "`{}` has no running instance",
-        e.service
-    );
-    Ok(e.addrs.clone())
+/// The lab's producer that a proxy is put in front of: REST over plain HTTP (a subject), or
+/// not applicable.
+fn plain_producer<'a>(ctx: &'a Ctx, rec: &mut Record) -> anyhow::Result<&'a super::Endpoint> {
+    let p = ctx.plain_rest_producers().into_iter().next().ok_or_else(|| {
+        super::not_applicable(
+            "no service of role recipe-api answers REST over plain HTTP, which the proxy is put in front of",
+            "a producer with `serves = [\"http\"]` (the default for a `command` producer)",
+        )
+    })?;
+    rec.subject(p.subject());
+    Ok(p)
+}
+
+/// The proxy's health check for servers of `e`: its http path if it has one, else tcp (the
+/// book's producers have no /health route).
+fn check_for(
+    e: &super::Endpoint,
+    interval_ms: u64,
+    timeout_ms: u64,
+    rise: u32,
+    fall: u32,
+) -> Check {
+    Check {
+        path: e.health_path.clone(),
+        interval_ms,
+        timeout_ms,
+        rise,
+        fall,
+    }
 }
 
 /// The stats CSV as rows keyed by column name (HAProxy's names, both engines).
@@ -89,27 +118,57 @@ fn server_row<'a>(
 
 pub fn round_robin<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        // The lab's web-api instances when it has two or more; else two started here.
+        // A consumer of the lab with two or more instances; else two of ours, when no learner's
+        // consumer should have been the subject.
         let lab = ctx
-            .role(Builtin::WebApi)
-            .ok()
-            .filter(|e| e.addrs.len() >= 2 && e.scheme() == "http");
+            .playing(Builtin::WebApi)
+            .into_iter()
+            .find(|e| e.addrs.len() >= 2 && e.scheme() == "http");
         let mut _own = Vec::new();
         let servers = match lab {
-            Some(e) => e.addrs.clone(),
+            Some(e) => {
+                rec.subject(e.subject());
+                e.addrs.clone()
+            }
+            None if ctx.learner_plays(Builtin::WebApi) => {
+                return Err(super::not_applicable(
+                    "no consumer runs two or more instances over plain HTTP",
+                    "`replicas = 2` on your consumer (the book runs web-api on 3001 and 3002 behind HAProxy)",
+                ));
+            }
             None => {
-                let target = super::host_port(&ctx.first(Builtin::RecipeApi)?).to_owned();
+                let producer = ctx.plain_rest_producers().into_iter().next().ok_or_else(|| {
+                    super::not_applicable(
+                        "no consumer runs two instances, and no producer answers REST over plain HTTP for two of ours to call",
+                        "`replicas = 2` on a web-api service",
+                    )
+                })?;
+                rec.subject(producer.subject());
+                let target = super::host_port(&producer.base()?).to_owned();
                 for _ in 0..2 {
                     _own.push(
                         spawn::builtin(Builtin::WebApi, &[("TARGET", target.as_str())]).await?,
                     );
                 }
+                rec.subject(Subject::helper(
+                    "web-api",
+                    format!(
+                        "the lab's built-in web-api ×2 (pids {}), started because no consumer of the lab runs two instances",
+                        super::list(_own.iter().map(|s| s.pid))
+                    ),
+                ));
                 _own.iter()
                     .map(|s| super::host_port(&s.base).to_owned())
                     .collect()
             }
         };
-        let proxy = start(ctx, frontend("web", &servers)).await?;
+        let proxy = start(
+            ctx,
+            rec,
+            frontend("web", &servers),
+            "haproxy/load-balance.cfg",
+        )
+        .await?;
         let mut pids = Vec::new();
         for _ in 0..(servers.len() * 4) {
             let (r, _) = ctx.get(&proxy.addrs[0], "/").await?;
@@ -118,13 +177,17 @@ pub fn round_robin<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 "GET / through the proxy: status {}",
                 r.status
             );
-            pids.push(super::answered_by(&r, "consumer_pid"));
+            pids.push(super::answered_by(&r, &["consumer_pid", "pid"]));
         }
         let distinct: BTreeSet<&String> = pids.iter().collect();
         rec.check(
             "every instance answers",
             distinct.len() == servers.len(),
-            format!("{} instances, answers from {distinct:?}", servers.len()),
+            format!(
+                "{} instances, answers from {}",
+                servers.len(),
+                super::list(&distinct)
+            ),
         );
         let alternates = pids
             .windows(servers.len())
@@ -132,7 +195,7 @@ pub fn round_robin<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         rec.check(
             "consecutive requests go to different instances, in turn",
             alternates,
-            format!("answer sequence {pids:?}"),
+            format!("answer sequence {}", super::list(&pids)),
         );
         rec.figure("instances", servers.len() as f64, "count");
         Ok(())
@@ -181,6 +244,13 @@ pub fn health_failover<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             super::host_port(&a.base).to_owned(),
             super::host_port(&b.base).to_owned(),
         ];
+        rec.subject(Subject::helper(
+            "recipe-api",
+            format!(
+                "the lab's built-in recipe-api ×2 (pids {}, {}), started for this experiment: one is killed and restarted, so the lab's own instances are not touched",
+                a.pid, b.pid
+            ),
+        ));
         let mut f = frontend("recipes", &servers);
         let (interval, fall, rise) = (200u64, 2u32, 2u32);
         f.check = Some(Check {
@@ -191,7 +261,7 @@ pub fn health_failover<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             fall,
         });
         f.stats_uri = Some(STATS_URI.into());
-        let proxy = start(ctx, f).await?;
+        let proxy = start(ctx, rec, f, "haproxy/load-balance.cfg").await?;
         let addr = proxy.addrs[0].clone();
         let victim = "recipes-2";
 
@@ -326,17 +396,21 @@ pub fn health_failover<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
 
 pub fn compression<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        let servers = plain_addrs(ctx, Builtin::RecipeApi)?;
+        let servers = plain_producer(ctx, rec)?.addrs.clone();
         let mut f = frontend("recipes", &servers[..1]);
         f.compression = vec!["application/json".into(), "text/plain".into()];
-        let proxy = start(ctx, f).await?;
+        let proxy = start(ctx, rec, f, "haproxy/compression.cfg").await?;
         let url = format!("http://{}/recipes/42", proxy.addrs[0]);
         let (plain, gz) = ctx.get_plain_and_gzip(&url).await?;
         let encoding = super::content_encoding;
         rec.check(
             "gzip when the client accepts it",
             gz.status == 200 && encoding(&gz) == "gzip",
-            format!("status {}, content-encoding {:?}", gz.status, encoding(&gz)),
+            format!(
+                "status {}, content-encoding \"{}\"",
+                gz.status,
+                encoding(&gz)
+            ),
         );
         let unzipped = super::wire::gunzip(&gz.body).unwrap_or_default();
         rec.check(
@@ -349,7 +423,7 @@ pub fn compression<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         rec.check(
             "no compression without Accept-Encoding",
             plain.status == 200 && encoding(&plain).is_empty(),
-            format!("content-encoding {:?}", encoding(&plain)),
+            format!("content-encoding \"{}\"", encoding(&plain)),
         );
         rec.figure("body, identity", plain.body.len() as f64, "bytes");
         rec.figure("body, gzip", gz.body.len() as f64, "bytes");
@@ -359,7 +433,7 @@ pub fn compression<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
 
 pub fn tls_termination<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        let servers = plain_addrs(ctx, Builtin::RecipeApi)?;
+        let servers = plain_producer(ctx, rec)?.addrs.clone();
         let ca = crate::tls::LabCa::ensure(&ctx.tls_dir)?;
         let issued = ca.server_cert("proxy")?;
         let mut f = frontend("tls", &servers);
@@ -367,7 +441,7 @@ pub fn tls_termination<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             cert: issued.cert,
             key: issued.key,
         });
-        let proxy = start(ctx, f).await?;
+        let proxy = start(ctx, rec, f, "haproxy/tls.cfg").await?;
         let client = lab_service_kit::client::Client::with_tls(
             lab_service_kit::tls::client_config(&ca.ca_cert())?,
         );
@@ -440,33 +514,23 @@ const SLOW_HOLD: Duration = Duration::from_millis(1000);
 
 pub fn backpressure<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        // The slow server, here: counts requests in flight at once.
-        let now = Arc::new(AtomicUsize::new(0));
-        let max = Arc::new(AtomicUsize::new(0));
-        let (n2, m2) = (now.clone(), max.clone());
-        let app = axum::Router::new().fallback(move || {
-            let (now, max) = (n2.clone(), m2.clone());
-            async move {
-                let c = now.fetch_add(1, SeqCst) + 1;
-                max.fetch_max(c, SeqCst);
-                tokio::time::sleep(SLOW_HOLD).await;
-                now.fetch_sub(1, SeqCst);
-                "slow"
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let slow_addr = listener.local_addr()?.to_string();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let _server = AbortOnDrop(server);
-
+        // The slow server (the book's low-connections.js), as a process of its own.
+        let slow = spawn::slow_server(SLOW_HOLD).await?;
+        let slow_addr = super::host_port(&slow.base).to_owned();
+        rec.subject(Subject::helper(
+            "slow server",
+            format!(
+                "`lab serve slow-server` (pid {}), the book's low-connections.js: every answer after {} ms",
+                slow.pid,
+                SLOW_HOLD.as_millis()
+            ),
+        ));
         let mut f = frontend("low-connections", &[slow_addr]);
         f.server_maxconn = Some(2);
         f.queue_timeout_ms = 1500; // two rounds of 1 s fit, the third waits too long
         f.server_timeout_ms = 5000;
         f.check = None;
-        let proxy = start(ctx, f).await?;
+        let proxy = start(ctx, rec, f, "haproxy/backpressure.cfg").await?;
         let url = format!("http://{}/", proxy.addrs[0]);
         let t0 = Instant::now();
         let mut tasks = Vec::new();
@@ -482,7 +546,8 @@ pub fn backpressure<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         }
         let ok = codes.iter().filter(|&&c| c == 200).count();
         let busy = codes.iter().filter(|&&c| c == 503).count();
-        let most = max.load(SeqCst);
+        let (r, _) = ctx.get(&slow.base, crate::slow::IN_FLIGHT_PATH).await?;
+        let most = r.json()?["max"].as_u64().unwrap_or(0) as usize;
         rec.check(
             "never more than maxconn (2) in flight at the slow server",
             most <= 2 && most > 0,
@@ -501,7 +566,7 @@ pub fn backpressure<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         rec.check(
             "every request got 200 or 503",
             ok + busy == codes.len(),
-            format!("statuses {codes:?}"),
+            format!("statuses {}", super::list(&codes)),
         );
         rec.figure("answered 200", ok as f64, "count");
         rec.figure("answered 503", busy as f64, "count");
@@ -517,17 +582,12 @@ pub fn backpressure<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
 
 pub fn stats<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
-        let servers = plain_addrs(ctx, Builtin::RecipeApi)?;
+        let producer = plain_producer(ctx, rec)?;
+        let servers = producer.addrs.clone();
         let mut f = frontend("recipes", &servers);
         f.stats_uri = Some(STATS_URI.into());
-        f.check = Some(Check {
-            path: Some("/health".into()),
-            interval_ms: 1000,
-            timeout_ms: 500,
-            rise: 2,
-            fall: 3,
-        });
-        let proxy = start(ctx, f).await?;
+        f.check = Some(check_for(producer, 1000, 500, 2, 3));
+        let proxy = start(ctx, rec, f, "haproxy/stats.cfg").await?;
         let addr = &proxy.addrs[0];
         const N: usize = 10;
         for _ in 0..N {

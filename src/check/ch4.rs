@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{BoxFut, Ctx, HubInfo, Record, Scenario};
+use super::{BoxFut, Ctx, Endpoint, HubInfo, Record, Scenario};
 use crate::config::raw::Builtin;
 
 pub fn scenarios() -> Vec<Scenario> {
@@ -117,22 +117,48 @@ async fn until<T, F: std::future::Future<Output = anyhow::Result<Option<T>>>>(
 /// How long UDP logs may take to be searchable (send, hub parse, store commit).
 const LOG_WAIT: Duration = Duration::from_secs(5);
 
+/// The `app` names a consumer's documents may carry: its own name, and its role's (the book's
+/// logging helper says `app: "web-api"` whatever the service is called).
+fn app_names(e: &Endpoint) -> Vec<String> {
+    let mut v = vec![e.service.clone()];
+    if let Some(r) = e.role
+        && r.as_str() != e.service
+    {
+        v.push(r.as_str().to_owned());
+    }
+    v
+}
+
+/// KQL: `app` is one of `names`.
+fn app_query(names: &[String]) -> String {
+    let q: Vec<String> = names.iter().map(|n| format!("app:\"{n}\"")).collect();
+    format!("({})", q.join(" or "))
+}
+
+/// Where the hub takes logs, for notes.
+fn logstash_note(ctx: &Ctx) -> String {
+    ctx.hub.as_ref().map_or_else(String::new, |h| {
+        format!(" (the hub's HTTP API is {})", h.http)
+    })
+}
+
 fn environment<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         let hub = ctx.hub()?;
-        // Every service logs at least its `listen` line; a request makes sure of web-api.
-        let web = ctx.first(Builtin::WebApi)?;
-        let _ = ctx.get(&web, "/").await?;
-        // The consumer logs (the book's web-api); others may (a learner's may, ours trace only).
-        let consumer = ctx.role(Builtin::WebApi)?.service.clone();
-        for e in &ctx.endpoints {
-            // The newest documents: the store keeps earlier runs of the lab too.
-            // What the service sent itself (not its output lines, which the hub labels).
+        // Every service logs at least its `listen` line; a request makes sure of the consumers.
+        let consumers = ctx.playing(Builtin::WebApi);
+        for c in &consumers {
+            let _ = ctx.get(&c.base()?, "/").await;
+        }
+        let mut any = false;
+        for e in ctx.endpoints.iter().filter(|e| !e.addrs.is_empty()) {
+            // The newest documents: the store keeps earlier runs of the lab too. What the
+            // service sent itself (not its output lines, which the hub labels).
             let q = format!(
-                "app:\"{}\" and not tags:_jsonparsefailure and not type:output",
-                e.service
+                "{} and not tags:_jsonparsefailure and not type:output",
+                app_query(&app_names(e))
             );
-            let wait = if e.service == consumer {
+            let wait = if e.role == Some(Builtin::WebApi) {
                 LOG_WAIT
             } else {
                 Duration::ZERO
@@ -142,23 +168,41 @@ fn environment<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             })
             .await?
             .unwrap_or_default();
-            if docs.is_empty() && e.service != consumer {
-                rec.figure(
-                    format!("log documents from {} (it sends none)", e.service),
-                    0.0,
-                    "documents",
-                );
+            if docs.is_empty() {
+                rec.note(format!("{} sent no log document to LOGSTASH", e.service));
                 continue;
             }
+            any = true;
+            rec.subject(e.subject());
             let envs: std::collections::BTreeSet<String> = docs
                 .iter()
                 .map(|d| d["environment"].as_str().unwrap_or("(none)").to_owned())
                 .collect();
-            rec.check(
-                format!("{}'s logs say environment {:?}", e.service, e.environment),
-                !docs.is_empty() && envs.len() == 1 && envs.contains(&e.environment),
-                format!("{} documents, environments seen: {envs:?}", docs.len()),
+            rec.expect(
+                format!("{}'s logs say environment \"{}\"", e.service, e.environment),
+                envs.len() == 1 && envs.contains(&e.environment),
+                format!(
+                    "environment: \"{}\" (NODE_ENV) in every document",
+                    e.environment
+                ),
+                format!(
+                    "{} documents, environments seen: {}",
+                    docs.len(),
+                    super::list(&envs)
+                ),
             );
+            rec.hint(
+                "set `environment` in each document from process.env.NODE_ENV, which the lab sets",
+            );
+        }
+        if !any {
+            return Err(super::not_applicable(
+                format!(
+                    "no service of the lab sent a log document to LOGSTASH{}",
+                    logstash_note(ctx)
+                ),
+                "a consumer that logs as the book's web-api/consumer-http-logs.js does (UDP JSON to process.env.LOGSTASH)",
+            ));
         }
         Ok(())
     })
@@ -167,82 +211,153 @@ fn environment<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
 fn logs<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         let hub = ctx.hub()?;
-        let web = ctx.first(Builtin::WebApi)?;
-        // A user agent no one else sends marks this scenario's requests.
-        let marker = format!("lab-check-{:016x}", fastrand::u64(..));
+        let consumers = ctx.require_consumers()?;
+        // A user agent no one else sends marks each consumer's requests.
+        let run = format!("{:012x}", fastrand::u64(..));
         let t0 = Instant::now();
-        let sent = ctx
-            .client
-            .request(
-                hyper::Method::GET,
-                &format!("{web}/"),
-                &[("user-agent", marker.as_str())],
-                None,
-                ctx.timeout,
+        let mut sent = Vec::new();
+        for c in &consumers {
+            let marker = format!("lab-check-{run}-{}", c.service);
+            let base = c.base()?;
+            let ok = ctx
+                .client
+                .request(
+                    hyper::Method::GET,
+                    &format!("{base}/"),
+                    &[("user-agent", marker.as_str())],
+                    None,
+                    ctx.timeout,
+                )
+                .await?;
+            let failed = ctx
+                .client
+                .request(
+                    hyper::Method::GET,
+                    &format!("{base}/error"),
+                    &[("user-agent", marker.as_str())],
+                    None,
+                    ctx.timeout,
+                )
+                .await?;
+            sent.push((*c, marker, ok.status.as_u16(), failed.status.as_u16()));
+        }
+        // Which consumers log: their request-incoming carries the marker.
+        let found = until(LOG_WAIT, || async {
+            let docs = search(
+                ctx,
+                hub,
+                &format!("type:request-incoming and fields.ua:lab-check-{run}-*"),
+                "5m",
             )
             .await?;
-        rec.check(
-            "GET / answers 200",
-            sent.status == 200,
-            format!("status {}", sent.status),
-        );
-        let failed = ctx
-            .client
-            .request(
-                hyper::Method::GET,
-                &format!("{web}/error"),
-                &[("user-agent", marker.as_str())],
-                None,
-                ctx.timeout,
-            )
-            .await?;
-        rec.check(
-            "GET /error answers 500",
-            failed.status == 500,
-            format!("status {}", failed.status),
-        );
-
-        let q_in =
-            format!("type:request-incoming and fields.ua:\"{marker}\" and fields.path:\"/\"");
-        let incoming = until(LOG_WAIT, || async {
-            Ok(search(ctx, hub, &q_in, "5m").await?.into_iter().next())
+            let all = sent
+                .iter()
+                .all(|(_, m, _, _)| docs.iter().any(|d| d["fields"]["ua"] == m.as_str()));
+            Ok(all.then(|| docs.clone()))
         })
         .await?;
+        let docs = match found {
+            Some(d) => d,
+            None => {
+                search(
+                    ctx,
+                    hub,
+                    &format!("type:request-incoming and fields.ua:lab-check-{run}-*"),
+                    "5m",
+                )
+                .await?
+            }
+        };
         rec.figure(
             "log searchable after",
             t0.elapsed().as_secs_f64() * 1e3,
             "ms",
         );
-        rec.check(
-            "request-incoming found by `type:request-incoming and fields.ua:…`",
-            incoming
-                .as_ref()
-                .is_some_and(|d| d["fields"]["method"] == "GET" && d["severity"] == "info"),
-            incoming.map_or("not found".into(), |d| d.to_string()),
-        );
-        let outgoing = search(ctx, hub, "type:request-outgoing and app:web-api", "1m").await?;
-        rec.check(
-            "request-outgoing names the upstream (`fields.svc`) and its URL",
-            outgoing
-                .iter()
-                .any(|d| d["fields"]["svc"].is_string() && d["fields"]["url"].is_string()),
-            format!(
-                "{} request-outgoing documents in the last minute",
-                outgoing.len()
-            ),
-        );
-        let q_fail = "type:request-failure and fields.path:\"/error\" and severity:error";
-        let failure = until(LOG_WAIT, || async {
-            Ok(search(ctx, hub, q_fail, "1m").await?.into_iter().next())
-        })
-        .await?;
-        rec.check(
-            "request-failure for /error carries a stack",
-            failure
-                .as_ref()
-                .is_some_and(|d| d["fields"]["stack"].as_str().is_some_and(|s| !s.is_empty())),
-            failure.map_or("not found".into(), |d| d["fields"].to_string()),
-        );
+        let mut checked = 0;
+        for (c, marker, ok_status, failed_status) in &sent {
+            let svc = &c.service;
+            let Some(incoming) = docs.iter().find(|d| d["fields"]["ua"] == marker.as_str()) else {
+                rec.note(format!(
+                    "{svc} sent no request-incoming document carrying the request's user agent"
+                ));
+                continue;
+            };
+            checked += 1;
+            rec.subject(c.subject());
+            rec.expect(
+                format!("{svc}: GET / answers 200 and /error 500"),
+                *ok_status == 200 && *failed_status == 500,
+                "200 and 500",
+                format!("{ok_status} and {failed_status}"),
+            );
+            rec.hint("GET /error throws (the book's consumer answers 500 {\"error\": \"oh no\"})");
+            let f = &incoming["fields"];
+            rec.expect(
+                format!("{svc}: request-incoming found by `type:request-incoming and fields.ua:…`"),
+                f["method"] == "GET" && f["path"].is_string(),
+                "fields: path, method, ip, ua",
+                incoming.to_string(),
+            );
+            let apps = app_query(&app_names(c));
+            let outgoing =
+                search(ctx, hub, &format!("type:request-outgoing and {apps}"), "1m").await?;
+            rec.expect(
+                format!("{svc}: request-outgoing names the upstream (fields.svc) and its URL (fields.url)"),
+                outgoing.iter().any(|d| d["fields"]["svc"].is_string() && d["fields"]["url"].is_string()),
+                "fields: url, svc",
+                format!("{} request-outgoing documents in the last minute", outgoing.len()),
+            );
+            rec.hint("log `request-outgoing` with {url, svc} before calling TARGET");
+            let q_fail = format!(
+                "type:request-failure and fields.path:\"/error\" and severity:error and {apps}"
+            );
+            let failure = until(LOG_WAIT, || async {
+                Ok(search(ctx, hub, &q_fail, "1m").await?.into_iter().next())
+            })
+            .await?;
+            rec.expect(
+                format!("{svc}: request-failure for /error carries a stack"),
+                failure
+                    .as_ref()
+                    .is_some_and(|d| d["fields"]["stack"].as_str().is_some_and(|s| !s.is_empty())),
+                "severity error, fields: stack, path, method",
+                failure.map_or("not found".into(), |d| d["fields"].to_string()),
+            );
+            rec.hint("log `request-failure` with severity error and {stack, path, method} in the error handler");
+        }
+        if checked == 0 {
+            let any = search(
+                ctx,
+                hub,
+                &format!(
+                    "{} and not type:output",
+                    app_query(
+                        &consumers
+                            .iter()
+                            .flat_map(|c| app_names(c))
+                            .collect::<Vec<_>>()
+                    )
+                ),
+                "1m",
+            )
+            .await?;
+            if any.is_empty() {
+                return Err(super::not_applicable(
+                    format!(
+                        "no consumer sent a log document to LOGSTASH{}",
+                        logstash_note(ctx)
+                    ),
+                    "a consumer that logs as the book's web-api/consumer-http-logs.js does (UDP JSON to process.env.LOGSTASH)",
+                ));
+            }
+            rec.expect(
+                "a consumer's request-incoming carries the request's user agent (fields.ua)",
+                false,
+                "type request-incoming, fields: path, method, ip, ua",
+                format!("{} documents from the consumers in the last minute, none a request-incoming with this user agent", any.len()),
+            );
+            rec.hint("log `request-incoming` with {path, method, ip, ua: req.headers['user-agent']} for each request");
+        }
         Ok(())
     })
 }
@@ -273,208 +388,400 @@ async fn graphite_sum(ctx: &Ctx, hub: &HubInfo, target: &str, from: i64) -> anyh
         .unwrap_or(0.0))
 }
 
+/// The StatsD prefixes a consumer's keys may carry: its own name (the lab's services), and
+/// its role's (the book's consumer says `web-api`).
+fn prefix_glob(e: &Endpoint) -> String {
+    let names = app_names(e);
+    if names.len() == 1 {
+        names[0].clone()
+    } else {
+        format!("{{{}}}", names.join(","))
+    }
+}
+
 fn metrics<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         const OK: usize = 20;
         const FAILED: usize = 5;
         let hub = ctx.hub()?;
-        let web = ctx.first(Builtin::WebApi)?;
+        let consumers = ctx.require_consumers()?;
         let now = || {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64)
         };
-        // Start on a flush boundary's far side, so every request lands in a counted interval.
         let from = now() - 1;
-        let route_200 = "stats_counts.web-api.inbound.response_code.GET_root.200";
-        let route_500 = "stats_counts.web-api.inbound.response_code.GET_error.500";
-        // Requests made just before (other scenarios, people) may still sit in a StatsD buffer or
-        // the hub's open interval: wait until the counters hold still for one flush interval,
-        // so that what moves them next is only this scenario.
-        let settle = Instant::now();
-        let quiet = hub.flush + Duration::from_millis(1500);
-        let mut before = (
-            graphite_sum(ctx, hub, route_200, from).await?,
-            graphite_sum(ctx, hub, route_500, from).await?,
-        );
-        for _ in 0..5 {
-            tokio::time::sleep(quiet).await;
-            let now_sums = (
-                graphite_sum(ctx, hub, route_200, from).await?,
-                graphite_sum(ctx, hub, route_500, from).await?,
+        let mut emitting = 0;
+        for c in consumers {
+            let prefix = prefix_glob(c);
+            let web = c.base()?;
+            // The aggregate keys both the book's consumer and ours emit.
+            let c200 = format!("sumSeries(stats_counts.{prefix}.inbound.response_code.200)");
+            let c500 = format!("sumSeries(stats_counts.{prefix}.inbound.response_code.500)");
+            // Requests made just before may still sit in a StatsD buffer or the hub's open
+            // interval: wait until the counters hold still for one flush interval.
+            let settle = Instant::now();
+            let quiet = hub.flush + Duration::from_millis(1500);
+            let mut before = (
+                graphite_sum(ctx, hub, &c200, from).await?,
+                graphite_sum(ctx, hub, &c500, from).await?,
             );
-            if now_sums == before {
+            for _ in 0..5 {
+                tokio::time::sleep(quiet).await;
+                let now_sums = (
+                    graphite_sum(ctx, hub, &c200, from).await?,
+                    graphite_sum(ctx, hub, &c500, from).await?,
+                );
+                if now_sums == before {
+                    break;
+                }
+                before = now_sums;
+            }
+            let (before_200, before_500) = before;
+            let t0 = Instant::now();
+            for _ in 0..OK {
+                let (r, _) = ctx.get(&web, "/").await?;
+                anyhow::ensure!(
+                    r.status == 200,
+                    "{}: GET / answered {}",
+                    c.service,
+                    r.status
+                );
+            }
+            for _ in 0..FAILED {
+                let _ = ctx.get(&web, "/error").await?;
+            }
+            // statsd-client flushes within 1 s, the hub every flush interval.
+            let wait = hub.flush * 2 + Duration::from_secs(3);
+            let counted = until(wait, || async {
+                let a = graphite_sum(ctx, hub, &c200, from).await? - before_200;
+                let b = graphite_sum(ctx, hub, &c500, from).await? - before_500;
+                Ok((a >= OK as f64 && b >= FAILED as f64).then_some((a, b)))
+            })
+            .await?;
+            let (a, b) = match counted {
+                Some(x) => x,
+                None => (
+                    graphite_sum(ctx, hub, &c200, from).await? - before_200,
+                    graphite_sum(ctx, hub, &c500, from).await? - before_500,
+                ),
+            };
+            if a == 0.0 && b == 0.0 {
+                rec.note(format!(
+                    "{} moved no StatsD counter under {prefix}.inbound.response_code",
+                    c.service
+                ));
+                continue;
+            }
+            emitting += 1;
+            let svc = &c.service;
+            rec.subject(c.subject());
+            rec.figure(
+                format!("{svc} counters settled after"),
+                settle.elapsed().as_secs_f64() * 1e3,
+                "ms",
+            );
+            rec.figure(
+                format!("{svc} visible in Graphite after"),
+                t0.elapsed().as_secs_f64() * 1e3,
+                "ms",
+            );
+            rec.expect(
+                format!("{svc}: stats_counts.{prefix}.inbound.response_code.200 grew by {OK}"),
+                a == OK as f64,
+                format!("{OK} (one per GET /)"),
+                format!("grew by {a}"),
+            );
+            rec.hint("count `inbound.response_code.<status>` once per request (statsd-client's express middleware does)");
+            rec.expect(
+                format!("{svc}: stats_counts.{prefix}.inbound.response_code.500 grew by {FAILED}"),
+                b == FAILED as f64,
+                format!("{FAILED} (one per GET /error)"),
+                format!("grew by {b}"),
+            );
+            // Timers per route where the consumer knows its routes (GET_root), else under
+            // unknown_express_route (the book's consumer, fastify under middie): any route.
+            let timer = graphite_sum(
+                ctx,
+                hub,
+                &format!("sumSeries(stats.timers.{prefix}.inbound.response_time.*.count)"),
+                from,
+            )
+            .await?;
+            rec.expect(
+                format!("{svc}: the inbound response-time timer counted every request"),
+                timer >= OK as f64,
+                format!(
+                    "at least {OK} in stats.timers.{prefix}.inbound.response_time.<route>.count"
+                ),
+                format!("timer count {timer}"),
+            );
+            let upper = graphite_sum(
+                ctx,
+                hub,
+                &format!("maxSeries(stats.timers.{prefix}.inbound.response_time.*.upper_90)"),
+                from,
+            )
+            .await?;
+            rec.figure(
+                format!("{svc} GET / upper_90 (sum over intervals)"),
+                upper,
+                "ms",
+            );
+            let outbound = graphite_sum(
+                ctx,
+                hub,
+                &format!("sumSeries(stats_counts.{prefix}.outbound.*.request-count)"),
+                from,
+            )
+            .await?;
+            rec.expect(
+                format!("{svc}: outbound request-count counted the calls to the producer"),
+                outbound >= OK as f64,
+                format!("at least {OK} in stats_counts.{prefix}.outbound.<upstream>.request-count"),
+                format!("outbound calls counted: {outbound}"),
+            );
+            rec.hint("around each call to TARGET: increment `outbound.<upstream>.request-count` and time `outbound.<upstream>.request-time`");
+        }
+        if emitting == 0 {
+            return Err(super::not_applicable(
+                format!(
+                    "no consumer sent StatsD metrics to the hub{}",
+                    statsd_note(ctx)
+                ),
+                "a consumer that counts as the book's web-api/consumer-http-metrics.js does (StatsD to localhost:8125, prefix web-api)",
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// Where the hub takes StatsD, for notes (the book's metrics consumer sends to localhost:8125).
+fn statsd_note(ctx: &Ctx) -> String {
+    match ctx.hub.as_ref().and_then(|h| h.statsd_port) {
+        Some(8125) | None => String::new(),
+        Some(p) => format!(
+            "; its StatsD is on port {p}, and the book's consumer-http-metrics.js sends to localhost:8125 whatever STATSD says"
+        ),
+    }
+}
+
+/// The spans of a trace, merged by id into nodes: a node is one span id (under Zipkin's
+/// shared-span model, a client half and a server half share it), with the services that
+/// reported it and the parent any half names.
+struct Node {
+    id: String,
+    parent: Option<String>,
+    services: std::collections::BTreeSet<String>,
+    names: Vec<String>,
+}
+
+fn nodes(spans: &[Value]) -> Vec<Node> {
+    let mut out: Vec<Node> = Vec::new();
+    for s in spans {
+        let Some(id) = s["id"].as_str() else { continue };
+        let svc = s["localEndpoint"]["serviceName"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned();
+        let name = s["name"].as_str().unwrap_or("?").to_owned();
+        let parent = s["parentId"].as_str().map(str::to_owned);
+        match out.iter_mut().find(|n| n.id == id) {
+            Some(n) => {
+                n.services.insert(svc);
+                n.names.push(name);
+                if n.parent.is_none() {
+                    n.parent = parent;
+                }
+            }
+            None => out.push(Node {
+                id: id.to_owned(),
+                parent,
+                services: [svc].into(),
+                names: vec![name],
+            }),
+        }
+    }
+    out
+}
+
+/// One trace is one tree: exactly one root (the caller's span itself under the shared-span
+/// model, or the span whose parent is the caller's span, one span per hop), every other node's
+/// parent in the trace, no cycle. `Ok` says which model it saw; `Err` what breaks the tree.
+pub fn one_tree(spans: &[Value], caller_span: &str) -> Result<String, String> {
+    let ns = nodes(spans);
+    if ns.is_empty() {
+        return Err("no spans".into());
+    }
+    let is_root = |n: &Node| n.id == caller_span || n.parent.as_deref() == Some(caller_span);
+    let roots: Vec<&Node> = ns.iter().filter(|n| is_root(n)).collect();
+    if roots.len() != 1 {
+        return Err(format!(
+            "{} spans take the caller's span {caller_span} as their own id or parent (expected 1): {}",
+            roots.len(),
+            super::list(roots.iter().map(|n| format!(
+                "{} of {}",
+                n.names.join("/"),
+                super::list(&n.services)
+            )))
+        ));
+    }
+    let orphans: Vec<String> = ns
+        .iter()
+        .filter(|n| !is_root(n))
+        .filter(|n| {
+            n.parent
+                .as_ref()
+                .is_none_or(|p| !ns.iter().any(|x| &x.id == p))
+        })
+        .map(|n| {
+            format!(
+                "{} of {} (parentId {})",
+                n.names.join("/"),
+                super::list(&n.services),
+                n.parent.as_deref().unwrap_or("none")
+            )
+        })
+        .collect();
+    if !orphans.is_empty() {
+        return Err(format!(
+            "spans whose parent is not in the trace: {}",
+            orphans.join("; ")
+        ));
+    }
+    // No cycle: every node reaches the root.
+    for n in &ns {
+        let mut cur = n;
+        for _ in 0..=ns.len() {
+            if is_root(cur) {
                 break;
             }
-            before = now_sums;
+            let p = cur.parent.as_deref().unwrap_or("");
+            cur = ns.iter().find(|x| x.id == p).expect("checked above");
         }
-        rec.figure(
-            "counters settled after",
-            settle.elapsed().as_secs_f64() * 1e3,
-            "ms",
-        );
-        let (before_200, before_500) = before;
-        let t0 = Instant::now();
-        for _ in 0..OK {
-            let (r, _) = ctx.get(&web, "/").await?;
-            anyhow::ensure!(r.status == 200, "GET / answered {}", r.status);
+        if !is_root(cur) {
+            return Err(format!("the parents of {} go round in a cycle", n.id));
         }
-        for _ in 0..FAILED {
-            let _ = ctx.get(&web, "/error").await?;
-        }
-        // statsd-client flushes within 1 s, the hub every flush interval.
-        let wait = hub.flush * 2 + Duration::from_secs(3);
-        let counted = until(wait, || async {
-            let a = graphite_sum(ctx, hub, route_200, from).await? - before_200;
-            let b = graphite_sum(ctx, hub, route_500, from).await? - before_500;
-            Ok((a >= OK as f64 && b >= FAILED as f64).then_some((a, b)))
-        })
-        .await?;
-        rec.figure(
-            "visible in Graphite after",
-            t0.elapsed().as_secs_f64() * 1e3,
-            "ms",
-        );
-        let (a, b) = counted.unwrap_or((
-            graphite_sum(ctx, hub, route_200, from).await? - before_200,
-            graphite_sum(ctx, hub, route_500, from).await? - before_500,
-        ));
-        rec.check(
-            format!("{route_200} grew by {OK}"),
-            a == OK as f64,
-            format!("grew by {a}"),
-        );
-        rec.check(
-            format!("{route_500} grew by {FAILED}"),
-            b == FAILED as f64,
-            format!("grew by {b}"),
-        );
-        let timer = graphite_sum(
-            ctx,
-            hub,
-            "stats.timers.web-api.inbound.response_time.GET_root.count",
-            from,
-        )
-        .await?;
-        rec.check(
-            "the GET_root response-time timer counted every request",
-            timer >= OK as f64,
-            format!("timer count {timer}"),
-        );
-        let upper = graphite_sum(
-            ctx,
-            hub,
-            "maxSeries(stats.timers.web-api.inbound.response_time.GET_root.upper_90)",
-            from,
-        )
-        .await?;
-        rec.figure("web-api GET / upper_90 (sum over intervals)", upper, "ms");
-        let outbound = graphite_sum(
-            ctx,
-            hub,
-            "stats_counts.web-api.outbound.*.request-count",
-            from,
-        )
-        .await?;
-        rec.check(
-            "outbound request-count counted the calls to recipe-api",
-            outbound >= OK as f64,
-            format!("outbound calls counted: {outbound}"),
-        );
-        Ok(())
+    }
+    let shared = roots[0].id == caller_span || ns.iter().any(|n| n.services.len() > 1);
+    Ok(if shared {
+        "shared spans (B3 server span = caller's span id)".into()
+    } else {
+        "one span per hop".into()
     })
 }
 
 fn tracing<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         let hub = ctx.hub()?;
-        let web = ctx.first(Builtin::WebApi)?;
-        // Our own trace id (sampled) so the trace is found by id, as a caller's would be.
-        let trace_id = format!("{:016x}", fastrand::u64(1..));
-        let root = format!("{:016x}", fastrand::u64(1..));
-        let headers = [
-            ("x-b3-traceid", trace_id.as_str()),
-            ("x-b3-spanid", root.as_str()),
-            ("x-b3-sampled", "1"),
-        ];
+        let consumers = ctx.require_consumers()?;
+        // Our own trace id (sampled) per consumer, so each trace is found by id, as a caller's
+        // would be.
+        let mut sent = Vec::new();
         let t0 = Instant::now();
-        let r = ctx
-            .client
-            .request(
-                hyper::Method::GET,
-                &format!("{web}/"),
-                &headers,
-                None,
-                ctx.timeout,
-            )
-            .await?;
-        rec.check(
-            "GET / with B3 headers answers 200",
-            r.status == 200,
-            format!("status {}", r.status),
-        );
-        let url = format!("http://{}/api/v2/trace/{trace_id}", hub.zipkin);
-        let spans = until(Duration::from_secs(10), || async {
+        for c in &consumers {
+            let trace_id = format!("{:016x}", fastrand::u64(1..));
+            let root = format!("{:016x}", fastrand::u64(1..));
+            let headers = [
+                ("x-b3-traceid", trace_id.as_str()),
+                ("x-b3-spanid", root.as_str()),
+                ("x-b3-sampled", "1"),
+            ];
+            let r = ctx
+                .client
+                .request(
+                    hyper::Method::GET,
+                    &format!("{}/", c.base()?),
+                    &headers,
+                    None,
+                    ctx.timeout,
+                )
+                .await?;
+            sent.push((*c, trace_id, root, r.status.as_u16()));
+        }
+        let fetch = |trace_id: String| async move {
+            let url = format!("http://{}/api/v2/trace/{trace_id}", hub.zipkin);
             let r = ctx.client.get(&url, ctx.timeout).await?;
-            let spans = if r.status == 200 {
+            anyhow::Ok(if r.status == 200 {
                 r.json()?.as_array().cloned().unwrap_or_default()
             } else {
                 Vec::new()
-            };
-            let services: std::collections::BTreeSet<&str> = spans
-                .iter()
-                .filter_map(|s| s["localEndpoint"]["serviceName"].as_str())
-                .collect();
-            Ok((spans.len() >= 3 && services.len() >= 2).then_some(spans.clone()))
+            })
+        };
+        // Until every trace spans two services (or the wait is over).
+        let _ = until(Duration::from_secs(10), || async {
+            for (_, id, _, _) in &sent {
+                let spans = fetch(id.clone()).await?;
+                let services: std::collections::BTreeSet<&str> = spans
+                    .iter()
+                    .filter_map(|s| s["localEndpoint"]["serviceName"].as_str())
+                    .collect();
+                if services.len() < 2 {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
         })
-        .await?
-        .unwrap_or_default();
+        .await?;
         rec.figure(
-            "trace complete after",
+            "traces complete after",
             t0.elapsed().as_secs_f64() * 1e3,
             "ms",
         );
-        rec.figure("spans in the trace", spans.len() as f64, "spans");
-        rec.check(
-            "the trace has ≥3 spans",
-            spans.len() >= 3,
-            format!("{} spans", spans.len()),
-        );
-        let by_id = |id: &Value| {
-            spans
+        let mut traced = 0;
+        for (c, trace_id, root, status) in &sent {
+            let spans = fetch(trace_id.clone()).await?;
+            let svc = &c.service;
+            if spans.is_empty() {
+                rec.note(format!("{svc} sent no Zipkin span for trace {trace_id}"));
+                continue;
+            }
+            traced += 1;
+            rec.subject(c.subject());
+            rec.expect(
+                format!("{svc}: GET / with B3 headers answers 200"),
+                *status == 200,
+                "200",
+                format!("status {status}"),
+            );
+            let services: std::collections::BTreeSet<String> = spans
                 .iter()
-                .find(|s| &s["id"] == id && !s["shared"].as_bool().unwrap_or(false))
-        };
-        let web_server = spans.iter().find(|s| s["parentId"] == root.as_str());
-        rec.check(
-            "web-api's server span is the child of the caller's span",
-            web_server.is_some(),
-            web_server.map_or("no span has the caller's span id as parent".into(), |s| {
-                format!("{} ({})", s["name"], s["localEndpoint"]["serviceName"])
-            }),
-        );
-        // Each span other than the first has a parent inside the trace.
-        let orphans: Vec<String> = spans
-            .iter()
-            .filter(|s| s["parentId"] != root.as_str())
-            .filter(|s| s["parentId"].is_null() || by_id(&s["parentId"]).is_none())
-            .map(|s| format!("{} of {}", s["name"], s["localEndpoint"]["serviceName"]))
-            .collect();
-        rec.check(
-            "every other span's parent is in the trace",
-            orphans.is_empty() && !spans.is_empty(),
-            format!("orphans: {orphans:?}"),
-        );
-        let crosses = spans.iter().any(|s| {
-            let svc = &s["localEndpoint"]["serviceName"];
-            s["parentId"].is_string()
-                && by_id(&s["parentId"]).is_some_and(|p| &p["localEndpoint"]["serviceName"] != svc)
-        });
-        rec.check(
-            "a span of one service is the child of a span of the other",
-            crosses,
-            format!("{} spans", spans.len()),
-        );
+                .filter_map(|s| {
+                    s["localEndpoint"]["serviceName"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .collect();
+            rec.figure(
+                format!("{svc} spans in the trace"),
+                spans.len() as f64,
+                "spans",
+            );
+            rec.expect(
+                format!("{svc}: the trace spans the consumer and the producer"),
+                services.len() >= 2,
+                "spans of 2 services or more",
+                format!("{} spans of {}", spans.len(), super::list(&services)),
+            );
+            rec.hint("send the B3 headers (X-B3-TraceId, X-B3-SpanId, X-B3-Sampled) on the call to TARGET, and report spans to ZIPKIN on both sides");
+            let tree = one_tree(&spans, root);
+            rec.expect(
+                format!("{svc}: one tree from the caller's span, every parent inside the trace"),
+                tree.is_ok(),
+                "a root span taking the caller's X-B3-SpanId (as its id or parentId), every other span's parent in the trace",
+                match &tree {
+                    Ok(model) => format!("{} spans, {model}", spans.len()),
+                    Err(e) => e.clone(),
+                },
+            );
+            rec.hint("the server span takes the incoming X-B3-SpanId (shared span) or names it as parentId; the outgoing call's span id travels on as X-B3-SpanId");
+        }
+        if traced == 0 {
+            return Err(super::not_applicable(
+                "no consumer sent Zipkin spans to the hub",
+                "consumers and producers that trace as the book's web-api/consumer-http-zipkin.js and recipe-api/producer-http-zipkin.js do (spans to process.env.ZIPKIN)",
+            ));
+        }
         Ok(())
     })
 }
@@ -516,6 +823,13 @@ fn health<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             ],
         )
         .await?;
+        rec.subject(super::Subject::helper(
+            "recipe-api",
+            format!(
+                "the lab's built-in recipe-api (pid {}) with the scenario's own redis-server ({r_addr}) and PostgreSQL behind it, started for this experiment: it stops and starts them, so your services are not involved",
+                svc.pid
+            ),
+        ));
         let base = svc.base.clone();
         let steps: [(&str, (u16, &str)); 4] = [
             ("both dependencies up", (200, "OK")),
@@ -557,14 +871,47 @@ fn alerting<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         const HAMMER: usize = 20;
         const THRESHOLD: f64 = 5.0;
         let hub = ctx.hub()?;
-        let web = ctx.first(Builtin::WebApi)?;
-        // The scenario's own rule, added over the hub's API (and removed after).
+        let consumers = ctx.require_consumers()?;
+        // The first consumer whose response codes reach the hub.
+        let mut chosen = None;
+        for c in consumers {
+            let prefix = prefix_glob(c);
+            let url = format!(
+                "http://{}/metrics/find?query={}",
+                hub.http,
+                crate::url_encode(&format!("stats_counts.{prefix}.inbound.response_code.*"))
+            );
+            let r = ctx.client.get(&url, ctx.timeout).await?;
+            if r.json()
+                .ok()
+                .and_then(|v| v.as_array().map(|a| !a.is_empty()))
+                == Some(true)
+            {
+                chosen = Some((c, prefix));
+                break;
+            }
+        }
+        let Some((c, prefix)) = chosen else {
+            return Err(super::not_applicable(
+                format!(
+                    "no consumer's response codes reach the hub as StatsD counters{}",
+                    statsd_note(ctx)
+                ),
+                "a consumer that counts as the book's web-api/consumer-http-metrics.js does (StatsD to localhost:8125, prefix web-api)",
+            ));
+        };
+        rec.subject(c.subject());
+        let web = c.base()?;
+        // The scenario's own rule, added over the hub's API, said to be the check's, and
+        // removed after whatever happens.
         let name = format!("lab-check-{:08x}", fastrand::u32(..));
         let window_s = (hub.flush.as_secs() * 2).max(3) as i64;
+        let target = format!("sumSeries(stats_counts.{prefix}.inbound.response_code.500)");
         let rule = serde_json::json!({
             "name": name, "kind": "metric",
-            "target": "sumSeries(stats_counts.web-api.inbound.response_code.GET_error.500)",
+            "target": target,
             "check": ">", "value": THRESHOLD, "window_s": window_s, "for_ms": 0, "importance": "ERROR",
+            "origin": "lab check ch4.alerting",
         });
         let url = format!("http://{}/api/alerts", hub.http);
         let r = ctx
@@ -583,6 +930,16 @@ fn alerting<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             r.status,
             r.text()
         );
+        rec.cleanups.push(super::Cleanup::Delete {
+            url: format!("{url}/{name}"),
+            what: format!("the alert rule {name}"),
+        });
+        rec.subject(super::Subject::helper(
+            "alert rule",
+            format!(
+                "the scenario's own rule {name} on {target}, added to the hub and removed after"
+            ),
+        ));
         let status_of = || async {
             let v = ctx.client.get(&url, ctx.timeout).await?.json()?;
             let st = v.as_array().and_then(|a| {
@@ -597,80 +954,69 @@ fn alerting<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 )
             }))
         };
-        let result = async {
-            let t0 = Instant::now();
-            for _ in 0..HAMMER {
-                let _ = ctx.get(&web, "/error").await?;
-            }
-            let fire_within = hub.flush * 2 + hub.alert_interval + Duration::from_secs(5);
-            let fired = until(fire_within, || async {
-                Ok(status_of().await?.filter(|(s, _)| s == "firing"))
-            })
-            .await?;
-            rec.figure("fired after", t0.elapsed().as_secs_f64() * 1e3, "ms");
-            rec.check(
-                format!(
-                    "{HAMMER}×/error fires `sum of GET_error.500 > {THRESHOLD}` within {}s",
-                    fire_within.as_secs()
-                ),
-                fired.is_some(),
-                fired.map_or_else(|| "never fired".to_owned(), |(_, d)| d),
-            );
-            let t1 = Instant::now();
-            let resolve_within = Duration::from_secs(window_s as u64)
-                + hub.flush * 2
-                + hub.alert_interval
-                + Duration::from_secs(5);
-            let resolved = until(resolve_within, || async {
-                Ok(status_of().await?.filter(|(s, _)| s == "ok"))
-            })
-            .await?;
-            rec.figure("resolved after", t1.elapsed().as_secs_f64() * 1e3, "ms");
-            rec.check(
-                format!("it resolves once the {window_s}s window holds no more failures"),
-                resolved.is_some(),
-                resolved.map_or_else(|| "still firing".to_owned(), |(_, d)| d),
-            );
-            // The hub writes its alert lines through the same store as every log, so the
-            // resolution may land a moment after the status flips: wait for it, bounded.
-            let query = format!("app:hub and type:alert and fields.rule:\"{name}\"");
-            let states_now = || async {
-                let events = search(ctx, hub, &query, "10m").await?;
-                anyhow::Ok(
-                    events
-                        .iter()
-                        .rev()
-                        .filter_map(|e| e["fields"]["state"].as_str().map(str::to_owned))
-                        .collect::<Vec<String>>(),
-                )
-            };
-            let states = match until(LOG_WAIT, || async {
-                let st = states_now().await?;
-                Ok((st.len() >= 2).then_some(st))
-            })
-            .await?
-            {
-                Some(st) => st,
-                None => states_now().await?,
-            };
-            rec.check(
-                "the firing and the resolution are both in the log store",
-                states == ["FIRING", "resolved"],
-                format!("{states:?}"),
-            );
-            anyhow::Ok(())
+        let t0 = Instant::now();
+        for _ in 0..HAMMER {
+            let _ = ctx.get(&web, "/error").await?;
         }
-        .await;
-        let _ = ctx
-            .client
-            .request(
-                hyper::Method::DELETE,
-                &format!("{url}/{name}"),
-                &[],
-                None,
-                ctx.timeout,
+        let fire_within = hub.flush * 2 + hub.alert_interval + Duration::from_secs(5);
+        let fired = until(fire_within, || async {
+            Ok(status_of().await?.filter(|(s, _)| s == "firing"))
+        })
+        .await?;
+        rec.figure("fired after", t0.elapsed().as_secs_f64() * 1e3, "ms");
+        rec.expect(
+            format!(
+                "{HAMMER}×/error fires `{target} > {THRESHOLD}` within {}s",
+                fire_within.as_secs()
+            ),
+            fired.is_some(),
+            "status firing",
+            fired.map_or_else(|| "never fired".to_owned(), |(_, d)| d),
+        );
+        rec.hint("GET /error must answer 500 and count inbound.response_code.500");
+        let t1 = Instant::now();
+        let resolve_within = Duration::from_secs(window_s as u64)
+            + hub.flush * 2
+            + hub.alert_interval
+            + Duration::from_secs(5);
+        let resolved = until(resolve_within, || async {
+            Ok(status_of().await?.filter(|(s, _)| s == "ok"))
+        })
+        .await?;
+        rec.figure("resolved after", t1.elapsed().as_secs_f64() * 1e3, "ms");
+        rec.check(
+            format!("it resolves once the {window_s}s window holds no more failures"),
+            resolved.is_some(),
+            resolved.map_or_else(|| "still firing".to_owned(), |(_, d)| d),
+        );
+        // The hub writes its alert lines through the same store as every log, so the
+        // resolution may land a moment after the status flips: wait for it, bounded.
+        let query = format!("app:hub and type:alert and fields.rule:\"{name}\"");
+        let states_now = || async {
+            let events = search(ctx, hub, &query, "10m").await?;
+            anyhow::Ok(
+                events
+                    .iter()
+                    .rev()
+                    .filter_map(|e| e["fields"]["state"].as_str().map(str::to_owned))
+                    .collect::<Vec<String>>(),
             )
-            .await;
-        result
+        };
+        let states = match until(LOG_WAIT, || async {
+            let st = states_now().await?;
+            Ok((st.len() >= 2).then_some(st))
+        })
+        .await?
+        {
+            Some(st) => st,
+            None => states_now().await?,
+        };
+        rec.expect(
+            "the firing and the resolution are both in the log store",
+            states == ["FIRING", "resolved"],
+            "FIRING, resolved",
+            super::list(&states),
+        );
+        Ok(())
     })
 }

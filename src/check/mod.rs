@@ -12,7 +12,9 @@ pub mod ch3_load;
 pub mod ch3_proxy;
 pub mod ch4;
 pub mod ch5;
+pub mod contract;
 pub mod deps;
+pub mod progress;
 pub mod spawn;
 pub mod wire;
 
@@ -24,7 +26,7 @@ use lab_service_kit::client::{Client, Response};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::config::raw::Builtin;
+use crate::config::raw::{Builtin, Serve};
 
 pub type BoxFut<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
 
@@ -87,19 +89,179 @@ fn matches(s: &Scenario, what: &str) -> bool {
         || what.strip_prefix("ch").and_then(|n| n.parse::<u8>().ok()) == Some(s.chapter)
 }
 
-/// A service the scenarios can reach.
+/// A service the scenarios can reach: what lab.toml declares of it and where it runs.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub service: String,
-    pub builtin: Option<Builtin>,
+    /// What it plays (`role`, else its builtin, else its name); `None`: no scenario's subject.
+    pub role: Option<Builtin>,
+    /// Producers: what it answers on its port.
+    pub serves: Vec<Serve>,
+    pub run: EndpointRun,
     /// How this service calls its target (consumers), as configured.
     pub target_protocol: Option<crate::config::raw::TargetProtocol>,
+    /// The lab service its `TARGET` names, if any.
+    pub target: Option<String>,
     /// How it serves: `http` or `https`.
     pub protocol: crate::config::raw::Protocol,
     /// `host:port` of each instance.
     pub addrs: Vec<String>,
+    /// The supervised process of each instance (the cluster master, for a cluster), where known.
+    pub pids: Vec<Option<u32>>,
     /// Its environment name (`NODE_ENV`).
     pub environment: String,
+    /// Cluster workers per instance, and whether its master respawns them (declared).
+    pub workers: u32,
+    pub respawn: bool,
+    /// The path of its http health check, if it is probed over http.
+    pub health_path: Option<String>,
+}
+
+/// What runs behind an [`Endpoint`].
+#[derive(Debug, Clone)]
+pub enum EndpointRun {
+    /// The lab's own service.
+    Builtin(Builtin),
+    /// The learner's program (`command = [...]`), run from `cwd`.
+    Command {
+        argv: Vec<String>,
+        cwd: std::path::PathBuf,
+    },
+    /// A service lab did not start (`lab check --endpoint`).
+    External,
+}
+
+impl Endpoint {
+    pub fn builtin(&self) -> Option<Builtin> {
+        match self.run {
+            EndpointRun::Builtin(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The learner's code (a command, or a service lab did not start), not one of ours.
+    pub fn is_learners(&self) -> bool {
+        !matches!(self.run, EndpointRun::Builtin(_))
+    }
+
+    pub fn serves(&self, s: Serve) -> bool {
+        self.serves.contains(&s)
+    }
+
+    /// It answers REST/JSON (`GET /recipes/:id`), over either transport.
+    pub fn rest(&self) -> bool {
+        self.serves(Serve::Http) || self.serves(Serve::Https)
+    }
+
+    /// How it calls its target: `target_protocol`, else plain http as the book's consumers do.
+    pub fn calls(&self) -> crate::config::raw::TargetProtocol {
+        self.target_protocol
+            .unwrap_or(crate::config::raw::TargetProtocol::Http)
+    }
+
+    /// The base URL of its first instance.
+    pub fn base(&self) -> anyhow::Result<String> {
+        let addr = self
+            .addrs
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("`{}` has no running instance", self.service))?;
+        Ok(format!("{}://{addr}", self.scheme()))
+    }
+
+    /// The base URL of each instance.
+    pub fn bases(&self) -> Vec<String> {
+        self.addrs
+            .iter()
+            .map(|a| format!("{}://{a}", self.scheme()))
+            .collect()
+    }
+
+    /// What a report says this endpoint is.
+    pub fn subject(&self) -> Subject {
+        let role = self
+            .role
+            .map_or_else(|| "none".to_owned(), |r| r.as_str().to_owned());
+        let (kind, what) = match &self.run {
+            EndpointRun::Command { argv, .. } => (
+                SubjectKind::Yours,
+                format!("{} (your command: {})", self.service, argv.join(" ")),
+            ),
+            EndpointRun::Builtin(b) => (
+                SubjectKind::Builtin,
+                if self.service == b.as_str() {
+                    format!("{} (the lab's built-in service)", self.service)
+                } else {
+                    format!("{} (the lab's built-in {})", self.service, b.as_str())
+                },
+            ),
+            EndpointRun::External => (
+                SubjectKind::Endpoint,
+                format!("{} at {} (--endpoint)", self.service, self.addrs.join(", ")),
+            ),
+        };
+        Subject {
+            role,
+            service: Some(self.service.clone()),
+            kind,
+            what,
+        }
+    }
+}
+
+/// Whom a scenario's result is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectKind {
+    /// The learner's own program (`command = [...]`).
+    Yours,
+    /// One of the lab's built-in services, declared in lab.toml.
+    Builtin,
+    /// A part the scenario started for its own experiment (not the learner's code).
+    Helper,
+    /// A service at an address given with `--endpoint`.
+    Endpoint,
+}
+
+/// What a scenario ran against, named so that a pass never hides whose code it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Subject {
+    /// `recipe-api`, `web-api`, or the part's job (`proxy`, `helper`).
+    pub role: String,
+    /// The lab service, when it is one.
+    pub service: Option<String>,
+    pub kind: SubjectKind,
+    /// One line: `recipe-api (your command: node recipe-api/producer-grpc.js)`.
+    pub what: String,
+}
+
+impl Subject {
+    /// A part the scenario starts itself: `what` names it and why.
+    pub fn helper(role: &str, what: impl Into<String>) -> Self {
+        Subject {
+            role: role.into(),
+            service: None,
+            kind: SubjectKind::Helper,
+            what: what.into(),
+        }
+    }
+}
+
+/// Why a scenario does not apply to this lab, and the line of lab.toml that would make it.
+#[derive(Debug, Clone, thiserror::Error, Serialize, JsonSchema)]
+#[error("not applicable: {why}")]
+pub struct NotApplicable {
+    pub why: String,
+    /// What to write in lab.toml (or pass) for it to apply.
+    pub fix: String,
+}
+
+/// A scenario's way out when nothing in the lab is what it checks.
+pub fn not_applicable(why: impl Into<String>, fix: impl Into<String>) -> anyhow::Error {
+    NotApplicable {
+        why: why.into(),
+        fix: fix.into(),
+    }
+    .into()
 }
 
 /// What a scenario gets: the lab's endpoints and a client.
@@ -121,9 +283,9 @@ pub struct Ctx {
 }
 
 /// Which instance answered `r`: its `x-lab-instance` header (every lab service sends it), else
-/// `pid N` from the body's `pid_field` (a learner's service tells itself apart by pid, as in
-/// the book).
-pub fn answered_by(r: &lab_service_kit::client::Response, pid_field: &str) -> String {
+/// `pid N` from the first of the body's `pid_fields` that holds one (a learner's service tells
+/// itself apart by pid, as in the book).
+pub fn answered_by(r: &lab_service_kit::client::Response, pid_fields: &[&str]) -> String {
     if let Some(v) = r
         .headers
         .get(lab_service_kit::serve::INSTANCE_HEADER)
@@ -131,9 +293,10 @@ pub fn answered_by(r: &lab_service_kit::client::Response, pid_field: &str) -> St
     {
         return v.to_owned();
     }
-    match r.json().ok().and_then(|v| v[pid_field].as_u64()) {
-        Some(p) => format!("pid {p}"),
-        None => "unknown".to_owned(),
+    let body = r.json().unwrap_or(serde_json::Value::Null);
+    match contract::number_at_any(&body, pid_fields) {
+        Ok(p) => format!("pid {p}"),
+        Err(_) => "unknown".to_owned(),
     }
 }
 
@@ -142,6 +305,8 @@ pub fn answered_by(r: &lab_service_kit::client::Response, pid_field: &str) -> St
 pub struct HubInfo {
     /// `host:port` of its HTTP API (log search, Graphite, Prometheus).
     pub http: String,
+    /// Its StatsD port, when known.
+    pub statsd_port: Option<u16>,
     /// `host:port` of its Zipkin API.
     pub zipkin: String,
     /// Its StatsD flush interval.
@@ -162,28 +327,67 @@ impl Ctx {
 }
 
 impl Ctx {
-    /// The service playing `role`: the one named like it, else the one built in as it.
-    pub fn role(&self, role: Builtin) -> anyhow::Result<&Endpoint> {
+    /// Every service playing `role` that has a running instance, in lab.toml's start order.
+    pub fn playing(&self, role: Builtin) -> Vec<&Endpoint> {
         self.endpoints
             .iter()
-            .find(|e| e.service == role.as_str())
-            .or_else(|| self.endpoints.iter().find(|e| e.builtin == Some(role)))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the lab has no `{}` service (by name or `builtin`)",
-                    role.as_str()
-                )
-            })
+            .filter(|e| e.role == Some(role) && !e.addrs.is_empty())
+            .collect()
     }
 
-    /// The first instance of the service playing `role`, as a base URL (`http://127.0.0.1:4000`).
-    pub fn first(&self, role: Builtin) -> anyhow::Result<String> {
-        let e = self.role(role)?;
-        let addr = e
-            .addrs
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("`{}` has no running instance", e.service))?;
-        Ok(format!("{}://{addr}", e.scheme()))
+    /// The producers that serve `s`.
+    pub fn serving(&self, s: Serve) -> Vec<&Endpoint> {
+        self.playing(Builtin::RecipeApi)
+            .into_iter()
+            .filter(|e| e.serves(s))
+            .collect()
+    }
+
+    /// The producers that answer REST/JSON, plain HTTP first.
+    pub fn rest_producers(&self) -> Vec<&Endpoint> {
+        let mut v: Vec<&Endpoint> = self
+            .playing(Builtin::RecipeApi)
+            .into_iter()
+            .filter(|e| e.rest())
+            .collect();
+        v.sort_by_key(|e| e.serves(Serve::Https));
+        v
+    }
+
+    /// The producers that answer REST/JSON over plain HTTP (what a proxy is put in front of).
+    pub fn plain_rest_producers(&self) -> Vec<&Endpoint> {
+        self.serving(Serve::Http)
+    }
+
+    /// The learner's own code plays `role` here: no built-in may stand in for it.
+    pub fn learner_plays(&self, role: Builtin) -> bool {
+        self.endpoints
+            .iter()
+            .any(|e| e.role == Some(role) && e.is_learners())
+    }
+
+    /// The producers that answer `s`, or not applicable with `fix`.
+    pub fn require_serving(&self, s: Serve, fix: &str) -> anyhow::Result<Vec<&Endpoint>> {
+        let v = self.serving(s);
+        if v.is_empty() {
+            return Err(not_applicable(
+                format!("no service of role recipe-api serves {}", s.as_str()),
+                fix,
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Every consumer, or not applicable.
+    pub fn require_consumers(&self) -> anyhow::Result<Vec<&Endpoint>> {
+        let v = self.playing(Builtin::WebApi);
+        if v.is_empty() {
+            return Err(not_applicable(
+                "no service plays web-api (the consumer)",
+                "[services.web-api] with `builtin = \"web-api\"`, or your consumer's `command = [...]` with `role = \"web-api\"` and `env = { TARGET = \"recipe-api\" }`",
+            ));
+        }
+        Ok(v)
     }
 
     /// GET `url` twice: without and with `Accept-Encoding: gzip` (bodies as sent).
@@ -242,19 +446,39 @@ pub fn host_port(base: &str) -> &str {
     base.split_once("://").map_or(base, |(_, rest)| rest)
 }
 
-/// What a scenario asserted and measured.
+/// What a scenario asserted and measured, against whom.
 #[derive(Debug, Default, Clone, Serialize, JsonSchema)]
 pub struct Record {
     pub assertions: Vec<Assertion>,
     pub figures: Vec<Figure>,
+    pub subjects: Vec<Subject>,
+    /// What the scenario left out, and why (a consumer it could not check, a row it skipped).
+    pub notes: Vec<String>,
+    /// What the scenario added to the lab, removed after it whatever happened.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub cleanups: Vec<Cleanup>,
+}
+
+/// Something a scenario added to a running lab, undone when it ends (also when it failed or
+/// ran out of time).
+#[derive(Debug, Clone)]
+pub enum Cleanup {
+    /// `DELETE url` (a run-time alert rule).
+    Delete { url: String, what: String },
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Assertion {
     pub name: String,
     pub ok: bool,
-    /// What was seen (on success too, so the report shows the evidence).
+    /// What was seen (on success too, so the report shows the evidence); whole here, cut in the
+    /// table.
     pub detail: String,
+    /// What the contract wants, where it is not in the name.
+    pub expected: Option<String>,
+    /// What to change when it fails, in a line.
+    pub hint: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -270,9 +494,34 @@ impl Record {
             name: name.into(),
             ok,
             detail: detail.into(),
+            expected: None,
+            hint: None,
         });
         ok
     }
+
+    /// An assertion with what was expected beside what was got.
+    pub fn expect(
+        &mut self,
+        name: impl Into<String>,
+        ok: bool,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+    ) -> bool {
+        self.check(name, ok, got);
+        if let Some(a) = self.assertions.last_mut() {
+            a.expected = Some(expected.into());
+        }
+        ok
+    }
+
+    /// The hint of the last assertion: what to change when it fails.
+    pub fn hint(&mut self, hint: impl Into<String>) {
+        if let Some(a) = self.assertions.last_mut() {
+            a.hint = Some(hint.into());
+        }
+    }
+
     pub fn figure(&mut self, name: impl Into<String>, value: f64, unit: &str) {
         let value = (value * 1000.0).round() / 1000.0;
         self.figures.push(Figure {
@@ -281,13 +530,36 @@ impl Record {
             unit: unit.into(),
         });
     }
+
+    /// Name a subject (each once).
+    pub fn subject(&mut self, s: Subject) {
+        if !self.subjects.contains(&s) {
+            self.subjects.push(s);
+        }
+    }
+
+    pub fn note(&mut self, n: impl Into<String>) {
+        self.notes.push(n.into());
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Status {
     Pass,
     Fail,
+    /// Nothing in the lab is what the scenario checks: `not_applicable.fix` says what would be.
+    NotApplicable,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::NotApplicable => "not applicable",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -299,10 +571,71 @@ pub struct ScenarioResult {
     /// The proxy engine, for scenarios that exercise one (`builtin` or `haproxy`).
     pub engine: Option<String>,
     pub duration_ms: f64,
+    /// What it ran against: the learner's services, the lab's built-ins, its own helpers.
+    pub subjects: Vec<Subject>,
     pub assertions: Vec<Assertion>,
     pub figures: Vec<Figure>,
+    pub notes: Vec<String>,
+    /// Set when the status is `not-applicable`.
+    pub not_applicable: Option<NotApplicable>,
     /// Set when the scenario could not finish (a request failed, a timeout).
     pub error: Option<String>,
+}
+
+/// One chapter's standing in a run.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ChapterProgress {
+    pub chapter: u8,
+    pub passing: usize,
+    pub failing: usize,
+    pub not_applicable: usize,
+    pub total: usize,
+}
+
+impl ChapterProgress {
+    /// `ch2  4/7 passing · 1 failing · 2 not applicable`
+    pub fn line(&self) -> String {
+        let mut out = format!(
+            "ch{}  {}/{} passing",
+            self.chapter, self.passing, self.total
+        );
+        if self.failing > 0 {
+            out.push_str(&format!(" · {} failing", self.failing));
+        }
+        if self.not_applicable > 0 {
+            out.push_str(&format!(" · {} not applicable", self.not_applicable));
+        }
+        out
+    }
+}
+
+/// Per chapter, in order, from some results.
+pub fn chapters(results: &[ScenarioResult]) -> Vec<ChapterProgress> {
+    let mut out: Vec<ChapterProgress> = Vec::new();
+    for r in results {
+        let i = match out.iter().position(|c| c.chapter == r.chapter) {
+            Some(i) => i,
+            None => {
+                out.push(ChapterProgress {
+                    chapter: r.chapter,
+                    passing: 0,
+                    failing: 0,
+                    not_applicable: 0,
+                    total: 0,
+                });
+                out.len() - 1
+            }
+        };
+        let c = &mut out[i];
+        c.total += 1;
+        match r.status {
+            Status::Pass => c.passing += 1,
+            Status::Fail => c.failing += 1,
+            Status::NotApplicable => c.not_applicable += 1,
+        }
+    }
+    out.sort_by_key(|c| c.chapter);
+    out
 }
 
 /// The whole `lab check` result: what `--json` prints and the table and JUnit are drawn from.
@@ -310,54 +643,127 @@ pub struct ScenarioResult {
 #[schemars(title = "lab check report")]
 pub struct CheckReport {
     pub lab: String,
-    /// `running` (the lab recorded under the state dir) or `started` (brought up for the checks).
+    /// `running` (the lab recorded under the state dir), `started` (brought up for the checks)
+    /// or `endpoints` (services at the addresses of `--endpoint`).
     pub source: String,
     pub passed: usize,
     pub failed: usize,
+    pub not_applicable: usize,
+    /// `--strict`: not applicable counts as failed.
+    pub strict: bool,
     pub duration_ms: f64,
+    pub chapters: Vec<ChapterProgress>,
     pub scenarios: Vec<ScenarioResult>,
+}
+
+impl CheckReport {
+    /// Every applicable scenario passed (and, with `strict`, every scenario applied).
+    pub fn ok(&self) -> bool {
+        self.failed == 0 && !(self.strict && self.not_applicable > 0)
+    }
 }
 
 /// The longest one scenario may run.
 pub const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
 
-/// Run `scenarios` one after another against `ctx`.
-pub async fn run(ctx: &Ctx, scenarios: &[Scenario], lab: &str, source: &str) -> CheckReport {
-    let t0 = Instant::now();
-    let mut results = Vec::new();
-    for s in scenarios {
-        let started = Instant::now();
-        let mut rec = Record::default();
-        let outcome = tokio::time::timeout(SCENARIO_LIMIT, (s.run)(ctx, &mut rec)).await;
-        let error = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(format!("{e:#}")),
-            Err(_) => Some(format!(
+/// Run one scenario against `ctx`, undoing what it added to the lab afterwards.
+pub async fn run_one(ctx: &Ctx, s: &Scenario) -> ScenarioResult {
+    let started = Instant::now();
+    let mut rec = Record::default();
+    let outcome = tokio::time::timeout(SCENARIO_LIMIT, (s.run)(ctx, &mut rec)).await;
+    for c in std::mem::take(&mut rec.cleanups) {
+        match c {
+            Cleanup::Delete { url, what } => {
+                let done = ctx
+                    .client
+                    .request(hyper::Method::DELETE, &url, &[], None, ctx.timeout)
+                    .await;
+                match done {
+                    Ok(r) if r.status.is_success() || r.status == 404 => {}
+                    Ok(r) => rec.note(format!(
+                        "could not remove {what}: DELETE answered {}",
+                        r.status
+                    )),
+                    Err(e) => rec.note(format!("could not remove {what}: {e}")),
+                }
+            }
+        }
+    }
+    let (error, na) = match outcome {
+        Ok(Ok(())) => (None, None),
+        Ok(Err(e)) => match e.downcast::<NotApplicable>() {
+            Ok(na) => (None, Some(na)),
+            Err(e) => (Some(format!("{e:#}")), None),
+        },
+        Err(_) => (
+            Some(format!(
                 "did not finish within {}s",
                 SCENARIO_LIMIT.as_secs()
             )),
-        };
-        let ok =
-            error.is_none() && !rec.assertions.is_empty() && rec.assertions.iter().all(|a| a.ok);
-        results.push(ScenarioResult {
-            name: s.name.into(),
-            chapter: s.chapter,
-            section: s.section.into(),
-            status: if ok { Status::Pass } else { Status::Fail },
-            engine: s.proxy.then(|| ctx.proxy_engine.as_str().to_owned()),
-            duration_ms: started.elapsed().as_secs_f64() * 1e3,
-            assertions: rec.assertions,
-            figures: rec.figures,
-            error,
-        });
+            None,
+        ),
+    };
+    let all_ok = rec.assertions.iter().all(|a| a.ok);
+    let status = if na.is_some() && all_ok {
+        Status::NotApplicable
+    } else if error.is_none() && na.is_none() && !rec.assertions.is_empty() && all_ok {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    ScenarioResult {
+        name: s.name.into(),
+        chapter: s.chapter,
+        section: s.section.into(),
+        status,
+        engine: s.proxy.then(|| ctx.proxy_engine.as_str().to_owned()),
+        duration_ms: started.elapsed().as_secs_f64() * 1e3,
+        subjects: rec.subjects,
+        assertions: rec.assertions,
+        figures: rec.figures,
+        notes: rec.notes,
+        not_applicable: na,
+        error,
     }
-    let passed = results.iter().filter(|r| r.status == Status::Pass).count();
+}
+
+/// Run `scenarios` one after another against `ctx`; `done` sees each result as it comes.
+pub async fn run(
+    ctx: &Ctx,
+    scenarios: &[Scenario],
+    lab: &str,
+    source: &str,
+    strict: bool,
+    done: &mut (dyn FnMut(&ScenarioResult) + Send),
+) -> CheckReport {
+    let t0 = Instant::now();
+    let mut results = Vec::new();
+    for s in scenarios {
+        let r = run_one(ctx, s).await;
+        done(&r);
+        results.push(r);
+    }
+    report(results, lab, source, strict, t0.elapsed())
+}
+
+/// The report of some results.
+pub fn report(
+    results: Vec<ScenarioResult>,
+    lab: &str,
+    source: &str,
+    strict: bool,
+    took: Duration,
+) -> CheckReport {
+    let count = |st: Status| results.iter().filter(|r| r.status == st).count();
     CheckReport {
         lab: lab.into(),
         source: source.into(),
-        passed,
-        failed: results.len() - passed,
-        duration_ms: t0.elapsed().as_secs_f64() * 1e3,
+        passed: count(Status::Pass),
+        failed: count(Status::Fail),
+        not_applicable: count(Status::NotApplicable),
+        strict,
+        duration_ms: took.as_secs_f64() * 1e3,
+        chapters: chapters(&results),
         scenarios: results,
     }
 }
@@ -370,12 +776,21 @@ pub fn report_schema_json() -> String {
     s
 }
 
-/// A task a scenario started (a server of its own), stopped when dropped.
-pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+/// "a, b, c" (or "none") for what a report lists.
+pub fn list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    let v: Vec<String> = items.into_iter().map(|x| x.to_string()).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+/// At most `n` characters of `s`, with an ellipsis when cut.
+pub fn truncate(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        None => s.to_owned(),
+        Some((i, _)) => format!("{}…", &s[..i]),
     }
 }
 

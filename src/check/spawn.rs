@@ -18,6 +18,8 @@ pub struct Spawned {
     pub base: String,
     pub pid: u32,
     child: std::process::Child,
+    /// Runs in its own process group (stopped as a whole).
+    group: bool,
 }
 
 /// How long a spawned service may take to answer `/health`.
@@ -53,6 +55,7 @@ pub async fn builtin_on(
         base: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
         pid: child.id(),
         child,
+        group: false,
     };
     let client = match (tls, tls_ca) {
         (true, Some(ca)) => Client::with_tls(lab_service_kit::tls::client_config(
@@ -80,9 +83,102 @@ pub async fn builtin_on(
 
 impl Drop for Spawned {
     fn drop(&mut self) {
-        // A master stops its workers first (they die with it in any case: PDEATHSIG).
-        stop(&mut self.child);
+        // A master stops its workers first (they die with it in any case: PDEATHSIG); a
+        // learner's program runs in a group of its own, stopped as a whole.
+        if self.group {
+            stop_group(&mut self.child);
+        } else {
+            stop(&mut self.child);
+        }
     }
+}
+
+/// A copy of a lab `command` service (the learner's own program, from its folder, with the
+/// book's variables and a free `PORT`), for an experiment that must not touch the lab's own
+/// instances (killing a worker of a master that does not respawn, say). It runs in a process
+/// group of its own, stopped as a whole when dropped.
+pub async fn command_copy(e: &super::Endpoint, env: &[(&str, &str)]) -> anyhow::Result<Spawned> {
+    use std::os::unix::process::CommandExt;
+    let super::EndpointRun::Command { argv, cwd } = &e.run else {
+        anyhow::bail!("`{}` is not a command service", e.service);
+    };
+    let port = lab_supervisor::ports::pick_free("127.0.0.1", 1)?[0];
+    let child = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(cwd)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("NODE_ENV", &e.environment)
+        .env("LAB_ENV", &e.environment)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|err| anyhow::anyhow!("cannot run `{}` for this check: {err}", argv.join(" ")))?;
+    let mut spawned = Spawned {
+        base: format!("http://127.0.0.1:{port}"),
+        pid: child.id(),
+        child,
+        group: true,
+    };
+    let t0 = Instant::now();
+    let addr = format!("127.0.0.1:{port}");
+    loop {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            return Ok(spawned);
+        }
+        if let Ok(Some(status)) = spawned.child.try_wait() {
+            anyhow::bail!(
+                "a copy of `{}` started for this check exited at start ({status})",
+                argv.join(" ")
+            );
+        }
+        if t0.elapsed() > READY_DEADLINE {
+            anyhow::bail!(
+                "a copy of `{}` started for this check did not listen on PORT={port} within {}s",
+                argv.join(" "),
+                READY_DEADLINE.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await; // poll interval, under the deadline
+    }
+}
+
+/// `lab serve slow-server` (the book's low-connections.js) on a free port, holding each
+/// request `hold`; ready once it accepts connections.
+pub async fn slow_server(hold: Duration) -> anyhow::Result<Spawned> {
+    let port = lab_supervisor::ports::pick_free("127.0.0.1", 1)?[0];
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args(["serve", "slow-server"])
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env(crate::slow::HOLD_MS_ENV, hold.as_millis().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let spawned = Spawned {
+        base: format!("http://127.0.0.1:{port}"),
+        pid: child.id(),
+        child,
+        group: false,
+    };
+    let t0 = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if t0.elapsed() > READY_DEADLINE {
+            anyhow::bail!(
+                "the slow server did not listen within {}s",
+                READY_DEADLINE.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await; // poll interval, under the deadline
+    }
+    Ok(spawned)
 }
 
 /// A proxy started by a scenario: `lab serve proxy` (builtin) or `haproxy` (rendered config)
@@ -176,6 +272,24 @@ impl Drop for SpawnedProxy {
     fn drop(&mut self) {
         stop(&mut self.child);
     }
+}
+
+/// [`stop`] for a whole process group (the child leads it).
+fn stop_group(child: &mut std::process::Child) {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    let pg = Pid::from_raw(child.id() as i32);
+    let _ = killpg(pg, Signal::SIGTERM);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = killpg(pg, Signal::SIGKILL);
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// SIGTERM, up to 7 s to exit (a service drains for at most 5 s), then SIGKILL; reaped.

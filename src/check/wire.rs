@@ -19,24 +19,68 @@ pub struct GrpcReply {
     pub body: Vec<u8>,
 }
 
-/// Call `path` (`/recipe.RecipeService/GetRecipe`) on `addr` with an encoded request message.
+/// Call `path` (`/recipe.RecipeService/GetRecipe`) on `addr` with an encoded request message,
+/// over plain HTTP/2 (prior knowledge).
 pub async fn grpc_unary(
     addr: &str,
     path: &str,
     request: &[u8],
     timeout: Duration,
 ) -> anyhow::Result<GrpcReply> {
+    grpc_unary_on(addr, path, request, timeout, None).await
+}
+
+/// [`grpc_unary`], over TLS (ALPN h2) when `tls` is given.
+pub async fn grpc_unary_on(
+    addr: &str,
+    path: &str,
+    request: &[u8],
+    timeout: Duration,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> anyhow::Result<GrpcReply> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let work = async {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
-        let (mut send, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await?;
-        let conn_task = tokio::spawn(conn);
+        let (mut send, conn_task) = match tls {
+            None => {
+                let (send, conn) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                        .await?;
+                (
+                    send,
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    }),
+                )
+            }
+            Some(cfg) => {
+                let mut cfg = (*cfg).clone();
+                cfg.alpn_protocols = vec![b"h2".to_vec()];
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls_pki_types::ServerName::try_from(host.to_owned())?;
+                let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+                    .connect(name, tcp)
+                    .await?;
+                let (send, conn) = hyper::client::conn::http2::handshake(
+                    TokioExecutor::new(),
+                    TokioIo::new(stream),
+                )
+                .await?;
+                (
+                    send,
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    }),
+                )
+            }
+        };
         let mut frame = Vec::with_capacity(request.len() + 5);
         frame.push(0u8);
         frame.extend_from_slice(&(request.len() as u32).to_be_bytes());
         frame.extend_from_slice(request);
-        let req = hyper::Request::post(format!("http://{addr}{path}"))
+        let req = hyper::Request::post(format!("{scheme}://{addr}{path}"))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
             .body(Full::new(Bytes::from(frame)))?;
@@ -107,8 +151,6 @@ fn percent_decode(s: &str) -> String {
 
 /// The protobuf request of a method of the recipe contract (`contracts/recipe.proto`), from JSON.
 pub fn grpc_message(method: &str, data: Option<&str>) -> anyhow::Result<Vec<u8>> {
-    use lab_recipe_api::grpc::pb;
-    use prost::Message;
     let json: serde_json::Value = match data {
         Some(d) => {
             serde_json::from_str(d).map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?
@@ -122,11 +164,11 @@ pub fn grpc_message(method: &str, data: Option<&str>) -> anyhow::Result<Vec<u8>>
                 .or_else(|| json["id"].as_str().and_then(|s| s.parse().ok()))
                 .and_then(|i| i32::try_from(i).ok())
                 .ok_or_else(|| anyhow::anyhow!("GetRecipe needs --data '{{\"id\":42}}'"))?;
-            Ok(pb::RecipeRequest { id }.encode_to_vec())
+            Ok(super::contract::recipe_request(id))
         }
-        "recipe.RecipeService/GetMetaData" => Ok(pb::Empty {}.encode_to_vec()),
+        "recipe.RecipeService/GetMetaData" => Ok(Vec::new()),
         other => anyhow::bail!(
-            "{other:?} is not a method of the recipe contract: use recipe.RecipeService/GetRecipe or recipe.RecipeService/GetMetaData"
+            "\"{other}\" is not a method of the recipe contract: use recipe.RecipeService/GetRecipe or recipe.RecipeService/GetMetaData"
         ),
     }
 }

@@ -507,19 +507,23 @@ pub fn compare(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let rows = rt.block_on(crate::check::ch3_load::protocol_table(
+    let table = rt.block_on(crate::check::ch3_load::protocol_table(
         &ctx,
         run,
         connections,
     ))?;
+    let rows = &table.rows;
     if json {
         let v: Vec<serde_json::Value> = rows
             .iter()
-            .map(|(name, r)| serde_json::json!({ "protocol": name, "report": r }))
+            .map(|r| serde_json::json!({ "protocol": r.name, "shows": r.shows, "server": r.server, "report": r.report }))
             .collect();
-        render::line(serde_json::to_string_pretty(
-            &serde_json::json!({ "engine": engine.as_str(), "rows": v }),
-        )?);
+        render::line(serde_json::to_string_pretty(&serde_json::json!({
+            "engine": engine.as_str(),
+            "rows": v,
+            "ran_against": table.subjects.iter().map(|s| &s.what).collect::<Vec<_>>(),
+            "notes": table.notes,
+        }))?);
     } else {
         let mut t = Table::new(&[
             "PROTOCOL",
@@ -529,22 +533,31 @@ pub fn compare(
             "P99",
             "BYTES/ANSWER",
             "ERRORS",
+            "WHAT THE ROW SHOWS",
         ]);
-        for (name, r) in &rows {
+        for row in rows {
+            let r = &row.report;
             t.row(vec![
-                name.to_string(),
+                row.name.clone(),
                 format!("{:.0}", r.rps()),
                 fmt_ms(r.latency.p("p50")),
                 fmt_ms(r.latency.p("p97_5")),
                 fmt_ms(r.latency.p("p99")),
                 format!("{:.0}", r.throughput.total / r.requests.dist.total.max(1.0)),
                 (r.errors + r.timeouts + r.non2xx).to_string(),
+                row.shows.clone(),
             ]);
         }
         render::line(t.render(&env.style).trim_end());
+        for s in &table.subjects {
+            render::line(format!("  ran against {}", s.what));
+        }
+        for n in &table.notes {
+            render::line(format!("  note: {n}"));
+        }
     }
     let clean = rows
         .iter()
-        .all(|(_, r)| r.errors == 0 && r.timeouts == 0 && r.non2xx == 0);
+        .all(|r| r.report.errors == 0 && r.report.timeouts == 0 && r.report.non2xx == 0);
     Ok(if clean { exit::OK } else { exit::FAILED })
 }

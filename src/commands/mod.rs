@@ -92,6 +92,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 lab_hub::main(config).map_err(anyhow::Error::from)
             }
             (ServeWhich::Hub, None) => Err(anyhow::anyhow!("`lab serve hub` needs --config FILE")),
+            (ServeWhich::SlowServer, _) => crate::slow::main(),
         }
         .map(|()| exit::OK);
     }

@@ -75,6 +75,7 @@ fn lower_for(env: &Env, cfg: &LabConfig, args: &UpArgs) -> Result<Lowered, u8> {
             state_dir: env.state_dir.clone(),
             exe,
             runtime: args.runtime.unwrap_or(cfg.runtime),
+            keep_statsd: false,
         },
     )
     .map_err(|d| {
@@ -196,6 +197,9 @@ async fn supervise(
         }
         Err(e) => {
             render::line(format!("{} lab up failed: {e}", style.red(render::FAIL)));
+            if let Some(hint) = start_hint(&e, cfg) {
+                render::line(format!("  = hint: {hint}"));
+            }
             if let Some(log) = e.log() {
                 render::line(format!("  last lines of {}:", log.display()));
                 for l in logs::last_lines(log, Some(15)) {
@@ -410,4 +414,33 @@ async fn detach(env: &Env, args: &UpArgs) -> anyhow::Result<u8> {
     }
     let _ = child.wait().await;
     Ok(exit::FAILED)
+}
+
+/// What to change when an instance did not become healthy: a `command` service probed over
+/// http whose program has no such route (the book's producers have no `/health`) is told about
+/// the tcp check.
+pub fn start_hint(e: &lab_supervisor::UpError, cfg: &crate::config::LabConfig) -> Option<String> {
+    let lab_supervisor::UpError::NotHealthy {
+        instance, reason, ..
+    } = e
+    else {
+        return None;
+    };
+    let service = instance
+        .rsplit_once('#')
+        .map_or(instance.as_str(), |(s, _)| s);
+    let svc = cfg.service(service)?;
+    let lab_supervisor::HealthCheck::Http { path } = &svc.health.check else {
+        return None;
+    };
+    let answered = reason.contains(" answered ");
+    Some(if answered {
+        format!(
+            "{service}'s program answers GET {path} with an error: if it has no {path} route (the book's producers have none), set `health = {{ check = \"tcp\" }}` on [services.{service}], or point `health.path` at a route it has"
+        )
+    } else {
+        format!(
+            "{service} never answered GET {path}: check that it listens on HOST and PORT (the lab sets both); if it has no {path} route, set `health = {{ check = \"tcp\" }}` on [services.{service}]"
+        )
+    })
 }

@@ -34,6 +34,9 @@ pub struct LowerOptions {
     pub exe: PathBuf,
     /// What runs the instances (lab.toml's `runtime`, or `lab up --runtime`).
     pub runtime: super::raw::RuntimeKind,
+    /// With `PortMode::Ephemeral`: keep the hub's StatsD on its configured port when that is
+    /// free (the book's consumer-http-metrics.js sends to localhost:8125 whatever STATSD says).
+    pub keep_statsd: bool,
 }
 
 /// A plan, plus notes for the user (ports shifted by `--ports auto`).
@@ -136,6 +139,19 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
             .as_ref()
             .map_or("127.0.0.1".to_owned(), |h| h.config.host.to_string());
         let configured = match (p.port, opts.ports) {
+            (port, PortMode::Ephemeral)
+                if opts.keep_statsd && port != 0 && p.what == HubListener::Statsd =>
+            {
+                match std::net::UdpSocket::bind((host.as_str(), port)) {
+                    Ok(_) => Some(port),
+                    Err(_) => {
+                        notes.push(format!(
+                            "the hub's StatsD port {port} is taken: it gets a free port, so a service that sends to localhost:{port} whatever STATSD says (the book's consumer-http-metrics.js) is not counted"
+                        ));
+                        None
+                    }
+                }
+            }
             (0, _) | (_, PortMode::Ephemeral) => None,
             (port, mode) => {
                 let taken = if p.what.udp() {

@@ -559,6 +559,7 @@ fn alerts(
             check,
             for_ms,
             importance,
+            origin: None,
         });
     }
     out

@@ -87,6 +87,9 @@ pub struct Rule {
     /// `WARNING`, `ERROR` or `CRITICAL` (Cabot's importance).
     #[serde(default = "default_importance")]
     pub importance: String,
+    /// Who added it, when not lab.toml (`lab check ch4.alerting`): its events say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 fn default_importance() -> String {
@@ -351,7 +354,11 @@ async fn announce(shared: &Shared, client: &Client, status: Status, st: &RuleSta
         "message".into(),
         format!("alert {} {what}: {}", st.rule.name, st.detail).into(),
     );
-    e.doc.insert("fields".into(), json!({"rule": st.rule.name, "state": what, "importance": st.rule.importance, "detail": st.detail}));
+    let detail = match &st.rule.origin {
+        Some(o) => format!("{} (a rule of {o})", st.detail),
+        None => st.detail.clone(),
+    };
+    e.doc.insert("fields".into(), json!({"rule": st.rule.name, "state": what, "importance": st.rule.importance, "detail": detail, "origin": st.rule.origin}));
     let _ = shared.store.try_write(Write::logs(vec![e]));
     let _ = shared
         .store
@@ -360,7 +367,7 @@ async fn announce(shared: &Shared, client: &Client, status: Status, st: &RuleSta
             rule: st.rule.name.clone(),
             state: what.to_owned(),
             importance: st.rule.importance.clone(),
-            detail: st.detail.clone(),
+            detail: detail.clone(),
         }));
     if let Some(url) = &shared.config.alert_webhook {
         let body = json!({
