@@ -45,8 +45,19 @@ fn clean(rec: &mut Record, label: &str, r: &Report) {
         format!("{label}: no errors, no timeouts, every answer 2xx"),
         r.errors == 0 && r.timeouts == 0 && r.non2xx == 0 && r.requests.dist.total > 0.0,
         format!(
-            "{} answered, {} errors {:?}, {} timeouts, {} non-2xx",
-            r.requests.dist.total, r.errors, r.errors_by_kind, r.timeouts, r.non2xx
+            "{} answered, {} errors{}, {} timeouts, {} non-2xx",
+            r.requests.dist.total,
+            r.errors,
+            if r.errors_by_kind.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    super::list(r.errors_by_kind.iter().map(|(k, n)| format!("{k} {n}")))
+                )
+            },
+            r.timeouts,
+            r.non2xx
         ),
     );
 }
@@ -60,7 +71,14 @@ pub fn load_baseline<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 "a producer with `serves = [\"http\"]` (the default for a `command` producer)",
             ));
         }
-        for p in producers {
+        // The book loads one producer; the others are named, not loaded.
+        for other in &producers[1..] {
+            rec.note(format!(
+                "{} not loaded (one producer is the baseline)",
+                other.service
+            ));
+        }
+        for p in &producers[..1] {
             rec.subject(p.subject());
             let mut plan = plan(&format!("{}/recipes/42", p.base()?))?;
             if p.scheme() == "https" {

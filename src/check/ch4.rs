@@ -145,24 +145,42 @@ fn logstash_note(ctx: &Ctx) -> String {
 fn environment<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         let hub = ctx.hub()?;
-        // Every service logs at least its `listen` line; a request makes sure of the consumers.
-        let consumers = ctx.playing(Builtin::WebApi);
-        for c in &consumers {
-            let _ = ctx.get(&c.base()?, "/").await;
+        // Each consumer's documents are told apart by a user agent of its own (the book's
+        // consumers all say `app: "web-api"`); other services by their `app` alone.
+        let run = format!("{:012x}", fastrand::u64(..));
+        for c in ctx.playing(Builtin::WebApi) {
+            let ua = format!("lab-check-{run}-{}", c.service);
+            let _ = ctx
+                .client
+                .request(
+                    hyper::Method::GET,
+                    &format!("{}/", c.base()?),
+                    &[("user-agent", ua.as_str())],
+                    None,
+                    ctx.timeout,
+                )
+                .await;
         }
         let mut any = false;
+        let mut waited = false;
         for e in ctx.endpoints.iter().filter(|e| !e.addrs.is_empty()) {
-            // The newest documents: the store keeps earlier runs of the lab too. What the
-            // service sent itself (not its output lines, which the hub labels).
-            let q = format!(
-                "{} and not tags:_jsonparsefailure and not type:output",
-                app_query(&app_names(e))
-            );
-            let wait = if e.role == Some(Builtin::WebApi) {
+            let consumer = e.role == Some(Builtin::WebApi);
+            let q = if consumer {
+                format!("fields.ua:\"lab-check-{run}-{}\"", e.service)
+            } else {
+                // What the service sent itself (not its output lines, which the hub labels).
+                format!(
+                    "app:\"{}\" and not tags:_jsonparsefailure and not type:output",
+                    e.service
+                )
+            };
+            // UDP logs take a moment to be searchable: wait once, for the first consumer.
+            let wait = if consumer && !waited {
                 LOG_WAIT
             } else {
                 Duration::ZERO
             };
+            waited |= consumer;
             let docs = until(wait, || async {
                 Ok(Some(search_newest(ctx, hub, &q, "1d", 20).await?).filter(|d| !d.is_empty()))
             })
@@ -412,6 +430,8 @@ fn metrics<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         };
         let from = now() - 1;
         let mut emitting = 0;
+        let mut found = Vec::new();
+        let mut settle_needed = true;
         for c in consumers {
             let prefix = prefix_glob(c);
             let web = c.base()?;
@@ -426,7 +446,7 @@ fn metrics<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 graphite_sum(ctx, hub, &c200, from).await?,
                 graphite_sum(ctx, hub, &c500, from).await?,
             );
-            for _ in 0..5 {
+            for _ in 0..if settle_needed { 5 } else { 0 } {
                 tokio::time::sleep(quiet).await;
                 let now_sums = (
                     graphite_sum(ctx, hub, &c200, from).await?,
@@ -452,11 +472,16 @@ fn metrics<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 let _ = ctx.get(&web, "/error").await?;
             }
             // statsd-client flushes within 1 s, the hub every flush interval.
+            // A consumer that sends nothing has moved nothing one flush (+ statsd-client's
+            // second) later: no need to wait for the whole bound.
             let wait = hub.flush * 2 + Duration::from_secs(3);
+            let silent_after = hub.flush + Duration::from_millis(2500);
             let counted = until(wait, || async {
                 let a = graphite_sum(ctx, hub, &c200, from).await? - before_200;
                 let b = graphite_sum(ctx, hub, &c500, from).await? - before_500;
-                Ok((a >= OK as f64 && b >= FAILED as f64).then_some((a, b)))
+                let done = (a >= OK as f64 && b >= FAILED as f64)
+                    || (a == 0.0 && b == 0.0 && t0.elapsed() >= silent_after);
+                Ok(done.then_some((a, b)))
             })
             .await?;
             let (a, b) = match counted {
@@ -466,6 +491,7 @@ fn metrics<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                     graphite_sum(ctx, hub, &c500, from).await? - before_500,
                 ),
             };
+            settle_needed = !(a == 0.0 && b == 0.0);
             if a == 0.0 && b == 0.0 {
                 rec.note(format!(
                     "{} moved no StatsD counter under {prefix}.inbound.response_code",
@@ -474,6 +500,7 @@ fn metrics<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 continue;
             }
             emitting += 1;
+            found.push((c.service.clone(), prefix.clone()));
             let svc = &c.service;
             rec.subject(c.subject());
             rec.figure(
@@ -542,6 +569,9 @@ fn metrics<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 format!("outbound calls counted: {outbound}"),
             );
             rec.hint("around each call to TARGET: increment `outbound.<upstream>.request-count` and time `outbound.<upstream>.request-time`");
+        }
+        if let Ok(mut m) = ctx.memo.lock() {
+            m.statsd = Some(found);
         }
         if emitting == 0 {
             return Err(super::not_applicable(
@@ -613,7 +643,16 @@ pub fn one_tree(spans: &[Value], caller_span: &str) -> Result<String, String> {
     if ns.is_empty() {
         return Err("no spans".into());
     }
-    let is_root = |n: &Node| n.id == caller_span || n.parent.as_deref() == Some(caller_span);
+    // Shared spans: the node that is the caller's span id itself is the root (the spans it
+    // calls name it as parent). One span per hop: the root names the caller's span as parent.
+    let shared = ns.iter().any(|n| n.id == caller_span);
+    let is_root = |n: &Node| {
+        if shared {
+            n.id == caller_span
+        } else {
+            n.parent.as_deref() == Some(caller_span)
+        }
+    };
     let roots: Vec<&Node> = ns.iter().filter(|n| is_root(n)).collect();
     if roots.len() != 1 {
         return Err(format!(
@@ -663,8 +702,7 @@ pub fn one_tree(spans: &[Value], caller_span: &str) -> Result<String, String> {
             return Err(format!("the parents of {} go round in a cycle", n.id));
         }
     }
-    let shared = roots[0].id == caller_span || ns.iter().any(|n| n.services.len() > 1);
-    Ok(if shared {
+    Ok(if shared || ns.iter().any(|n| n.services.len() > 1) {
         "shared spans (B3 server span = caller's span id)".into()
     } else {
         "one span per hop".into()
@@ -716,7 +754,9 @@ fn tracing<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                     .iter()
                     .filter_map(|s| s["localEndpoint"]["serviceName"].as_str())
                     .collect();
-                if services.len() < 2 {
+                // A consumer that traces nothing has sent nothing after a few seconds.
+                let silent = spans.is_empty() && t0.elapsed() > Duration::from_secs(3);
+                if services.len() < 2 && !silent {
                     return Ok(None);
                 }
             }
@@ -872,23 +912,40 @@ fn alerting<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         const THRESHOLD: f64 = 5.0;
         let hub = ctx.hub()?;
         let consumers = ctx.require_consumers()?;
-        // The first consumer whose response codes reach the hub.
+        // The first consumer whose requests move its response-code counters (as ch4.metrics
+        // found, when it ran before; else found here).
+        let known = ctx.memo.lock().ok().and_then(|m| m.statsd.clone());
         let mut chosen = None;
-        for c in consumers {
-            let prefix = prefix_glob(c);
-            let url = format!(
-                "http://{}/metrics/find?query={}",
-                hub.http,
-                crate::url_encode(&format!("stats_counts.{prefix}.inbound.response_code.*"))
-            );
-            let r = ctx.client.get(&url, ctx.timeout).await?;
-            if r.json()
-                .ok()
-                .and_then(|v| v.as_array().map(|a| !a.is_empty()))
-                == Some(true)
-            {
-                chosen = Some((c, prefix));
-                break;
+        match known {
+            Some(list) => {
+                chosen = list.first().and_then(|(svc, prefix)| {
+                    consumers
+                        .iter()
+                        .find(|c| &c.service == svc)
+                        .map(|c| (*c, prefix.clone()))
+                });
+            }
+            None => {
+                for c in &consumers {
+                    let prefix = prefix_glob(c);
+                    let key = format!("sumSeries(stats_counts.{prefix}.inbound.response_code.200)");
+                    let from = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs() as i64)
+                        - 1;
+                    let before = graphite_sum(ctx, hub, &key, from).await?;
+                    for _ in 0..3 {
+                        let _ = ctx.get(&c.base()?, "/").await?;
+                    }
+                    let moved = until(hub.flush + Duration::from_millis(2500), || async {
+                        Ok((graphite_sum(ctx, hub, &key, from).await? > before).then_some(()))
+                    })
+                    .await?;
+                    if moved.is_some() {
+                        chosen = Some((*c, prefix));
+                        break;
+                    }
+                }
             }
         }
         let Some((c, prefix)) = chosen else {
@@ -1019,4 +1076,59 @@ fn alerting<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         );
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_tree;
+    use serde_json::json;
+
+    fn span(id: &str, parent: Option<&str>, svc: &str, name: &str) -> serde_json::Value {
+        let mut s =
+            json!({"traceId": "t", "id": id, "name": name, "localEndpoint": {"serviceName": svc}});
+        if let Some(p) = parent {
+            s["parentId"] = json!(p);
+        }
+        s
+    }
+
+    #[test]
+    fn a_shared_span_trace_is_one_tree() {
+        // zipkin-lite: web-api's server span takes the caller's span id S, no parent; its
+        // client span C (parent S) is reused by recipe-api as its server span id.
+        let spans = [
+            span("s", None, "web-api", "get_root"),
+            span("c", Some("s"), "web-api", "get"),
+            span("c", Some("s"), "recipe-api", "get_recipe"),
+        ];
+        assert_eq!(
+            one_tree(&spans, "s").unwrap(),
+            "shared spans (B3 server span = caller's span id)"
+        );
+        // The producer's half without a parent (no X-B3-ParentSpanId forwarded) is still the
+        // client's node.
+        let spans = [
+            span("s", None, "web-api", "get_root"),
+            span("c", Some("s"), "web-api", "get"),
+            span("c", None, "recipe-api", "get_recipe"),
+        ];
+        assert!(one_tree(&spans, "s").is_ok());
+    }
+
+    #[test]
+    fn a_span_per_hop_trace_is_one_tree_and_orphans_are_named() {
+        let spans = [
+            span("a", Some("s"), "web-api", "get_root"),
+            span("b", Some("a"), "web-api", "get"),
+            span("d", Some("b"), "recipe-api", "get_recipe"),
+        ];
+        assert_eq!(one_tree(&spans, "s").unwrap(), "one span per hop");
+        let broken = [
+            span("a", Some("s"), "web-api", "get_root"),
+            span("d", Some("zz"), "recipe-api", "get_recipe"),
+        ];
+        let e = one_tree(&broken, "s").unwrap_err();
+        assert!(e.contains("get_recipe of recipe-api (parentId zz)"), "{e}");
+        assert!(one_tree(&[], "s").is_err());
+    }
 }

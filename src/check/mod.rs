@@ -280,6 +280,15 @@ pub struct Ctx {
     pub hub: Option<HubInfo>,
     /// The lab runs as containers, where every service is pid 1 of its own namespace.
     pub containers: bool,
+    /// What one scenario found that a later one can use (which consumers send StatsD).
+    pub memo: std::sync::Mutex<Memo>,
+}
+
+/// Findings kept across the scenarios of one run.
+#[derive(Debug, Default)]
+pub struct Memo {
+    /// Consumers whose requests move StatsD counters, with the key prefix they use.
+    pub statsd: Option<Vec<(String, String)>>,
 }
 
 /// Which instance answered `r`: its `x-lab-instance` header (every lab service sends it), else

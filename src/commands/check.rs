@@ -241,7 +241,11 @@ async fn once(
             state_dir: dir.clone(),
             exe: std::env::current_exe()?,
             runtime: cfg.runtime,
-            keep_statsd: true,
+            // A learner's program may send to localhost:8125 whatever STATSD says.
+            keep_statsd: cfg
+                .services
+                .iter()
+                .any(|s| matches!(s.run, Run::Command { .. })),
         },
     );
     let lowered = match lowered {
@@ -401,6 +405,7 @@ pub(crate) fn ctx_from(
         tls_dir: tls_dir.to_path_buf(),
         hub,
         containers: state.docker.is_some(),
+        memo: Default::default(),
     })
 }
 
@@ -477,6 +482,7 @@ fn ctx_from_endpoints(
         },
         hub: None,
         containers: false,
+        memo: Default::default(),
     })
 }
 
