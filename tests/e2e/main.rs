@@ -1,5 +1,6 @@
 //! End-to-end tests: each drives the real `lab` binary in its own temp folder, on free ports.
 
+mod book_style;
 mod browser;
 mod command_service;
 mod config_errors;
