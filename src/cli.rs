@@ -68,6 +68,24 @@ pub enum Command {
     /// Inspect lab.toml: its JSON Schema, or whether a file is valid.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write a commented lab.toml: the default lab, or one for a book section of your own code.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// A book section (`lab init --list` names them), e.g. `ch2-graphql`; none: the default lab
+    /// (the lab's own services).
+    pub section: Option<String>,
+    /// Name the sections and the book's files each one runs.
+    #[arg(long)]
+    pub list: bool,
+    /// Overwrite an existing lab.toml.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the file instead of writing it.
+    #[arg(long)]
+    pub stdout: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 //! - [`config`]: lab.toml raw (spans) → validated → lowered to a supervisor plan.
 //! - [`check`]: the scenario registry and its chapter files.
 //! - [`export`]: the lab as a Compose file or Kubernetes manifests (`lab export compose|k8s`).
+//! - [`init`]: `lab init [SECTION]`, the default lab or one per book section.
 //! - [`images`]: the lab image, imported into the local engine without a registry.
 //! - [`render`]: tables, colour discipline, JUnit.
 //! - [`shutdown`]: signals → cancellation token.
@@ -18,6 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod export;
 pub mod images;
+pub mod init;
 pub mod render;
 pub mod shutdown;
 pub mod slow;

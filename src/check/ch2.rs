@@ -654,7 +654,14 @@ fn consumers<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         ]
         .into_iter()
         .filter(|p| !called.contains(p))
-        .filter_map(|p| ctx.serving(serve_for(p)).first().map(|e| (p, *e)))
+        .filter_map(|p| {
+            // The consumers call GraphQL and gRPC over plain HTTP only (as the book's do).
+            let plain_only = matches!(p, TargetProtocol::Graphql | TargetProtocol::Grpc);
+            ctx.serving(serve_for(p))
+                .into_iter()
+                .find(|e| !plain_only || e.scheme() == "http")
+                .map(|e| (p, e))
+        })
         .collect();
         for (p, producer) in missing {
             if ctx.learner_plays(Builtin::WebApi) {

@@ -962,7 +962,10 @@ fn alerting<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         // The scenario's own rule, added over the hub's API, said to be the check's, and
         // removed after whatever happens.
         let name = format!("lab-check-{:08x}", fastrand::u32(..));
-        let window_s = (hub.flush.as_secs() * 2).max(3) as i64;
+        // Two flushes and two evaluations at least, so a burst is never between them.
+        let window_s = (hub.flush.as_secs() * 2)
+            .max(hub.alert_interval.as_secs() * 2)
+            .max(3) as i64;
         let target = format!("sumSeries(stats_counts.{prefix}.inbound.response_code.500)");
         let rule = serde_json::json!({
             "name": name, "kind": "metric",

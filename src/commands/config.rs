@@ -62,3 +62,57 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> anyhow::Result<u8> {
         }
     }
 }
+
+/// `lab init [SECTION] [--list] [--force] [--stdout]`.
+pub fn init(env: &Env, args: crate::cli::InitArgs) -> anyhow::Result<u8> {
+    use crate::init;
+    if args.list {
+        render::line(format!(
+            "  {:<14} the lab's own services: recipe-api ×2, web-api ×2, a proxy, the hub (no section)",
+            "(default)"
+        ));
+        for s in init::SECTIONS {
+            render::line(format!("  {:<14} {}", s.name, s.title));
+        }
+        return Ok(exit::OK);
+    }
+    let text = match &args.section {
+        None => init::DEFAULT.to_owned(),
+        Some(name) => match init::section(name) {
+            Some(s) => init::render(s),
+            None => {
+                let hint = crate::config::diagnostic::did_you_mean(
+                    name,
+                    init::SECTIONS.iter().map(|s| s.name),
+                )
+                .map(|b| format!("did you mean `{b}`? "))
+                .unwrap_or_default();
+                eprintln!("lab: no book section {name}; {hint}`lab init --list` names them");
+                return Ok(exit::USAGE);
+            }
+        },
+    };
+    if args.stdout {
+        print!("{text}");
+        return Ok(exit::OK);
+    }
+    if env.file.exists() && !args.force {
+        eprintln!(
+            "lab: {} exists; nothing written\n  = hint: `lab init --force` overwrites it, `lab init --stdout` prints the file",
+            env.file.display()
+        );
+        return Ok(exit::USAGE);
+    }
+    std::fs::write(&env.file, &text)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", env.file.display()))?;
+    render::line(format!(
+        "{} wrote {}{}; `lab config validate` checks it, `lab up` runs it, `lab check` holds it to the book",
+        env.style.green(OK),
+        env.file.display(),
+        args.section
+            .as_ref()
+            .map(|s| format!(" for {s}"))
+            .unwrap_or_default()
+    ));
+    Ok(exit::OK)
+}

@@ -101,6 +101,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Serve(_) => unreachable!("handled above"),
         Command::Config(c) => config::run(&env, c),
+        Command::Init(a) => config::init(&env, a),
         Command::Up(a) => up::run(&env, a),
         Command::Down(a) => runtime()?.block_on(down::run(&env, a)),
         Command::Status(a) => runtime()?.block_on(status::run(&env, a)),

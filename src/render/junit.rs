@@ -9,17 +9,24 @@ pub fn render(report: &CheckReport) -> String {
     let failures = report
         .scenarios
         .iter()
-        .filter(|s| s.status != Status::Pass)
+        .filter(|s| {
+            s.status == Status::Fail || (report.strict && s.status == Status::NotApplicable)
+        })
         .count();
+    let skipped = if report.strict {
+        0
+    } else {
+        report.not_applicable
+    };
     let _ = writeln!(
         x,
-        "<testsuites name=\"lab check\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
+        "<testsuites name=\"lab check\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">",
         report.scenarios.len(),
         report.duration_ms / 1e3
     );
     let _ = writeln!(
         x,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">",
         esc(&format!("lab check ({})", report.lab)),
         report.scenarios.len(),
         report.duration_ms / 1e3
@@ -51,14 +58,39 @@ pub fn render(report: &CheckReport) -> String {
             }
             x.push_str("      </properties>\n");
         }
-        if s.status != Status::Pass {
+        if let (Status::NotApplicable, Some(na), false) =
+            (s.status, &s.not_applicable, report.strict)
+        {
+            let _ = writeln!(
+                x,
+                "      <skipped message=\"{}\"/>",
+                esc(&format!(
+                    "not applicable: {}; to apply it: {}",
+                    na.why, na.fix
+                ))
+            );
+        } else if s.status != Status::Pass {
             let failed: Vec<String> = s
                 .assertions
                 .iter()
                 .filter(|a| !a.ok)
-                .map(|a| format!("{}: {}", a.name, a.detail))
+                .map(|a| match &a.expected {
+                    Some(e) => format!("{}: expected {e}; got {}", a.name, a.detail),
+                    None => format!("{}: {}", a.name, a.detail),
+                })
                 .collect();
-            let message = s.error.clone().unwrap_or_else(|| failed.join("; "));
+            let message = s
+                .error
+                .clone()
+                .or_else(|| {
+                    s.not_applicable.as_ref().map(|na| {
+                        format!(
+                            "not applicable (--strict): {}; to apply it: {}",
+                            na.why, na.fix
+                        )
+                    })
+                })
+                .unwrap_or_else(|| failed.join("; "));
             let _ = writeln!(
                 x,
                 "      <failure message=\"{}\">{}</failure>",
@@ -67,6 +99,9 @@ pub fn render(report: &CheckReport) -> String {
             );
         }
         let mut out = String::new();
+        for subj in &s.subjects {
+            let _ = writeln!(out, "against {}", subj.what);
+        }
         for a in &s.assertions {
             let _ = writeln!(
                 out,

@@ -108,7 +108,8 @@ fn lab_check_all_holds_book_style_services_to_the_book_and_names_what_it_ran_aga
     let up = lab.run(&["up", "--detach", "--ports", "auto"]);
     assert_eq!(up.code, 0, "{up}");
     assert!(
-        !up.stdout.contains("StatsD port 8125 is taken") && !up.stdout.contains("port 8125 is taken"),
+        !up.stdout.contains("StatsD port 8125 is taken")
+            && !up.stdout.contains("port 8125 is taken"),
         "the book's metrics consumer needs the hub's StatsD on 8125: {up}"
     );
     let inst = wait_all_healthy(&lab, 16);
@@ -125,7 +126,10 @@ fn lab_check_all_holds_book_style_services_to_the_book_and_names_what_it_ran_aga
         .unwrap();
     let r = lab_testkit::Run::from(r);
     for bad in ["stack backtrace", "panicked", "RUST_BACKTRACE"] {
-        assert!(!r.stdout.contains(bad) && !r.stderr.contains(bad), "{bad} in: {r}");
+        assert!(
+            !r.stdout.contains(bad) && !r.stderr.contains(bad),
+            "{bad} in: {r}"
+        );
     }
     let v: serde_json::Value =
         serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r}"));
@@ -171,7 +175,10 @@ fn lab_check_all_holds_book_style_services_to_the_book_and_names_what_it_ran_aga
         let s = subjects(name);
         assert!(
             s.iter().any(|x| x["kind"] == "yours"
-                && x["what"].as_str().unwrap().contains("your command: python3")),
+                && x["what"]
+                    .as_str()
+                    .unwrap()
+                    .contains("your command: python3")),
             "{name} names the fixture it ran against: {s:?}"
         );
         assert!(
@@ -223,7 +230,10 @@ fn lab_check_all_holds_book_style_services_to_the_book_and_names_what_it_ran_aga
     // Progress per chapter, kept and shown.
     let p = lab.run(&["check", "--progress"]);
     assert_eq!(p.code, 0, "{p}");
-    assert!(p.stdout.contains("ch2  6/7 passing · 1 not applicable"), "{p}");
+    assert!(
+        p.stdout.contains("ch2  6/7 passing · 1 not applicable"),
+        "{p}"
+    );
     assert!(p.stdout.contains("next: `lab check ch2.gzip`"), "{p}");
     // --strict counts not applicable as failure.
     let strict = lab.run(&["check", "ch2.gzip", "--strict"]);

@@ -128,13 +128,27 @@ fn load_a_service_by_name_with_json_and_slas() {
     assert_eq!(
         names,
         [
+            "http (alike)",
+            "https (alike)",
             "http",
             "http+gzip",
-            "https",
             "graphql",
-            "grpc",
-            "http through the proxy"
-        ]
+            "http through the proxy",
+            "grpc"
+        ],
+        "like with like: the HTTP/1.1 rows, then HTTP/2"
+    );
+    assert!(
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["shows"].as_str().is_some_and(|s| !s.is_empty())),
+        "each row says what it shows: {v:#}"
+    );
+    assert!(
+        v["rows"][1]["shows"].as_str().unwrap().contains("TLS"),
+        "{v:#}"
     );
     assert!(
         v["rows"]

@@ -279,7 +279,7 @@ fn services_report_logs_traces_and_metrics_to_the_hub() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["name"] == "spans in the trace" && f["value"].as_f64() >= Some(3.0)),
+            .any(|f| f["name"] == "web-api spans in the trace" && f["value"].as_f64() >= Some(3.0)),
         "{tracing:#}"
     );
 

@@ -73,7 +73,7 @@ fn web_api_calls_recipe_api_over_the_configured_protocol() {
     assert!(
         check
             .stdout
-            .contains("grpc consumer (lab's web-api) returns recipe 42"),
+            .contains("web-api (grpc consumer) returns recipe 42"),
         "{check}"
     );
     assert_eq!(lab.run(&["down"]).code, 0);
@@ -130,7 +130,7 @@ fn an_https_lab_makes_its_ca_serves_tls_and_its_consumer_trusts_it() {
     assert!(
         consumers
             .stdout
-            .contains("https consumer (lab's web-api) returns recipe 42"),
+            .contains("web-api (https consumer) returns recipe 42"),
         "{consumers}"
     );
     assert_eq!(lab.run(&["down"]).code, 0);
