@@ -311,7 +311,7 @@ async fn images_inside(t: &Trial, ctx: &Ctx, rec: &mut Record) -> anyhow::Result
     rec.check(
         "the image holds only /lab and the shared libraries it loads",
         only_binary_and_libs && ours.iter().any(|f| f.as_str() == "/lab"),
-        format!("{ours:?}"),
+        super::list(&ours),
     );
     rec.figure("files in the image", ours.len() as f64, "count");
     Ok(())

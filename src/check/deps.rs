@@ -20,7 +20,8 @@ async fn wait_port(port: u16, what: &str) -> anyhow::Result<()> {
         }
         anyhow::ensure!(
             t0.elapsed() < READY,
-            "{what} did not accept connections on port {port} within {READY:?}"
+            "{what} did not accept connections on port {port} within {} s",
+            READY.as_secs()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

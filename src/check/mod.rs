@@ -77,7 +77,7 @@ pub fn select(all: Vec<Scenario>, what: &str) -> Result<Vec<Scenario>, String> {
             .map(|b| format!("did you mean `{b}`? "))
             .unwrap_or_default();
         return Err(format!(
-            "no scenario matches {what:?}; {hint}`lab check --list` shows them all"
+            "no scenario matches \"{what}\"; {hint}`lab check --list` shows them all"
         ));
     }
     Ok(picked)
@@ -824,6 +824,37 @@ mod tests {
             committed == report_schema_json(),
             "schema/check-report.schema.json is stale: regenerate it with `cargo test -p lab -- --ignored regenerate_schemas`"
         );
+    }
+
+    /// Checks know a service only over the wire and by the contract files, never by its code,
+    /// and what they report is never Rust's debug formatting.
+    #[test]
+    fn checks_use_no_service_code_and_no_debug_formatting() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/check");
+        let mut files = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            files += 1;
+            for banned in [concat!("lab_", "recipe_api"), concat!("lab_", "web_api")] {
+                assert!(
+                    !text.contains(banned),
+                    "{} uses {banned}: checks speak to services over the wire only",
+                    path.display()
+                );
+            }
+            // Outside tests, no `{:?}` in what a result says.
+            let code = text.split("#[cfg(test)]").next().unwrap();
+            for (i, line) in code.lines().enumerate() {
+                assert!(
+                    !line.contains(":?}") && !line.contains("{:?}"),
+                    "{}:{}: debug formatting in a check: {line}",
+                    path.display(),
+                    i + 1
+                );
+            }
+        }
+        assert!(files >= 10, "read the check modules");
     }
 
     #[test]

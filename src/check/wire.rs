@@ -112,9 +112,12 @@ pub async fn grpc_unary_on(
             body,
         })
     };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| anyhow::anyhow!("gRPC {path} on {addr}: no answer within {timeout:?}"))?
+    tokio::time::timeout(timeout, work).await.map_err(|_| {
+        anyhow::anyhow!(
+            "gRPC {path} on {addr}: no answer within {} ms",
+            timeout.as_millis()
+        )
+    })?
 }
 
 /// Decode a gzip body.

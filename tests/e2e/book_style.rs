@@ -241,3 +241,120 @@ fn lab_check_all_holds_book_style_services_to_the_book_and_names_what_it_ran_aga
     assert!(strict.stdout.contains("to apply it:"), "{strict}");
     assert_eq!(lab.run(&["down"]).code, 0);
 }
+
+/// Lines from `rx` until one contains `want` (or the deadline passes); all of them.
+fn lines_until(
+    rx: &std::sync::mpsc::Receiver<String>,
+    want: &str,
+    within: std::time::Duration,
+) -> (bool, Vec<String>) {
+    let t0 = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while let Some(left) = within.checked_sub(t0.elapsed()) {
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let hit = l.contains(want);
+                seen.push(l);
+                if hit {
+                    return (true, seen);
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    (false, seen)
+}
+
+const ONE_PRODUCER: &str = r#"
+[services.recipe-api]
+command = ["python3", "-u", "recipe-api/producer-http-basic.py"]
+"#;
+
+#[test]
+fn watch_runs_again_when_the_learners_file_changes_and_next_picks_what_does_not_pass() {
+    if !python_book_peers() {
+        return;
+    }
+    let lab = book_checkout();
+    lab.write("lab.toml", ONE_PRODUCER);
+    let (mut child, rx) = follow_lines(&lab, &["check", "--watch", "ch1.not-found"]);
+    let (ok, seen) = lines_until(&rx, "watching", std::time::Duration::from_secs(60));
+    assert!(ok, "{seen:#?}");
+    assert!(
+        seen.iter().any(|l| l.starts_with("✓ ch1.not-found")),
+        "{seen:#?}"
+    );
+    // The learner breaks the not-found answer: the next run fails, and says what to change.
+    let file = lab.path().join("recipe-api/producer-http-basic.py");
+    let code = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        code.replace(
+            "return 404, {\"error\": \"not_found\"}",
+            "return 404, {\"err\": \"nope\"}",
+        ),
+    )
+    .unwrap();
+    let (ok, seen) = lines_until(&rx, "watching", std::time::Duration::from_secs(60));
+    assert!(ok, "{seen:#?}");
+    let text = seen.join("\n");
+    assert!(text.contains("changed: recipe-api"), "{text}");
+    assert!(text.contains("x ch1.not-found"), "{text}");
+    assert!(
+        text.contains("expected: {\"error\":\"not_found\"}"),
+        "{text}"
+    );
+    assert!(text.contains("hint:"), "{text}");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let status = child.wait().unwrap();
+    assert!(status.code().is_some(), "exits on Ctrl-C: {status}");
+    assert!(!lab.state_file().exists(), "no lab left running");
+
+    // --next: the failing scenario first; once fixed, the next not yet run.
+    let next = lab.run(&["check", "--next"]);
+    assert!(
+        next.stdout
+            .contains("next: ch1.sample-app (it has not run yet)"),
+        "{next}"
+    );
+    assert!(
+        next.stdout.contains("not applicable"),
+        "no consumer in this lab: {next}"
+    );
+    let p = lab.run(&["check", "--progress"]);
+    assert!(
+        p.stdout
+            .contains("ch1  0/3 passing · 1 failing · 1 not applicable · 1 not run"),
+        "{p}"
+    );
+}
+
+#[test]
+fn a_command_probed_over_http_without_the_route_is_told_about_the_tcp_check() {
+    if !python_book_peers() {
+        return;
+    }
+    let lab = book_checkout();
+    lab.write(
+        "lab.toml",
+        &format!(
+            "{ONE_PRODUCER}[services.recipe-api.health]\ncheck = \"http\"\ndeadline = \"2s\"\n"
+        ),
+    );
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 1, "{up}");
+    assert!(up.stdout.contains("GET /health answered 404"), "{up}");
+    assert!(
+        up.stdout
+            .contains("set `health = { check = \"tcp\" }` on [services.recipe-api]"),
+        "{up}"
+    );
+    // Without the http check it is probed over tcp, as the book's producer can answer.
+    lab.write("lab.toml", ONE_PRODUCER);
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
