@@ -372,7 +372,10 @@ pub fn compose(cfg: &LabConfig) -> Result<dc::Compose, ExportError> {
         let port = container_port(s);
         let names = instance_names(s);
         for (i, name) in names.iter().enumerate() {
-            let (e, deps) = service_env(cfg, s, &instance_names);
+            let (mut e, deps) = service_env(cfg, s, &instance_names);
+            // As `lab up` gives it: where every instance is pid 1, the lab's services tell
+            // themselves apart by it (`x-lab-instance`), and so can `lab check --endpoint`.
+            e.push(("LAB_INSTANCE".to_owned(), format!("{}#{}", s.name, i + 1)));
             let published = match &s.ports {
                 Ports::Fixed(p) if p[i] != 0 => format!("127.0.0.1:{}:{port}", p[i]),
                 _ => format!("127.0.0.1::{port}"),

@@ -265,3 +265,129 @@ fn the_default_lab_exports_to_valid_kubernetes_manifests() {
     );
     assert!(!check(&bad).status.success(), "a bad manifest passed");
 }
+
+/// The default lab's services (no hub or proxy, on ports of their own so that nothing else
+/// here collides), for a deployment lab did not start.
+const COMPOSE_LAB: &str = r#"
+name = "endpoints"
+
+[services.recipe-api]
+builtin = "recipe-api"
+replicas = 2
+port = "14000-14001"
+
+[services.web-api]
+builtin = "web-api"
+replicas = 2
+port = "13001-13002"
+env = { TARGET = "recipe-api" }
+"#;
+
+#[test]
+fn lab_check_runs_against_a_compose_deployment_it_did_not_start() {
+    let engine = std::process::Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !require(
+        "a Docker engine",
+        engine,
+        "the deployment under test runs as containers",
+    ) || !require(
+        "docker-compose",
+        lab_testkit::has_program("docker-compose"),
+        "the exported lab is brought up by docker-compose",
+    ) {
+        return;
+    }
+    let lab = LabDir::new(BIN, COMPOSE_LAB);
+    let built = lab.run(&["images", "build"]);
+    assert_eq!(built.code, 0, "{built}");
+    let r = lab.run(&["export", "compose"]);
+    assert_eq!(r.code, 0, "{r}");
+    lab.write("docker-compose.yml", &r.stdout);
+    let project = format!("labendpoints{}", std::process::id());
+    let compose = |args: &[&str]| {
+        std::process::Command::new("docker-compose")
+            .args(["-p", &project])
+            .args(args)
+            .current_dir(lab.path())
+            .output()
+            .unwrap()
+    };
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["down", "-v", "--remove-orphans"]);
+        }
+    }
+    let _down = Down(&compose);
+    let up = compose(&["up", "-d"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    for addr in [
+        "127.0.0.1:14000",
+        "127.0.0.1:14001",
+        "127.0.0.1:13001",
+        "127.0.0.1:13002",
+    ] {
+        let ok = poll(std::time::Duration::from_secs(60), EVERY, || {
+            http_get(addr, "/health").ok().filter(|(s, _)| *s == 200)
+        });
+        assert!(ok.is_some(), "{addr} never answered /health");
+    }
+    // Nothing of lab runs here: the services are the engine's.
+    assert!(!lab.state_file().exists());
+    let check = lab.run(&[
+        "check",
+        "ch1",
+        "ch2",
+        "ch3.round-robin",
+        "--json",
+        "--endpoint",
+        "recipe-api=http://127.0.0.1:14000",
+        "--endpoint",
+        "recipe-api=http://127.0.0.1:14001",
+        "--endpoint",
+        "web-api=http://127.0.0.1:13001",
+        "--endpoint",
+        "web-api=http://127.0.0.1:13002",
+    ]);
+    assert_eq!(check.code, 0, "{check}");
+    let v: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(v["source"], "endpoints");
+    let scenarios = v["scenarios"].as_array().unwrap();
+    let status = |n: &str| {
+        scenarios.iter().find(|s| s["name"] == n).unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for n in [
+        "ch1.sample-app",
+        "ch1.not-found",
+        "ch2.http-json",
+        "ch2.gzip",
+        "ch2.graphql",
+        "ch2.grpc",
+        "ch2.consumers",
+        "ch2.serialization",
+        "ch3.round-robin",
+    ] {
+        assert_eq!(status(n), "pass", "{n}: {check}");
+        let s = &scenarios.iter().find(|s| s["name"] == n).unwrap()["subjects"];
+        assert!(
+            s.as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["kind"] == "endpoint"
+                    && x["what"].as_str().unwrap().contains("(--endpoint)")),
+            "{n} ran against the deployment: {s}"
+        );
+    }
+    // What lab cannot start a copy of over there does not apply.
+    assert_eq!(status("ch2.https"), "not-applicable", "{check}");
+}
