@@ -223,6 +223,15 @@ pub async fn protocol_table(ctx: &Ctx, run: Duration, connections: usize) -> any
         notes: Vec::new(),
     };
     let mut cases: Vec<(String, String, String, Plan)> = Vec::new();
+    let http_row =
+        |h: &super::Endpoint, shows: &str| -> anyhow::Result<(String, String, String, Plan)> {
+            Ok((
+                "http".into(),
+                shows.into(),
+                h.service.clone(),
+                short(&format!("{}/recipes/42", h.base()?))?,
+            ))
+        };
     let first = |s: Serve| ctx.serving(s).into_iter().next();
     let lab_ca = ctx.tls_ca.clone();
     let mut keep = Vec::new();
@@ -233,12 +242,7 @@ pub async fn protocol_table(ctx: &Ctx, run: Duration, connections: usize) -> any
         (http, Some(https)) => {
             if let Some(h) = http {
                 table.subjects.push(h.subject());
-                cases.push((
-                    "http".into(),
-                    "REST/JSON over HTTP/1.1 in clear".into(),
-                    h.service.clone(),
-                    short(&format!("{}/recipes/42", h.base()?))?,
-                ));
+                cases.push(http_row(h, "REST/JSON over HTTP/1.1 in clear")?);
             }
             table.subjects.push(https.subject());
             let mut tls = short(&format!("{}/recipes/42", https.base()?))?;
@@ -255,12 +259,7 @@ pub async fn protocol_table(ctx: &Ctx, run: Duration, connections: usize) -> any
         }
         (Some(h), None) if ctx.learner_plays(Builtin::RecipeApi) => {
             table.subjects.push(h.subject());
-            cases.push((
-                "http".into(),
-                "REST/JSON over HTTP/1.1 in clear".into(),
-                h.service.clone(),
-                short(&format!("{}/recipes/42", h.base()?))?,
-            ));
+            cases.push(http_row(h, "REST/JSON over HTTP/1.1 in clear")?);
             table.notes.push("no producer serves https: the https row is left out (`serves = [\"https\"]` on a producer adds it)".into());
         }
         (Some(_), None) => {
@@ -311,13 +310,10 @@ pub async fn protocol_table(ctx: &Ctx, run: Duration, connections: usize) -> any
     }
     if let Some(h) = first(Serve::Http).filter(|_| !cases.iter().any(|c| c.0 == "http")) {
         table.subjects.push(h.subject());
-        cases.push((
-            "http".into(),
-            "REST/JSON over HTTP/1.1 in clear, on the lab's producer (with its telemetry, if any)"
-                .into(),
-            h.service.clone(),
-            short(&format!("{}/recipes/42", h.base()?))?,
-        ));
+        cases.push(http_row(
+            h,
+            "REST/JSON over HTTP/1.1 in clear, on the lab's producer (with its telemetry, if any)",
+        )?);
     }
     if let Some(g) = first(Serve::Gzip).filter(|e| e.scheme() == "http") {
         table.subjects.push(g.subject());

@@ -396,17 +396,38 @@ pub(crate) fn ctx_from(
                 alert_interval: Duration::from_millis(h.alert_interval_ms),
             }
         });
-    Ok(Ctx {
+    Ok(ctx(
+        client,
+        tls_ca,
+        endpoints,
+        proxy_engine,
+        tls_dir.to_path_buf(),
+        hub,
+        state.docker.is_some(),
+    ))
+}
+
+/// A context with the scenarios' defaults (5 s per request, nothing found yet).
+fn ctx(
+    client: Client,
+    tls_ca: Option<std::path::PathBuf>,
+    endpoints: Vec<Endpoint>,
+    proxy_engine: crate::config::raw::ProxyEngine,
+    tls_dir: std::path::PathBuf,
+    hub: Option<crate::check::HubInfo>,
+    containers: bool,
+) -> Ctx {
+    Ctx {
         client,
         tls_ca,
         endpoints,
         timeout: Duration::from_secs(5),
         proxy_engine,
-        tls_dir: tls_dir.to_path_buf(),
+        tls_dir,
         hub,
-        containers: state.docker.is_some(),
+        containers,
         memo: Default::default(),
-    })
+    }
 }
 
 /// Endpoints at the addresses of `--endpoint`: lab.toml's declaration of each service when it
@@ -469,21 +490,20 @@ fn ctx_from_endpoints(
         endpoints.push(e);
     }
     let (client, tls_ca) = client_for(tls_dir)?;
-    Ok(Ctx {
+    let tls_dir = if tls_dir.join("ca.crt").exists() {
+        tls_dir.to_path_buf()
+    } else {
+        scratch.to_path_buf()
+    };
+    Ok(ctx(
         client,
         tls_ca,
         endpoints,
-        timeout: Duration::from_secs(5),
         proxy_engine,
-        tls_dir: if tls_dir.join("ca.crt").exists() {
-            tls_dir.to_path_buf()
-        } else {
-            scratch.to_path_buf()
-        },
-        hub: None,
-        containers: false,
-        memo: Default::default(),
-    })
+        tls_dir,
+        None,
+        false,
+    ))
 }
 
 // === watch ===

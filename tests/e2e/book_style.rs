@@ -226,6 +226,12 @@ fn lab_check_all_holds_book_style_services_to_the_book_and_names_what_it_ran_aga
         .to_owned();
     let (_, rules) = http_get(&hub, "/api/alerts").unwrap();
     assert!(!rules.contains("lab-check-"), "{rules}");
+    // ...and its events say that a check caused them.
+    let history = lab.run(&["alerts", "--history"]);
+    assert!(
+        history.stdout.contains("a rule of lab check ch4.alerting"),
+        "{history}"
+    );
 
     // Progress per chapter, kept and shown.
     let p = lab.run(&["check", "--progress"]);

@@ -335,9 +335,13 @@ async fn announce(shared: &Shared, client: &Client, status: Status, st: &RuleSta
     } else {
         "resolved"
     };
+    let detail = match &st.rule.origin {
+        Some(o) => format!("{} (a rule of {o})", st.detail),
+        None => st.detail.clone(),
+    };
     println!(
-        "alert {} {what} [{}]: {}",
-        st.rule.name, st.rule.importance, st.detail
+        "alert {} {what} [{}]: {detail}",
+        st.rule.name, st.rule.importance
     );
     let severity = match (status, st.rule.importance.as_str()) {
         (Status::Ok, _) => "info",
@@ -352,12 +356,8 @@ async fn announce(shared: &Shared, client: &Client, status: Status, st: &RuleSta
     e.doc.insert("severity".into(), severity.into());
     e.doc.insert(
         "message".into(),
-        format!("alert {} {what}: {}", st.rule.name, st.detail).into(),
+        format!("alert {} {what}: {detail}", st.rule.name).into(),
     );
-    let detail = match &st.rule.origin {
-        Some(o) => format!("{} (a rule of {o})", st.detail),
-        None => st.detail.clone(),
-    };
     e.doc.insert("fields".into(), json!({"rule": st.rule.name, "state": what, "importance": st.rule.importance, "detail": detail, "origin": st.rule.origin}));
     let _ = shared.store.try_write(Write::logs(vec![e]));
     let _ = shared
@@ -372,7 +372,7 @@ async fn announce(shared: &Shared, client: &Client, status: Status, st: &RuleSta
     if let Some(url) = &shared.config.alert_webhook {
         let body = json!({
             "rule": st.rule.name, "state": what, "importance": st.rule.importance,
-            "detail": st.detail, "at": crate::ingest::logs::format_time(at), "check": st.rule.check,
+            "detail": detail, "origin": st.rule.origin, "at": crate::ingest::logs::format_time(at), "check": st.rule.check,
         });
         let sent = client
             .request(
