@@ -94,7 +94,7 @@ proptest! {
     }
 
     #[test]
-    fn kql_never_panics(q in "[a-z:*\"()<>= .0-9]{0,40}|(and|or|not| |x:1|\\(|\\)|\"){0,12}") {
+    fn kql_never_panics(q in "[a-z:*\"()<>= .0-9\u{3000}]{0,40}|(and|or|not| |x:1|\\(|\\)|\"){0,40}") {
         if let Ok(query) = kql::parse(&q) {
             let doc = serde_json::json!({"x": 1, "a": "b c", "n": {"m": [1, "z"]}});
             let _ = kql::matches(&query, doc.as_object().unwrap(), 0);
@@ -102,7 +102,7 @@ proptest! {
     }
 
     #[test]
-    fn graphite_targets_never_panic(t in "[a-zA-Z(),.*{}\\[\\]0-9'\" -]{0,50}") {
+    fn graphite_targets_never_panic(t in "[a-zA-Z(),.*{}\\[\\]0-9'\" \u{3000}-]{0,50}|(sumSeries\\(|summarize\\(a.b,'1s'\\)|a.b|,|\\)){0,60}") {
         struct Empty;
         impl graphite::Source for Empty {
             fn names(&self) -> Vec<String> { vec!["a.b".into(), "a.c".into()] }
@@ -110,7 +110,7 @@ proptest! {
             fn step(&self) -> i64 { 10 }
         }
         if let Ok(e) = graphite::parse_target(&t) {
-            let _ = graphite::eval(&graphite::Ctx { source: &Empty, from: 0, until: 100 }, &e);
+            let _ = graphite::eval(&graphite::Ctx::new(&Empty, 0, 100), &e);
         }
         let _ = graphite::parse_time(&t, 1000);
         let _ = graphite::find(&["a.b".into()], &t);

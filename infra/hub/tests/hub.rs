@@ -799,3 +799,120 @@ fn the_metrics_page_charts_a_service_from_its_statsd_counters() {
     assert!(picked.contains("<h2>Picked series</h2>"), "{picked}");
     hub.stop();
 }
+
+/// Each repro of issue 15's hostile requests: a 4xx naming the limit (never a panic's text),
+/// and afterwards the hub still answers and still has what it stored before.
+#[test]
+fn hostile_queries_are_refused_and_the_hub_keeps_answering_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = lab_hub::start(config(dir.path())).unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"x.counter:1|c", hub.addrs.statsd).unwrap();
+    let doc = json!({"app": "web-api", "type": "marker", "severity": "info"});
+    udp.send_to(doc.to_string().as_bytes(), hub.addrs.logs)
+        .unwrap();
+    let stored = || {
+        let v = get(&format!(
+            "{}?query={}&since=1h",
+            api(&hub, "/api/logs"),
+            urlencode("type:marker")
+        ))
+        .json()
+        .unwrap();
+        v["total"] == 1
+    };
+    eventually("the marker stored", || stored().then_some(()));
+    eventually("the counter flushed", || {
+        let r = get(&api(
+            &hub,
+            "/render?target=stats_counts.x.counter&from=-5min&format=json",
+        ));
+        r.text().contains("stats_counts.x.counter").then_some(())
+    });
+
+    let deep_target = format!(
+        "{}stats_counts.x.counter{}",
+        "sumSeries(".repeat(3000),
+        ")".repeat(3000)
+    );
+    let deep_kql = format!("{}a:b{}", "(".repeat(2000), ")".repeat(2000));
+    let many: String = (0..1000).map(|_| "target=x&").collect();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!(
+                "/render?target={}&from=-100y",
+                urlencode("summarize(stats_counts.x.counter,\"1s\")")
+            ),
+            "at most",
+        ),
+        (
+            "/render?target=stats_counts.x.counter&from=-1y".into(),
+            "at most 100000",
+        ),
+        (
+            "/render?target=stats_counts.x.counter&from=-1000000d".into(),
+            "at most 100000",
+        ),
+        (
+            "/render?target=stats_counts.x.counter&from=-99999999999y".into(),
+            "at most 100000",
+        ),
+        (
+            format!("/render?target={}", urlencode(&deep_target)),
+            "deeper than 32",
+        ),
+        (format!("/render?{many}"), "at most 100"),
+        (
+            format!("/api/logs?query={}", urlencode(&deep_kql)),
+            "deeper than 32",
+        ),
+    ];
+    for (path, says) in &cases {
+        let r = get(&api(&hub, path));
+        let text = r.text();
+        assert!(
+            r.status.is_client_error(),
+            "{}: {} {text}",
+            &path[..path.len().min(80)],
+            r.status
+        );
+        assert!(
+            text.contains(says),
+            "{}: {text}",
+            &path[..path.len().min(80)]
+        );
+        assert!(!text.contains("panicked"), "{text}");
+    }
+    // Wide whitespace in a target is whitespace: an answer, not a char-boundary panic.
+    for t in [
+        "sumSeries(\u{3000}stats_counts.x.counter\u{3000})",
+        "stats_counts\u{3000}",
+    ] {
+        let r = get(&api(
+            &hub,
+            &format!("/render?target={}&from=-5min", urlencode(t)),
+        ));
+        assert!(
+            !r.status.is_server_error(),
+            "{t}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    // A rule with a target the hub cannot evaluate is refused at once.
+    let rule = json!({"name": "deep", "kind": "metric", "target": deep_target, "check": ">", "value": 1, "window_s": 60});
+    let r = post(
+        &api(&hub, "/api/alerts"),
+        &[],
+        "application/json",
+        rule.to_string().into_bytes(),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    // Still up, nothing lost.
+    assert!(stored());
+    let r = get(&api(
+        &hub,
+        "/render?target=stats_counts.x.counter&from=-5min&format=json",
+    ));
+    assert_eq!(r.status, 200);
+}

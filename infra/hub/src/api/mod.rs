@@ -100,6 +100,16 @@ fn bad_request(msg: impl std::fmt::Display) -> Response {
     (StatusCode::BAD_REQUEST, msg.to_string()).into_response()
 }
 
+/// A 500 that says nothing of the hub's insides (a panic's text stays in the hub's log).
+pub fn internal_error(what: &str, e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "{what} failed inside the hub");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("{what} failed inside the hub (its log says why)"),
+    )
+        .into_response()
+}
+
 fn now_s() -> i64 {
     crate::now_s()
 }
@@ -128,11 +138,14 @@ pub fn render_targets(
     max_points: Option<usize>,
 ) -> Result<Vec<graphite::Series>, graphite::RenderError> {
     let source = StoreSource(store);
-    let ctx = Ctx {
-        source: &source,
-        from,
-        until,
-    };
+    let ctx = Ctx::new(&source, from, until);
+    if targets.len() > graphite::MAX_TARGETS {
+        return Err(graphite::RenderError(format!(
+            "{} targets in one request; at most {}",
+            targets.len(),
+            graphite::MAX_TARGETS
+        )));
+    }
     let mut out = Vec::new();
     for t in targets {
         let expr = graphite::parse_target(t)?;
@@ -180,7 +193,7 @@ async fn render(
     let series = match result {
         Ok(Ok(series)) => series,
         Ok(Err(e)) => return bad_request(e),
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => return internal_error("render", &e),
     };
     match format.as_str() {
         "json" => {
@@ -343,8 +356,8 @@ async fn logs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Res
                 .collect();
             axum::Json(json!({"total": total, "hits": hits})).into_response()
         }
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Ok(Err(e)) => internal_error("the query", &e),
+        Err(e) => internal_error("the query", &e),
     }
 }
 
@@ -388,6 +401,12 @@ async fn alerts_add(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return bad_request(format!("not a rule: {e}")),
     };
+    // A target the hub could not evaluate is refused now, not at the next evaluation.
+    if let crate::alerts::Check::Metric { target, .. } = &rule.check
+        && let Err(e) = graphite::parse_target(target)
+    {
+        return bad_request(format!("the rule's target: {e}"));
+    }
     let mut all = s.alerts.lock().unwrap_or_else(|p| p.into_inner());
     if all.iter().any(|a| a.rule.name == rule.name && !a.runtime) {
         return (

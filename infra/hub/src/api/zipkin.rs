@@ -134,7 +134,7 @@ fn distinct(s: &Shared, sql: &str, arg: Option<&str>) -> Response {
     });
     match res {
         Ok(v) => axum::Json(v).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => super::internal_error("the query", &e),
     }
 }
 
@@ -232,7 +232,7 @@ async fn trace(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response
             (StatusCode::NOT_FOUND, format!("{id} not found")).into_response()
         }
         Ok(spans) => axum::Json(merge(spans)).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => super::internal_error("the query", &e),
     }
 }
 
@@ -250,7 +250,7 @@ async fn trace_many(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) 
         match s.store.trace(&normalise_id(id)) {
             Ok(spans) if !spans.is_empty() => out.push(Value::Array(merge(spans))),
             Ok(_) => {}
-            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+            Err(e) => return super::internal_error("the query", &e),
         }
     }
     axum::Json(out).into_response()
@@ -323,7 +323,7 @@ async fn traces(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> R
         Ok(out) => {
             axum::Json(out.into_iter().map(Value::Array).collect::<Vec<_>>()).into_response()
         }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => super::internal_error("the query", &e),
     }
 }
 
@@ -501,7 +501,7 @@ async fn dependencies(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap
     });
     match res {
         Ok(spans) => axum::Json(links(&spans)).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => super::internal_error("the query", &e),
     }
 }
 

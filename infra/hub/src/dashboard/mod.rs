@@ -253,10 +253,10 @@ pub async fn logs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) ->
     let (hits, total) = match found {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
-            return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+            return crate::api::internal_error("the page", &e);
         }
         Err(e) => {
-            return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+            return crate::api::internal_error("the page", &e);
         }
     };
     let mut rows = String::new();
@@ -353,7 +353,7 @@ fn iso_us(us: i64) -> String {
 }
 
 fn server_error(e: impl std::fmt::Display) -> Response {
-    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+    crate::api::internal_error("the page", &e)
 }
 
 /// `GET /traces?service=web-api&min_ms=5`: the newest traces, their duration and span count.

@@ -22,6 +22,16 @@ pub trait Source {
 #[error("{0}")]
 pub struct RenderError(pub String);
 
+/// The most points one series of a request may hold (a day at 1 s, 11 days at the 10 s flush):
+/// a wider window is refused with the limit named, never allocated.
+pub const MAX_POINTS: usize = 100_000;
+/// The most points one request may read and make, over all its series and functions.
+pub const MAX_REQUEST_POINTS: usize = 5_000_000;
+/// How deep a target's function calls may nest.
+pub const MAX_DEPTH: usize = 32;
+/// How many targets one request may render.
+pub const MAX_TARGETS: usize = 100;
+
 fn err<T>(msg: impl Into<String>) -> Result<T, RenderError> {
     Err(RenderError(msg.into()))
 }
@@ -143,7 +153,12 @@ pub fn parse_time(s: &str, now: i64) -> Result<i64, RenderError> {
     let rel = s.strip_prefix("now").unwrap_or(s);
     if let Some(sign) = rel.chars().next().filter(|c| *c == '-' || *c == '+') {
         let secs = parse_interval(&rel[1..]).ok_or_else(bad)?;
-        return Ok(if sign == '-' { now - secs } else { now + secs });
+        let t = if sign == '-' {
+            now.checked_sub(secs)
+        } else {
+            now.checked_add(secs)
+        };
+        return t.ok_or_else(bad);
     }
     if let Some((hm, ymd)) = s.split_once('_') {
         let (h, m) = hm.split_once(':').ok_or_else(bad)?;
@@ -185,7 +200,7 @@ pub fn parse_interval(s: &str) -> Option<i64> {
         "y" | "year" | "years" => 365 * 86_400,
         _ => return None,
     };
-    Some(n * unit_s)
+    n.checked_mul(unit_s)
 }
 
 // === globs ===
@@ -379,16 +394,34 @@ pub enum Expr {
 struct P<'a> {
     s: &'a str,
     i: usize,
+    /// Calls open around the current one.
+    depth: usize,
 }
 
 impl P<'_> {
     fn ws(&mut self) {
-        while self.s[self.i..].starts_with(char::is_whitespace) {
-            self.i += 1;
+        while let Some(c) = self.s[self.i..]
+            .chars()
+            .next()
+            .filter(|c| c.is_whitespace())
+        {
+            self.i += c.len_utf8();
         }
     }
 
     fn expr(&mut self) -> Result<Expr, RenderError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return err(format!(
+                "the target nests functions deeper than {MAX_DEPTH}"
+            ));
+        }
+        let e = self.expr_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn expr_inner(&mut self) -> Result<Expr, RenderError> {
         self.ws();
         let rest = &self.s[self.i..];
         let Some(c) = rest.chars().next() else {
@@ -467,7 +500,7 @@ impl P<'_> {
 }
 
 pub fn parse_target(s: &str) -> Result<Expr, RenderError> {
-    let mut p = P { s, i: 0 };
+    let mut p = P { s, i: 0, depth: 0 };
     let e = p.expr()?;
     p.ws();
     if p.i < s.len() {
@@ -482,24 +515,61 @@ pub struct Ctx<'a> {
     pub source: &'a dyn Source,
     pub from: i64,
     pub until: i64,
+    /// Points this request may still read or make (of [`MAX_REQUEST_POINTS`]).
+    budget: std::cell::Cell<usize>,
 }
 
-impl Ctx<'_> {
-    fn window(&self) -> (i64, usize) {
+impl<'a> Ctx<'a> {
+    pub fn new(source: &'a dyn Source, from: i64, until: i64) -> Self {
+        Self {
+            source,
+            from,
+            until,
+            budget: std::cell::Cell::new(MAX_REQUEST_POINTS),
+        }
+    }
+
+    /// Take `n` points from the request's budget, or refuse with the limit named.
+    fn spend(&self, n: usize) -> Result<(), RenderError> {
+        match self.budget.get().checked_sub(n) {
+            Some(left) => {
+                self.budget.set(left);
+                Ok(())
+            }
+            None => err(format!(
+                "the request would read or make more than {MAX_REQUEST_POINTS} points: narrow from/until, the globs or the targets"
+            )),
+        }
+    }
+
+    fn window(&self) -> Result<(i64, usize), RenderError> {
         let step = self.source.step().max(1);
-        let first = self.from - self.from.rem_euclid(step) + step;
-        let last = self.until - self.until.rem_euclid(step);
+        // In i128: the ends may be anywhere an i64 reaches.
+        let (from, until, st) = (
+            i128::from(self.from),
+            i128::from(self.until),
+            i128::from(step),
+        );
+        let first = from - from.rem_euclid(st) + st;
+        let last = until - until.rem_euclid(st);
         let n = if last >= first {
-            ((last - first) / step + 1) as usize
+            (last - first) / st + 1
         } else {
             0
         };
-        (first, n)
+        if n > MAX_POINTS as i128 {
+            return err(format!(
+                "from/until span {n} points of {step} s per series; at most {MAX_POINTS} (about {} days): narrow the window",
+                MAX_POINTS as i64 * step / 86_400
+            ));
+        }
+        // Within MAX_POINTS steps of `until`: an i64.
+        Ok((first as i64, n as usize))
     }
 
-    fn fetch(&self, pattern: &str) -> Vec<Series> {
+    fn fetch(&self, pattern: &str) -> Result<Vec<Series>, RenderError> {
         let step = self.source.step().max(1);
-        let (first, n) = self.window();
+        let (first, n) = self.window()?;
         let glob = PathGlob::new(pattern);
         let mut names: Vec<String> = self
             .source
@@ -508,7 +578,8 @@ impl Ctx<'_> {
             .filter(|name| glob.matches(name))
             .collect();
         names.sort();
-        names
+        self.spend(names.len().saturating_mul(n))?;
+        Ok(names
             .into_iter()
             .map(|name| {
                 let mut values = vec![None; n];
@@ -530,7 +601,7 @@ impl Ctx<'_> {
                     consolidate: Consolidate::Average,
                 }
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -609,7 +680,7 @@ pub const FUNCTIONS: &[&str] = &[
 pub fn eval(ctx: &Ctx, e: &Expr) -> Result<Vec<Series>, RenderError> {
     let Expr::Call { name, args, text } = e else {
         return match e {
-            Expr::Path(p) => Ok(ctx.fetch(p)),
+            Expr::Path(p) => ctx.fetch(p),
             _ => err(format!("{} is not a series", arg_text(e))),
         };
     };
@@ -803,9 +874,22 @@ pub fn eval(ctx: &Ctx, e: &Expr) -> Result<Vec<Series>, RenderError> {
                     Window::Points(n) => n.max(1),
                     Window::Seconds(secs) => ((secs / s.step).max(1)) as usize,
                 };
-                let out = (0..s.values.len())
-                    .map(|i| Consolidate::Average.apply(&s.values[i.saturating_sub(n - 1)..=i]))
-                    .collect();
+                // A running sum over the last n points: linear whatever the window.
+                let (mut sum, mut count) = (0.0, 0usize);
+                let mut out = Vec::with_capacity(s.values.len());
+                for i in 0..s.values.len() {
+                    if let Some(v) = s.values[i] {
+                        sum += v;
+                        count += 1;
+                    }
+                    if i >= n
+                        && let Some(old) = s.values[i - n]
+                    {
+                        sum -= old;
+                        count -= 1;
+                    }
+                    out.push((count > 0).then(|| sum / count as f64));
+                }
                 let label = match args.get(1) {
                     Some(Expr::Str(w)) => format!("\"{w}\""),
                     _ => n.to_string(),
@@ -824,7 +908,25 @@ pub fn eval(ctx: &Ctx, e: &Expr) -> Result<Vec<Series>, RenderError> {
             let func_name = args.get(2).map_or("sum".to_owned(), |a| {
                 string(Some(a), "").unwrap_or_default()
             });
-            map(&|s: &Series| summarize(s, interval, func, &interval_text, &func_name))
+            if interval <= 0 {
+                return err(format!(
+                    "summarize: the interval {interval_text:?} is not positive"
+                ));
+            }
+            let list = series(0)?;
+            for s in &list {
+                let buckets = (s.values.len() as i64).saturating_mul(s.step) / interval + 1;
+                if buckets > MAX_POINTS as i64 {
+                    return err(format!(
+                        "summarize by {interval_text} makes {buckets} points; at most {MAX_POINTS} per series: a longer interval or a narrower window"
+                    ));
+                }
+                ctx.spend(buckets as usize)?;
+            }
+            Ok(list
+                .iter()
+                .map(|s| summarize(s, interval, func, &interval_text, &func_name))
+                .collect())
         }
         "consolidateBy" => {
             let f = Consolidate::parse(&string(args.get(1), "consolidateBy's function")?)?;
@@ -1054,11 +1156,7 @@ mod tests {
 
     fn render(target: &str) -> Vec<Series> {
         let src = mem();
-        let ctx = Ctx {
-            source: &src,
-            from: 100,
-            until: 150,
-        };
+        let ctx = Ctx::new(&src, 100, 150);
         eval(&ctx, &parse_target(target).unwrap()).unwrap()
     }
 
@@ -1166,11 +1264,7 @@ mod tests {
     #[test]
     fn unknown_functions_are_named() {
         let src = mem();
-        let ctx = Ctx {
-            source: &src,
-            from: 100,
-            until: 150,
-        };
+        let ctx = Ctx::new(&src, 100, 150);
         let e = eval(&ctx, &parse_target("frobnicate(a.b)").unwrap()).unwrap_err();
         assert!(e.0.contains("frobnicate"), "{e}");
         assert!(parse_target("sum(a.b").is_err());
@@ -1230,5 +1324,81 @@ mod tests {
         let c = find_completer(&n);
         assert_eq!(c["metrics"][0]["path"], "stats.a.");
         assert_eq!(find(&names, "*").len(), 2);
+    }
+
+    #[test]
+    fn hostile_targets_are_refused_with_the_limit_named_never_allocated_or_panicked() {
+        let src = mem();
+        let now = 1_000_000_000;
+        // A hundred years of one series: refused, not allocated.
+        let from = parse_time("-100y", now).unwrap();
+        let e = eval(&Ctx::new(&src, from, now), &parse_target("a.b").unwrap()).unwrap_err();
+        assert!(e.0.contains("at most 100000"), "{e}");
+        let e = eval(
+            &Ctx::new(&src, now - 86_400, now),
+            &parse_target("summarize(stats_counts.web-api.inbound.response_code.200,\"1s\")")
+                .unwrap(),
+        );
+        assert!(e.is_ok(), "a day summarized by second fits");
+        let e = eval(
+            &Ctx::new(&src, now - 20 * 86_400, now),
+            &parse_target("summarize(stats_counts.web-api.inbound.response_code.200,\"1s\")")
+                .unwrap(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("at most"), "{e}");
+        assert!(
+            eval(
+                &Ctx::new(&src, 100, 150),
+                &parse_target("summarize(a.b,\"0s\")").unwrap()
+            )
+            .is_err()
+        );
+        // Times past i64: an error, not an overflow; far but representable: refused by the window.
+        let far = parse_time("-99999999999y", now).unwrap();
+        assert!(eval(&Ctx::new(&src, far, now), &parse_target("a.b").unwrap()).is_err());
+        assert!(
+            eval(
+                &Ctx::new(&src, i64::MIN, i64::MAX),
+                &parse_target("a.b").unwrap()
+            )
+            .is_err()
+        );
+        assert!(parse_time("-1000000000000000000000d", now).is_err());
+        // Nesting: refused past the depth, at any depth, without a stack overflow.
+        let deep = format!("{}a.b{}", "sumSeries(".repeat(3000), ")".repeat(3000));
+        let e = parse_target(&deep).unwrap_err();
+        assert!(e.0.contains("deeper than 32"), "{e}");
+        assert!(parse_target(&format!("{}a.b{}", "sumSeries(".repeat(30), ")".repeat(30))).is_ok());
+        // Wide whitespace is whitespace, not a char-boundary panic.
+        assert!(parse_target("sumSeries(\u{3000}a.b\u{3000})").is_ok());
+        assert!(parse_target("\u{3000}").is_err());
+        // A window of a million points in movingAverage runs in linear time.
+        let s = eval(
+            &Ctx::new(&src, 100, 150),
+            &parse_target("movingAverage(stats_counts.web-api.inbound.response_code.200,1000000)")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            s[0].values,
+            [
+                Some(5.0),
+                Some(6.0),
+                Some(6.0),
+                Some(13.0 / 3.0),
+                Some(13.0 / 3.0)
+            ]
+        );
+        let s = eval(
+            &Ctx::new(&src, 100, 150),
+            &parse_target("movingAverage(stats_counts.web-api.inbound.response_code.200,2)")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            s[0].values,
+            [Some(5.0), Some(6.0), Some(7.0), Some(1.0), Some(1.0)]
+        );
     }
 }

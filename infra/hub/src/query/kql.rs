@@ -399,10 +399,29 @@ fn word_term(field: Option<&str>, w: &str) -> Query {
 }
 
 /// Parse a query; an empty one matches everything.
+/// How deep parentheses and `not`s may nest in one query (the parser recurses once per level).
+pub const MAX_DEPTH: usize = 32;
+
 pub fn parse(s: &str) -> Result<Query, ParseError> {
     let toks = lex(s)?;
     if toks.is_empty() {
         return Ok(Query::All);
+    }
+    // Count the nesting before descending into it: a few KB of `(` must not overflow the stack.
+    let (mut parens, mut nots) = (0usize, 0usize);
+    for (t, col) in &toks {
+        match t {
+            Tok::Open => parens += 1,
+            Tok::Close => parens = parens.saturating_sub(1),
+            Tok::Not => nots += 1,
+            _ => nots = 0,
+        }
+        if parens + nots > MAX_DEPTH {
+            return Err(ParseError {
+                message: format!("the query nests parentheses and `not`s deeper than {MAX_DEPTH}"),
+                column: *col,
+            });
+        }
     }
     let mut p = Parser {
         toks,
@@ -684,5 +703,15 @@ mod tests {
     fn two_clauses_side_by_side_are_not_a_value_list() {
         // `a:1 b:2` without an operator: KQL reads it as an error; we name it.
         assert!(parse("a:1 b:2").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = format!("{}a:b{}", "(".repeat(2000), ")".repeat(2000));
+        let e = parse(&deep).unwrap_err();
+        assert!(e.message.contains("deeper than 32"), "{e:?}");
+        assert!(parse(&"not ".repeat(5000)).is_err());
+        let ok = format!("{}a:b{}", "(".repeat(20), ")".repeat(20));
+        assert!(parse(&ok).is_ok());
     }
 }
