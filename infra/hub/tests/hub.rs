@@ -916,3 +916,74 @@ fn hostile_queries_are_refused_and_the_hub_keeps_answering_with_its_data() {
     ));
     assert_eq!(r.status, 200);
 }
+
+/// A web page cannot drive the hub: foreign `Host` (DNS rebinding), foreign `Origin`, or a
+/// body that is not JSON on a state-changing route are refused; lab's own clients still work.
+#[test]
+fn a_web_page_cannot_drive_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = lab_hub::start(config(dir.path())).unwrap();
+    let rule = json!({"name": "r", "kind": "metric", "target": "x.y", "check": ">", "value": 1, "window_s": 60});
+    let body = || rule.to_string().into_bytes();
+    let url = api(&hub, "/api/alerts");
+    let evil = [("origin", "http://evil.example"), ("host", "evil.example")];
+    assert_eq!(post(&url, &evil, "text/plain", body()).status, 403);
+    assert_eq!(
+        post(&url, &evil[..1], "application/json", body()).status,
+        403
+    );
+    assert_eq!(post(&url, &[], "text/plain", body()).status, 415);
+    let loads = api(&hub, "/api/loads");
+    assert_eq!(
+        post(&loads, &evil[..1], "application/json", b"{}".to_vec()).status,
+        403
+    );
+    let r = rt()
+        .block_on(Client::new().request(
+            hyper::Method::GET,
+            &api(&hub, "/api/logs"),
+            &[("host", "evil.example")],
+            None,
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    assert_eq!(
+        r.status,
+        403,
+        "a rebound DNS name gets nothing: {}",
+        r.text()
+    );
+    // lab's own clients (no Origin, JSON) and the hub's own pages (same origin) are served.
+    let own = format!("http://{}", hub.addrs.http);
+    assert_eq!(post(&url, &[], "application/json", body()).status, 201);
+    let r = rt()
+        .block_on(Client::new().request(
+            hyper::Method::DELETE,
+            &api(&hub, "/api/alerts/r"),
+            &[("origin", "http://evil.example")],
+            None,
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    assert_eq!(r.status, 403);
+    let r = rt()
+        .block_on(Client::new().request(
+            hyper::Method::DELETE,
+            &api(&hub, "/api/alerts/r"),
+            &[("origin", own.as_str())],
+            None,
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = rt()
+        .block_on(Client::new().request(
+            hyper::Method::GET,
+            &api(&hub, "/api/logs"),
+            &[("host", "localhost")],
+            None,
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    assert_eq!(r.status, 200);
+}
