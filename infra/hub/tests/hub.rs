@@ -270,7 +270,30 @@ fn carbon_plaintext_lands_as_points() {
         "from.carbon.a 41 {now}\nfrom.carbon.a 42 {now}\nbad line\n"
     )
     .unwrap();
+    // A line that is not UTF-8, and one past the length limit: skipped and counted; the
+    // lines after them still land.
+    s.write_all(b"from.carbon.\xff\xfe 1 1\n").unwrap();
+    s.write_all(&vec![b'x'; 100_000]).unwrap();
+    write!(s, "\nfrom.carbon.b 7 {now}\n").unwrap();
     drop(s);
+    eventually("the line after the bad ones", || {
+        let v: Value = get(&format!(
+            "{}?target=from.carbon.b&from=-1min",
+            api(&hub, "/render")
+        ))
+        .json()
+        .unwrap();
+        v[0]["datapoints"]
+            .as_array()?
+            .iter()
+            .find_map(|p| p[0].as_f64())
+            .filter(|x| *x == 7.0)
+    });
+    let status: Value = get(&api(&hub, "/api/status")).json().unwrap();
+    assert_eq!(
+        status["counters"]["hub.dropped.carbon"], 3,
+        "the bad line, the non-UTF-8 one and the long one: {status}"
+    );
     let v = eventually("the carbon point", || {
         let v: Value = get(&format!(
             "{}?target=from.carbon.a&from=-1min",
@@ -986,4 +1009,47 @@ fn a_web_page_cannot_drive_the_hub() {
         ))
         .unwrap();
     assert_eq!(r.status, 200);
+}
+
+/// Zipkin's edges: fields of the wrong type are a 400 naming the span and field; the body limit
+/// the hub states is the one it enforces (3 MB is taken; past 16 MiB, 413 naming the limit).
+#[test]
+fn zipkin_rejects_mistyped_spans_and_enforces_its_stated_body_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = lab_hub::start(config(dir.path())).unwrap();
+    let url = format!("http://{}/api/v2/spans", hub.addrs.zipkin);
+    for (span, says) in [
+        (
+            json!({"traceId": "1", "id": "1", "duration": "long"}),
+            "duration must be a number",
+        ),
+        (
+            json!({"traceId": "1", "id": "1", "tags": [1, 2]}),
+            "tags must be an object",
+        ),
+        (
+            json!({"traceId": "1", "id": "1", "annotations": "x"}),
+            "annotations must be an array",
+        ),
+    ] {
+        let r = post(
+            &url,
+            &[],
+            "application/json",
+            json!([span]).to_string().into_bytes(),
+        );
+        assert_eq!(r.status, 400, "{span}");
+        assert!(r.text().contains(says), "{}", r.text());
+    }
+    // About 3 MB of spans: under the limit, taken.
+    let big: Vec<Value> = (0..12_000)
+        .map(|i| json!({"traceId": format!("{:016x}", i + 1), "id": "1", "name": "x".repeat(200)}))
+        .collect();
+    let body = serde_json::to_vec(&big).unwrap();
+    assert!(body.len() > 3_000_000, "{}", body.len());
+    let r = post(&url, &[], "application/json", body);
+    assert_eq!(r.status, 202, "{}", r.text());
+    let r = post(&url, &[], "application/json", vec![b' '; 17 << 20]);
+    assert_eq!(r.status, 413);
+    assert!(r.text().contains("at most 16 MiB"), "{}", r.text());
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use crate::Shared;
 use crate::store::Write;
@@ -22,6 +22,9 @@ pub fn parse_line(line: &str) -> Option<(String, i64, f64)> {
     (ts.is_finite() && ts >= 0.0).then(|| (path.to_owned(), ts as i64, value))
 }
 
+/// The longest carbon line taken (longer ones are skipped and counted).
+const MAX_LINE: usize = 64 * 1024;
+
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
@@ -34,9 +37,32 @@ pub async fn serve(
                 let Ok((sock, _)) = accepted else { continue };
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    let mut lines = BufReader::new(sock).lines();
+                    // Bytes, not text: a line that is not UTF-8 (or too long) is skipped and
+                    // counted, and the lines after it still count.
+                    let mut reader = BufReader::new(sock);
+                    let mut buf = Vec::new();
+                    let mut skipping = false;
                     let mut batch = Vec::new();
-                    while let Ok(Some(line)) = lines.next_line().await {
+                    loop {
+                        buf.clear();
+                        match (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                        let complete = buf.ends_with(b"\n");
+                        if skipping {
+                            skipping = !complete;
+                            continue;
+                        }
+                        if !complete && buf.len() >= MAX_LINE {
+                            shared.counters.carbon_bad_lines.fetch_add(1, Relaxed);
+                            skipping = true;
+                            continue;
+                        }
+                        let Ok(line) = std::str::from_utf8(&buf) else {
+                            shared.counters.carbon_bad_lines.fetch_add(1, Relaxed);
+                            continue;
+                        };
                         if line.trim().is_empty() {
                             continue;
                         }

@@ -21,8 +21,8 @@ use crate::Shared;
 use crate::ingest::zipkin::parse_spans;
 use crate::store::Write;
 
-/// The largest span body taken, after gunzip.
-const MAX_BODY: u64 = 16 << 20;
+/// The largest span body taken, as sent and after gunzip (413 past it, naming it).
+pub const MAX_BODY: u64 = 16 << 20;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -49,6 +49,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
             get(|| async { axum::Json(json!({"status": "UP", "zipkin": {"status": "UP"}})) }),
         )
         .layer(axum::middleware::map_response(cors))
+        // The documented limit is the one enforced, with its own words (not the framework's 2 MB).
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY as usize))
+        .layer(axum::middleware::map_response(|r: Response| async move {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                r
+            }
+        }))
         .with_state(shared)
 }
 
@@ -74,6 +83,17 @@ async fn preflight() -> Response {
         .into_response()
 }
 
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "a span body may hold at most {} MiB (after gunzip): send smaller batches",
+            MAX_BODY >> 20
+        ),
+    )
+        .into_response()
+}
+
 fn bad(msg: impl std::fmt::Display) -> Response {
     (StatusCode::BAD_REQUEST, msg.to_string()).into_response()
 }
@@ -86,11 +106,15 @@ async fn collect(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
     let body = if gzip {
         let mut out = Vec::new();
         let read = flate2::read::GzDecoder::new(&body[..])
-            .take(MAX_BODY)
+            .take(MAX_BODY + 1)
             .read_to_end(&mut out);
         if let Err(e) = read {
             s.counters.spans_rejected.fetch_add(1, Relaxed);
             return bad(format!("cannot gunzip the body: {e}"));
+        }
+        if out.len() as u64 > MAX_BODY {
+            s.counters.spans_rejected.fetch_add(1, Relaxed);
+            return too_large();
         }
         Bytes::from(out)
     } else {

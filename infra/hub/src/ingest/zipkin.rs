@@ -167,6 +167,50 @@ fn parse_span(v: &Value) -> Result<Span, String> {
         },
         Some(_) => return Err("kind must be a string".into()),
     };
+    // Fields of the wrong type fail the span, as Zipkin's own collector does.
+    let number = |key: &str| -> Result<Option<i64>, String> {
+        match m.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => as_i64(v)
+                .map(Some)
+                .ok_or_else(|| format!("{key} must be a number of microseconds, not {v}")),
+        }
+    };
+    let (timestamp, duration) = (number("timestamp")?, number("duration")?);
+    for (key, ok) in [
+        (
+            "annotations",
+            m.get("annotations")
+                .is_none_or(|v| v.is_array() || v.is_null()),
+        ),
+        (
+            "tags",
+            m.get("tags").is_none_or(|v| v.is_object() || v.is_null()),
+        ),
+        (
+            "name",
+            m.get("name").is_none_or(|v| v.is_string() || v.is_null()),
+        ),
+        (
+            "localEndpoint",
+            m.get("localEndpoint")
+                .is_none_or(|v| v.is_object() || v.is_null()),
+        ),
+        (
+            "remoteEndpoint",
+            m.get("remoteEndpoint")
+                .is_none_or(|v| v.is_object() || v.is_null()),
+        ),
+    ] {
+        if !ok {
+            let want = match key {
+                "annotations" => "an array",
+                "name" => "a string",
+                _ => "an object",
+            };
+            return Err(format!("{key} must be {want}"));
+        }
+    }
     let mut annotations = Vec::new();
     if let Some(Value::Array(items)) = m.get("annotations") {
         for a in items {
@@ -206,8 +250,8 @@ fn parse_span(v: &Value) -> Result<Span, String> {
             .filter(|s| !s.is_empty())
             .map(str::to_lowercase),
         kind,
-        timestamp: m.get("timestamp").and_then(as_i64).filter(|t| *t > 0),
-        duration: m.get("duration").and_then(as_i64).filter(|d| *d > 0),
+        timestamp: timestamp.filter(|t| *t > 0),
+        duration: duration.filter(|d| *d > 0),
         debug: m.get("debug").and_then(as_bool).filter(|b| *b),
         shared: m.get("shared").and_then(as_bool).filter(|b| *b),
         local_endpoint: m.get("localEndpoint").and_then(endpoint),
@@ -376,6 +420,18 @@ mod tests {
             (br#"[{"traceId":"0","id":"1"}]"#, "all zeros"),
             (br#"[{"traceId":"1","id":"1","kind":"WEIRD"}]"#, "kind"),
             (br#"[{"traceId":"1","id":"1","tags":{"a":null}}]"#, "tag"),
+            (
+                br#"[{"traceId":"1","id":"1","duration":"long"}]"#,
+                "span 0: duration must be a number",
+            ),
+            (
+                br#"[{"traceId":"1","id":"1","tags":[1,2]}]"#,
+                "tags must be an object",
+            ),
+            (
+                br#"[{"traceId":"1","id":"1","annotations":"x"}]"#,
+                "annotations must be an array",
+            ),
             (br#"{"traceId":"1"}"#, "array"),
             (b"[", "not JSON"),
         ] {
