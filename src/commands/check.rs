@@ -233,6 +233,10 @@ async fn once(
         "no lab is running here: starting {} on free ports for the checks",
         cfg.name
     ));
+    if let Some(d) = crate::config::unrunnable(cfg, cfg.runtime) {
+        eprintln!("{d}");
+        return Ok(None);
+    }
     let dir = env.state_dir.join(format!("check-{}", std::process::id()));
     let lowered = lower(
         cfg,

@@ -18,6 +18,10 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> anyhow::Result<u8> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
+            if let Some(d) = crate::config::unrunnable(&cfg, cfg.runtime) {
+                eprintln!("{d}");
+                return Ok(exit::USAGE);
+            }
             let instances: usize = cfg.services.iter().map(|s| s.replicas).sum();
             render::line(format!(
                 "{} {}: lab `{}`, {} services, {instances} instances; start order: {}",

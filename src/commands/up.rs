@@ -64,6 +64,10 @@ pub fn run(env: &Env, args: UpArgs) -> anyhow::Result<u8> {
 }
 
 fn lower_for(env: &Env, cfg: &LabConfig, args: &UpArgs) -> Result<Lowered, u8> {
+    if let Some(d) = crate::config::unrunnable(cfg, args.runtime.unwrap_or(cfg.runtime)) {
+        eprintln!("{d}");
+        return Err(exit::USAGE);
+    }
     let exe = std::env::current_exe().map_err(|e| {
         eprintln!("lab: cannot find my own binary to run built-in services: {e}");
         exit::FAILED

@@ -24,13 +24,29 @@ pub enum ConfigError {
     Invalid(Diagnostics),
 }
 
+/// The largest lab.toml read (a path at /dev/zero is not read until memory runs out).
+pub const MAX_FILE: u64 = 1 << 20;
+
 /// Read, parse and validate the lab.toml at `path`.
 pub fn load(path: &Path) -> Result<LabConfig, ConfigError> {
+    use std::io::Read as _;
     let display = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let read_err = |source| ConfigError::Read {
         path: display.clone(),
         source,
-    })?;
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut bytes))
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(read_err(std::io::Error::other(format!(
+            "it is over {} MiB, which no lab.toml needs",
+            MAX_FILE >> 20
+        ))));
+    }
+    let source = String::from_utf8(bytes)
+        .map_err(|_| read_err(std::io::Error::other("it is not UTF-8 text")))?;
     let abs = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
     parse(&source, &abs, &display)
 }
@@ -47,6 +63,16 @@ pub fn parse(source: &str, path: &Path, display: &str) -> Result<LabConfig, Conf
     let raw: raw::RawLab =
         toml::from_str(source).map_err(|e| invalid(vec![diagnostic::from_toml(&e)]))?;
     validate::validate(raw, source, path, display).map_err(invalid)
+}
+
+/// [`validate::runnable`] as the diagnostics of `cfg`'s file, or `None` when all can run.
+pub fn unrunnable(cfg: &LabConfig, runtime: raw::RuntimeKind) -> Option<Diagnostics> {
+    let items = validate::runnable(cfg, runtime);
+    (!items.is_empty()).then(|| Diagnostics {
+        path: cfg.display_path.clone(),
+        source: cfg.source.clone(),
+        items,
+    })
 }
 
 #[cfg(test)]
@@ -364,5 +390,40 @@ env = { TARGET = "recipe-graphql" }
             text.contains("add `target_protocol = \"graphql\"` to [services.web-api]"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn what_would_trip_lab_up_is_refused_by_validation() {
+        let text = invalid(
+            "[services.a]\ncommand = [\"x\\u0000y\"]\n[services.b]\nbuiltin = \"recipe-api\"\nhost = \"not-an-ip\"\nreplicas = 100000\nenv = { \"K\\u0000\" = \"v\" }\n[services.b.health]\ninterval = \"0s\"\n[services.b.backoff]\ninitial = \"0s\"\n[hub]\n[alerts.x]\nhttp = \"http://127.0.0.1:1/\"\nstatus = 999\n",
+        );
+        for want in [
+            "lab.toml:2:11: `command` holds a NUL character",
+            "lab.toml:5:8: host \"not-an-ip\" is not an IP address",
+            "lab.toml:6:12: `replicas` is at most 256",
+            "cannot be an environment variable",
+            "lab.toml:9:12: interval \"0s\" is below the least the lab takes",
+            "lab.toml:11:11: backoff `initial` \"0s\" is below the least the lab takes",
+            "lab.toml:15:10: status 999 is not an HTTP status",
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+        // A program that is not there is named before anything starts (process runtime only).
+        let cfg = valid("[services.a]\ncommand = [\"no-such-program-here\", \"x.js\"]\n");
+        let d = unrunnable(&cfg, raw::RuntimeKind::Process).expect("refused");
+        assert!(
+            d.to_string()
+                .contains("lab.toml:2:11: `a` runs \"no-such-program-here\", which is not on PATH"),
+            "{d}"
+        );
+        assert!(unrunnable(&cfg, raw::RuntimeKind::Docker).is_none());
+        let cfg = valid("[services.a]\ncommand = [\"sh\", \"-c\", \"true\"]\n");
+        assert!(unrunnable(&cfg, raw::RuntimeKind::Process).is_none());
+        // A file past the size cap is not read to the end.
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("lab.toml");
+        std::fs::write(&big, vec![b'#'; (MAX_FILE + 10) as usize]).unwrap();
+        let e = load(&big).unwrap_err().to_string();
+        assert!(e.contains("over 1 MiB"), "{e}");
     }
 }

@@ -137,6 +137,8 @@ pub struct Service {
     pub name: String,
     pub name_span: Range<usize>,
     pub run: Run,
+    /// Where `command` is written, for diagnostics about the program.
+    pub command_span: Option<Range<usize>>,
     pub replicas: usize,
     pub ports: Ports,
     pub port_span: Option<Range<usize>>,
@@ -269,6 +271,35 @@ impl Errors {
         }
     }
 }
+
+impl Errors {
+    /// [`Errors::duration`], refused below `min` (a 0 s probe interval is 1,000 probes a second).
+    fn duration_min(
+        &mut self,
+        v: &Option<Spanned<String>>,
+        default: Duration,
+        min: Duration,
+        what: &str,
+    ) -> Duration {
+        let d = self.duration(v, default);
+        if let Some(s) = v
+            && d < min
+        {
+            self.push(
+                Diagnostic::new(
+                    s.span(),
+                    format!("{what} {:?} is below the least the lab takes", s.get_ref()),
+                )
+                .hint(format!("write {} or more", humantime::format_duration(min))),
+            );
+            return min;
+        }
+        d
+    }
+}
+
+/// The most instances one service may run (each a process, ports and descriptors of its own).
+pub const MAX_REPLICAS: u32 = 256;
 
 /// Validate `raw` (parsed from `source`, the file in `dir`).
 pub fn validate(
@@ -514,6 +545,17 @@ fn alerts(
                     t.span(),
                     format!("text is not a regex: {e}"),
                 ));
+            }
+            if let Some(st) = &a.status
+                && !(100..=599).contains(st.get_ref())
+            {
+                errs.push(
+                    Diagnostic::new(
+                        st.span(),
+                        format!("status {} is not an HTTP status", st.get_ref()),
+                    )
+                    .hint("from 100 to 599, e.g. 200"),
+                );
             }
             Check::Http {
                 url: u.get_ref().clone(),
@@ -979,6 +1021,13 @@ fn service(
             );
             Run::Builtin(Builtin::RecipeApi)
         }
+        (None, Some(c)) if c.get_ref().iter().any(|a| a.contains('\0')) => {
+            errs.push(
+                Diagnostic::new(c.span(), "`command` holds a NUL character")
+                    .hint("no program argument can carry one; remove it"),
+            );
+            Run::Builtin(Builtin::RecipeApi)
+        }
         (None, Some(c)) => {
             let cwd = match &svc.cwd {
                 None => dir.to_path_buf(),
@@ -1090,6 +1139,13 @@ fn service(
             );
             1
         }
+        Some(r) if *r.get_ref() > MAX_REPLICAS => {
+            errs.push(
+                Diagnostic::new(r.span(), format!("`replicas` is at most {MAX_REPLICAS}"))
+                    .hint("each replica is a process with ports and file descriptors of its own on this machine"),
+            );
+            MAX_REPLICAS as usize
+        }
         Some(r) => *r.get_ref() as usize,
         None => 1,
     };
@@ -1103,6 +1159,25 @@ fn service(
     let mut target = None;
     let mut depends_on: Vec<String> = Vec::new();
     for (k, v) in svc.env.iter().flatten() {
+        if k.get_ref().is_empty() || k.get_ref().contains(['\0', '=']) || v.get_ref().contains('\0')
+        {
+            let span = if v.get_ref().contains('\0') {
+                v.span()
+            } else {
+                k.span()
+            };
+            errs.push(
+                Diagnostic::new(
+                    span,
+                    format!(
+                        "`{}` cannot be an environment variable",
+                        k.get_ref().replace('\0', "\\0")
+                    ),
+                )
+                .hint("names are non-empty without `=` or NUL; values have no NUL"),
+            );
+            continue;
+        }
         if let Some((_, hint)) = RESERVED_ENV.iter().find(|(r, _)| r == k.get_ref()) {
             errs.push(
                 Diagnostic::new(k.span(), format!("`{}` is set by the lab", k.get_ref()))
@@ -1188,14 +1263,24 @@ fn service(
     Service {
         name,
         name_span: key.span(),
+        command_span: svc.command.as_ref().map(|c| c.span()),
         run,
         replicas,
         ports,
         port_span: svc.port.as_ref().map(|p| p.span()),
-        host: svc
-            .host
-            .as_ref()
-            .map_or("127.0.0.1".to_owned(), |h| h.get_ref().clone()),
+        host: match &svc.host {
+            None => "127.0.0.1".to_owned(),
+            Some(h) => {
+                let v = h.get_ref().trim();
+                if v.parse::<std::net::IpAddr>().is_err() && v != "localhost" {
+                    errs.push(
+                        Diagnostic::new(h.span(), format!("host {v:?} is not an IP address"))
+                            .hint("the address the service binds: \"127.0.0.1\" (this machine only) or \"0.0.0.0\" (every interface)"),
+                    );
+                }
+                v.to_owned()
+            }
+        },
         env,
         protocol,
         target_protocol: svc.target_protocol.as_ref().map(|p| *p.get_ref()),
@@ -1365,6 +1450,45 @@ fn serves(
     (protocol, serves)
 }
 
+/// What `lab up` would trip on that the file alone does not say: a `command` program that is
+/// neither a file in the service's folder nor on PATH (the process runtime runs it here; the
+/// docker runtime runs the service's image instead). Run by `lab config validate`, `lab up` and
+/// a `lab check` that starts the lab.
+pub fn runnable(cfg: &LabConfig, runtime: super::raw::RuntimeKind) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if runtime == super::raw::RuntimeKind::Docker {
+        return out;
+    }
+    for s in &cfg.services {
+        let Run::Command { argv, cwd } = &s.run else {
+            continue;
+        };
+        let program = &argv[0];
+        let found = if program.contains('/') {
+            cwd.join(program).is_file()
+        } else {
+            super::plan::find_program(program).is_some()
+        };
+        if !found {
+            out.push(
+                Diagnostic::new(
+                    s.command_span.clone().unwrap_or(s.name_span.clone()),
+                    format!(
+                        "`{}` runs {program:?}, which is not on PATH or in its folder",
+                        s.name
+                    ),
+                )
+                .hint(if program.contains('/') {
+                    format!("paths are relative to {}", cwd.display())
+                } else {
+                    format!("install {program}, or write its path")
+                }),
+            );
+        }
+    }
+    out
+}
+
 fn looks_like_addr(v: &str) -> bool {
     matches!(v.rsplit_once(':'), Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok())
 }
@@ -1451,12 +1575,18 @@ fn health(h: Option<&RawHealth>, command: bool, errs: &mut Errors) -> HealthSpec
         Some(CheckKind::Tcp) => HealthCheck::Tcp,
         Some(CheckKind::None) => HealthCheck::None,
     };
+    let ms = Duration::from_millis;
     HealthSpec {
         check,
-        start_interval: errs.duration(&h.start_interval, d.start_interval),
-        interval: errs.duration(&h.interval, d.interval),
-        timeout: errs.duration(&h.timeout, d.timeout),
-        deadline: errs.duration(&h.deadline, d.deadline),
+        start_interval: errs.duration_min(
+            &h.start_interval,
+            d.start_interval,
+            ms(1),
+            "start_interval",
+        ),
+        interval: errs.duration_min(&h.interval, d.interval, ms(100), "interval"),
+        timeout: errs.duration_min(&h.timeout, d.timeout, ms(10), "timeout"),
+        deadline: errs.duration_min(&h.deadline, d.deadline, ms(100), "deadline"),
     }
 }
 
@@ -1474,10 +1604,21 @@ fn backoff(b: Option<&RawBackoff>, errs: &mut Errors) -> Backoff {
         Some(f) => *f.get_ref(),
         None => d.factor,
     };
+    let ms = Duration::from_millis;
+    let initial = errs.duration_min(&b.initial, d.initial, ms(10), "backoff `initial`");
+    let max = errs.duration_min(&b.max, d.max, ms(10), "backoff `max`");
+    if let Some(m) = &b.max
+        && max < initial
+    {
+        errs.push(
+            Diagnostic::new(m.span(), "backoff `max` is below `initial`")
+                .hint("the delay grows from `initial` up to `max`"),
+        );
+    }
     Backoff {
-        initial: errs.duration(&b.initial, d.initial),
+        initial,
         factor,
-        max: errs.duration(&b.max, d.max),
+        max: max.max(initial),
         reset_after: errs.duration(&b.reset_after, d.reset_after),
     }
 }
