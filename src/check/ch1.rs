@@ -290,11 +290,14 @@ fn event_loop<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             format!("slowest /health {smax:.1} ms during a {fib_a_ms:.0} ms fibonacci"),
         );
         // Offloaded: the loop stays free; probes keep answering quickly all along.
+        // Offloaded: the loop stays free, so probes keep answering all along: their median is
+        // a small share of the fibonacci, and even the slowest beats the starved one. (A busy
+        // machine may delay one probe; the order and the median still show the lesson.)
         rec.check(
             "offload: /health stays responsive during fibonacci",
-            fmax < 0.25 * fib_b_ms && free.len() >= 3,
+            f50 < 0.25 * fib_b_ms && fmax < smax && free.len() >= 3,
             format!(
-                "slowest /health {fmax:.1} ms ({} probes) during a {fib_b_ms:.0} ms fibonacci",
+                "/health median {f50:.1} ms, slowest {fmax:.1} ms ({} probes) during a {fib_b_ms:.0} ms fibonacci; {smax:.0} ms on one thread",
                 free.len()
             ),
         );

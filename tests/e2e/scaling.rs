@@ -34,8 +34,14 @@ fn event_loop_and_cluster_scenarios_pass_and_report_their_figures() {
         figure(s, "/health max during it, one thread (starved)") >= 0.5 * fib,
         "{s:#}"
     );
+    // Orders and wide ratios only: the other core may be busy (issue 15).
     assert!(
-        figure(s, "/health max during it, offloaded") < 0.25 * fib,
+        figure(s, "/health p50 during it, offloaded") < 0.25 * fib,
+        "{s:#}"
+    );
+    assert!(
+        figure(s, "/health max during it, offloaded")
+            < figure(s, "/health max during it, one thread (starved)"),
         "{s:#}"
     );
 
