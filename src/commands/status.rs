@@ -121,6 +121,9 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
         }
     ));
     render::line(instances_table(&state, Some(&live), &style));
+    if let Some(line) = hub_store_line(env).await {
+        render::line(line);
+    }
     if !sup_alive {
         render::line(format!(
             "{} the supervisor is not running: crashed instances will not be restarted. `lab down` cleans up.",
@@ -128,6 +131,43 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
         ));
     }
     Ok(exit::OK)
+}
+
+/// `hub store 12.3 MB of 1.0 GB, kept 7d; retention deleted 120 logs, 0 points, 3 spans`, from
+/// the running hub's `/api/status`.
+async fn hub_store_line(env: &Env) -> Option<String> {
+    let hub = super::hub::running_config(&env.state_dir)?;
+    let host = if hub.host.is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        hub.host.to_string()
+    };
+    let url = format!("http://{host}:{}/api/status", hub.http_port);
+    let v = Client::new()
+        .get(&url, Duration::from_secs(1))
+        .await
+        .ok()?
+        .json()
+        .ok()?;
+    let s = &v["store"];
+    let mb = |b: &serde_json::Value| match b.as_f64().unwrap_or(0.0) {
+        x if x >= 1e9 => format!("{:.1} GB", x / 1e9),
+        x => format!("{:.1} MB", x / 1e6),
+    };
+    let age = match s["max_age_ms"].as_u64().unwrap_or(0) {
+        ms if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
+        ms => format!("{}h", ms / 3_600_000),
+    };
+    let p = &s["pruned"];
+    Some(format!(
+        "hub store {} of {}, kept {}; retention deleted {} logs, {} points, {} spans",
+        mb(&s["used_bytes"]),
+        mb(&s["max_bytes"]),
+        age,
+        p["logs"],
+        p["points"],
+        p["spans"]
+    ))
 }
 
 /// Probe every recorded instance concurrently; a dead process is `down` without probing.

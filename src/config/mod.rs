@@ -426,4 +426,41 @@ env = { TARGET = "recipe-graphql" }
         let e = load(&big).unwrap_err().to_string();
         assert!(e.contains("over 1 MiB"), "{e}");
     }
+
+    #[test]
+    fn hub_retention_reads_sizes_and_ages_with_floors() {
+        let cfg = valid(
+            "[services.a]\nbuiltin = \"recipe-api\"\n[hub]\nretention = { max_size = \"2GiB\", max_age = \"12h\" }\n",
+        );
+        let r = cfg.hub.unwrap().config.retention;
+        assert_eq!((r.max_bytes, r.max_age_ms), (2 << 30, 12 * 3_600_000));
+        let text = invalid(
+            "[services.a]\nbuiltin = \"recipe-api\"\n[hub]\nretention = { max_size = \"5MB\", max_age = \"10m\" }\n",
+        );
+        assert!(
+            text.contains("retention `max_size` is under 10MB"),
+            "{text}"
+        );
+        assert!(
+            text.contains("retention `max_age` \"10m\" is below the least"),
+            "{text}"
+        );
+        let text = invalid(
+            "[services.a]\nbuiltin = \"recipe-api\"\n[hub]\nretention = { max_size = \"lots\" }\n",
+        );
+        assert!(text.contains("cannot read the size \"lots\""), "{text}");
+        // README's [hub] block is a valid hub.
+        let readme = include_str!("../../README.md");
+        let at = readme
+            .find("[hub]\nlogs_port")
+            .expect("README documents [hub]");
+        let len = readme[at..].find("```").unwrap();
+        let src = format!(
+            "[services.a]\nbuiltin = \"recipe-api\"\n{}",
+            &readme[at..at + len]
+        );
+        let cfg =
+            parse(&src, Path::new("/x/lab.toml"), "README.md").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.hub.unwrap().config.retention.max_bytes, 1_000_000_000);
+    }
 }

@@ -141,6 +141,21 @@ pub struct RawHub {
     /// Also write the hub's flushed series to this carbon plaintext endpoint (`host:port`).
     #[schemars(with = "Option<String>")]
     pub graphite: Option<Spanned<String>>,
+    /// What the hub's store keeps: `{ max_size = "1GB", max_age = "7d" }` (the defaults). The
+    /// oldest logs, points and spans go first, by age and by size, checked every 30 s.
+    pub retention: Option<RawRetention>,
+}
+
+/// `[hub] retention`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// The most the store's file may use, e.g. `"1GB"`, `"500MB"`, `"2GiB"`. At least 10MB.
+    #[schemars(with = "Option<String>")]
+    pub max_size: Option<Spanned<String>>,
+    /// How long data is kept, e.g. `"7d"`, `"12h"`. At least 1h.
+    #[schemars(with = "Option<String>")]
+    pub max_age: Option<Spanned<String>>,
 }
 
 /// One alert rule: exactly one of `metric`, `http` and `health`.

@@ -664,6 +664,28 @@ fn hub(raw: &super::raw::RawHub, errs: &mut Errors) -> Hub {
         );
     }
     config.health_interval_ms = health.as_millis() as u64;
+    if let Some(r) = &raw.retention {
+        if let Some(s) = &r.max_size {
+            match parse_size(s.get_ref()) {
+                Some(b) if b >= 10_000_000 => config.retention.max_bytes = b,
+                Some(_) => errs.push(
+                    Diagnostic::new(s.span(), "retention `max_size` is under 10MB")
+                        .hint("a day of the default lab's data takes a few hundred MB"),
+                ),
+                None => errs.push(
+                    Diagnostic::new(s.span(), format!("cannot read the size {:?}", s.get_ref()))
+                        .hint("write it like \"1GB\", \"500MB\" or \"2GiB\""),
+                ),
+            }
+        }
+        let age = errs.duration_min(
+            &r.max_age,
+            Duration::from_millis(config.retention.max_age_ms),
+            Duration::from_secs(3600),
+            "retention `max_age`",
+        );
+        config.retention.max_age_ms = age.as_millis() as u64;
+    }
     config.alert_interval_ms = errs
         .duration(&raw.alert_interval, Duration::from_secs(5))
         .as_millis()
@@ -1487,6 +1509,29 @@ pub fn runnable(cfg: &LabConfig, runtime: super::raw::RuntimeKind) -> Vec<Diagno
         }
     }
     out
+}
+
+/// `1GB`, `500MB`, `2GiB`, `100kB`, or bytes → bytes.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "kB" | "KB" | "k" | "K" => 1e3,
+        "MB" | "M" => 1e6,
+        "GB" | "G" => 1e9,
+        "TB" | "T" => 1e12,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let b = n * mult;
+    (b.is_finite() && b >= 0.0 && b < 1e18).then_some(b as u64)
 }
 
 fn looks_like_addr(v: &str) -> bool {

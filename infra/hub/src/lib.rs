@@ -85,6 +85,8 @@ pub struct HubConfig {
     /// The proxy frontends' stats pages, as CSV (filled in by `lab up`): the overview shows
     /// their servers and check states.
     pub proxy_stats: Vec<ProxyStatsTarget>,
+    /// What the store keeps (by age and size; the oldest goes first).
+    pub retention: store::Retention,
 }
 
 /// A proxy frontend whose stats page the overview reads.
@@ -131,6 +133,7 @@ impl Default for HubConfig {
             tail: Vec::new(),
             state_file: None,
             proxy_stats: Vec::new(),
+            retention: store::Retention::default(),
         }
     }
 }
@@ -352,7 +355,7 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
     let step = (config.flush_interval_ms / 1000).max(1) as i64;
     // Few batches may wait for the writer: past them the parsers wait, and the datagram queues
     // in front of them (bounded, counted drops) absorb the burst.
-    let store = Store::open(&config.data_dir, step, 32)?;
+    let store = Store::open(&config.data_dir, step, 32, config.retention)?;
     let shared = Arc::new(Shared {
         store,
         counters: Counters::default(),

@@ -125,6 +125,7 @@ pub enum StoreError {
 }
 
 const SCHEMA: &str = "
+PRAGMA auto_vacuum = INCREMENTAL;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 CREATE TABLE IF NOT EXISTS logs (
@@ -145,6 +146,7 @@ CREATE TABLE IF NOT EXISTS points (
     value REAL,
     PRIMARY KEY (series, ts)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS points_ts ON points (ts);
 CREATE TABLE IF NOT EXISTS spans (
     id INTEGER PRIMARY KEY,
     trace_id TEXT NOT NULL,
@@ -178,6 +180,37 @@ CREATE TABLE IF NOT EXISTS loads (
 /// Read connections of a store (the machines here have 2 cores).
 pub const READERS: usize = 2;
 
+/// How much the store keeps: the oldest data goes first, by age and by size, checked by the
+/// writer every `every_ms` (`[hub] retention` in lab.toml).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Retention {
+    /// Logs, points, spans and alert events older than this are deleted.
+    pub max_age_ms: u64,
+    /// Past this many bytes in use, the oldest logs, points and spans are deleted until it is
+    /// 90% of it.
+    pub max_bytes: u64,
+    pub every_ms: u64,
+}
+
+impl Default for Retention {
+    /// Sized for a laptop: a week, 1 GiB.
+    fn default() -> Self {
+        Self {
+            max_age_ms: 7 * 86_400_000,
+            max_bytes: 1 << 30,
+            every_ms: 30_000,
+        }
+    }
+}
+
+/// What retention has deleted since the hub started.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    pub logs: std::sync::atomic::AtomicU64,
+    pub points: std::sync::atomic::AtomicU64,
+    pub spans: std::sync::atomic::AtomicU64,
+}
+
 /// The store: a handle to the writer and its read connections. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -190,6 +223,8 @@ pub struct Store {
     names: Arc<RwLock<BTreeSet<String>>>,
     /// Step of the metric points, seconds (points are stored bucketed to it).
     pub step: i64,
+    pub retention: Retention,
+    pub pruned: Arc<Pruned>,
 }
 
 /// A stored log document as the APIs return it.
@@ -204,7 +239,12 @@ pub struct StoredLog {
 
 impl Store {
     /// Open (or create) `dir/hub.db`; `queue` bounds the writes waiting for the writer.
-    pub fn open(dir: &Path, step: i64, queue: usize) -> Result<Self, StoreError> {
+    pub fn open(
+        dir: &Path,
+        step: i64,
+        queue: usize,
+        retention: Retention,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
             path: dir.to_owned(),
             source: rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into()),
@@ -238,10 +278,22 @@ impl Store {
         let names = Arc::new(RwLock::new(names));
         let (tx, rx) = std::sync::mpsc::sync_channel(queue);
         let writer_names = names.clone();
+        let pruned = Arc::new(Pruned::default());
+        let writer_pruned = pruned.clone();
         // The writer ends once every clone of the store (every sender) is gone.
         std::thread::Builder::new()
             .name("hub-store".into())
-            .spawn(move || writer(write, rx, ids, writer_names, step))
+            .spawn(move || {
+                writer(
+                    write,
+                    rx,
+                    ids,
+                    writer_names,
+                    step,
+                    retention,
+                    &writer_pruned,
+                )
+            })
             .map_err(|e| StoreError::Open {
                 path: path.clone(),
                 source: rusqlite::Error::InvalidPath(format!("writer thread: {e}").into()),
@@ -252,6 +304,21 @@ impl Store {
             next_read: Arc::default(),
             names,
             step,
+            retention,
+            pruned,
+        })
+    }
+
+    /// Bytes the store's file uses (its free pages left out), and the file's size.
+    pub fn usage(&self) -> Result<(u64, u64), StoreError> {
+        self.with_read(|c| {
+            let p = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0));
+            let (pages, free, size) = (
+                p("PRAGMA page_count")?,
+                p("PRAGMA freelist_count")?,
+                p("PRAGMA page_size")?,
+            );
+            Ok((((pages - free) * size) as u64, (pages * size) as u64))
         })
     }
 
@@ -492,9 +559,24 @@ fn writer(
     mut ids: HashMap<String, i64>,
     names: Arc<RwLock<BTreeSet<String>>>,
     step: i64,
+    retention: Retention,
+    pruned: &Pruned,
 ) {
+    let every = std::time::Duration::from_millis(retention.every_ms.max(10));
+    let mut last_prune = std::time::Instant::now() - every;
     let mut batch = Vec::new();
-    while let Ok(first) = rx.recv() {
+    loop {
+        if last_prune.elapsed() >= every {
+            last_prune = std::time::Instant::now();
+            if let Err(e) = prune(&conn, retention, pruned) {
+                tracing::error!(error = %e, "hub store: retention did not run");
+            }
+        }
+        let first = match rx.recv_timeout(every) {
+            Ok(w) => w,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         batch.push(first);
         while batch.len() < 256 {
             match rx.try_recv() {
@@ -525,6 +607,67 @@ fn writer(
             let _ = reply.send(id);
         }
     }
+}
+
+/// Delete what retention does not keep: everything older than `max_age`, then the oldest
+/// tenth of logs, points and spans at a time while more than `max_bytes` are in use (a few
+/// rounds per run, so the writer is never held for long), freeing the pages to the file system.
+fn prune(conn: &Connection, r: Retention, pruned: &Pruned) -> rusqlite::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let now_ms = crate::now_ms();
+    let cut_ms = now_ms - r.max_age_ms as i64;
+    let by_age = [
+        ("DELETE FROM logs WHERE ts < ?1", cut_ms, &pruned.logs),
+        (
+            "DELETE FROM points WHERE ts < ?1",
+            cut_ms / 1000,
+            &pruned.points,
+        ),
+        (
+            "DELETE FROM spans WHERE ts < ?1",
+            cut_ms * 1000,
+            &pruned.spans,
+        ),
+    ];
+    for (sql, cut, n) in by_age {
+        n.fetch_add(conn.execute(sql, params![cut])? as u64, Relaxed);
+    }
+    conn.execute("DELETE FROM alert_events WHERE ts < ?1", params![cut_ms])?;
+    let used = || -> rusqlite::Result<u64> {
+        let p = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0));
+        Ok(
+            ((p("PRAGMA page_count")? - p("PRAGMA freelist_count")?) * p("PRAGMA page_size")?)
+                as u64,
+        )
+    };
+    for _ in 0..5 {
+        if used()? <= r.max_bytes {
+            break;
+        }
+        let oldest_tenth = |table: &str| -> String {
+            format!(
+                "DELETE FROM {table} WHERE id <= (SELECT min(id) + (max(id) - min(id)) / 10 FROM {table})"
+            )
+        };
+        pruned
+            .logs
+            .fetch_add(conn.execute(&oldest_tenth("logs"), [])? as u64, Relaxed);
+        pruned
+            .spans
+            .fetch_add(conn.execute(&oldest_tenth("spans"), [])? as u64, Relaxed);
+        pruned.points.fetch_add(
+            conn.execute(
+                "DELETE FROM points WHERE ts <= (SELECT min(ts) + (max(ts) - min(ts)) / 10 FROM points)",
+                [],
+            )? as u64,
+            Relaxed,
+        );
+        if used()? <= r.max_bytes / 10 * 9 {
+            break;
+        }
+    }
+    conn.execute_batch("PRAGMA incremental_vacuum")?;
+    Ok(())
 }
 
 fn commit(

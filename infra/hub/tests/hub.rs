@@ -1053,3 +1053,57 @@ fn zipkin_rejects_mistyped_spans_and_enforces_its_stated_body_limit() {
     assert_eq!(r.status, 413);
     assert!(r.text().contains("at most 16 MiB"), "{}", r.text());
 }
+
+/// Retention: what is older than `max_age` goes, and past `max_size` the oldest goes until
+/// the store is under it; the newest stays, and `/api/status` says what was deleted.
+#[test]
+fn retention_bounds_the_store_by_age_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.retention = lab_hub::store::Retention {
+        max_age_ms: 3_600_000,
+        max_bytes: 600_000,
+        every_ms: 100,
+    };
+    let hub = lab_hub::start(cfg).unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let old = json!({"@timestamp": "2020-01-01T00:00:00.000Z", "type": "ancient", "app": "x"});
+    udp.send_to(old.to_string().as_bytes(), hub.addrs.logs)
+        .unwrap();
+    let filler = "f".repeat(900);
+    for i in 0..3000 {
+        let d = json!({"type": "filler", "n": i, "pad": filler});
+        udp.send_to(d.to_string().as_bytes(), hub.addrs.logs)
+            .unwrap();
+        if i % 200 == 0 {
+            std::thread::sleep(Duration::from_millis(5)); // pacing: UDP, not a readiness wait
+        }
+    }
+    let newest = json!({"type": "newest", "app": "x"});
+    udp.send_to(newest.to_string().as_bytes(), hub.addrs.logs)
+        .unwrap();
+    let count = |q: &str| -> i64 {
+        let v: Value = get(&format!(
+            "{}?query={}&from=2019-01-01T00:00:00Z&until=now",
+            api(&hub, "/api/logs"),
+            urlencode(q)
+        ))
+        .json()
+        .unwrap();
+        v["total"].as_i64().unwrap_or(-1)
+    };
+    eventually("the newest document stored", || {
+        (count("type:newest") == 1).then_some(())
+    });
+    let status = eventually("the store under its size", || {
+        let v: Value = get(&api(&hub, "/api/status")).json().unwrap();
+        let used = v["store"]["used_bytes"].as_u64()?;
+        (used <= 600_000 && count("type:ancient") == 0).then_some(v)
+    });
+    assert!(
+        status["store"]["pruned"]["logs"].as_u64().unwrap() > 1,
+        "{status}"
+    );
+    assert_eq!(count("type:newest"), 1, "the newest stays");
+    assert!(count("type:filler") < 3000, "the oldest fillers went first");
+}
