@@ -283,6 +283,13 @@ pub struct RawFrontend {
     /// Other servers tried after a failed connection. Default: 2.
     #[schemars(with = "Option<u32>")]
     pub retries: Option<Spanned<u32>>,
+    /// The most bytes of request line and headers a client may send (431 past it). Default:
+    /// 65536 (builtin engine).
+    #[schemars(with = "Option<u32>", range(min = 8192))]
+    pub max_header_bytes: Option<Spanned<u32>>,
+    /// The most header fields in one request (431 past it). Default: 100 (builtin engine).
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub max_headers: Option<Spanned<u32>>,
     /// Serve the stats page here, e.g. `"/admin?stats"` (`;csv` appended gives CSV). HTTP mode.
     #[schemars(with = "Option<String>")]
     pub stats_uri: Option<Spanned<String>>,

@@ -938,6 +938,21 @@ fn proxy(
         if let Some(r) = &f.retries {
             st.retries = *r.get_ref();
         }
+        if let Some(b) = &f.max_header_bytes {
+            if *b.get_ref() < 8192 {
+                errs.push(
+                    Diagnostic::new(b.span(), "`max_header_bytes` is at least 8192")
+                        .hint("a browser's request line and headers often take a few KB"),
+                );
+            }
+            st.max_header_bytes = (*b.get_ref()).max(8192) as usize;
+        }
+        if let Some(n) = &f.max_headers {
+            if *n.get_ref() == 0 {
+                errs.push(Diagnostic::new(n.span(), "`max_headers` is at least 1"));
+            }
+            st.max_headers = (*n.get_ref()).max(1) as usize;
+        }
         if let Some(u) = &f.stats_uri {
             if !u.get_ref().starts_with('/') {
                 errs.push(

@@ -45,6 +45,20 @@ pub struct Frontend {
     /// The largest request body accepted (413 past it); bodies are buffered so a request can
     /// be retried on another server.
     pub max_body_bytes: usize,
+    /// The most bytes of request line and headers (431 past it), as HAProxy's buffer bounds them.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// The most header fields in a request (431 past it; HAProxy's `tune.http.maxhdr` is 101).
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+}
+
+fn default_max_header_bytes() -> usize {
+    64 * 1024
+}
+
+fn default_max_headers() -> usize {
+    100
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +122,8 @@ impl Frontend {
             retries: 2,
             stats_uri: None,
             max_body_bytes: 1 << 20,
+            max_header_bytes: default_max_header_bytes(),
+            max_headers: default_max_headers(),
         }
     }
 }

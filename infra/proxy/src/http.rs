@@ -85,6 +85,27 @@ impl HttpProxy {
         if let Some(page) = self.stats_page(req.uri()) {
             return Ok(page);
         }
+        // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host (HTTP/2 carries :authority);
+        // a proxy does not tunnel (CONNECT), as HAProxy in http mode does not.
+        if req.method() == Method::CONNECT {
+            return Ok(error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "CONNECT is not proxied: this is a reverse proxy",
+            ));
+        }
+        if req.version() == Version::HTTP_11 {
+            let hosts = req.headers().get_all(header::HOST).iter().count();
+            if hosts != 1 {
+                return Ok(error(
+                    StatusCode::BAD_REQUEST,
+                    if hosts == 0 {
+                        "an HTTP/1.1 request needs a Host header"
+                    } else {
+                        "a request may carry one Host header only"
+                    },
+                ));
+            }
+        }
         let (parts, body) = req.into_parts();
         let body = match self.read_body(&parts.headers, body).await {
             Ok(b) => b,

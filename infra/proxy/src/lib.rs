@@ -382,6 +382,9 @@ impl Accept {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(client_timeout)
+            // Past these a request is refused with 431 before it is read further.
+            .max_buf_size(self.frontend.max_header_bytes.max(8192))
+            .max_headers(self.frontend.max_headers)
             .keep_alive(true);
         builder
             .http2()

@@ -346,6 +346,64 @@ async fn malformed_requests_get_errors_and_a_slowloris_is_cut_off() {
     assert_eq!(c.get(&format!("{base}/"), T).await.unwrap().text(), "a");
 }
 
+/// Raw HTTP/1.1 to `addr`; the status line of the answer.
+async fn raw_status(addr: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(request).await;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(T, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn headers_are_held_to_rfc_9112_and_bounded() {
+    let a = origin("a").await;
+    let f = Frontend::new("web", "127.0.0.1:0", servers(&[&a]));
+    let (_p, base) = proxy(f).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let ok = raw_status(&addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let two = raw_status(&addr, b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n").await;
+    assert!(two.starts_with("HTTP/1.1 400"), "two Hosts: {two}");
+    let none = raw_status(&addr, b"GET / HTTP/1.1\r\n\r\n").await;
+    assert!(none.starts_with("HTTP/1.1 400"), "no Host: {none}");
+    let connect = raw_status(
+        &addr,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    )
+    .await;
+    assert!(connect.starts_with("HTTP/1.1 405"), "CONNECT: {connect}");
+    // 410 KB of headers, and 200 header fields: refused (431), not forwarded.
+    let mut big = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..410 {
+        big.extend_from_slice(format!("X-Pad-{i}: {}\r\n", "p".repeat(1000)).as_bytes());
+    }
+    big.extend_from_slice(b"\r\n");
+    let r = raw_status(&addr, &big).await;
+    assert!(
+        r.starts_with("HTTP/1.1 431") || r.is_empty(),
+        "410 KB of headers: {r}"
+    );
+    let mut many = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..200 {
+        many.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    let r = raw_status(&addr, &many).await;
+    assert!(r.starts_with("HTTP/1.1 431"), "200 headers: {r}");
+    // Still serving.
+    let ok = raw_status(&addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}
+
 /// A CA and a certificate for 127.0.0.1 signed by it, as PEM files in `dir`.
 fn test_pki(dir: &std::path::Path) -> (std::path::PathBuf, lab_proxy::config::TlsFiles) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
