@@ -216,6 +216,59 @@ fn sigkill_of_an_instance_behind_the_builtin_proxy_fails_no_request() {
     assert!(ok.load(SeqCst) > 50);
 }
 
+/// Issue 15: a hung replica (SIGSTOP, one of two) under `lab load -c 20` through the builtin
+/// proxy costs no request: safe requests it holds are hedged to the other one, and it leaves
+/// the rotation. The per-second rate through it is reported, not asserted (a bench's figure).
+#[test]
+fn a_sigstopped_instance_behind_the_builtin_proxy_fails_no_request() {
+    let lab = LabDir::new(BIN, &proxied_lab("builtin"));
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    let inst = wait_all_healthy(&lab, 4);
+    let front = inst.iter().find(|i| i["service"] == "proxy").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let victim = inst
+        .iter()
+        .find(|i| i["service"] == "web-api" && i["instance"] == 1)
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    let load = lab
+        .cmd(&[
+            "load",
+            &format!("http://{front}/"),
+            "-c",
+            "20",
+            "-d",
+            "6s",
+            "--json",
+            "--no-record",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(victim as i32);
+    // The experiment's timeline (not readiness waits): 1.5 s of load, 3 s stopped, the rest.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let out = load.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    eprintln!(
+        "SIGSTOP 3 s of 6 s, builtin proxy: req/s average {}, lowest second {}, p99 {} ms",
+        v["requests"]["average"], v["requests"]["min"], v["latency"]["p99"]
+    );
+    assert_eq!(v["errors"], 0, "{v:#}");
+    assert_eq!(v["timeouts"], 0, "{v:#}");
+    assert_eq!(v["non2xx"], 0, "{v:#}");
+    assert!(v["2xx"].as_u64().unwrap() > 100, "{v:#}");
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
+
 #[test]
 fn proxy_config_errors_are_reported_with_their_place() {
     let lab = LabDir::new(

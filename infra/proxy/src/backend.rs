@@ -57,6 +57,19 @@ pub struct ServerState {
     pub last_check: std::sync::Mutex<String>,
     /// When the up/down state last changed.
     pub changed: std::sync::Mutex<Instant>,
+    /// Hedged requests in a row that another server answered while this one said nothing.
+    pub hedges_lost: AtomicU64,
+    /// Out of rotation until then (passive ejection without active checks).
+    pub ejected_until: std::sync::Mutex<Option<Instant>>,
+}
+
+impl ServerState {
+    fn ejected(&self) -> bool {
+        self.ejected_until
+            .lock()
+            .map(|u| u.is_some_and(|t| Instant::now() < t))
+            .unwrap_or(false)
+    }
 }
 
 #[derive(Debug)]
@@ -72,7 +85,16 @@ pub struct Backend {
     pub max_queued: AtomicUsize,
     /// Requests answered 503 because they waited past the queue timeout or no server was up.
     pub rejected: AtomicU64,
+    /// A moving average of the servers' time to answer, microseconds (what "slow" means here).
+    answer_us: AtomicU64,
+    /// Active checks run: a passively ejected server waits for them to bring it back.
+    checked: bool,
 }
+
+/// Hedged requests lost in a row after which a server is taken out of rotation.
+pub const EJECT_AFTER_HEDGES_LOST: u64 = 3;
+/// How long a server is out after that, when no active check decides.
+pub const EJECTION: Duration = Duration::from_secs(2);
 
 /// Why no server could take a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +144,8 @@ impl Backend {
                     went_down: AtomicU64::new(0),
                     last_check: std::sync::Mutex::new("-".into()),
                     changed: std::sync::Mutex::new(Instant::now()),
+                    hedges_lost: AtomicU64::new(0),
+                    ejected_until: std::sync::Mutex::new(None),
                 })
                 .collect(),
             balance: f.balance,
@@ -132,7 +156,52 @@ impl Backend {
             queued: AtomicUsize::new(0),
             max_queued: AtomicUsize::new(0),
             rejected: AtomicU64::new(0),
+            answer_us: AtomicU64::new(0),
+            checked: f.check.is_some(),
         })
+    }
+
+    /// A server answered after `took`: part of the moving average, and it is not hung.
+    pub fn answered(&self, i: usize, took: Duration) {
+        let us = took.as_micros().min(u64::MAX as u128) as u64;
+        let _ = self.answer_us.fetch_update(Relaxed, Relaxed, |avg| {
+            Some(if avg == 0 {
+                us
+            } else {
+                avg - avg / 16 + us / 16
+            })
+        });
+        self.servers[i].hedges_lost.store(0, Relaxed);
+    }
+
+    /// How long to wait for a safe request's answer before asking another server too: ten
+    /// times the usual answer time, at least 100 ms, at most `cap` (the server timeout).
+    pub fn hedge_after(&self, cap: Duration) -> Duration {
+        let usual = Duration::from_micros(self.answer_us.load(Relaxed));
+        (usual * 10).clamp(Duration::from_millis(100), cap)
+    }
+
+    /// Another server answered a hedged request first while server `i` said nothing: after
+    /// [`EJECT_AFTER_HEDGES_LOST`] in a row it is out (down until the active checks bring it
+    /// back, else for [`EJECTION`]).
+    pub fn hedge_lost(&self, i: usize) {
+        let s = &self.servers[i];
+        if s.hedges_lost.fetch_add(1, Relaxed) + 1 < EJECT_AFTER_HEDGES_LOST {
+            return;
+        }
+        s.hedges_lost.store(0, Relaxed);
+        tracing::warn!(backend = %self.name, server = %s.name, "server not answering: out of rotation");
+        if self.checked {
+            self.set_up(i, false);
+        } else if let Ok(mut u) = s.ejected_until.lock() {
+            *u = Some(Instant::now() + EJECTION);
+            s.went_down.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A slot on a server other than `tried` now, or none (a hedge never waits in the queue).
+    pub fn take_now(self: &Arc<Self>, tried: &[usize]) -> Option<Slot> {
+        self.try_take(tried)
     }
 
     /// Mark server `i` up or down (health checks, passive failures); queued requests re-look.
@@ -156,7 +225,9 @@ impl Backend {
         }
         let start = self.rr.fetch_add(1, Relaxed);
         let order = (0..n).map(|k| (start + k) % n);
-        let eligible = |i: &usize| !tried.contains(i) && self.servers[*i].up.load(Acquire);
+        let eligible = |i: &usize| {
+            !tried.contains(i) && self.servers[*i].up.load(Acquire) && !self.servers[*i].ejected()
+        };
         let candidates: Vec<usize> = match self.balance {
             Balance::Roundrobin => order.filter(eligible).collect(),
             Balance::Leastconn => {
@@ -187,7 +258,7 @@ impl Backend {
         self.servers
             .iter()
             .enumerate()
-            .any(|(i, s)| !tried.contains(&i) && s.up.load(Acquire))
+            .any(|(i, s)| !tried.contains(&i) && s.up.load(Acquire) && !s.ejected())
     }
 
     /// A slot on some server, waiting in the queue (at most the queue timeout) while every

@@ -6,8 +6,12 @@
 //! maxconn, 503 past the queue timeout); the request goes out over a keep-alive pool. A
 //! connection failure, or any failure before a response on an idempotent request, is retried
 //! on another server (and, with active checks, takes the server out until checks bring it
-//! back). The slot is held until the response body has been sent, so a server's in-flight
-//! count is what it is really serving.
+//! back). A safe request (GET, HEAD, OPTIONS) not answered within ten times the backend's usual
+//! answer time (at least 100 ms) is also sent to another server, and the first answer wins: a
+//! hung server costs that delay, not the server timeout, and after three such losses in a row
+//! it is out of rotation (down until the checks bring it back, else for 2 s). The slot is held
+//! until the response body has been sent, so a server's in-flight count is what it is really
+//! serving.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -144,25 +148,85 @@ impl HttpProxy {
                     ));
                 }
             };
-            let server = slot.server();
-            let uri = match Uri::builder()
-                .scheme(hyper::http::uri::Scheme::HTTP)
-                .authority(self.authorities[slot.index].clone())
-                .path_and_query(path.clone())
-                .build()
-            {
-                Ok(u) => u,
-                Err(_) => return Ok(error(StatusCode::BAD_REQUEST, "invalid request target")),
+            let request_to = |index: usize| -> Option<Request<Full<Bytes>>> {
+                let uri = Uri::builder()
+                    .scheme(hyper::http::uri::Scheme::HTTP)
+                    .authority(self.authorities[index].clone())
+                    .path_and_query(path.clone())
+                    .build()
+                    .ok()?;
+                let mut up = Request::new(Full::new(body.clone()));
+                *up.method_mut() = parts.method.clone();
+                *up.uri_mut() = uri;
+                *up.version_mut() = Version::HTTP_11;
+                *up.headers_mut() = headers.clone();
+                Some(up)
             };
-            let mut up = Request::new(Full::new(body.clone()));
-            *up.method_mut() = parts.method.clone();
-            *up.uri_mut() = uri;
-            *up.version_mut() = Version::HTTP_11;
-            *up.headers_mut() = headers.clone();
+            let Some(up) = request_to(slot.index) else {
+                return Ok(error(StatusCode::BAD_REQUEST, "invalid request target"));
+            };
             let timeout = Duration::from_millis(self.cfg.server_timeout_ms);
-            match tokio::time::timeout(timeout, self.client.request(up)).await {
-                Ok(Ok(resp)) => return Ok(self.respond(resp, slot).await),
-                Ok(Err(e)) => {
+            let sent = std::time::Instant::now();
+            let first = self.client.request(up);
+            tokio::pin!(first);
+            // A safe request not answered in ten times the usual time is asked of another
+            // server too, and the first answer is taken: a hung server (SIGSTOPped, say) costs
+            // its requests that delay, not the client's timeout, and after a few such losses in
+            // a row it is out of rotation.
+            let hedge = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+                && self.backend.servers.len() > 1;
+            let (got, slot) = if hedge {
+                let hedge_after = self.backend.hedge_after(timeout);
+                let left = timeout.saturating_sub(hedge_after);
+                match tokio::time::timeout(hedge_after, &mut first).await {
+                    Ok(r) => (Got::Answer(r), slot),
+                    Err(_) => {
+                        let mut others = tried.clone();
+                        others.push(slot.index);
+                        let second = self
+                            .backend
+                            .take_now(&others)
+                            .and_then(|s| Some((request_to(s.index)?, s)));
+                        match second {
+                            Some((up2, slot2)) => {
+                                slot2.server().counters.retries.fetch_add(1, Relaxed);
+                                let second = self.client.request(up2);
+                                let raced = tokio::time::timeout(left, async {
+                                    tokio::select! {
+                                        r = &mut first => (r, true),
+                                        r = second => (r, false),
+                                    }
+                                })
+                                .await;
+                                match raced {
+                                    Ok((r, true)) => (Got::Answer(r), slot),
+                                    Ok((r, false)) => {
+                                        self.backend.hedge_lost(slot.index);
+                                        (Got::Answer(r), slot2)
+                                    }
+                                    Err(_) => (Got::TimedOut, slot),
+                                }
+                            }
+                            None => match tokio::time::timeout(left, &mut first).await {
+                                Ok(r) => (Got::Answer(r), slot),
+                                Err(_) => (Got::TimedOut, slot),
+                            },
+                        }
+                    }
+                }
+            } else {
+                match tokio::time::timeout(timeout, &mut first).await {
+                    Ok(r) => (Got::Answer(r), slot),
+                    Err(_) => (Got::TimedOut, slot),
+                }
+            };
+            let server = slot.server();
+            match got {
+                Got::Answer(Ok(resp)) => {
+                    self.backend.answered(slot.index, sent.elapsed());
+                    return Ok(self.respond(resp, slot).await);
+                }
+                Got::Answer(Err(e)) => {
                     let connect = e.is_connect();
                     if connect {
                         server.counters.conn_errors.fetch_add(1, Relaxed);
@@ -186,7 +250,7 @@ impl HttpProxy {
                         "the server failed to answer",
                     ));
                 }
-                Err(_) => {
+                Got::TimedOut => {
                     server.counters.resp_errors.fetch_add(1, Relaxed);
                     server.counters.status(504);
                     return Ok(error(
@@ -322,6 +386,12 @@ impl HttpProxy {
             }),
         )
     }
+}
+
+/// What came of sending a request to a server within the server timeout.
+enum Got {
+    Answer(Result<Response<Incoming>, hyper_util::client::legacy::Error>),
+    TimedOut,
 }
 
 /// Response bodies of known length up to this are read whole before the answer is sent.

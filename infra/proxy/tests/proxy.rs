@@ -453,3 +453,49 @@ async fn tls_termination_speaks_http2_to_clients_that_offer_it() {
             .is_err()
     );
 }
+
+/// A server that takes connections and reads requests but never answers (as a SIGSTOPped
+/// process's accepted sockets behave).
+async fn hung() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_hung_server_costs_safe_requests_a_hedge_not_the_timeout_and_is_ejected() {
+    let a = origin("a").await;
+    let (stuck, _t) = hung().await;
+    let mut f = Frontend::new(
+        "web",
+        "127.0.0.1:0",
+        vec![
+            Server {
+                name: "a".into(),
+                addr: a.addr.clone(),
+            },
+            Server {
+                name: "stuck".into(),
+                addr: stuck,
+            },
+        ],
+    );
+    f.server_timeout_ms = 30_000;
+    let (p, base) = proxy(f).await;
+    let c = Client::new();
+    let t0 = Instant::now();
+    for _ in 0..20 {
+        let r = c.get(&format!("{base}/"), T).await.unwrap();
+        assert_eq!((r.status.as_u16(), r.text()), (200, "a".to_owned()));
+    }
+    // Far less than one server timeout: each request to the hung server was hedged after
+    // ~100 ms, and after three such it left the rotation.
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    drop(p);
+}
