@@ -356,6 +356,7 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
     // Few batches may wait for the writer: past them the parsers wait, and the datagram queues
     // in front of them (bounded, counted drops) absorb the burst.
     let store = Store::open(&config.data_dir, step, 32, config.retention)?;
+    let kept_rules = store.runtime_rules().unwrap_or_default();
     let shared = Arc::new(Shared {
         store,
         counters: Counters::default(),
@@ -368,14 +369,25 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
             .iter()
             .map(|t| health::client_for(t.ca.as_deref()))
             .collect(),
-        alerts: Mutex::new(
-            config
+        alerts: Mutex::new({
+            let mut all: Vec<alerts::RuleState> = config
                 .alerts
                 .iter()
                 .cloned()
                 .map(|r| alerts::RuleState::new(r, false))
-                .collect(),
-        ),
+                .collect();
+            // Rules added over the API outlive the hub's restarts (lab.toml's win a name).
+            for json in kept_rules {
+                match serde_json::from_str::<alerts::Rule>(&json) {
+                    Ok(r) if !all.iter().any(|a| a.rule.name == r.name) => {
+                        all.push(alerts::RuleState::new(r, true));
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "a kept run-time rule does not read"),
+                }
+            }
+            all
+        }),
         config,
     });
     let stop = Arc::new(AtomicBool::new(false));

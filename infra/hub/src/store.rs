@@ -36,6 +36,12 @@ pub enum Write {
         doc: String,
         reply: std::sync::mpsc::Sender<i64>,
     },
+    /// A run-time alert rule (its JSON) added or replaced, or (`None`) removed: kept across
+    /// the hub's restarts.
+    RuntimeRule {
+        name: String,
+        rule: Option<String>,
+    },
     /// Answered once every write queued before it is committed.
     Barrier(std::sync::mpsc::Sender<()>),
 }
@@ -169,6 +175,10 @@ CREATE TABLE IF NOT EXISTS alert_events (
     state TEXT NOT NULL,
     importance TEXT NOT NULL,
     detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runtime_rules (
+    name TEXT PRIMARY KEY,
+    rule TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS loads (
     id INTEGER PRIMARY KEY,
@@ -541,6 +551,15 @@ impl Store {
     }
 
     /// Row counts, for the hub's own metrics and `lab hub` status.
+    /// The run-time alert rules kept, as JSON.
+    pub fn runtime_rules(&self) -> Result<Vec<String>, StoreError> {
+        self.with_read(|c| {
+            let mut st = c.prepare("SELECT rule FROM runtime_rules ORDER BY name")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+    }
+
     pub fn counts(&self) -> Result<(i64, i64, i64), StoreError> {
         self.with_read(|c| {
             let one = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).optional();
@@ -747,6 +766,17 @@ fn commit(
                     )?;
                     loads.push((reply, tx.last_insert_rowid()));
                 }
+                Write::RuntimeRule { name, rule } => match rule {
+                    Some(r) => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO runtime_rules (name, rule) VALUES (?1, ?2)",
+                            params![name, r],
+                        )?;
+                    }
+                    None => {
+                        tx.execute("DELETE FROM runtime_rules WHERE name = ?1", params![name])?;
+                    }
+                },
                 Write::Barrier(b) => barriers.push(b),
             }
         }

@@ -1107,3 +1107,43 @@ fn retention_bounds_the_store_by_age_and_size() {
     assert_eq!(count("type:newest"), 1, "the newest stays");
     assert!(count("type:filler") < 3000, "the oldest fillers went first");
 }
+
+/// A rule added over the API outlives the hub: a restarted hub on the same store evaluates it
+/// still; a removed one stays removed.
+#[test]
+fn run_time_alert_rules_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |name: &str| {
+        json!({"name": name, "kind": "metric", "target": "x.y", "check": ">", "value": 1, "window_s": 60, "origin": "a test"})
+            .to_string()
+            .into_bytes()
+    };
+    let hub = lab_hub::start(config(dir.path())).unwrap();
+    for n in ["kept", "removed"] {
+        let r = post(&api(&hub, "/api/alerts"), &[], "application/json", rule(n));
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let r = rt()
+        .block_on(Client::new().request(
+            hyper::Method::DELETE,
+            &api(&hub, "/api/alerts/removed"),
+            &[],
+            None,
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    assert_eq!(r.status, 204);
+    hub.stop();
+    let hub = lab_hub::start(config(dir.path())).unwrap();
+    let v: Value = get(&api(&hub, "/api/alerts")).json().unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["rule"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["kept"], "{v:#}");
+    assert_eq!(v[0]["runtime"], true);
+    assert_eq!(v[0]["rule"]["origin"], "a test");
+    hub.stop();
+}

@@ -501,16 +501,31 @@ async fn alerts_add(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     {
         return bad_request(format!("the rule's target: {e}"));
     }
-    let mut all = s.alerts.lock().unwrap_or_else(|p| p.into_inner());
-    if all.iter().any(|a| a.rule.name == rule.name && !a.runtime) {
-        return (
-            StatusCode::CONFLICT,
-            format!("{} is a rule of lab.toml", rule.name),
-        )
-            .into_response();
+    let kept = {
+        let mut all = s.alerts.lock().unwrap_or_else(|p| p.into_inner());
+        if all.iter().any(|a| a.rule.name == rule.name && !a.runtime) {
+            return (
+                StatusCode::CONFLICT,
+                format!("{} is a rule of lab.toml", rule.name),
+            )
+                .into_response();
+        }
+        all.retain(|a| a.rule.name != rule.name);
+        let kept = crate::store::Write::RuntimeRule {
+            name: rule.name.clone(),
+            rule: serde_json::to_string(&rule).ok(),
+        };
+        all.push(crate::alerts::RuleState::new(rule, true));
+        kept
+    };
+    // Kept in the store, so a restarted hub evaluates it still.
+    if !s
+        .store
+        .write_within(kept, std::time::Duration::from_secs(2))
+        .await
+    {
+        return internal_error("keeping the rule", &"the store's queue is full");
     }
-    all.retain(|a| a.rule.name != rule.name);
-    all.push(crate::alerts::RuleState::new(rule, true));
     StatusCode::CREATED.into_response()
 }
 
@@ -519,11 +534,22 @@ async fn alerts_remove(
     State(s): State<Arc<Shared>>,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Response {
-    let mut all = s.alerts.lock().unwrap_or_else(|p| p.into_inner());
-    let before = all.len();
-    all.retain(|a| !(a.rule.name == name && a.runtime));
-    if all.len() == before {
+    let removed = {
+        let mut all = s.alerts.lock().unwrap_or_else(|p| p.into_inner());
+        let before = all.len();
+        all.retain(|a| !(a.rule.name == name && a.runtime));
+        all.len() != before
+    };
+    if !removed {
         return (StatusCode::NOT_FOUND, format!("no run-time rule {name}")).into_response();
+    }
+    let gone = crate::store::Write::RuntimeRule { name, rule: None };
+    if !s
+        .store
+        .write_within(gone, std::time::Duration::from_secs(2))
+        .await
+    {
+        return internal_error("forgetting the rule", &"the store's queue is full");
     }
     StatusCode::NO_CONTENT.into_response()
 }
