@@ -10,6 +10,32 @@ pub fn log_file_name(service: &str, index: usize) -> String {
     format!("{service}.{index}.log")
 }
 
+/// How big one instance's log grows before it is rotated (the previous part is kept as
+/// `<file>.1`, so an instance's output takes at most twice this on disk).
+pub const MAX_LOG_BYTES: u64 = 10 << 20;
+
+/// Rotate `path` past `max` bytes: copy it to `<path>.1` and truncate it in place (the
+/// instance writes with O_APPEND, so its next line lands at the new end: logrotate's
+/// copytruncate). True when it rotated.
+pub fn rotate_if_big(path: &std::path::Path, max: u64) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if meta.len() <= max {
+        return false;
+    }
+    let mut old = path.as_os_str().to_owned();
+    old.push(".1");
+    if std::fs::copy(path, &old).is_err() {
+        return false;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(0))
+        .is_ok()
+}
+
 /// A file to tail, with the label its lines are shown under.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -82,5 +108,23 @@ pub async fn follow(
             _ = cancel.cancelled() => last_pass = true,
             _ = tokio::time::sleep(PERIOD) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_big_log_is_rotated_in_place_and_the_previous_part_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.1.log");
+        std::fs::write(&p, vec![b'a'; 100]).unwrap();
+        assert!(!super::rotate_if_big(&p, 100));
+        std::fs::write(&p, vec![b'a'; 101]).unwrap();
+        assert!(super::rotate_if_big(&p, 100));
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 0);
+        assert_eq!(
+            std::fs::metadata(d.path().join("x.1.log.1")).unwrap().len(),
+            101
+        );
     }
 }

@@ -615,6 +615,8 @@ async fn watch_health(
             h.start_interval.max(Duration::from_millis(500))
         })
         .await;
+        // The instance's output is bounded on disk, however much it prints.
+        crate::logs::rotate_if_big(&ctx.log, crate::logs::MAX_LOG_BYTES);
         let now = probe().await;
         match (healthy, now) {
             (false, Ok(())) => {

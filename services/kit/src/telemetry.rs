@@ -160,7 +160,9 @@ where
     ) -> std::task::Poll<Self::Output> {
         let this = self.project();
         let out = std::task::ready!(this.inner.poll(cx));
-        if let (Some((method, uri, start)), Ok(response)) = (this.logged.take(), &out) {
+        if let (Some((method, uri, start)), Ok(response)) = (this.logged.take(), &out)
+            && worth_a_line(uri.path(), response.status().as_u16())
+        {
             write_request_line(
                 &method,
                 uri.path(),
@@ -170,6 +172,19 @@ where
         }
         std::task::Poll::Ready(out)
     }
+}
+
+/// The status of the last `/health` answer, to log changes only.
+static LAST_HEALTH: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+/// Every request is a line, but `/health` probes (every 2 s, from the supervisor, the hub and
+/// the proxy) only when their answer changes: a learner's `lab logs` shows the traffic and the
+/// state changes, not hundreds of identical probes.
+fn worth_a_line(path: &str, status: u16) -> bool {
+    if path != "/health" {
+        return true;
+    }
+    LAST_HEALTH.swap(status, std::sync::atomic::Ordering::Relaxed) != status
 }
 
 /// Append `<rfc3339 µs>  INFO request: method=GET path=/x status=200 latency_us=12`.
@@ -213,6 +228,17 @@ impl std::fmt::Display for PathForLog<'_> {
 #[cfg(test)]
 mod tests {
     use super::PathForLog;
+
+    #[test]
+    fn health_probes_are_a_line_only_when_their_answer_changes() {
+        use super::worth_a_line;
+        assert!(worth_a_line("/recipes/42", 200) && worth_a_line("/recipes/42", 200));
+        assert!(worth_a_line("/health", 200), "the first probe");
+        assert!(!worth_a_line("/health", 200) && !worth_a_line("/health", 200));
+        assert!(worth_a_line("/health", 500), "DOWN is a change");
+        assert!(!worth_a_line("/health", 500));
+        assert!(worth_a_line("/health", 200), "back");
+    }
 
     #[test]
     fn a_path_cannot_forge_a_log_line() {
