@@ -60,9 +60,72 @@ pub fn parse(source: &str, path: &Path, display: &str) -> Result<LabConfig, Conf
             items,
         })
     };
-    let raw: raw::RawLab =
-        toml::from_str(source).map_err(|e| invalid(vec![diagnostic::from_toml(&e)]))?;
+    let raw: raw::RawLab = toml::from_str(source).map_err(|e| invalid(type_errors(source, &e)))?;
     validate::validate(raw, source, path, display).map_err(invalid)
+}
+
+/// Every type error and unknown key of `source`, not just the first that stopped the whole
+/// file: it is parsed as TOML again and each section (each service, alert, preset) taken on
+/// its own, so one mistake hides no other. Falls back to `first` (a syntax error, say).
+fn type_errors(source: &str, first: &toml::de::Error) -> Vec<Diagnostic> {
+    use serde::Deserialize;
+    use toml::de::{DeTable, DeValue, ValueDeserializer};
+    let Ok(doc) = DeTable::parse(source) else {
+        return vec![diagnostic::from_toml(first)];
+    };
+    fn check<'i, T: Deserialize<'i>>(v: toml::Spanned<DeValue<'i>>, out: &mut Vec<Diagnostic>) {
+        if let Err(e) = T::deserialize(ValueDeserializer::from(v)) {
+            out.push(diagnostic::from_toml(&e));
+        }
+    }
+    // Each entry of a `[section.NAME]` table on its own.
+    fn each<'i, T: Deserialize<'i>>(v: toml::Spanned<DeValue<'i>>, out: &mut Vec<Diagnostic>) {
+        let span = v.span();
+        match v.into_inner() {
+            DeValue::Table(t) => {
+                for (_, entry) in t {
+                    check::<T>(entry, out);
+                }
+            }
+            other => check::<indexmap::IndexMap<String, T>>(toml::Spanned::new(span, other), out),
+        }
+    }
+    let mut out = Vec::new();
+    const TOP: [&str; 8] = [
+        "name",
+        "environment",
+        "runtime",
+        "services",
+        "proxy",
+        "hub",
+        "alerts",
+        "load",
+    ];
+    for (key, value) in doc.into_inner() {
+        match key.get_ref().as_ref() {
+            "name" | "environment" => check::<String>(value, &mut out),
+            "runtime" => check::<raw::RuntimeKind>(value, &mut out),
+            "services" => each::<raw::RawService>(value, &mut out),
+            "proxy" => check::<raw::RawProxy>(value, &mut out),
+            "hub" => check::<raw::RawHub>(value, &mut out),
+            "alerts" => each::<raw::RawAlert>(value, &mut out),
+            "load" => each::<raw::RawLoad>(value, &mut out),
+            other => {
+                let mut d = Diagnostic::new(key.span(), format!("unknown field `{other}`"));
+                let list = TOP.map(|k| format!("`{k}`")).join(", ");
+                d.hint = Some(match diagnostic::did_you_mean(other, TOP) {
+                    Some(best) => format!("did you mean `{best}`? (expected one of {list})"),
+                    None => format!("expected one of {list}"),
+                });
+                out.push(d);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(diagnostic::from_toml(first));
+    }
+    out.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
+    out
 }
 
 /// [`validate::runnable`] as the diagnostics of `cfg`'s file, or `None` when all can run.
@@ -462,5 +525,24 @@ env = { TARGET = "recipe-graphql" }
         let cfg =
             parse(&src, Path::new("/x/lab.toml"), "README.md").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.hub.unwrap().config.retention.max_bytes, 1_000_000_000);
+    }
+
+    #[test]
+    fn type_errors_and_unknown_keys_hide_no_other_error() {
+        let text = invalid(
+            "nam = \"x\"\n[services.a]\nbuiltin = \"recipe-api\"\nreplicas = \"two\"\n[services.b]\nbuiltin = \"web-api\"\nprot = \"http\"\n[hub]\nflush_interval = 10\n",
+        );
+        for want in [
+            "lab.toml:1:1: unknown field `nam`",
+            "did you mean `name`?",
+            "lab.toml:4:12: invalid type: string \"two\"",
+            "lab.toml:7:1: unknown field `prot`",
+            "lab.toml:9:18: invalid type: integer `10`",
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+        // A syntax error is still the one it is.
+        let text = invalid("[services.a\nbuiltin = 1\n");
+        assert!(text.contains("lab.toml:1:"), "{text}");
     }
 }
