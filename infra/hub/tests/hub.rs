@@ -582,6 +582,10 @@ fn the_dashboard_pages_render_and_escape_what_services_send() {
         "a service name became markup: {html}"
     );
     assert!(html.contains("<h1>Overview of t-lab</h1>"), "{html}");
+    assert!(
+        html.contains("The hub&#39;s store:") && html.contains("of 1073.7 MB, keeping 168 h"),
+        "the store's bounds on the overview: {html}"
+    );
     assert!(html.contains("<td>127.0.0.1:9</td>"), "{html}");
     assert!(
         html.contains("<td class=\"process\">pid 4242</td>"),

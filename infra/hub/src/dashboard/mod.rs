@@ -190,6 +190,24 @@ pub async fn overview(State(s): State<Arc<Shared>>) -> Response {
         .lab
         .as_deref()
         .map_or_else(|| "Overview".to_owned(), |l| format!("Overview of {l}"));
+    let store = s.store.clone();
+    let used = tokio::task::spawn_blocking(move || store.usage())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map_or(0, |u| u.0);
+    let r = s.store.retention;
+    let pruned = &s.store.pruned;
+    use std::sync::atomic::Ordering::Relaxed;
+    let store_line = format!(
+        "The hub's store: {:.1} MB of {:.1} MB, keeping {} h; retention has deleted {} logs, {} points and {} spans.",
+        used as f64 / 1e6,
+        r.max_bytes as f64 / 1e6,
+        r.max_age_ms / 3_600_000,
+        pruned.logs.load(Relaxed),
+        pruned.points.load(Relaxed),
+        pruned.spans.load(Relaxed)
+    );
     let body = format!(
         "<h1>{}</h1><h2>Instances</h2><table><thead><tr><th>service</th><th>instance</th><th>address</th>\
          <th>process</th><th>supervisor</th><th>health</th><th>last probe</th><th>restarts</th><th>last exit</th></tr></thead>\
@@ -198,9 +216,10 @@ pub async fn overview(State(s): State<Arc<Shared>>) -> Response {
          Updated <span id=\"updated\">now</span>.</p>\
          <h2>Proxy</h2><table><thead><tr><th>frontend</th><th>server</th><th>status</th><th>check</th>\
          <th>sessions</th><th>total</th></tr></thead><tbody id=\"backends\">{backends}</tbody></table>\
-         <ul id=\"problems\" class=\"DOWN\">{problems}</ul>",
+         <ul id=\"problems\" class=\"DOWN\">{problems}</ul><p id=\"store\">{}</p>",
         escape(&title),
-        s.config.health_interval_ms
+        s.config.health_interval_ms,
+        escape(&store_line)
     );
     // Text only: every value comes from services and must never become markup.
     let script = "function fill(id,rows){const tb=document.getElementById(id);const out=[];\
