@@ -179,6 +179,32 @@ fn bad_request(msg: impl std::fmt::Display) -> Response {
     (StatusCode::BAD_REQUEST, msg.to_string()).into_response()
 }
 
+/// The longest a query may take before it is answered 503 (its work is bounded besides).
+pub const QUERY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+/// The most log documents one search returns.
+pub const MAX_LOG_LIMIT: usize = 10_000;
+
+/// Run blocking query work under [`QUERY_DEADLINE`]; `Err` is the response to send (503 past
+/// the deadline, 500 if the work panicked).
+pub async fn query<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::time::timeout(QUERY_DEADLINE, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(internal_error(what, &e)),
+        Err(_) => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            format!(
+                "{what} took longer than {} s: narrow it (a shorter window, fewer series)",
+                QUERY_DEADLINE.as_secs()
+            ),
+        )
+            .into_response()),
+    }
+}
+
 /// A 500 that says nothing of the hub's insides (a panic's text stays in the hub's log).
 pub fn internal_error(what: &str, e: &dyn std::fmt::Display) -> Response {
     tracing::error!(error = %e, "{what} failed inside the hub");
@@ -265,14 +291,14 @@ async fn render(
     let format = param(&p, "format").unwrap_or("json").to_owned();
     let jsonp = param(&p, "jsonp").map(str::to_owned);
     let store = s.store.clone();
-    let result = tokio::task::spawn_blocking(move || {
+    let result = query("render", move || {
         render_targets(&store, &targets, from, until, max_points)
     })
     .await;
     let series = match result {
         Ok(Ok(series)) => series,
         Ok(Err(e)) => return bad_request(e),
-        Err(e) => return internal_error("render", &e),
+        Err(resp) => return resp,
     };
     match format.as_str() {
         "json" => {
@@ -400,11 +426,10 @@ async fn logs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Res
             None => now_ms,
         };
         let from = match (param(&p, "since"), param(&p, "from")) {
-            (Some(since), _) => {
-                until
-                    - kql::duration_ms(since)
-                        .ok_or(format!("cannot read since={since:?} (e.g. 5m, 1h)"))?
-            }
+            (Some(since), _) => until.saturating_sub(
+                kql::duration_ms(since)
+                    .ok_or(format!("cannot read since={since:?} (e.g. 5m, 1h)"))?,
+            ),
             (None, Some(f)) => kql::date_ms(f, now_ms)
                 .or_else(|| f.parse().ok())
                 .ok_or(format!("cannot read from={f:?}"))?,
@@ -419,9 +444,14 @@ async fn logs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Res
     let limit = param(&p, "limit")
         .and_then(|l| l.parse().ok())
         .unwrap_or(100usize);
+    if limit > MAX_LOG_LIMIT {
+        return bad_request(format!(
+            "limit={limit}: at most {MAX_LOG_LIMIT} documents per search"
+        ));
+    }
     let oldest_first = param(&p, "order") == Some("asc");
     let store = s.store.clone();
-    let res = tokio::task::spawn_blocking(move || {
+    let res = query("the log search", move || {
         store.logs(from, until, limit, oldest_first, |d| {
             kql::matches(&q, d, now_ms)
         })
@@ -436,7 +466,7 @@ async fn logs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Res
             axum::Json(json!({"total": total, "hits": hits})).into_response()
         }
         Ok(Err(e)) => internal_error("the query", &e),
-        Err(e) => internal_error("the query", &e),
+        Err(resp) => resp,
     }
 }
 

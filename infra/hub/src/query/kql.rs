@@ -602,7 +602,7 @@ pub fn date_ms(s: &str, now_ms: i64) -> Option<i64> {
             b'+' => (1, &rest[1..]),
             _ => return None,
         };
-        return Some(now_ms + sign * duration_ms(amount)?);
+        return now_ms.checked_add(duration_ms(amount)?.checked_mul(sign)?);
     }
     if let Some(t) = crate::ingest::logs::parse_time(s) {
         return Some((t.unix_timestamp_nanos() / 1_000_000) as i64);
@@ -624,7 +624,7 @@ pub fn duration_ms(s: &str) -> Option<i64> {
         "w" => 7 * 86_400_000,
         _ => return None,
     };
-    Some(n * unit_ms)
+    n.checked_mul(unit_ms)
 }
 
 #[cfg(test)]
@@ -703,6 +703,13 @@ mod tests {
     fn two_clauses_side_by_side_are_not_a_value_list() {
         // `a:1 b:2` without an operator: KQL reads it as an error; we name it.
         assert!(parse("a:1 b:2").is_err());
+    }
+
+    #[test]
+    fn huge_durations_and_dates_are_errors_not_overflows() {
+        assert_eq!(duration_ms("99999999999999999w"), None);
+        assert_eq!(date_ms("now-99999999999999999w", 0), None);
+        assert!(parse("@timestamp > now-99999999999999999w").is_ok());
     }
 
     #[test]
