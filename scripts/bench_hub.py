@@ -6,8 +6,10 @@ Logstash UDP JSON at 20k documents/s, Zipkin spans at 20k/s (POSTs of 100 spans)
 SECS seconds; then what was stored is counted through the hub's own APIs, so loss is measured,
 not assumed. Then a day of default-lab data (one log document per request at ~12 req/s, the
 StatsD series of the default lab every 10 s, one trace per request sampled at 1/10) is loaded
-through the same wire protocols, and the hub's peak RSS read from /proc. Floors (issue 6):
-zero loss at those rates, peak RSS under 200 MB.
+through the same wire protocols, and the hub's peak RSS read from /proc. Then the heaviest
+legal queries (and hostile ones) from two clients for SECS seconds: p99 per query, the answers'
+status codes, peak RSS. Floors (issues 6, 15): zero loss at those rates, peak RSS under 200 MB,
+no 5xx answer.
 """
 import http.client
 import json
@@ -274,6 +276,47 @@ def main():
               + ", ".join(f"{k} {v:.0f} ms ({cold[k]:.0f})" for k, v in pages.items()), flush=True)
         verdicts.append((f"every dashboard page under 200 ms with a day of data (slowest median {max(pages.values()):.0f} ms, "
                          f"slowest first request {max(cold.values()):.0f} ms)", max(pages.values()) < 200))
+        # The heaviest legal queries (issue 15): two clients back to back for SECS seconds, and
+        # hostile ones among them; every answer is a 200 or a 4xx naming a limit, never a 5xx,
+        # and the hub's memory stays under the ceiling.
+        heavy = {
+            "450 timers over a day": "/render?target=stats.timers.web-api.inbound.response_time.*.*&from=-24h&format=json",
+            "summarized by minute": "/render?target=summarize(stats.timers.web-api.inbound.response_time.*.upper_90,%221min%22,%22max%22)&from=-24h&format=json",
+            "10000 logs of a day": "/api/logs?query=web-api&since=1d&limit=10000",
+            "100 years (refused)": "/render?target=summarize(stats_counts.web-api.inbound.response_code.*.200,%221s%22)&from=-100y",
+            "3000-deep nesting (refused)": "/render?target=" + "sumSeries(" * 3000 + "x" + ")" * 3000,
+        }
+        lat = {k: [] for k in heavy}
+        codes = {}
+        stop_at = time.monotonic() + SECS
+
+        def hammer_heavy():
+            import http.client
+            while time.monotonic() < stop_at:
+                for name, path in heavy.items():
+                    c = http.client.HTTPConnection("127.0.0.1", ports["http"], timeout=60)
+                    t0 = time.perf_counter()
+                    c.request("GET", path)
+                    resp = c.getresponse()
+                    resp.read()
+                    lat[name].append((time.perf_counter() - t0) * 1000)
+                    codes[resp.status] = codes.get(resp.status, 0) + 1
+                    c.close()
+
+        import threading
+        workers = [threading.Thread(target=hammer_heavy) for _ in range(2)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        _, heavy_hwm = rss_mb(hub.pid)
+        p99 = {k: sorted(v)[max(0, int(len(v) * 0.99) - 1)] for k, v in lat.items() if v}
+        print("  heaviest legal queries, 2 clients for %ds (p99): " % SECS
+              + ", ".join(f"{k} {v:.0f} ms" for k, v in p99.items())
+              + f"; answers {dict(sorted(codes.items()))}; hub peak RSS {heavy_hwm:.0f} MiB", flush=True)
+        verdicts.append((f"heaviest queries: no 5xx ({dict(sorted(codes.items()))}), peak RSS {heavy_hwm:.0f} MiB (ceiling {RSS_CEILING_MB} MB)",
+                         all(c < 500 for c in codes) and heavy_hwm < RSS_CEILING_MB))
+        rows.append({"stream": "heaviest queries", "p99_ms": p99, "status_counts": codes, "peak_rss_mib": heavy_hwm})
         # Pages never block ingestion: the log stream again, at its floor rate, while another
         # process asks for the heaviest pages back to back.
         hammer = subprocess.Popen([sys.executable, "-c", HAMMER, str(ports["http"]), str(SECS + 1)],
