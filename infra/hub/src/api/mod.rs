@@ -179,6 +179,55 @@ fn bad_request(msg: impl std::fmt::Display) -> Response {
     (StatusCode::BAD_REQUEST, msg.to_string()).into_response()
 }
 
+/// A render's answer (JSON, CSV or raw), written a series at a time as the client reads it:
+/// the response never exists whole in memory, and each series is freed once sent.
+struct SeriesBody {
+    /// This render's turn, held until its last byte is sent (its series are in memory till then).
+    _turn: tokio::sync::SemaphorePermit<'static>,
+    series: std::vec::IntoIter<graphite::Series>,
+    first: bool,
+    /// Writes one series (`true` for the first).
+    write: fn(&graphite::Series, bool, &mut String),
+    prefix: Option<Bytes>,
+    suffix: Option<Bytes>,
+}
+
+impl http_body::Body for SeriesBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll::Ready;
+        let this = &mut *self;
+        if let Some(p) = this.prefix.take().filter(|p| !p.is_empty()) {
+            return Ready(Some(Ok(http_body::Frame::data(p))));
+        }
+        match this.series.next() {
+            Some(s) => {
+                let mut out = String::new();
+                (this.write)(&s, std::mem::take(&mut this.first), &mut out);
+                Ready(Some(Ok(http_body::Frame::data(Bytes::from(out)))))
+            }
+            None => Ready(
+                this.suffix
+                    .take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(http_body::Frame::data(b))),
+            ),
+        }
+    }
+}
+
+/// Renders of more points than this stream their answer (chunked) instead of sending it whole.
+const STREAM_PAST_POINTS: usize = 100_000;
+
+/// Renders evaluated at once: each may hold up to [`graphite::MAX_REQUEST_POINTS`] points
+/// (80 MB), so they take turns rather than add up (the wait counts in the deadline).
+static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// The longest a query may take before it is answered 503 (its work is bounded besides).
 pub const QUERY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 /// The most log documents one search returns.
@@ -291,6 +340,14 @@ async fn render(
     let format = param(&p, "format").unwrap_or("json").to_owned();
     let jsonp = param(&p, "jsonp").map(str::to_owned);
     let store = s.store.clone();
+    let Ok(Ok(turn)) = tokio::time::timeout(QUERY_DEADLINE, RENDERS.acquire()).await else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "other renders kept the hub busy past the deadline: try again",
+        )
+            .into_response();
+    };
     let result = query("render", move || {
         render_targets(&store, &targets, from, until, max_points)
     })
@@ -300,59 +357,102 @@ async fn render(
         Ok(Err(e)) => return bad_request(e),
         Err(resp) => return resp,
     };
+    // Small answers go whole, with a length (as Graphite's do); large ones stream.
+    let points: usize = series.iter().map(|s| s.values.len()).sum();
+    let stream =
+        |write: fn(&graphite::Series, bool, &mut String), prefix: String, suffix: &'static str| {
+            if points <= STREAM_PAST_POINTS {
+                let mut out = prefix;
+                for (i, s) in series.iter().enumerate() {
+                    write(s, i == 0, &mut out);
+                }
+                out.push_str(suffix);
+                drop(turn);
+                return axum::body::Body::from(out);
+            }
+            axum::body::Body::new(SeriesBody {
+                _turn: turn,
+                series: series.into_iter(),
+                first: true,
+                write,
+                prefix: Some(Bytes::from(prefix)),
+                suffix: Some(Bytes::from_static(suffix.as_bytes())),
+            })
+        };
     match format.as_str() {
         "json" => {
-            let body =
-                Value::Array(series.iter().map(graphite::Series::to_json).collect()).to_string();
-            match jsonp {
+            let (prefix, suffix, ctype) = match jsonp {
                 Some(cb)
                     if cb
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') =>
                 {
-                    (
-                        [(header::CONTENT_TYPE, "text/javascript")],
-                        format!("{cb}({body})"),
-                    )
-                        .into_response()
+                    (format!("{cb}(["), "])", "text/javascript")
                 }
-                _ => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-            }
+                _ => ("[".to_owned(), "]", "application/json"),
+            };
+            let write = |s: &graphite::Series, first: bool, out: &mut String| {
+                if !first {
+                    out.push(',');
+                }
+                s.write_json(out);
+            };
+            (
+                [(header::CONTENT_TYPE, ctype)],
+                stream(write, prefix, suffix),
+            )
+                .into_response()
         }
         "csv" => {
-            let mut out = String::new();
-            for se in &series {
+            let write = |se: &graphite::Series, _: bool, out: &mut String| {
+                use std::fmt::Write as _;
                 for (i, v) in se.values.iter().enumerate() {
                     let ts =
                         time::OffsetDateTime::from_unix_timestamp(se.start + i as i64 * se.step)
                             .map_or(String::new(), crate::ymd_hms);
-                    out.push_str(&format!(
-                        "{},{ts},{}\n",
+                    let _ = writeln!(
+                        out,
+                        "{},{ts},{}",
                         se.name,
                         v.map(|v| v.to_string()).unwrap_or_default()
-                    ));
+                    );
                 }
-            }
-            ([(header::CONTENT_TYPE, "text/csv")], out).into_response()
+            };
+            (
+                [(header::CONTENT_TYPE, "text/csv")],
+                stream(write, String::new(), ""),
+            )
+                .into_response()
         }
         "raw" => {
-            let mut out = String::new();
-            for se in &series {
-                let vals: Vec<String> = se
-                    .values
-                    .iter()
-                    .map(|v| v.map_or("None".into(), |v| v.to_string()))
-                    .collect();
-                out.push_str(&format!(
-                    "{},{},{},{}|{}\n",
+            let write = |se: &graphite::Series, _: bool, out: &mut String| {
+                use std::fmt::Write as _;
+                let _ = write!(
+                    out,
+                    "{},{},{},{}|",
                     se.name,
                     se.start,
                     se.start + se.values.len() as i64 * se.step,
-                    se.step,
-                    vals.join(",")
-                ));
-            }
-            ([(header::CONTENT_TYPE, "text/plain")], out).into_response()
+                    se.step
+                );
+                for (i, v) in se.values.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    match v {
+                        Some(v) => {
+                            let _ = write!(out, "{v}");
+                        }
+                        None => out.push_str("None"),
+                    }
+                }
+                out.push('\n');
+            };
+            (
+                [(header::CONTENT_TYPE, "text/plain")],
+                stream(write, String::new(), ""),
+            )
+                .into_response()
         }
         other => bad_request(format!("format {other:?} is not served (json, csv, raw)")),
     }
