@@ -938,16 +938,26 @@ fn hostile_queries_are_refused_and_the_hub_keeps_answering_with_its_data() {
     // A large answer streams (chunked) and reads back whole: two series of ~97k points.
     udp.send_to(b"y.counter:1|c", hub.addrs.statsd).unwrap();
     eventually("the second counter flushed", || {
-        let r = get(&api(&hub, "/render?target=stats_counts.y.counter&from=-5min&format=json"));
+        let r = get(&api(
+            &hub,
+            "/render?target=stats_counts.y.counter&from=-5min&format=json",
+        ));
         r.text().contains("stats_counts.y.counter").then_some(())
     });
-    let r = get(&api(&hub, "/render?target=stats_counts.*.counter&from=-27h&format=json"));
+    let r = get(&api(
+        &hub,
+        "/render?target=stats_counts.*.counter&from=-27h&format=json",
+    ));
     assert_eq!(r.status, 200);
     assert!(r.headers.get("content-length").is_none(), "streamed");
     let v: Value = r.json().unwrap();
     assert_eq!(v.as_array().unwrap().len(), 2, "{}", &r.text()[..200]);
     assert!(v[0]["datapoints"].as_array().unwrap().len() > 90_000);
-    let raw = get(&api(&hub, "/render?target=stats_counts.*.counter&from=-27h&format=raw")).text();
+    let raw = get(&api(
+        &hub,
+        "/render?target=stats_counts.*.counter&from=-27h&format=raw",
+    ))
+    .text();
     assert_eq!(raw.lines().count(), 2);
     // Still up, nothing lost.
     assert!(stored());

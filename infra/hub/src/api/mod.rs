@@ -224,9 +224,23 @@ impl http_body::Body for SeriesBody {
 /// Renders of more points than this stream their answer (chunked) instead of sending it whole.
 const STREAM_PAST_POINTS: usize = 100_000;
 
-/// Renders evaluated at once: each may hold up to [`graphite::MAX_REQUEST_POINTS`] points
-/// (80 MB), so they take turns rather than add up (the wait counts in the deadline).
-static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+/// Heavy queries at once (renders, log searches): a render may hold up to
+/// [`graphite::MAX_REQUEST_POINTS`] points (80 MB) and a search [`MAX_LOG_LIMIT`] documents,
+/// so they take turns rather than add up (the wait counts in the deadline).
+static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// This request's turn among the heavy queries, or the 503 to send past the deadline.
+async fn heavy_turn() -> Result<tokio::sync::SemaphorePermit<'static>, Response> {
+    match tokio::time::timeout(QUERY_DEADLINE, HEAVY.acquire()).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "other queries kept the hub busy past the deadline: try again",
+        )
+            .into_response()),
+    }
+}
 
 /// The longest a query may take before it is answered 503 (its work is bounded besides).
 pub const QUERY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -340,13 +354,9 @@ async fn render(
     let format = param(&p, "format").unwrap_or("json").to_owned();
     let jsonp = param(&p, "jsonp").map(str::to_owned);
     let store = s.store.clone();
-    let Ok(Ok(turn)) = tokio::time::timeout(QUERY_DEADLINE, RENDERS.acquire()).await else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "5")],
-            "other renders kept the hub busy past the deadline: try again",
-        )
-            .into_response();
+    let turn = match heavy_turn().await {
+        Ok(t) => t,
+        Err(resp) => return resp,
     };
     let result = query("render", move || {
         render_targets(&store, &targets, from, until, max_points)
@@ -550,6 +560,10 @@ async fn logs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Res
         ));
     }
     let oldest_first = param(&p, "order") == Some("asc");
+    let _turn = match heavy_turn().await {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
     let store = s.store.clone();
     let res = query("the log search", move || {
         store.logs(from, until, limit, oldest_first, |d| {
