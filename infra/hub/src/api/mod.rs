@@ -566,18 +566,34 @@ async fn logs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Res
     };
     let store = s.store.clone();
     let res = query("the log search", move || {
-        store.logs(from, until, limit, oldest_first, |d| {
+        store.logs_raw(from, until, limit, oldest_first, |d| {
             kql::matches(&q, d, now_ms)
         })
     })
     .await;
     match res {
         Ok(Ok((hits, total))) => {
-            let hits: Vec<Value> = hits
-                .into_iter()
-                .map(|h| json!({"_index": h.index, "_id": h.id.to_string(), "_source": h.doc, "_meta": {"source_ip": h.source, "ts_ms": h.ts_ms}}))
-                .collect();
-            axum::Json(json!({"total": total, "hits": hits})).into_response()
+            // Each document as it is stored (valid JSON), not parsed and written again.
+            use std::fmt::Write as _;
+            let mut out =
+                String::with_capacity(64 + hits.iter().map(|h| h.doc.len() + 128).sum::<usize>());
+            let _ = write!(out, "{{\"total\":{total},\"hits\":[");
+            for (i, h) in hits.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let _ = write!(
+                    out,
+                    "{{\"_index\":{},\"_id\":\"{}\",\"_source\":{},\"_meta\":{{\"source_ip\":{},\"ts_ms\":{}}}}}",
+                    Value::from(h.index.as_str()),
+                    h.id,
+                    h.doc,
+                    h.source.as_deref().map_or(Value::Null, Value::from),
+                    h.ts_ms
+                );
+            }
+            out.push_str("]}");
+            ([(header::CONTENT_TYPE, "application/json")], out).into_response()
         }
         Ok(Err(e)) => internal_error("the query", &e),
         Err(resp) => resp,
