@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::plan::PortMode;
+use crate::config::lower::PortMode;
 
 #[derive(Debug, Parser)]
 #[command(

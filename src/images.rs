@@ -124,6 +124,22 @@ pub fn binary_id(exe: &Path) -> String {
     format!("{}-{mtime}", meta.map_or(0, |m| m.len()))
 }
 
+/// The image built-in parts run: `lab/lab:<version>`.
+pub fn lab_image() -> String {
+    format!("lab/lab:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The tag a `build = "dir"` service's image gets when it names no `image`.
+pub fn built_image(project: &str, service: &str) -> String {
+    format!("lab-{project}-{service}:latest")
+}
+
+/// The plan runs the lab image somewhere.
+pub fn needs_lab_image(plan: &lab_supervisor::Plan) -> bool {
+    plan.instances()
+        .any(|i| i.container.as_ref().is_some_and(|c| c.image == lab_image()))
+}
+
 /// The HAProxy image (`lab/haproxy:<version>`): the host's `haproxy` and its libraries.
 pub fn haproxy_image() -> String {
     format!("lab/haproxy:{}", env!("CARGO_PKG_VERSION"))
@@ -134,7 +150,7 @@ pub fn haproxy_image() -> String {
 pub async fn build(exe: &Path) -> anyhow::Result<Vec<Built>> {
     let docker = connect().await?;
     let mut built = import(&docker, exe, "lab", images()).await?;
-    if let Some(haproxy) = crate::config::plan::find_program("haproxy") {
+    if let Some(haproxy) = crate::programs::find("haproxy") {
         built.extend(build_haproxy(&docker, &haproxy).await?);
     }
     Ok(built)
@@ -293,7 +309,7 @@ pub async fn ensure_for(
         return Ok(());
     }
     let docker = connect().await?;
-    let lab = crate::config::containers::lab_image();
+    let lab = crate::images::lab_image();
     let exe = std::env::current_exe()?;
     let made_from = match docker.inspect_image(&lab).await {
         Ok(i) => Some(
@@ -309,7 +325,7 @@ pub async fn ensure_for(
         Some(id) if id != binary_id(&exe) => Some("another build of lab made"),
         Some(_) => None,
     };
-    if let Some(why) = why.filter(|_| crate::config::containers::needs_lab_image(plan)) {
+    if let Some(why) = why.filter(|_| needs_lab_image(plan)) {
         say(format!(
             "{why} {lab}: importing it from this binary ({})…",
             exe.display()
@@ -329,7 +345,7 @@ pub async fn ensure_for(
         .any(|i| i.container.as_ref().is_some_and(|c| c.image == haproxy))
         && docker.inspect_image(&haproxy).await.is_err()
     {
-        let host = crate::config::plan::find_program("haproxy").ok_or_else(|| {
+        let host = crate::programs::find("haproxy").ok_or_else(|| {
             anyhow::anyhow!("{haproxy} is made from the host's haproxy, which is not installed (Debian: `apt-get install haproxy`)")
         })?;
         say(format!(
@@ -356,7 +372,7 @@ pub async fn ensure_for(
             let tag = s
                 .image
                 .clone()
-                .unwrap_or_else(|| crate::config::containers::built_image(&cfg.name, &s.name));
+                .unwrap_or_else(|| built_image(&cfg.name, &s.name));
             say(format!("building {tag} from {}…", dir.display()));
             build_dockerfile(&docker, dir, &tag, &|l| say(format!("  {l}"))).await?;
         }

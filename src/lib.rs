@@ -8,6 +8,7 @@
 //! - [`export`]: the lab as a Compose file or Kubernetes manifests (`lab export compose|k8s`).
 //! - [`init`]: `lab init [SECTION]`, the default lab or one per book section.
 //! - [`images`]: the lab image, imported into the local engine without a registry.
+//! - [`programs`]: programs on PATH (and the sbin folders).
 //! - [`render`]: tables, colour discipline, JUnit.
 //! - [`shutdown`]: signals → cancellation token.
 //! - [`slow`]: `lab serve slow-server`, the back-pressure experiment's slow server.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod export;
 pub mod images;
 pub mod init;
+pub mod programs;
 pub mod render;
 pub mod shutdown;
 pub mod slow;

@@ -321,7 +321,7 @@ fn layers<'a>(_ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         let engine = Engine::connect().await.map_err(anyhow::Error::msg)?;
         ensure_images(&engine).await?;
-        let base = crate::config::containers::lab_image();
+        let base = crate::images::lab_image();
         let dir = tempfile::tempdir()?;
         // The book's order: dependencies (change rarely) before the code (changes often).
         std::fs::write(
@@ -474,7 +474,7 @@ async fn start_hub(
     let c = t
         .run(
             "hub",
-            &crate::config::containers::lab_image(),
+            &crate::images::lab_image(),
             Opts {
                 cmd: &["serve", "hub", "--config", &config],
                 aliases: &["hub"],

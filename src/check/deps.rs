@@ -47,7 +47,7 @@ impl Redis {
 
     /// Start it (again) on the same port.
     pub async fn resume(&mut self) -> anyhow::Result<()> {
-        let program = crate::config::plan::find_program("redis-server")
+        let program = crate::programs::find("redis-server")
             .ok_or_else(|| anyhow::anyhow!("this scenario needs `redis-server` (Debian: apt-get install redis-server; or scripts/install-deps)"))?;
         let child = Command::new(program)
             .args([

@@ -221,7 +221,7 @@ pub async fn proxy(
             }
             let path = dir.path().join("haproxy.cfg");
             std::fs::write(&path, lab_proxy::haproxy::render(&cfg, |_| pem.clone()))?;
-            let haproxy = crate::config::plan::find_program("haproxy").ok_or_else(|| {
+            let haproxy = crate::programs::find("haproxy").ok_or_else(|| {
                 anyhow::anyhow!("haproxy is not installed; install it (`apt-get install haproxy`) or use --proxy-engine builtin")
             })?;
             let mut c = std::process::Command::new(haproxy);

@@ -17,7 +17,7 @@ use crate::check::{
     self, CheckReport, Ctx, Endpoint, EndpointRun, ScenarioResult, Status, progress::Progress,
 };
 use crate::cli::CheckArgs;
-use crate::config::plan::{LowerOptions, PortMode, lower};
+use crate::config::lower::{LowerOptions, PortMode, lower};
 use crate::config::{LabConfig, Run};
 use crate::exit;
 use crate::render::{self, FAIL, OK, Style, table::Table};
@@ -244,7 +244,7 @@ async fn once(
             ports: PortMode::Ephemeral,
             state_dir: dir.clone(),
             exe: std::env::current_exe()?,
-            runtime: cfg.runtime,
+            shape: crate::config::lower::Shape::of(cfg.runtime),
             // A learner's program may send to localhost:8125 whatever STATSD says.
             keep_statsd: cfg
                 .services

@@ -18,6 +18,16 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> anyhow::Result<u8> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
+            if cfg.services.is_empty() {
+                // Validation lets a lab of only [hub] through: it is what `lab hub` runs.
+                render::line(format!(
+                    "{} {}: lab `{}`, a hub and no services: `lab hub` runs it for services of your own; `lab up` needs [services.NAME]",
+                    env.style.green(OK),
+                    env.file.display(),
+                    cfg.name,
+                ));
+                return Ok(exit::OK);
+            }
             if let Some(d) = crate::config::unrunnable(&cfg, cfg.runtime) {
                 eprintln!("{d}");
                 return Ok(exit::USAGE);

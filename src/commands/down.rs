@@ -15,7 +15,7 @@ pub async fn run(env: &Env, args: DownArgs) -> anyhow::Result<u8> {
         // (state lost, or a docker lab whose `up` died before recording anything).
         if let Ok(cfg) = crate::config::load(&env.file)
             && let Ok(swept) = lab_supervisor::down::sweep_docker(
-                &crate::config::containers::docker_spec(&cfg, &env.state_dir),
+                &crate::config::lower::docker::docker_spec(&cfg, &env.state_dir),
                 args.volumes,
             )
             .await

@@ -55,15 +55,7 @@ pub fn summary(cfg: &HubConfig) -> String {
 
 pub fn run(env: &Env, args: HubArgs) -> anyhow::Result<u8> {
     let mut config = match crate::config::load(&env.file) {
-        Ok(cfg) => cfg.hub.map(|h| {
-            let mut c = h.config;
-            c.carbon_port = h
-                .ports
-                .iter()
-                .find(|p| p.what == crate::config::validate::HubListener::Carbon)
-                .map(|p| p.port);
-            c
-        }),
+        Ok(cfg) => crate::config::lower::hub_alone(&cfg, &env.state_dir),
         // No lab.toml here: the book's defaults.
         Err(crate::config::ConfigError::Read { .. }) => None,
         Err(crate::config::ConfigError::Invalid(d)) => {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::UpArgs;
 use crate::config::LabConfig;
-use crate::config::plan::{LowerOptions, Lowered, lower};
+use crate::config::lower::{LowerOptions, Lowered, lower};
 use crate::exit;
 use crate::render::{self, Style};
 
@@ -78,7 +78,7 @@ fn lower_for(env: &Env, cfg: &LabConfig, args: &UpArgs) -> Result<Lowered, u8> {
             ports: args.ports,
             state_dir: env.state_dir.clone(),
             exe,
-            runtime: args.runtime.unwrap_or(cfg.runtime),
+            shape: crate::config::lower::Shape::of(args.runtime.unwrap_or(cfg.runtime)),
             keep_statsd: false,
         },
     )

@@ -1,9 +1,9 @@
 //! lab.toml: [`raw`] (serde mirror with spans) → [`validate`] (every error, with line:col) →
-//! [`LabConfig`] → [`plan`] (ports and addresses resolved) → `lab_supervisor::Plan`.
+//! [`LabConfig`] → [`lower`] (ports, addresses, the hub's and proxy's configs, containers) →
+//! `lab_supervisor::Plan`.
 
-pub mod containers;
 pub mod diagnostic;
-pub mod plan;
+pub mod lower;
 pub mod raw;
 pub mod validate;
 

@@ -338,7 +338,9 @@ pub fn validate(
         .as_ref()
         .map_or("development".to_owned(), |e| e.get_ref().clone());
 
-    if raw.services.is_empty() {
+    // A lab of only `[hub]` is what `lab hub` runs for one's own services; `lab up` refuses
+    // it (see `runnable`).
+    if raw.services.is_empty() && raw.hub.is_none() {
         errs.push(Diagnostic {
             span: None,
             message: "no services: the lab has nothing to run".into(),
@@ -639,6 +641,19 @@ fn hub(raw: &super::raw::RawHub, errs: &mut Errors) -> Hub {
             span: raw_port.as_ref().map(Spanned::span),
         });
     }
+    // One source of truth: the config carries the ports as configured too (`lab hub` runs it
+    // as it is; lowering replaces 0 by a free port).
+    let port = |what| {
+        ports
+            .iter()
+            .find(|p: &&HubPort| p.what == what)
+            .map_or(0, |p| p.port)
+    };
+    config.logs_port = port(HubListener::Logs);
+    config.statsd_port = port(HubListener::Statsd);
+    config.zipkin_port = port(HubListener::Zipkin);
+    config.http_port = port(HubListener::Http);
+    config.carbon_port = Some(port(HubListener::Carbon));
     let interval = errs.duration(&raw.flush_interval, Duration::from_secs(10));
     if interval < Duration::from_secs(1) {
         errs.push(
@@ -1493,6 +1508,17 @@ fn serves(
 /// a `lab check` that starts the lab.
 pub fn runnable(cfg: &LabConfig, runtime: super::raw::RuntimeKind) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    if cfg.services.is_empty() {
+        out.push(Diagnostic {
+            span: None,
+            message: "no services: the lab has nothing to run".into(),
+            hint: Some(
+                "add a [services.NAME] table with `builtin = \"recipe-api\"` or `command = [...]`; `lab hub` runs the [hub] alone"
+                    .into(),
+            ),
+        });
+        return out;
+    }
     if runtime == super::raw::RuntimeKind::Docker {
         return out;
     }
@@ -1504,7 +1530,7 @@ pub fn runnable(cfg: &LabConfig, runtime: super::raw::RuntimeKind) -> Vec<Diagno
         let found = if program.contains('/') {
             cwd.join(program).is_file()
         } else {
-            super::plan::find_program(program).is_some()
+            crate::programs::find(program).is_some()
         };
         if !found {
             out.push(

@@ -491,3 +491,60 @@ fn logs_query_follow_prints_new_matches() {
     );
     assert_eq!(lab.run(&["down"]).code, 0);
 }
+
+#[test]
+fn a_lab_of_only_hub_runs_with_lab_hub_on_its_own_ports() {
+    // Free ports, read back from port 0 (held together so none repeats).
+    let held: Vec<std::net::TcpListener> = (0..4)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let p: Vec<u16> = held
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    drop(held);
+    let toml = format!(
+        "[hub]\nlogs_port = {}\nstatsd_port = {}\nzipkin_port = {}\nhttp_port = {}\ncarbon_port = 0\n",
+        p[0], p[1], p[2], p[3]
+    );
+    let lab = lab_testkit::LabDir::new(BIN, &toml);
+    let v = lab.run(&["config", "validate"]);
+    assert_eq!(v.code, 0, "{v}");
+    assert!(v.stdout.contains("`lab hub` runs it"), "{v}");
+    let up = lab.run(&["up"]);
+    assert_eq!(up.code, 2, "{up}");
+    assert!(up.stderr.contains("`lab hub` runs the [hub] alone"), "{up}");
+    let mut hub = lab
+        .cmd(&["hub"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(hub.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    for (what, port) in [("logs", p[0]), ("statsd", p[1]), ("zipkin", p[2])] {
+        assert!(
+            first.contains(&format!("{what} ")) && first.contains(&format!("127.0.0.1:{port}")),
+            "{what} not on {port}: {first}"
+        );
+    }
+    let health = poll(DEADLINE, EVERY, || {
+        http_get(&format!("127.0.0.1:{}", p[3]), "/health")
+            .ok()
+            .filter(|(status, _)| *status == 200)
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(hub.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(hub.wait().unwrap().success());
+    assert!(
+        health.is_some(),
+        "the hub never answered on [hub]'s http_port {}",
+        p[3]
+    );
+}

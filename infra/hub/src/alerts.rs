@@ -1,4 +1,4 @@
-//! Alerts (Cabot's job, OBSERVABILITY.md §6): rules over metrics (any Graphite target, compared
+//! Alerts (Cabot's job, docs/OBSERVABILITY.md §6): rules over metrics (any Graphite target, compared
 //! as Cabot does: the max of each series for `>`/`>=`, the min for `<`/`<=`, any point for `==`,
 //! nulls dropped), over an HTTP endpoint (status and optional body regex), and over the health
 //! states the hub polls. A rule that fails continuously for its `for` fires; one that passes

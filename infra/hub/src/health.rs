@@ -1,5 +1,5 @@
 //! Health: the hub polls every instance's health endpoint and keeps the book's three states
-//! (OK / DEGRADED / DOWN, OBSERVABILITY.md §5). Each poll records the gauges
+//! (OK / DEGRADED / DOWN, docs/OBSERVABILITY.md §5). Each poll records the gauges
 //! `hub.health.<service>.<instance>` and `hub.health.<service>` (the worst instance; 2/1/0);
 //! each change of state is also a log document (`app:hub and type:health`), so it can be
 //! searched and alerted on. Probes carry B3 headers with `X-B3-Sampled: 0`: a zipkin-lite

@@ -1,5 +1,5 @@
 //! The lab's observability hub: one process that speaks the book's stack's wire protocols
-//! (OBSERVABILITY.md), so services work unchanged against it or against ELK, Graphite and Zipkin.
+//! (docs/OBSERVABILITY.md), so services work unchanged against it or against ELK, Graphite and Zipkin.
 //!
 //! - [`ingest`]: Logstash UDP JSON ([`ingest::logs`]), StatsD ([`ingest::statsd`]), Zipkin v2
 //!   spans ([`ingest::zipkin`]), carbon plaintext (in [`api`]).

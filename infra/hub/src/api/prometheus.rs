@@ -1,4 +1,4 @@
-//! `GET /metrics`: the Prometheus text exposition (format 0.0.4, OBSERVABILITY.md §7). StatsD
+//! `GET /metrics`: the Prometheus text exposition (format 0.0.4, docs/OBSERVABILITY.md §7). StatsD
 //! paths stay whole as a `name` label; counters are monotonic since the hub started (not the
 //! per-flush values), timers are summaries, and the hub's own counters come along.
 

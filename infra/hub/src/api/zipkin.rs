@@ -1,4 +1,4 @@
-//! The Zipkin v2 API on its own port (OBSERVABILITY.md §4): the collector (`POST /api/v2/spans`,
+//! The Zipkin v2 API on its own port (docs/OBSERVABILITY.md §4): the collector (`POST /api/v2/spans`,
 //! JSON, gzip accepted, `202` with an empty body) and the query endpoints Zipkin's UI calls,
 //! all with `Access-Control-Allow-Origin: *`.
 

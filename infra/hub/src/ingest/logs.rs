@@ -1,4 +1,4 @@
-//! Logs in: Logstash's `udp` input with the `json` codec (OBSERVABILITY.md §1).
+//! Logs in: Logstash's `udp` input with the `json` codec (docs/OBSERVABILITY.md §1).
 //!
 //! One datagram is one payload: a JSON object is one event, an array one event per element.
 //! What does not decode is still kept, as Logstash keeps it: `{"message": <raw>, "tags":

@@ -1,4 +1,4 @@
-//! StatsD in, with etsy statsd 0.10's semantics (OBSERVABILITY.md §2): the line parser and the
+//! StatsD in, with etsy statsd 0.10's semantics (docs/OBSERVABILITY.md §2): the line parser and the
 //! aggregator that turns one flush interval of samples into the Graphite names statsd writes.
 //!
 //! Parsing follows `stats.js` `handlePacket` and `helpers.is_valid_packet`: a datagram is split on

@@ -1,5 +1,5 @@
 //! Traces in: Zipkin v2 JSON spans, read as leniently as the real server reads them
-//! (OBSERVABILITY.md §4, `V2SpanReader`): numbers may arrive as strings (zipkin-lite sends ports
+//! (docs/OBSERVABILITY.md §4, `V2SpanReader`): numbers may arrive as strings (zipkin-lite sends ports
 //! that way), bad IPs are dropped, `::ffff:a.b.c.d` becomes ipv4, ids are normalised to lower
 //! hex of 16 (or 32) characters, names and service names are lower-cased, unknown fields are
 //! ignored. A span without `traceId` or `id`, with a bad id or kind, or a `null` tag is invalid,

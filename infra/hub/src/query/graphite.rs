@@ -1,4 +1,4 @@
-//! The Graphite side of metrics out (OBSERVABILITY.md §3): render targets (paths with globs and
+//! The Graphite side of metrics out (docs/OBSERVABILITY.md §3): render targets (paths with globs and
 //! the function subset Grafana, the book's dashboards and Cabot use), `/metrics/find`, and
 //! Graphite's time forms.
 //!

@@ -1,4 +1,4 @@
-//! The log query language: a Kibana KQL subset (OBSERVABILITY.md §1), one AST for `lab logs
+//! The log query language: a Kibana KQL subset (docs/OBSERVABILITY.md §1), one AST for `lab logs
 //! --query` and the hub's HTTP API.
 //!
 //! - `field:value`, `field:"a phrase"`, `field:val*` (wildcard), `field:*` (exists),

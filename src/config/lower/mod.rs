@@ -1,0 +1,473 @@
+//! Lowering: a validated [`LabConfig`] becomes what runs it, for one [`Shape`]: local processes,
+//! containers on the docker runtime, or the Compose file and Kubernetes manifests `lab export`
+//! prints. `up`, `check`, `hub` and `export` all consume this one lowering, so the ports, the
+//! environment, `TARGET` routing and the hub's and proxy's configs are worked out once.
+//!
+//! Two steps, so the second is pure:
+//! 1. [`prepare`] asks the machine what lowering needs: the ports (checked, free ones picked:
+//!    [`ports`]), the lab CA's certificates, the `haproxy` program.
+//! 2. [`build`] turns the config and those answers into a [`Lowered`]: the supervisor plan, the
+//!    hub's and proxy's configs, the files to write under `.lab/`, notes for the user. It does
+//!    no I/O; [`Lowered::write_files`] writes the files.
+//!
+//! Rooms: [`ports`] (the one resolver), [`net`] (addresses per shape and every instance's
+//! environment), [`proxy`] and [`hub`] (their configs and plan entries), [`docker`] (each
+//! instance as a container).
+
+pub mod docker;
+mod hub;
+pub mod net;
+pub mod ports;
+mod proxy;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use lab_supervisor::{HealthCheck, InstanceSpec, Plan, ServiceSpec};
+
+use super::diagnostic::{Diagnostic, Diagnostics};
+use super::raw::{Builtin, Protocol, ProxyEngine, RuntimeKind};
+use super::validate::{HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, Ports, Run, Target};
+pub use net::{Layout, Net};
+pub use ports::PortMode;
+
+/// What the lab is lowered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Local processes (the default runtime).
+    Processes,
+    /// Containers run by the docker runtime, on the lab's network, each instance on its own
+    /// port (consumer #N pinned to producer #N, as with processes), state bind-mounted.
+    Docker,
+    /// A Compose file: instances by name on the default network, replicas of a service on its
+    /// first port behind its name (`TARGET=recipe-api:4000`, the book's shape), nothing of
+    /// this machine's `.lab/` mounted.
+    Compose,
+    /// Kubernetes: one Deployment per service behind a Service of its name.
+    Kubernetes,
+}
+
+impl Shape {
+    /// The shape `lab up` runs for `runtime`.
+    pub fn of(runtime: RuntimeKind) -> Self {
+        match runtime {
+            RuntimeKind::Process => Self::Processes,
+            RuntimeKind::Docker => Self::Docker,
+        }
+    }
+    /// Runs on this machine, with `.lab/` (logs, state, certificates) at hand.
+    pub fn local(self) -> bool {
+        matches!(self, Self::Processes | Self::Docker)
+    }
+}
+
+pub struct LowerOptions {
+    pub ports: PortMode,
+    pub state_dir: PathBuf,
+    /// The `lab` binary that runs built-in services (`lab serve NAME`).
+    pub exe: PathBuf,
+    pub shape: Shape,
+    /// With `PortMode::Ephemeral`: keep the hub's StatsD on its configured port when that is
+    /// free (the book's consumer-http-metrics.js sends to localhost:8125 whatever STATSD says).
+    pub keep_statsd: bool,
+}
+
+impl LowerOptions {
+    /// What `lab export` lowers with: the ports as written, nothing of this machine.
+    pub fn export(shape: Shape) -> Self {
+        Self {
+            ports: PortMode::Declared,
+            state_dir: PathBuf::from(".lab"),
+            exe: PathBuf::from("lab"),
+            shape,
+            keep_statsd: false,
+        }
+    }
+}
+
+/// What lowering asked the machine, answered by [`prepare`].
+pub struct Machine {
+    pub ports: ports::Resolved,
+    pub tls: Option<Tls>,
+    /// The `haproxy` program, when the proxy's engine is HAProxy.
+    pub haproxy: Option<PathBuf>,
+}
+
+/// The lab CA and the certificates issued for it (by service name; the proxy's under
+/// [`PROXY_SERVICE`]).
+pub struct Tls {
+    pub ca: PathBuf,
+    pub certs: HashMap<String, crate::tls::Issued>,
+    /// The proxy's certificate and key in one PEM, as HAProxy reads it.
+    pub proxy_pem: Option<Vec<u8>>,
+}
+
+/// A file lowering wants under the state folder before anything starts.
+#[derive(Debug, Clone)]
+pub struct FileToWrite {
+    pub path: PathBuf,
+    pub contents: Vec<u8>,
+}
+
+/// The lowered lab.
+pub struct Lowered {
+    pub plan: Plan,
+    /// The hub's config as the lab's commands reach it (host addresses), if the lab has one.
+    pub hub: Option<lab_hub::HubConfig>,
+    /// The proxy's config as run on this machine, if the lab has one.
+    pub proxy: Option<lab_proxy::config::ProxyConfig>,
+    pub files: Vec<FileToWrite>,
+    /// For the user: ports shifted by `--ports auto`, …
+    pub notes: Vec<String>,
+}
+
+impl Lowered {
+    /// Write [`Self::files`] (creating their folders).
+    pub fn write_files(&self) -> std::io::Result<()> {
+        for f in &self.files {
+            if let Some(dir) = f.path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&f.path, &f.contents).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot write {}: {e}", f.path.display()))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The errors of `cfg`'s file.
+fn diagnostics(cfg: &LabConfig, items: Vec<Diagnostic>) -> Diagnostics {
+    Diagnostics {
+        path: cfg.display_path.clone(),
+        source: cfg.source.clone(),
+        items,
+    }
+}
+
+fn whole_file(message: String, hint: Option<&str>) -> Diagnostic {
+    Diagnostic {
+        span: None,
+        message,
+        hint: hint.map(str::to_owned),
+    }
+}
+
+/// Lower `cfg` to run on this machine: [`prepare`], [`build`], then write the files.
+pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostics> {
+    let machine = prepare(cfg, opts)?;
+    let lowered = build(cfg, opts, &machine)?;
+    lowered
+        .write_files()
+        .map_err(|e| diagnostics(cfg, vec![whole_file(e.to_string(), None)]))?;
+    Ok(lowered)
+}
+
+/// Every port `cfg` listens on, in [`Layout`]'s order: each service's instances, each frontend,
+/// each hub listener.
+pub fn port_requests(cfg: &LabConfig, keep_statsd: bool) -> Vec<ports::Request> {
+    let mut out = Vec::new();
+    for s in &cfg.services {
+        let fallback = match s.run {
+            Run::Builtin(Builtin::WebApi) => 3000,
+            _ => 4000,
+        };
+        for i in 0..s.replicas {
+            let id = format!("{}#{}", s.name, i + 1);
+            out.push(ports::Request {
+                host: s.host.clone(),
+                port: match &s.ports {
+                    Ports::Fixed(p) => p[i],
+                    Ports::Auto => 0,
+                },
+                udp: false,
+                keep_when_free: None,
+                label: id.clone(),
+                subject: id,
+                hint: ports::SERVICE_HINT,
+                span: Some(s.port_span.clone().unwrap_or(s.name_span.clone())),
+                // Replicas share the first one in a container of their own each.
+                fallback,
+            });
+        }
+    }
+    for f in cfg.proxy.iter().flat_map(|p| &p.frontends) {
+        out.push(ports::Request {
+            host: f.host.clone(),
+            port: f.port,
+            udp: false,
+            keep_when_free: None,
+            label: format!("frontend {}", f.name),
+            subject: format!("frontend {}", f.name),
+            hint: ports::SERVICE_HINT,
+            span: f.port_span.clone(),
+            fallback: 8000,
+        });
+    }
+    if let Some(h) = &cfg.hub {
+        let defaults = lab_hub::HubConfig::default();
+        for p in &h.ports {
+            let keep = keep_statsd && p.what == HubListener::Statsd;
+            out.push(ports::Request {
+                host: h.config.host.to_string(),
+                port: p.port,
+                udp: p.what.udp(),
+                keep_when_free: keep.then(|| format!(
+                    "the hub's StatsD port {} is taken: it gets a free port, so a service that sends to localhost:{} whatever STATSD says (the book's consumer-http-metrics.js) is not counted",
+                    p.port, p.port
+                )),
+                label: p.what.describe().to_owned(),
+                subject: format!("the {}", p.what.describe()),
+                hint: ports::HUB_HINT,
+                span: p.span.clone(),
+                fallback: match p.what {
+                    HubListener::Logs => defaults.logs_port,
+                    HubListener::Statsd => defaults.statsd_port,
+                    HubListener::Zipkin => defaults.zipkin_port,
+                    HubListener::Http => defaults.http_port,
+                    HubListener::Carbon => 2003,
+                },
+            });
+        }
+    }
+    out
+}
+
+/// Ask the machine what [`build`] needs: ports, certificates, programs.
+pub fn prepare(cfg: &LabConfig, opts: &LowerOptions) -> Result<Machine, Diagnostics> {
+    let requests = port_requests(cfg, opts.keep_statsd);
+    let ports = ports::resolve(&requests, opts.ports).map_err(|e| diagnostics(cfg, e))?;
+    let frontends = cfg.proxy.as_ref().map_or(&[][..], |p| &p.frontends[..]);
+    let needs_tls = cfg.services.iter().any(|s| s.protocol == Protocol::Https)
+        || frontends.iter().any(|f| f.tls);
+    let tls_error = |e: crate::tls::CaError| {
+        diagnostics(
+            cfg,
+            vec![whole_file(
+                format!("cannot prepare TLS certificates: {e}"),
+                None,
+            )],
+        )
+    };
+    let tls = if needs_tls && opts.shape.local() {
+        let ca = crate::tls::LabCa::ensure(&opts.state_dir.join("tls")).map_err(tls_error)?;
+        let mut certs = HashMap::new();
+        for s in cfg
+            .services
+            .iter()
+            .filter(|s| s.protocol == Protocol::Https)
+        {
+            certs.insert(s.name.clone(), ca.server_cert(&s.name).map_err(tls_error)?);
+        }
+        let mut proxy_pem = None;
+        if frontends.iter().any(|f| f.tls) {
+            let issued = ca.server_cert(PROXY_SERVICE).map_err(tls_error)?;
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| {
+                    diagnostics(
+                        cfg,
+                        vec![whole_file(
+                            format!("cannot read {}: {e}", p.display()),
+                            None,
+                        )],
+                    )
+                })
+            };
+            let mut pem = read(&issued.cert)?;
+            if !pem.ends_with(b"\n") {
+                pem.push(b'\n');
+            }
+            pem.extend(read(&issued.key)?);
+            proxy_pem = Some(pem);
+            certs.insert(PROXY_SERVICE.to_owned(), issued);
+        }
+        Some(Tls {
+            ca: ca.ca_cert(),
+            certs,
+            proxy_pem,
+        })
+    } else {
+        None
+    };
+    let haproxy = match &cfg.proxy {
+        Some(p) if p.engine == ProxyEngine::Haproxy && opts.shape == Shape::Processes => {
+            Some(crate::programs::find("haproxy").ok_or_else(|| {
+                diagnostics(
+                    cfg,
+                    vec![Diagnostic {
+                        span: p.engine_span.clone(),
+                        message: "engine \"haproxy\" needs the `haproxy` program, which is not installed".into(),
+                        hint: Some("install it (Debian: `apt-get install haproxy`, or `scripts/install-deps`), or use engine = \"builtin\"".into()),
+                    }],
+                )
+            })?)
+        }
+        _ => None,
+    };
+    Ok(Machine {
+        ports,
+        tls,
+        haproxy,
+    })
+}
+
+/// The hub of `cfg` on its own, as `lab hub` runs it for services of one's own: `[hub]`'s
+/// listeners as configured (0: a free one), data under `state_dir`, none of the lab's
+/// instances to poll or tail. `None`: the lab has no `[hub]`.
+pub fn hub_alone(cfg: &LabConfig, state_dir: &std::path::Path) -> Option<lab_hub::HubConfig> {
+    let h = cfg.hub.as_ref()?;
+    let requests = port_requests(cfg, false);
+    let resolved = ports::Resolved {
+        ports: requests.iter().map(|r| r.port).collect(),
+        any_host_port: vec![false; requests.len()],
+        notes: Vec::new(),
+    };
+    let layout = Layout::new(cfg, &resolved);
+    let net = Net {
+        cfg,
+        layout: &layout,
+        shape: Shape::Processes,
+    };
+    let mut c = hub::config(cfg, h, &net, &[], state_dir, None);
+    c.proxy_stats.clear();
+    c.state_file = None;
+    Some(c)
+}
+
+/// The lowered lab, from `cfg` and what [`prepare`] found. No I/O.
+pub fn build(cfg: &LabConfig, opts: &LowerOptions, m: &Machine) -> Result<Lowered, Diagnostics> {
+    let layout = Layout::new(cfg, &m.ports);
+    let host = Net {
+        cfg,
+        layout: &layout,
+        shape: Shape::Processes,
+    };
+    let mut files = Vec::new();
+    let mut services = Vec::new();
+    for (si, s) in cfg.services.iter().enumerate() {
+        let mut health = s.health.clone();
+        if let (Some(tls), Some(_), HealthCheck::Http { path }) = (
+            &m.tls,
+            m.tls.as_ref().and_then(|t| t.certs.get(&s.name)),
+            &health.check,
+        ) {
+            health.check = HealthCheck::Https {
+                path: path.clone(),
+                ca: tls.ca.clone(),
+            };
+        }
+        let (program, args, cwd) = match &s.run {
+            Run::Builtin(b) => (
+                opts.exe.clone(),
+                vec!["serve".to_owned(), b.as_str().to_owned()],
+                cfg.dir.clone(),
+            ),
+            Run::Command { argv, cwd } => {
+                (PathBuf::from(&argv[0]), argv[1..].to_vec(), cwd.clone())
+            }
+        };
+        let instances = (0..s.replicas)
+            .map(|i| InstanceSpec {
+                service: s.name.clone(),
+                index: i + 1,
+                program: program.clone(),
+                args: args.clone(),
+                cwd: cwd.clone(),
+                env: host.env(si, i, m.tls.as_ref()),
+                host: net::connect_host(&s.host).to_owned(),
+                port: layout.services[si][i],
+                container: None,
+            })
+            .collect();
+        let mut depends_on = s.depends_on.clone();
+        if cfg.hub.is_some() {
+            // The hub first, so a service's first log lines and spans have somewhere to go.
+            depends_on.push(HUB_SERVICE.to_owned());
+        }
+        if host.via_frontend(s).is_some() {
+            depends_on.push(PROXY_SERVICE.to_owned());
+        }
+        services.push(ServiceSpec {
+            name: s.name.clone(),
+            depends_on,
+            instances,
+            health,
+            restart: s.restart.clone(),
+            stop_grace: s.stop_grace,
+        });
+    }
+    let mut proxy_config = None;
+    if let Some(p) = &cfg.proxy {
+        let (spec, config, written) = proxy::service(cfg, p, opts, &host, m);
+        services.insert(0, spec);
+        files.extend(written);
+        proxy_config = Some(config);
+    }
+    let mut hub_config = None;
+    if let Some(h) = &cfg.hub {
+        let ca = m.tls.as_ref().map(|t| t.ca.as_path());
+        let config = hub::config(cfg, h, &host, &services, &opts.state_dir, ca);
+        let (spec, written) = hub::service(&config, opts);
+        services.insert(0, spec);
+        files.push(written);
+        hub_config = Some(config);
+    }
+    let mut plan = Plan {
+        name: cfg.name.clone(),
+        state_dir: opts.state_dir.clone(),
+        config_path: cfg.path.clone(),
+        services,
+        docker: None,
+    };
+    if opts.shape != Shape::Processes {
+        let net = Net {
+            cfg,
+            layout: &layout,
+            shape: opts.shape,
+        };
+        files.extend(docker::containerize(cfg, &mut plan, &net, m)?);
+    }
+    Ok(Lowered {
+        plan,
+        hub: hub_config,
+        proxy: proxy_config,
+        files,
+        notes: m.ports.notes.clone(),
+    })
+}
+
+impl Net<'_> {
+    /// The frontend `s` reaches its `TARGET` service through, if one fronts it in a way `s`
+    /// can speak.
+    pub fn via_frontend(&self, s: &super::validate::Service) -> Option<usize> {
+        let Some(Target::Service(t)) = &s.target else {
+            return None;
+        };
+        let producer = self.cfg.service(t).expect("validated").protocol;
+        route_via(self.frontends(), t, s.target_protocol, producer)
+    }
+}
+
+/// The frontend a consumer calling `target` over `how` goes through, if one fronts `target` in
+/// a way that consumer can speak: http(s)/GraphQL through an http frontend of the same TLS-ness,
+/// anything (gRPC too) through a tcp frontend when the producer serves what the consumer speaks.
+fn route_via(
+    frontends: &[super::validate::ProxyFrontend],
+    target: &str,
+    how: Option<super::raw::TargetProtocol>,
+    producer: Protocol,
+) -> Option<usize> {
+    use super::raw::TargetProtocol;
+    use lab_proxy::config::Mode;
+    let wants_tls = how == Some(TargetProtocol::Https);
+    frontends.iter().position(|f| {
+        f.service == target
+            && match f.settings.mode {
+                Mode::Http => how != Some(TargetProtocol::Grpc) && f.tls == wants_tls,
+                Mode::Tcp => (producer == Protocol::Https) == wants_tls,
+            }
+    })
+}
+
+#[cfg(test)]
+mod tests;
