@@ -158,7 +158,7 @@ pub struct CheckArgs {
     /// The proxy engine the chapter 3 proxy scenarios run: `builtin` or `haproxy`.
     /// Default: the lab's `[proxy] engine`, else builtin.
     #[arg(long, value_enum)]
-    pub proxy_engine: Option<ProxyEngineArg>,
+    pub proxy_engine: Option<crate::config::raw::ProxyEngine>,
     /// Also write JUnit XML to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -268,7 +268,7 @@ pub struct LoadArgs {
     pub compare: bool,
     /// The proxy engine of `--compare`'s proxied row. Default: the lab's, else builtin.
     #[arg(long, value_enum, requires = "compare")]
-    pub proxy_engine: Option<ProxyEngineArg>,
+    pub proxy_engine: Option<crate::config::raw::ProxyEngine>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -337,7 +337,7 @@ pub struct BenchProtocolsArgs {
     pub duration: std::time::Duration,
     /// The proxy engine of the proxied row. Default: the lab's, else builtin.
     #[arg(long, value_enum)]
-    pub proxy_engine: Option<ProxyEngineArg>,
+    pub proxy_engine: Option<crate::config::raw::ProxyEngine>,
     /// One JSON document: `{engine, rows: [{protocol, report}]}` (reports in autocannon's shape).
     #[arg(long)]
     pub json: bool,
@@ -351,12 +351,6 @@ pub struct ServeArgs {
     /// The proxy's config (JSON, as `lab up` writes it to .lab/proxy/proxy.json); `proxy` only.
     #[arg(long, value_name = "FILE", required_if_eq("service", "proxy"))]
     pub config: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProxyEngineArg {
-    Builtin,
-    Haproxy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

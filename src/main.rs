@@ -7,13 +7,11 @@ fn main() -> ExitCode {
     match lab::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            if let Some(io) = e.downcast_ref::<std::io::Error>()
-                && io.kind() == std::io::ErrorKind::BrokenPipe
-            {
-                return ExitCode::SUCCESS;
+            let (code, text) = lab::exit_code_of(&e);
+            if let Some(text) = text {
+                eprintln!("{text}");
             }
-            eprintln!("lab: error: {e:#}");
-            ExitCode::from(lab::exit::FAILED)
+            ExitCode::from(code)
         }
     }
 }

@@ -69,32 +69,26 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
         match check::select_many(check::registry(), &args.target) {
             Ok(s) => s,
             Err(msg) => {
-                eprintln!("lab: {msg}");
-                return Ok(exit::USAGE);
+                return Err(crate::Usage::lab(format!("{msg}")));
             }
         }
     };
     let endpoints = match parse_endpoints(&args.endpoint) {
         Ok(e) => e,
         Err(msg) => {
-            eprintln!("lab: {msg}");
-            return Ok(exit::USAGE);
+            return Err(crate::Usage::lab(format!("{msg}")));
         }
     };
     let cfg = if !endpoints.is_empty() && !env.file.exists() {
         None
     } else {
-        match env.load_config() {
-            Ok(c) => Some(c),
-            Err(code) => return Ok(code),
-        }
+        Some(env.load_config()?)
     };
     if args.watch {
         let Some(cfg) = cfg else {
-            eprintln!(
-                "lab: --watch needs lab.toml (it watches the folders of its `command` services)"
-            );
-            return Ok(exit::USAGE);
+            return Err(crate::Usage::lab(format!(
+                "--watch needs lab.toml (it watches the folders of its `command` services)"
+            )));
         };
         return watch(env, &cfg, &scenarios, &args).await;
     }
@@ -307,11 +301,9 @@ async fn once(
 
 /// `--proxy-engine`, else the lab's `[proxy] engine`, else builtin.
 pub(crate) fn engine(cfg: Option<&LabConfig>, args: &CheckArgs) -> crate::config::raw::ProxyEngine {
-    use crate::cli::ProxyEngineArg;
     use crate::config::raw::ProxyEngine;
     match args.proxy_engine {
-        Some(ProxyEngineArg::Builtin) => ProxyEngine::Builtin,
-        Some(ProxyEngineArg::Haproxy) => ProxyEngine::Haproxy,
+        Some(e) => e,
         None => cfg
             .and_then(|c| c.proxy.as_ref())
             .map_or(ProxyEngine::Builtin, |p| p.engine),
@@ -625,8 +617,9 @@ async fn watch(
 ) -> anyhow::Result<u8> {
     let folders = watched_folders(cfg);
     if folders.is_empty() {
-        eprintln!("lab: --watch watches the folders of `command` services, and this lab has none");
-        return Ok(exit::USAGE);
+        return Err(crate::Usage::lab(format!(
+            "--watch watches the folders of `command` services, and this lab has none"
+        )));
     }
     let cancel = crate::shutdown::on_signals();
     let mut code = exit::OK;

@@ -14,10 +14,7 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         ConfigCommand::Validate => {
-            let cfg = match env.load_config() {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
+            let cfg = env.load_config()?;
             if cfg.services.is_empty() {
                 // Validation lets a lab of only [hub] through: it is what `lab hub` runs.
                 render::line(format!(
@@ -29,8 +26,7 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> anyhow::Result<u8> {
                 return Ok(exit::OK);
             }
             if let Some(d) = crate::config::unrunnable(&cfg, cfg.runtime) {
-                eprintln!("{d}");
-                return Ok(exit::USAGE);
+                return Err(crate::Usage::text(d));
             }
             let instances: usize = cfg.services.iter().map(|s| s.replicas).sum();
             render::line(format!(
@@ -101,8 +97,9 @@ pub fn init(env: &Env, args: crate::cli::InitArgs) -> anyhow::Result<u8> {
                 )
                 .map(|b| format!("did you mean `{b}`? "))
                 .unwrap_or_default();
-                eprintln!("lab: no book section {name}; {hint}`lab init --list` names them");
-                return Ok(exit::USAGE);
+                return Err(crate::Usage::lab(format!(
+                    "no book section {name}; {hint}`lab init --list` names them"
+                )));
             }
         },
     };
@@ -111,11 +108,10 @@ pub fn init(env: &Env, args: crate::cli::InitArgs) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     if env.file.exists() && !args.force {
-        eprintln!(
-            "lab: {} exists; nothing written\n  = hint: `lab init --force` overwrites it, `lab init --stdout` prints the file",
+        return Err(crate::Usage::lab(format!(
+            "{} exists; nothing written\n  = hint: `lab init --force` overwrites it, `lab init --stdout` prints the file",
             env.file.display()
-        );
-        return Ok(exit::USAGE);
+        )));
     }
     std::fs::write(&env.file, &text)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", env.file.display()))?;

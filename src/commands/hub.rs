@@ -59,8 +59,7 @@ pub fn run(env: &Env, args: HubArgs) -> anyhow::Result<u8> {
         // No lab.toml here: the book's defaults.
         Err(crate::config::ConfigError::Read { .. }) => None,
         Err(crate::config::ConfigError::Invalid(d)) => {
-            eprintln!("{d}");
-            return Ok(exit::USAGE);
+            return Err(crate::Usage::text(d));
         }
     }
     .unwrap_or_default();
@@ -75,13 +74,12 @@ pub fn run(env: &Env, args: HubArgs) -> anyhow::Result<u8> {
     let running = match lab_hub::start(config.clone()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("lab: {e}");
-            if matches!(e, lab_hub::HubError::Bind { .. }) {
-                eprintln!(
-                    "  = hint: is a lab (or another hub) already running? `lab status`; or `lab hub --ephemeral-ports`"
-                );
-            }
-            return Ok(exit::USAGE);
+            let hint = if matches!(e, lab_hub::HubError::Bind { .. }) {
+                "\n  = hint: is a lab (or another hub) already running? `lab status`; or `lab hub --ephemeral-ports`"
+            } else {
+                ""
+            };
+            return Err(crate::Usage::lab(format!("{e}{hint}")));
         }
     };
     let a = running.addrs;
@@ -128,10 +126,9 @@ pub async fn query_logs(
         eprintln!(
             "lab: no hub: this lab has no [hub] (or was never up), so there is no log store to search"
         );
-        eprintln!(
+        return Err(crate::Usage::text(format!(
             "  = hint: add `[hub]` to lab.toml and `lab up`; `lab logs` without --query shows instance logs"
-        );
-        return Ok(exit::USAGE);
+        )));
     };
     let base = format!("http://{}/api/logs", connect(&cfg, cfg.http_port));
     let since = since.unwrap_or("15m");
@@ -148,13 +145,13 @@ pub async fn query_logs(
             Ok(r) => r,
             Err(e) => {
                 eprintln!("lab: the hub at {base} does not answer: {e}");
-                eprintln!("  = hint: is the lab up? `lab status`");
-                return Ok(exit::USAGE);
+                return Err(crate::Usage::text(format!(
+                    "  = hint: is the lab up? `lab status`"
+                )));
             }
         };
         if r.status == 400 {
-            eprintln!("lab: {}", r.text().trim());
-            return Ok(exit::USAGE);
+            return Err(crate::Usage::lab(format!("{}", r.text().trim())));
         }
         let v: Value = r.json()?;
         let mut hits: Vec<Value> = v["hits"].as_array().cloned().unwrap_or_default();
@@ -235,10 +232,9 @@ fn format_hit(h: &Value, style: &Style) -> String {
 /// `lab alerts`: the rules, their standing, and with `--history` the events of the last day.
 pub async fn alerts(env: &Env, args: AlertsArgs) -> anyhow::Result<u8> {
     let Some(cfg) = running_config(&env.state_dir) else {
-        eprintln!(
-            "lab: no hub: this lab has no [hub] (or was never up), so nothing evaluates alerts"
-        );
-        return Ok(exit::USAGE);
+        return Err(crate::Usage::lab(format!(
+            "no hub: this lab has no [hub] (or was never up), so nothing evaluates alerts"
+        )));
     };
     let base = format!("http://{}", connect(&cfg, cfg.http_port));
     let client = lab_service_kit::client::Client::new();
@@ -249,10 +245,9 @@ pub async fn alerts(env: &Env, args: AlertsArgs) -> anyhow::Result<u8> {
         Ok(r) if r.status == 200 => r.json()?,
         Ok(r) => anyhow::bail!("the hub answered {} for its alerts", r.status),
         Err(e) => {
-            eprintln!(
-                "lab: the hub at {base} does not answer: {e}\n  = hint: is the lab up? `lab status`"
-            );
-            return Ok(exit::USAGE);
+            return Err(crate::Usage::lab(format!(
+                "the hub at {base} does not answer: {e}\n  = hint: is the lab up? `lab status`"
+            )));
         }
     };
     let history = if args.history {

@@ -58,8 +58,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
     let target = match resolve(env, &target) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("lab: {e}");
-            return Ok(exit::USAGE);
+            return Err(crate::Usage::lab(e));
         }
     };
     let mut plan = Plan::new(target);
@@ -79,8 +78,9 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
     plan.warmup = args.warmup.unwrap_or_default();
     for h in &args.headers {
         let Some((k, v)) = h.split_once(':') else {
-            eprintln!("lab: header {h:?} is not `Name: value`");
-            return Ok(exit::USAGE);
+            return Err(crate::Usage::lab(format!(
+                "header {h:?} is not `Name: value`"
+            )));
         };
         plan.headers
             .push((k.trim().to_owned(), v.trim().to_owned()));
@@ -101,8 +101,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
         {
             Ok(v) => v.unwrap_or(serde_json::Value::Null),
             Err(e) => {
-                eprintln!("lab: --variables is not JSON: {e}");
-                return Ok(exit::USAGE);
+                return Err(crate::Usage::lab(format!("--variables is not JSON: {e}")));
             }
         };
         plan.method = "POST".into();
@@ -125,12 +124,11 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
                 .clone()
                 .unwrap_or_else(|| env.state_dir.join("tls").join("ca.crt"));
             if !ca.exists() {
-                eprintln!(
-                    "lab: {} is https, and there is no CA to trust at {}; pass --ca FILE, or --insecure",
+                return Err(crate::Usage::lab(format!(
+                    "{} is https, and there is no CA to trust at {}; pass --ca FILE, or --insecure",
                     plan.target.url(),
                     ca.display()
-                );
-                return Ok(exit::USAGE);
+                )));
             }
             lab_service_kit::tls::client_config(&ca)?
         });
@@ -139,8 +137,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
         let message = match crate::check::wire::grpc_message(method, args.data.as_deref()) {
             Ok(m) => m,
             Err(e) => {
-                eprintln!("lab: {e}");
-                return Ok(exit::USAGE);
+                return Err(crate::Usage::lab(e));
             }
         };
         plan.http2 = true;
@@ -156,8 +153,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
         plan.body = framed.into();
     }
     if let Err(e) = plan.validate() {
-        eprintln!("lab: {e}");
-        return Ok(exit::USAGE);
+        return Err(crate::Usage::lab(e));
     }
     let bounds = match args
         .sla
@@ -168,8 +164,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
     {
         Ok(b) => b.unwrap_or_default(),
         Err(e) => {
-            eprintln!("lab: {e}");
-            return Ok(exit::USAGE);
+            return Err(crate::Usage::lab(e));
         }
     };
 
@@ -478,20 +473,17 @@ pub fn compare(
     env: &Env,
     connections: usize,
     run: Duration,
-    proxy_engine: Option<crate::cli::ProxyEngineArg>,
+    proxy_engine: Option<crate::config::raw::ProxyEngine>,
     json: bool,
 ) -> anyhow::Result<u8> {
-    let cfg = match env.load_config() {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
+    let cfg = env.load_config()?;
     let Some(state) = State::load(&env.state_dir)? else {
-        eprintln!("lab: the protocol table measures the running lab: `lab up` first");
-        return Ok(exit::USAGE);
+        return Err(crate::Usage::lab(
+            "the protocol table measures the running lab: `lab up` first",
+        ));
     };
     let engine = match proxy_engine {
-        Some(crate::cli::ProxyEngineArg::Haproxy) => crate::config::raw::ProxyEngine::Haproxy,
-        Some(crate::cli::ProxyEngineArg::Builtin) => crate::config::raw::ProxyEngine::Builtin,
+        Some(e) => e,
         None => cfg
             .proxy
             .as_ref()

@@ -50,10 +50,7 @@ pub async fn run(env: &Env, args: LogsArgs) -> anyhow::Result<u8> {
             })
             .collect(),
         None => {
-            let cfg = match env.load_config() {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
+            let cfg = env.load_config()?;
             let dir = env.state_dir.join("logs");
             let proxy = cfg
                 .proxy
@@ -88,11 +85,10 @@ pub async fn run(env: &Env, args: LogsArgs) -> anyhow::Result<u8> {
     if let Some(want) = &args.service {
         sources.retain(|(svc, s)| svc == want || &s.label == want);
         if sources.is_empty() {
-            eprintln!(
-                "lab: no logs for {want:?}; services are: {}",
+            return Err(crate::Usage::lab(format!(
+                "no logs for {want:?}; services are: {}",
                 colour.keys().cloned().collect::<Vec<_>>().join(", ")
-            );
-            return Ok(exit::USAGE);
+            )));
         }
     }
     let style = env.style;

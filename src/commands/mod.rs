@@ -43,16 +43,13 @@ impl Env {
         }
     }
 
-    /// Load lab.toml; on error print every diagnostic and return the exit code.
-    pub fn load_config(&self) -> Result<LabConfig, u8> {
-        crate::config::load(&self.file).map_err(|e| {
-            match &e {
-                ConfigError::Read { .. } => eprintln!(
-                    "lab: {e}\n  = hint: run lab in the folder holding lab.toml, or pass -f PATH"
-                ),
-                ConfigError::Invalid(d) => eprintln!("{d}"),
-            }
-            exit::USAGE
+    /// Load lab.toml; a usage error carrying every diagnostic when it cannot be used.
+    pub fn load_config(&self) -> anyhow::Result<LabConfig> {
+        crate::config::load(&self.file).map_err(|e| match &e {
+            ConfigError::Read { .. } => crate::Usage::lab(format!(
+                "{e}\n  = hint: run lab in the folder holding lab.toml, or pass -f PATH"
+            )),
+            ConfigError::Invalid(d) => crate::Usage::text(d),
         })
     }
 }
@@ -84,14 +81,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             (ServeWhich::Proxy, Some(config)) => {
                 lab_proxy::main(config).map_err(anyhow::Error::from)
             }
-            (ServeWhich::Proxy, None) => {
-                Err(anyhow::anyhow!("`lab serve proxy` needs --config FILE"))
-            }
+            (ServeWhich::Proxy, None) => Err(crate::Usage::lab(
+                "`lab serve proxy` needs --config FILE (or the config as JSON)",
+            )),
             (ServeWhich::Hub, Some(config)) => {
                 init_tracing();
                 lab_hub::main(config).map_err(anyhow::Error::from)
             }
-            (ServeWhich::Hub, None) => Err(anyhow::anyhow!("`lab serve hub` needs --config FILE")),
+            (ServeWhich::Hub, None) => Err(crate::Usage::lab(
+                "`lab serve hub` needs --config FILE (or the config as JSON); `lab hub` runs one from lab.toml",
+            )),
             (ServeWhich::SlowServer, _) => crate::slow::main(),
         }
         .map(|()| exit::OK);
@@ -143,24 +142,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::Export(what) => {
-            let cfg = match env.load_config() {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            let out = match what {
+            let cfg = env.load_config()?;
+            let yaml = match what {
                 crate::cli::ExportCommand::Compose => crate::export::compose_yaml(&cfg),
                 crate::cli::ExportCommand::K8s => crate::export::k8s_yaml(&cfg),
-            };
-            match out {
-                Ok(yaml) => {
-                    crate::render::line(yaml.trim_end());
-                    Ok(exit::OK)
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    Ok(exit::USAGE)
-                }
             }
+            .map_err(crate::Usage::text)?;
+            crate::render::line(yaml.trim_end());
+            Ok(exit::OK)
         }
         Command::Bench(crate::cli::BenchCommand::Protocols(a)) => {
             load::compare(&env, a.connections, a.duration, a.proxy_engine, a.json)

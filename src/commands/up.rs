@@ -28,20 +28,16 @@ const FAILED: &str = "\x1elab:failed";
 const FORCE_COLOR_ENV: &str = "LAB_FORCE_COLOR";
 
 pub fn run(env: &Env, args: UpArgs) -> anyhow::Result<u8> {
-    let cfg = match env.load_config() {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
+    let cfg = env.load_config()?;
     let rt = runtime()?;
     if !args.supervise
         && let Some(state) = State::load(&env.state_dir)?
     {
         if state.supervisor_alive() {
-            eprintln!(
-                "lab: lab `{}` is already running here (supervisor pid {})\n  = hint: `lab status` shows it, `lab down` stops it",
+            return Err(crate::Usage::lab(format!(
+                "lab `{}` is already running here (supervisor pid {})\n  = hint: `lab status` shows it, `lab down` stops it",
                 state.name, state.supervisor.pid
-            );
-            return Ok(exit::USAGE);
+            )));
         }
         render::line(format!(
             "{} the last lab here was not stopped (its supervisor is gone); cleaning up first",
@@ -53,25 +49,19 @@ pub fn run(env: &Env, args: UpArgs) -> anyhow::Result<u8> {
             false,
         ))?;
     }
-    let lowered = match lower_for(env, &cfg, &args) {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
-    };
+    let lowered = lower_for(env, &cfg, &args)?;
     if args.detach && !args.supervise {
         return rt.block_on(detach(env, &args));
     }
     rt.block_on(supervise(env, &cfg, lowered, args.supervise))
 }
 
-fn lower_for(env: &Env, cfg: &LabConfig, args: &UpArgs) -> Result<Lowered, u8> {
+fn lower_for(env: &Env, cfg: &LabConfig, args: &UpArgs) -> anyhow::Result<Lowered> {
     if let Some(d) = crate::config::unrunnable(cfg, args.runtime.unwrap_or(cfg.runtime)) {
-        eprintln!("{d}");
-        return Err(exit::USAGE);
+        return Err(crate::Usage::text(d));
     }
-    let exe = std::env::current_exe().map_err(|e| {
-        eprintln!("lab: cannot find my own binary to run built-in services: {e}");
-        exit::FAILED
-    })?;
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot find my own binary to run built-in services: {e}"))?;
     lower(
         cfg,
         &LowerOptions {
@@ -82,10 +72,7 @@ fn lower_for(env: &Env, cfg: &LabConfig, args: &UpArgs) -> Result<Lowered, u8> {
             keep_statsd: false,
         },
     )
-    .map_err(|d| {
-        eprintln!("{d}");
-        exit::USAGE
-    })
+    .map_err(crate::Usage::text)
 }
 
 /// Run the lab in this process until a signal: the foreground `lab up`, or the detached

@@ -217,7 +217,7 @@ pub struct RawProxy {
     pub frontends: IndexMap<Spanned<String>, RawFrontend>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProxyEngine {
     /// The lab's own proxy (hyper + tokio), run as `lab serve proxy`.

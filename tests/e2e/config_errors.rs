@@ -130,3 +130,38 @@ fn hub_and_alert_mistakes_are_all_reported() {
         "lab.toml:4:9: alert rules need the hub, and this lab has no [hub]",
     );
 }
+
+#[test]
+fn usage_errors_exit_2_printed_once_and_failures_exit_1() {
+    let lab = LabDir::new(BIN, OK_SERVICE);
+    for (args, want) in [
+        (&["serve", "hub"][..], "`lab serve hub` needs --config FILE"),
+        (
+            &["load", "http://127.0.0.1:1/", "-H", "no-colon"][..],
+            "is not `Name: value`",
+        ),
+        (&["check", "ch9.nothing"][..], "ch9.nothing"),
+        (
+            &["-f", "missing.toml", "up"][..],
+            "cannot read missing.toml",
+        ),
+    ] {
+        let r = lab.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {r}");
+        assert_eq!(
+            r.stderr.matches(want).count(),
+            1,
+            "{args:?}: printed once:\n{}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("Error:") && !r.stderr.contains("backtrace"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    // A failure that is not the user's input: exit 1, the chain once.
+    let r = lab.run(&["serve", "hub", "--config", "/nonexistent/hub.json"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert_eq!(r.stderr.matches("lab: error:").count(), 1, "{r}");
+}
