@@ -99,7 +99,7 @@ pub struct UpArgs {
     pub ports: PortMode,
     /// What runs the instances; overrides lab.toml's `runtime` (default: process).
     #[arg(long, value_enum)]
-    pub runtime: Option<crate::config::raw::RuntimeKind>,
+    pub runtime: Option<crate::config::model::RuntimeKind>,
     /// Internal: run as the detached supervisor (used by --detach).
     #[arg(long, hide = true)]
     pub supervise: bool,
@@ -158,7 +158,7 @@ pub struct CheckArgs {
     /// The proxy engine the chapter 3 proxy scenarios run: `builtin` or `haproxy`.
     /// Default: the lab's `[proxy] engine`, else builtin.
     #[arg(long, value_enum)]
-    pub proxy_engine: Option<crate::config::raw::ProxyEngine>,
+    pub proxy_engine: Option<crate::config::model::ProxyEngine>,
     /// Also write JUnit XML to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -268,7 +268,7 @@ pub struct LoadArgs {
     pub compare: bool,
     /// The proxy engine of `--compare`'s proxied row. Default: the lab's, else builtin.
     #[arg(long, value_enum, requires = "compare")]
-    pub proxy_engine: Option<crate::config::raw::ProxyEngine>,
+    pub proxy_engine: Option<crate::config::model::ProxyEngine>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -337,7 +337,7 @@ pub struct BenchProtocolsArgs {
     pub duration: std::time::Duration,
     /// The proxy engine of the proxied row. Default: the lab's, else builtin.
     #[arg(long, value_enum)]
-    pub proxy_engine: Option<crate::config::raw::ProxyEngine>,
+    pub proxy_engine: Option<crate::config::model::ProxyEngine>,
     /// One JSON document: `{engine, rows: [{protocol, report}]}` (reports in autocannon's shape).
     #[arg(long)]
     pub json: bool,

@@ -22,8 +22,8 @@ use lab_supervisor::{HealthCheck, InstanceSpec, Plan, RestartPolicy, ServiceSpec
 
 use crate::config::LabConfig;
 use crate::config::lower::{LowerOptions, Shape};
-use crate::config::raw::{Protocol, ProxyEngine};
-use crate::config::validate::{HUB_SERVICE, PROXY_SERVICE, Run};
+use crate::config::model::{HUB_SERVICE, PROXY_SERVICE, Run};
+use crate::config::model::{Protocol, ProxyEngine};
 
 /// The image every built-in part runs.
 pub use crate::images::lab_image;

@@ -355,7 +355,7 @@ pub async fn ensure_for(
         build_haproxy(&docker, &host).await?;
     }
     for s in &cfg.services {
-        if let (crate::config::validate::Run::Command { .. }, Some(image), None) =
+        if let (crate::config::model::Run::Command { .. }, Some(image), None) =
             (&s.run, &s.image, &s.build)
             && docker.inspect_image(image).await.is_err()
         {

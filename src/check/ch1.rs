@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde_json::json;
 
 use super::{BoxFut, Ctx, Record, Scenario, Subject, contract, median_max_ms};
-use crate::config::raw::Builtin;
+use crate::config::model::Builtin;
 
 /// Requests per instance when measuring latency: enough for a stable median, quick to run.
 const SAMPLES: usize = 20;

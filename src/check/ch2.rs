@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::contract::{self, GET_META, GET_RECIPE, KITCHEN_SINK, UNKNOWN_ID};
 use super::wire::{grpc_unary_on, gunzip};
 use super::{BoxFut, Ctx, Endpoint, Record, Scenario, Subject, median_max_ms, not_applicable};
-use crate::config::raw::{Builtin, Protocol, Serve, TargetProtocol};
+use crate::config::model::{Builtin, Protocol, Serve, TargetProtocol};
 
 /// Requests per measurement.
 const SAMPLES: usize = 20;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::{BoxFut, Ctx, Record, Scenario};
-use crate::config::raw::Builtin;
+use crate::config::model::Builtin;
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![
@@ -136,7 +136,7 @@ async fn cluster_subject(
     let declared = ctx
         .rest_producers()
         .into_iter()
-        .find(|e| e.workers >= 2 && e.serves(crate::config::raw::Serve::Http));
+        .find(|e| e.workers >= 2 && e.serves(crate::config::model::Serve::Http));
     match declared {
         Some(e) => {
             let (workers, respawn) = (e.workers, e.respawn);

@@ -7,7 +7,7 @@ use lab_loadgen::run::Live;
 use lab_loadgen::{Plan, Report, Stop, Target};
 
 use super::{BoxFut, Ctx, Record};
-use crate::config::raw::{Builtin, Serve};
+use crate::config::model::{Builtin, Serve};
 
 /// Each measured run: short enough for CI, long enough for whole-second samples.
 const RUN: Duration = Duration::from_secs(2);

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::spawn::{self, SpawnedProxy};
 use super::{BoxFut, Ctx, Record, Subject};
-use crate::config::raw::{Builtin, ProxyEngine};
+use crate::config::model::{Builtin, ProxyEngine};
 
 const STATS_URI: &str = "/admin?stats";
 

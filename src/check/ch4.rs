@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::{BoxFut, Ctx, Endpoint, HubInfo, Record, Scenario};
-use crate::config::raw::Builtin;
+use crate::config::model::Builtin;
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![

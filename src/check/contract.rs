@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::raw::TargetProtocol;
+use crate::config::model::TargetProtocol;
 
 /// The recipe every protocol serves.
 pub const RECIPE_ID: i64 = 42;

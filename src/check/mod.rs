@@ -26,7 +26,7 @@ use lab_service_kit::client::{Client, Response};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::config::raw::{Builtin, Serve};
+use crate::config::model::{Builtin, Serve};
 
 pub type BoxFut<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
 
@@ -99,11 +99,11 @@ pub struct Endpoint {
     pub serves: Vec<Serve>,
     pub run: EndpointRun,
     /// How this service calls its target (consumers), as configured.
-    pub target_protocol: Option<crate::config::raw::TargetProtocol>,
+    pub target_protocol: Option<crate::config::model::TargetProtocol>,
     /// The lab service its `TARGET` names, if any.
     pub target: Option<String>,
     /// How it serves: `http` or `https`.
-    pub protocol: crate::config::raw::Protocol,
+    pub protocol: crate::config::model::Protocol,
     /// `host:port` of each instance.
     pub addrs: Vec<String>,
     /// The supervised process of each instance (the cluster master, for a cluster), where known.
@@ -154,9 +154,9 @@ impl Endpoint {
     }
 
     /// How it calls its target: `target_protocol`, else plain http as the book's consumers do.
-    pub fn calls(&self) -> crate::config::raw::TargetProtocol {
+    pub fn calls(&self) -> crate::config::model::TargetProtocol {
         self.target_protocol
-            .unwrap_or(crate::config::raw::TargetProtocol::Http)
+            .unwrap_or(crate::config::model::TargetProtocol::Http)
     }
 
     /// The base URL of its first instance.
@@ -273,7 +273,7 @@ pub struct Ctx {
     pub endpoints: Vec<Endpoint>,
     pub timeout: Duration,
     /// The engine proxy scenarios run (`--proxy-engine`, else the lab's `[proxy]`, else builtin).
-    pub proxy_engine: crate::config::raw::ProxyEngine,
+    pub proxy_engine: crate::config::model::ProxyEngine,
     /// The lab's TLS folder (CA and certificates), for scenarios that need a certificate.
     pub tls_dir: std::path::PathBuf,
     /// The lab's observability hub, when it has one running (chapter 4).
@@ -435,8 +435,8 @@ impl Ctx {
 impl Endpoint {
     pub fn scheme(&self) -> &'static str {
         match self.protocol {
-            crate::config::raw::Protocol::Https => "https",
-            crate::config::raw::Protocol::Http => "http",
+            crate::config::model::Protocol::Https => "https",
+            crate::config::model::Protocol::Http => "http",
         }
     }
 }
@@ -886,7 +886,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             concat!(env!("CARGO_MANIFEST_DIR"), "/schema/lab.schema.json"),
-            crate::config::raw::schema_json(),
+            crate::config::schema_json(),
         )
         .unwrap();
     }

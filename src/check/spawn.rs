@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use lab_service_kit::client::Client;
 
-use crate::config::raw::Builtin;
+use crate::config::model::Builtin;
 
 /// A running built-in service; killed (SIGTERM, then SIGKILL) when dropped.
 pub struct Spawned {
@@ -184,7 +184,7 @@ pub async fn slow_server(hold: Duration) -> anyhow::Result<Spawned> {
 /// A proxy started by a scenario: `lab serve proxy` (builtin) or `haproxy` (rendered config)
 /// on free ports; stopped, and its files removed, when dropped.
 pub struct SpawnedProxy {
-    pub engine: crate::config::raw::ProxyEngine,
+    pub engine: crate::config::model::ProxyEngine,
     /// `127.0.0.1:PORT` of each frontend, in config order.
     pub addrs: Vec<String>,
     child: std::process::Child,
@@ -194,10 +194,10 @@ pub struct SpawnedProxy {
 /// Start `cfg` (every frontend's `bind` is replaced by a free port) with `engine`; returns
 /// once every frontend accepts connections.
 pub async fn proxy(
-    engine: crate::config::raw::ProxyEngine,
+    engine: crate::config::model::ProxyEngine,
     mut cfg: lab_proxy::config::ProxyConfig,
 ) -> anyhow::Result<SpawnedProxy> {
-    use crate::config::raw::ProxyEngine;
+    use crate::config::model::ProxyEngine;
     let ports = lab_supervisor::ports::pick_free("127.0.0.1", cfg.frontends.len())?;
     for (f, p) in cfg.frontends.iter_mut().zip(&ports) {
         f.bind = format!("127.0.0.1:{p}");

@@ -300,8 +300,11 @@ async fn once(
 }
 
 /// `--proxy-engine`, else the lab's `[proxy] engine`, else builtin.
-pub(crate) fn engine(cfg: Option<&LabConfig>, args: &CheckArgs) -> crate::config::raw::ProxyEngine {
-    use crate::config::raw::ProxyEngine;
+pub(crate) fn engine(
+    cfg: Option<&LabConfig>,
+    args: &CheckArgs,
+) -> crate::config::model::ProxyEngine {
+    use crate::config::model::ProxyEngine;
     match args.proxy_engine {
         Some(e) => e,
         None => cfg
@@ -360,7 +363,7 @@ pub(crate) fn ctx_from(
     cfg: &LabConfig,
     state: &State,
     tls_dir: &std::path::Path,
-    proxy_engine: crate::config::raw::ProxyEngine,
+    proxy_engine: crate::config::model::ProxyEngine,
 ) -> anyhow::Result<Ctx> {
     let mut endpoints: Vec<Endpoint> = cfg.services.iter().map(declared).collect();
     for r in &state.instances {
@@ -373,7 +376,7 @@ pub(crate) fn ctx_from(
     let hub_running = state
         .instances
         .iter()
-        .any(|i| i.service == crate::config::validate::HUB_SERVICE);
+        .any(|i| i.service == crate::config::model::HUB_SERVICE);
     let hub = tls_dir
         .parent()
         .and_then(super::hub::running_config)
@@ -408,7 +411,7 @@ fn ctx(
     client: Client,
     tls_ca: Option<std::path::PathBuf>,
     endpoints: Vec<Endpoint>,
-    proxy_engine: crate::config::raw::ProxyEngine,
+    proxy_engine: crate::config::model::ProxyEngine,
     tls_dir: std::path::PathBuf,
     hub: Option<crate::check::HubInfo>,
     containers: bool,
@@ -433,9 +436,9 @@ fn ctx_from_endpoints(
     given: &[(String, String)],
     tls_dir: &std::path::Path,
     scratch: &std::path::Path,
-    proxy_engine: crate::config::raw::ProxyEngine,
+    proxy_engine: crate::config::model::ProxyEngine,
 ) -> anyhow::Result<Ctx> {
-    use crate::config::raw::{Builtin, Protocol, Serve};
+    use crate::config::model::{Builtin, Protocol, Serve};
     let mut endpoints: Vec<Endpoint> = Vec::new();
     for (svc, url) in given {
         let tls = url.starts_with("https://");

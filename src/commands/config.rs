@@ -10,7 +10,7 @@ use super::Env;
 pub fn run(env: &Env, cmd: ConfigCommand) -> anyhow::Result<u8> {
     match cmd {
         ConfigCommand::Schema => {
-            print!("{}", crate::config::raw::schema_json());
+            print!("{}", crate::config::schema_json());
             Ok(exit::OK)
         }
         ConfigCommand::Validate => {

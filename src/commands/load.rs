@@ -278,7 +278,7 @@ fn lab_hub_for(env: &Env, target: &Target) -> Option<String> {
     let hub = state
         .instances
         .iter()
-        .find(|r| r.service == crate::config::validate::HUB_SERVICE)?;
+        .find(|r| r.service == crate::config::model::HUB_SERVICE)?;
     ours.then(|| hub.address.clone())
 }
 
@@ -473,7 +473,7 @@ pub fn compare(
     env: &Env,
     connections: usize,
     run: Duration,
-    proxy_engine: Option<crate::config::raw::ProxyEngine>,
+    proxy_engine: Option<crate::config::model::ProxyEngine>,
     json: bool,
 ) -> anyhow::Result<u8> {
     let cfg = env.load_config()?;
@@ -487,7 +487,7 @@ pub fn compare(
         None => cfg
             .proxy
             .as_ref()
-            .map_or(crate::config::raw::ProxyEngine::Builtin, |p| p.engine),
+            .map_or(crate::config::model::ProxyEngine::Builtin, |p| p.engine),
     };
     let ctx = super::check::ctx_from(&cfg, &state, &env.state_dir.join("tls"), engine)?;
     eprintln!(

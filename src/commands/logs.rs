@@ -55,7 +55,7 @@ pub async fn run(env: &Env, args: LogsArgs) -> anyhow::Result<u8> {
             let proxy = cfg
                 .proxy
                 .as_ref()
-                .map(|_| (crate::config::validate::PROXY_SERVICE.to_owned(), 1));
+                .map(|_| (crate::config::model::PROXY_SERVICE.to_owned(), 1));
             cfg.services
                 .iter()
                 .flat_map(|s| (1..=s.replicas).map(move |i| (s.name.clone(), i)))

@@ -152,7 +152,7 @@ async fn supervise(
     let has_hub = plan
         .services
         .iter()
-        .any(|s| s.name == crate::config::validate::HUB_SERVICE);
+        .any(|s| s.name == crate::config::model::HUB_SERVICE);
     let code = match Lab::up(plan, sink, cancel.clone()).await {
         Ok((lab, breakdown)) => {
             render::line(super::status::instances_table(&lab.state(), None, &style));

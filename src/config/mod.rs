@@ -4,13 +4,15 @@
 
 pub mod diagnostic;
 pub mod lower;
+pub mod model;
 pub mod raw;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use validate::{LabConfig, Ports, Run, Service, Target};
+pub use model::{LabConfig, Ports, Run, Service, Target};
+pub use raw::schema_json;
 
 /// Why a lab.toml could not be used. Both map to exit code 2.
 #[derive(Debug, thiserror::Error)]

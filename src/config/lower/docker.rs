@@ -19,8 +19,8 @@ use super::hub::{DATA_IN_CONTAINER, LOGS_IN_CONTAINER, STATE_IN_CONTAINER};
 use super::net::{Net, alias};
 use super::{FileToWrite, Machine, Shape};
 use crate::config::diagnostic::{Diagnostic, Diagnostics};
-use crate::config::raw::ProxyEngine;
-use crate::config::validate::{HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, Run};
+use crate::config::model::ProxyEngine;
+use crate::config::model::{HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, Run};
 use crate::images::{built_image, haproxy_image, lab_image};
 
 /// The lab-wide Docker objects of `cfg` with state in `state_dir`.

@@ -9,7 +9,7 @@ use lab_supervisor::{HealthCheck, InstanceSpec, ServiceSpec};
 
 use super::net::{Net, connect_host};
 use super::{FileToWrite, LowerOptions, Shape};
-use crate::config::validate::{HUB_SERVICE, Hub, HubListener, LabConfig};
+use crate::config::model::{HUB_SERVICE, Hub, HubListener, LabConfig};
 
 /// Where the hub's data lives inside its container (a named volume of the lab).
 pub const DATA_IN_CONTAINER: &str = "/data";

@@ -26,8 +26,8 @@ use std::path::PathBuf;
 use lab_supervisor::{HealthCheck, InstanceSpec, Plan, ServiceSpec};
 
 use super::diagnostic::{Diagnostic, Diagnostics};
-use super::raw::{Builtin, Protocol, ProxyEngine, RuntimeKind};
-use super::validate::{HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, Ports, Run, Target};
+use super::model::{Builtin, Protocol, ProxyEngine, RuntimeKind};
+use super::model::{HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, Ports, Run, Target};
 pub use net::{Layout, Net};
 pub use ports::PortMode;
 
@@ -439,7 +439,7 @@ pub fn build(cfg: &LabConfig, opts: &LowerOptions, m: &Machine) -> Result<Lowere
 impl Net<'_> {
     /// The frontend `s` reaches its `TARGET` service through, if one fronts it in a way `s`
     /// can speak.
-    pub fn via_frontend(&self, s: &super::validate::Service) -> Option<usize> {
+    pub fn via_frontend(&self, s: &super::model::Service) -> Option<usize> {
         let Some(Target::Service(t)) = &s.target else {
             return None;
         };
@@ -452,12 +452,12 @@ impl Net<'_> {
 /// a way that consumer can speak: http(s)/GraphQL through an http frontend of the same TLS-ness,
 /// anything (gRPC too) through a tcp frontend when the producer serves what the consumer speaks.
 fn route_via(
-    frontends: &[super::validate::ProxyFrontend],
+    frontends: &[super::model::ProxyFrontend],
     target: &str,
-    how: Option<super::raw::TargetProtocol>,
+    how: Option<super::model::TargetProtocol>,
     producer: Protocol,
 ) -> Option<usize> {
-    use super::raw::TargetProtocol;
+    use super::model::TargetProtocol;
     use lab_proxy::config::Mode;
     let wants_tls = how == Some(TargetProtocol::Https);
     frontends.iter().position(|f| {

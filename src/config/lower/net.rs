@@ -7,7 +7,7 @@ use lab_service_kit::tls::env as tls_vars;
 
 use super::Shape;
 use super::ports::Resolved;
-use crate::config::validate::{
+use crate::config::model::{
     HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, ProcessModel, ProxyFrontend, Run, Target,
 };
 

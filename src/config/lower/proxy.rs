@@ -7,8 +7,8 @@ use lab_supervisor::{HealthCheck, InstanceSpec, ServiceSpec};
 
 use super::net::{Net, connect_host};
 use super::{FileToWrite, LowerOptions, Machine};
-use crate::config::raw::ProxyEngine;
-use crate::config::validate::{LabConfig, PROXY_SERVICE, Proxy};
+use crate::config::model::ProxyEngine;
+use crate::config::model::{LabConfig, PROXY_SERVICE, Proxy};
 
 /// The proxy's TLS files, when a frontend terminates TLS.
 pub fn tls_files(m: &Machine) -> Option<TlsFiles> {

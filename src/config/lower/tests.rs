@@ -272,7 +272,7 @@ fn the_hub_listens_where_hub_says_in_every_shape_and_alone() {
     // A lab of only [hub] is valid for `lab hub`, refused by `lab up`.
     let only = lab("[hub]\nhttp_port = 18081\n");
     assert_eq!(hub_alone(&only, tmp.path()).unwrap().http_port, 18081);
-    let d = crate::config::unrunnable(&only, crate::config::raw::RuntimeKind::Process).unwrap();
+    let d = crate::config::unrunnable(&only, crate::config::model::RuntimeKind::Process).unwrap();
     assert!(
         d.to_string().contains("`lab hub` runs the [hub] alone"),
         "{d}"
