@@ -514,17 +514,11 @@ fn a_lab_of_only_hub_runs_with_lab_hub_on_its_own_ports() {
     let up = lab.run(&["up"]);
     assert_eq!(up.code, 2, "{up}");
     assert!(up.stderr.contains("`lab hub` runs the [hub] alone"), "{up}");
-    let mut hub = lab
-        .cmd(&["hub"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(hub.stdout.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
+    // The hub's output read to its end by a thread (a closed pipe would fail its next line).
+    let (mut hub, lines) = follow_lines(&lab, &["hub"]);
+    let first = lines
+        .recv_timeout(DEADLINE)
+        .expect("`lab hub` prints its endpoints");
     for (what, port) in [("logs", p[0]), ("statsd", p[1]), ("zipkin", p[2])] {
         assert!(
             first.contains(&format!("{what} ")) && first.contains(&format!("127.0.0.1:{port}")),
@@ -541,10 +535,11 @@ fn a_lab_of_only_hub_runs_with_lab_hub_on_its_own_ports() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    assert!(hub.wait().unwrap().success());
+    let status = hub.wait().unwrap();
     assert!(
         health.is_some(),
         "the hub never answered on [hub]'s http_port {}",
         p[3]
     );
+    assert!(status.success(), "`lab hub` after SIGTERM: {status}");
 }
