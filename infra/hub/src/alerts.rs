@@ -198,7 +198,7 @@ async fn evaluate(shared: &Arc<Shared>, client: &Client, rule: &Rule) -> (bool, 
             let until = crate::now_s();
             let from = until - window_s.max(&1);
             let r = tokio::task::spawn_blocking(move || {
-                crate::api::render_targets(&store, &[target], from, until, None)
+                crate::query::source::render_targets(&store, &[target], from, until, None)
             })
             .await;
             match r {

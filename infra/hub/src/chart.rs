@@ -1,10 +1,10 @@
 //! Line charts as inline SVG, drawn by the hub for its pages: no plotting crate and no script,
 //! so a chart is part of the HTML the server sends (and works offline). Every label goes
-//! through [`escape`](crate::dashboard::escape).
+//! through [`escape`](crate::dashboard::html::escape).
 
 use std::fmt::Write as _;
 
-use crate::dashboard::escape;
+use crate::dashboard::html::escape;
 
 const W: f64 = 560.0;
 const H: f64 = 220.0;

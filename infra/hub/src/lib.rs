@@ -20,123 +20,26 @@
 pub mod alerts;
 pub mod api;
 pub mod chart;
+pub mod config;
 pub mod dashboard;
 pub mod health;
+pub mod http;
 pub mod ingest;
 pub mod query;
 pub mod store;
 pub mod tail;
 pub mod topology;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::ingest::statsd::{Aggregator, Namespace};
-use crate::store::{Store, Write};
-
-/// What `[hub]` in lab.toml lowers to (`.lab/hub/hub.json`). Port 0 = any free port.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HubConfig {
-    /// Where `hub.db` lives.
-    pub data_dir: PathBuf,
-    pub host: IpAddr,
-    /// Logstash UDP JSON input.
-    pub logs_port: u16,
-    /// StatsD UDP input.
-    pub statsd_port: u16,
-    /// Zipkin v2 API (collector and query).
-    pub zipkin_port: u16,
-    /// Graphite render/find, Prometheus `/metrics`, logs search, status.
-    pub http_port: u16,
-    /// Carbon plaintext (TCP) input, so a real StatsD daemon can flush into the hub. None = off.
-    pub carbon_port: Option<u16>,
-    /// StatsD flush interval, milliseconds (etsy's default 10000).
-    pub flush_interval_ms: u64,
-    pub namespace: Namespace,
-    /// Timer percentiles (etsy's `percentThreshold`).
-    pub percent_thresholds: Vec<f64>,
-    /// Daily index name prefix (the book's `nodejs-`).
-    pub index_prefix: String,
-    /// Also write every flushed series to this carbon plaintext endpoint (`host:port`).
-    pub forward_graphite: Option<String>,
-    /// Bound of each ingest queue (datagrams or batches waiting for a parser).
-    pub queue: usize,
-    /// Instances whose health endpoint the hub polls (filled in by `lab up`).
-    pub health_targets: Vec<HealthTarget>,
-    /// How often each is polled, milliseconds.
-    pub health_interval_ms: u64,
-    /// Alert rules (`[alerts.NAME]`).
-    pub alerts: Vec<alerts::Rule>,
-    /// How often the rules are evaluated, milliseconds.
-    pub alert_interval_ms: u64,
-    /// POST firing and resolved events here (JSON), if set.
-    pub alert_webhook: Option<String>,
-    /// Instance output files whose new lines become log documents (filled in by `lab up`).
-    pub tail: Vec<tail::TailFile>,
-    /// The supervisor's `state.json` (filled in by `lab up`): the overview shows each instance's
-    /// process or container and its restarts from it.
-    pub state_file: Option<PathBuf>,
-    /// The proxy frontends' stats pages, as CSV (filled in by `lab up`): the overview shows
-    /// their servers and check states.
-    pub proxy_stats: Vec<ProxyStatsTarget>,
-    /// What the store keeps (by age and size; the oldest goes first).
-    pub retention: store::Retention,
-}
-
-/// A proxy frontend whose stats page the overview reads.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ProxyStatsTarget {
-    pub frontend: String,
-    /// The CSV form of its stats page (`…/admin?stats;csv`).
-    pub url: String,
-    /// For https: the CA to trust.
-    pub ca: Option<PathBuf>,
-}
-
-/// One instance the hub polls: `GET url`, classified OK / DEGRADED / DOWN.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct HealthTarget {
-    pub service: String,
-    pub instance: usize,
-    pub url: String,
-    /// For https: the CA to trust.
-    pub ca: Option<PathBuf>,
-}
-
-impl Default for HubConfig {
-    fn default() -> Self {
-        Self {
-            data_dir: PathBuf::from(".lab/hub"),
-            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            logs_port: 7777,
-            statsd_port: 8125,
-            zipkin_port: 9411,
-            http_port: 8080,
-            carbon_port: Some(2003),
-            flush_interval_ms: 10_000,
-            namespace: Namespace::Legacy,
-            percent_thresholds: vec![90.0],
-            index_prefix: "nodejs-".into(),
-            forward_graphite: None,
-            queue: 65_536,
-            health_targets: Vec::new(),
-            health_interval_ms: 2000,
-            alerts: Vec::new(),
-            alert_interval_ms: 5000,
-            alert_webhook: None,
-            tail: Vec::new(),
-            state_file: None,
-            proxy_stats: Vec::new(),
-            retention: store::Retention::default(),
-        }
-    }
-}
+use crate::ingest::pipeline::{Datagram, aggregate, flush, flush_loop, parse_logs, receive};
+use crate::ingest::statsd::Aggregator;
+use crate::store::Store;
+pub use config::{HealthTarget, HubConfig, ProxyStatsTarget, load_config};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -463,12 +366,12 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
     runtime.block_on(async {
         let http = tokio::net::TcpListener::from_std(http_l)?;
         let zipkin = tokio::net::TcpListener::from_std(zipkin_l)?;
-        tokio::spawn(api::serve(
+        tokio::spawn(http::serve(
             http,
-            api::router(shared.clone()),
+            http::router(shared.clone()),
             stop_rx.clone(),
         ));
-        tokio::spawn(api::serve(
+        tokio::spawn(http::serve(
             zipkin,
             api::zipkin::router(shared.clone()),
             stop_rx.clone(),
@@ -477,7 +380,7 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
         tokio::spawn(alerts::run(shared.clone(), stop_rx.clone()));
         if let Some(c) = carbon_l {
             let c = tokio::net::TcpListener::from_std(c)?;
-            tokio::spawn(api::carbon::serve(c, shared.clone(), stop_rx.clone()));
+            tokio::spawn(ingest::carbon::serve(c, shared.clone(), stop_rx.clone()));
         }
         Ok::<_, std::io::Error>(())
     })?;
@@ -489,189 +392,6 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
         threads,
         runtime: Some(runtime),
         http_stop,
-    })
-}
-
-/// One received datagram: its bytes, sender, and when it arrived.
-struct Datagram {
-    bytes: Vec<u8>,
-    from: SocketAddr,
-    at: std::time::SystemTime,
-}
-
-/// A receive loop that does nothing but copy datagrams into the queue.
-fn receive(
-    sock: UdpSocket,
-    tx: SyncSender<Datagram>,
-    stop: &AtomicBool,
-    received: &AtomicU64,
-    dropped: &AtomicU64,
-) {
-    // Logstash's read size: longer datagrams are cut.
-    let mut buf = vec![0u8; ingest::logs::MAX_DATAGRAM];
-    while !stop.load(Relaxed) {
-        match sock.recv_from(&mut buf) {
-            Ok((n, from)) => {
-                received.fetch_add(1, Relaxed);
-                let d = Datagram {
-                    bytes: buf[..n].to_vec(),
-                    from,
-                    at: std::time::SystemTime::now(),
-                };
-                match tx.try_send(d) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        dropped.fetch_add(1, Relaxed);
-                    }
-                    Err(TrySendError::Disconnected(_)) => return,
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "hub: UDP receive failed");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-}
-
-/// Log documents per store write: large enough for one transaction to carry a burst, small
-/// enough that the batches waiting for the writer stay a few MB.
-const LOG_BATCH: usize = 512;
-
-fn parse_logs(rx: Receiver<Datagram>, shared: &Shared) {
-    let prefix = shared.config.index_prefix.clone();
-    while let Ok(first) = rx.recv() {
-        let mut events = Vec::new();
-        let mut next = Some(first);
-        while let Some(d) = next {
-            let at = time::OffsetDateTime::from(d.at);
-            for e in ingest::logs::parse_datagram(&d.bytes, Some(d.from.ip()), at, &prefix) {
-                if e.doc
-                    .get("tags")
-                    .and_then(|t| t.as_array())
-                    .is_some_and(|t| t.iter().any(|t| t == ingest::logs::JSON_FAILURE))
-                {
-                    shared.counters.log_parse_failures.fetch_add(1, Relaxed);
-                }
-                events.push(e);
-            }
-            next = if events.len() < LOG_BATCH {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
-        }
-        shared
-            .counters
-            .log_documents
-            .fetch_add(events.len() as u64, Relaxed);
-        // Wait for room rather than drop: the queue in front of us is what absorbs bursts.
-        if shared.store.write(Write::logs(events)).is_err() {
-            return;
-        }
-    }
-}
-
-fn aggregate(rx: Receiver<Datagram>, shared: &Shared) {
-    while let Ok(first) = rx.recv() {
-        let mut agg = shared.statsd.lock().unwrap_or_else(|p| p.into_inner());
-        let mut next = Some(first);
-        let mut n = 0;
-        while let Some(d) = next {
-            let bad = agg.ingest(&d.bytes);
-            shared
-                .counters
-                .statsd_bad_lines
-                .fetch_add(bad as u64, Relaxed);
-            n += 1;
-            next = if n < 4096 { rx.try_recv().ok() } else { None };
-        }
-    }
-}
-
-fn flush_loop(shared: &Shared, stop: &AtomicBool) {
-    let interval = Duration::from_millis(shared.config.flush_interval_ms.max(100));
-    let mut next = Instant::now() + interval;
-    let mut last_counters: Vec<u64> = shared.counters.snapshot().iter().map(|c| c.1).collect();
-    while !stop.load(Relaxed) {
-        let now = Instant::now();
-        if now < next {
-            std::thread::sleep((next - now).min(Duration::from_millis(100)));
-            continue;
-        }
-        next += interval;
-        // The hub's own counters, as deltas, into this interval.
-        let snap = shared.counters.snapshot();
-        {
-            let mut agg = shared.statsd.lock().unwrap_or_else(|p| p.into_inner());
-            for ((key, v), last) in snap.iter().zip(last_counters.iter_mut()) {
-                agg.count(key, (*v - *last) as f64);
-                *last = *v;
-            }
-        }
-        flush(shared, now_s());
-    }
-    flush(shared, now_s());
-}
-
-/// Close one StatsD interval into the store (and the carbon forward).
-fn flush(shared: &Shared, ts: i64) {
-    let series = {
-        let mut agg = shared.statsd.lock().unwrap_or_else(|p| p.into_inner());
-        agg.flush(
-            shared.config.flush_interval_ms as f64 / 1000.0,
-            shared.config.namespace,
-            &shared.config.percent_thresholds,
-        )
-    };
-    if let Some(target) = &shared.config.forward_graphite
-        && let Err(e) = forward(target, &series, ts)
-    {
-        shared.counters.forward_failures.fetch_add(1, Relaxed);
-        tracing::warn!(target = %target, error = %e, "hub: carbon forward failed");
-    }
-    let points = series.into_iter().map(|(k, v)| (k, ts, v)).collect();
-    let _ = shared.store.write(Write::Points(points));
-}
-
-/// statsd's graphite backend: one connection per flush, every line, close.
-fn forward(target: &str, series: &[(String, f64)], ts: i64) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::net::ToSocketAddrs;
-    let addr = target
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other(format!("{target} does not resolve")))?;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut text = String::new();
-    for (k, v) in series {
-        text.push_str(&format!("{k} {v} {ts}\n"));
-    }
-    s.write_all(text.as_bytes())
-}
-
-/// Read a hub.json.
-/// Read a hub config: a path to a hub.json, or the JSON itself (what an exported compose file
-/// passes: no file to mount).
-pub fn load_config(path: &std::path::Path) -> Result<HubConfig, HubError> {
-    let arg = path.to_string_lossy();
-    let text = if arg.trim_start().starts_with('{') {
-        arg.into_owned()
-    } else {
-        std::fs::read_to_string(path).map_err(|e| HubError::Config {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?
-    };
-    serde_json::from_str(&text).map_err(|e| HubError::Config {
-        path: path.display().to_string(),
-        reason: e.to_string(),
     })
 }
 

@@ -16,8 +16,8 @@ use axum::routing::{get, post};
 use rusqlite::params;
 use serde_json::{Value, json};
 
-use super::params as query_params;
 use crate::Shared;
+use crate::http::params::params as query_params;
 use crate::ingest::zipkin::parse_spans;
 use crate::store::Write;
 
@@ -158,7 +158,7 @@ fn distinct(s: &Shared, sql: &str, arg: Option<&str>) -> Response {
     });
     match res {
         Ok(v) => axum::Json(v).into_response(),
-        Err(e) => super::internal_error("the query", &e),
+        Err(e) => crate::http::params::internal_error("the query", &e),
     }
 }
 
@@ -256,7 +256,7 @@ async fn trace(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response
             (StatusCode::NOT_FOUND, format!("{id} not found")).into_response()
         }
         Ok(spans) => axum::Json(merge(spans)).into_response(),
-        Err(e) => super::internal_error("the query", &e),
+        Err(e) => crate::http::params::internal_error("the query", &e),
     }
 }
 
@@ -274,7 +274,7 @@ async fn trace_many(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) 
         match s.store.trace(&normalise_id(id)) {
             Ok(spans) if !spans.is_empty() => out.push(Value::Array(merge(spans))),
             Ok(_) => {}
-            Err(e) => return super::internal_error("the query", &e),
+            Err(e) => return crate::http::params::internal_error("the query", &e),
         }
     }
     axum::Json(out).into_response()
@@ -347,7 +347,7 @@ async fn traces(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> R
         Ok(out) => {
             axum::Json(out.into_iter().map(Value::Array).collect::<Vec<_>>()).into_response()
         }
-        Err(e) => super::internal_error("the query", &e),
+        Err(e) => crate::http::params::internal_error("the query", &e),
     }
 }
 
@@ -525,7 +525,7 @@ async fn dependencies(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap
     });
     match res {
         Ok(spans) => axum::Json(links(&spans)).into_response(),
-        Err(e) => super::internal_error("the query", &e),
+        Err(e) => crate::http::params::internal_error("the query", &e),
     }
 }
 

@@ -12,9 +12,10 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{escape, page, server_error};
+use super::html::{escape, page, server_error};
 use crate::Shared;
 use crate::chart::{self, Line, XAxis};
+use crate::http::params::params;
 
 /// Runs listed on the page.
 const LISTED: usize = 100;
@@ -113,7 +114,7 @@ fn label(id: i64, doc: &Value) -> String {
 }
 
 pub async fn page_handler(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    let p = crate::api::params(&uri, &headers, &[]);
+    let p = params(&uri, &headers, &[]);
     let mut picked: Vec<i64> = p
         .iter()
         .filter(|(k, _)| k == "run")

@@ -10,9 +10,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 
-use super::{escape, page, server_error};
+use super::html::{escape, page, server_error};
 use crate::Shared;
 use crate::chart::{self, Line, XAxis};
+use crate::http::params::{param, params};
 use crate::ingest::statsd::Namespace;
 use crate::query::graphite::Series;
 
@@ -88,13 +89,13 @@ fn service_targets(svc: &str, ns: Namespace, pcts: &[f64]) -> [ChartTargets; 2] 
 }
 
 pub async fn graphs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    let p = crate::api::params(&uri, &headers, &[]);
+    let p = params(&uri, &headers, &[]);
     let want = Wanted {
-        minutes: crate::api::param(&p, "minutes")
+        minutes: param(&p, "minutes")
             .and_then(|m| m.parse().ok())
             .filter(|m| (1..=7 * 24 * 60).contains(m))
             .unwrap_or(15),
-        search: crate::api::param(&p, "q").unwrap_or("").to_owned(),
+        search: param(&p, "q").unwrap_or("").to_owned(),
         picked: p
             .iter()
             .filter(|(k, v)| k == "series" && !v.is_empty())
@@ -134,7 +135,7 @@ fn draw(s: &Shared, want: &Wanted) -> Result<String, crate::query::graphite::Ren
         .chain(want.picked.iter().map(String::as_str))
         .collect();
     let rendered = in_parallel(&targets, |t| {
-        crate::api::render_targets(&s.store, &[(*t).to_owned()], from, until, None)
+        crate::query::source::render_targets(&s.store, &[(*t).to_owned()], from, until, None)
     });
     let render_full = |target: &str| {
         let i = targets.iter().position(|t| *t == target).expect("rendered");

@@ -1,6 +1,9 @@
-//! Parsers of what the hub receives. Each is a pure function over bytes (fuzzed and unit
-//! tested); the threads and sockets around them live in the crate root and [`crate::api`].
+//! What the hub receives: parsers, each a pure function over bytes (fuzzed and unit tested),
+//! and [`pipeline`], the threads between the sockets and the store. Carbon plaintext has its
+//! own TCP listener ([`carbon`]).
 
+pub mod carbon;
 pub mod logs;
+pub mod pipeline;
 pub mod statsd;
 pub mod zipkin;

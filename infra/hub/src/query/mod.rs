@@ -2,3 +2,4 @@
 
 pub mod graphite;
 pub mod kql;
+pub mod source;
