@@ -363,7 +363,7 @@ pub fn render(s: &Section) -> String {
         }
         let line = format!("port = {}", v.port);
         out.push_str(&format!("{line}{}# the book's port\n", pad(line.len())));
-        out.push_str(&v.extra.to_string());
+        out.push_str(v.extra);
         out.push_str(
             "health = { check = \"tcp\" }     # the book's services have no /health route\n",
         );

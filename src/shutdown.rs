@@ -5,16 +5,18 @@ use tokio_util::sync::CancellationToken;
 
 /// A token cancelled on the first SIGINT or SIGTERM. Must be called inside a runtime.
 pub fn on_signals() -> CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
     let token = CancellationToken::new();
+    // Registered now, not in the task: a signal that comes before the task first runs is
+    // still caught (the default action would kill the process).
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return token;
+    };
     let t = token.clone();
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
         tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
         t.cancel();
         tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }

@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::{BoxFut, Ctx, Record, Scenario, Subject, contract, median_max_ms};
+use super::contract;
+use super::scenario::{BoxFut, Ctx, Record, Scenario, Subject, median_max_ms};
 use crate::config::model::Builtin;
 
 /// Requests per instance when measuring latency: enough for a stable median, quick to run.
@@ -95,7 +96,8 @@ fn sample_app<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                         );
                         rec.hint("the consumer reports its own process.pid, the producer_pid comes from the producer's answer");
                     }
-                    consumer_pids.insert(super::answered_by(&r, &["consumer_pid", "pid"]));
+                    consumer_pids
+                        .insert(super::scenario::answered_by(&r, &["consumer_pid", "pid"]));
                     producer_pids.insert(format!("pid {pr}"));
                 }
                 for _ in 0..SAMPLES {
@@ -135,7 +137,7 @@ fn not_found<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         let producers = ctx.rest_producers();
         if producers.is_empty() {
-            return Err(super::not_applicable(
+            return Err(super::scenario::not_applicable(
                 "no service of role recipe-api answers REST/JSON (`serves` http or https)",
                 "`serves = [\"http\"]` on your producer (the default for a `command` producer), or [services.recipe-api] with `builtin = \"recipe-api\"`",
             ));

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use super::{BoxFut, Ctx, Record, Scenario};
+use super::scenario::{BoxFut, Ctx, Record, Scenario};
 use crate::config::model::Builtin;
 
 pub fn scenarios() -> Vec<Scenario> {
@@ -142,16 +142,18 @@ async fn cluster_subject(
             let (workers, respawn) = (e.workers, e.respawn);
             let w = workers.to_string();
             let master = match &e.run {
-                super::EndpointRun::Builtin(b) => {
+                super::scenario::EndpointRun::Builtin(b) => {
                     let mut env = vec![("LAB_WORKERS", w.as_str())];
                     if respawn {
                         env.push(("LAB_RESPAWN", "1"));
                     }
                     super::spawn::builtin(*b, &env).await?
                 }
-                super::EndpointRun::Command { .. } => super::spawn::command_copy(e, &[]).await?,
-                super::EndpointRun::External => {
-                    return Err(super::not_applicable(
+                super::scenario::EndpointRun::Command { .. } => {
+                    super::spawn::command_copy(e, &[]).await?
+                }
+                super::scenario::EndpointRun::External => {
+                    return Err(super::scenario::not_applicable(
                         format!(
                             "`{}` runs where lab cannot start a copy of it (--endpoint)",
                             e.service
@@ -170,7 +172,7 @@ async fn cluster_subject(
             rec.subject(s);
             Ok((master, workers, respawn))
         }
-        None if ctx.learner_plays(Builtin::RecipeApi) => Err(super::not_applicable(
+        None if ctx.learner_plays(Builtin::RecipeApi) => Err(super::scenario::not_applicable(
             "no producer declares a cluster (`workers` of 2 or more)",
             "`workers = 2` on the service whose command is your cluster master (the book's recipe-api/producer-http-basic-master.js forks 2)",
         )),
@@ -180,7 +182,7 @@ async fn cluster_subject(
                 &[("LAB_WORKERS", "2"), ("LAB_RESPAWN", "1")],
             )
             .await?;
-            rec.subject(super::Subject::helper(
+            rec.subject(super::scenario::Subject::helper(
                 "recipe-api",
                 format!(
                     "the lab's built-in recipe-api as a cluster of 2 with respawn (master pid {}), started because no service of the lab declares `workers`",
@@ -209,9 +211,9 @@ fn cluster<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             format!("{n_workers} distinct worker pids, children of the master"),
             format!(
                 "pids answering {}; master {}, its children {}",
-                super::list(&seen),
+                super::scenario::list(&seen),
                 master.pid,
-                super::list(&workers)
+                super::scenario::list(&workers)
             ),
         );
         rec.hint("fork the workers with cluster.fork() in the master and serve only in the workers (cluster.isMaster)");
@@ -257,7 +259,7 @@ fn cluster<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             format!(
                 "{failed} of {} failed; answered by {}{first_error}",
                 SPREAD_REQUESTS / 2,
-                super::list(&after)
+                super::scenario::list(&after)
             ),
         );
         if !respawn {
@@ -344,7 +346,7 @@ fn cluster_scaling<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         let one = super::spawn::builtin(Builtin::RecipeApi, &[]).await?;
         let two = super::spawn::builtin(Builtin::RecipeApi, &[("LAB_WORKERS", "2")]).await?;
-        rec.subject(super::Subject::helper(
+        rec.subject(super::scenario::Subject::helper(
             "recipe-api",
             format!(
                 "the lab's built-in recipe-api ×2, started for this experiment (pid {} with 1 worker, pid {} with 2): it measures the cluster module on /fibonacci, so your services are not involved",

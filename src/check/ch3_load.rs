@@ -6,7 +6,7 @@ use std::time::Duration;
 use lab_loadgen::run::Live;
 use lab_loadgen::{Plan, Report, Stop, Target};
 
-use super::{BoxFut, Ctx, Record};
+use super::scenario::{BoxFut, Ctx, Record};
 use crate::config::model::{Builtin, Serve};
 
 /// Each measured run: short enough for CI, long enough for whole-second samples.
@@ -53,7 +53,7 @@ fn clean(rec: &mut Record, label: &str, r: &Report) {
             } else {
                 format!(
                     " ({})",
-                    super::list(r.errors_by_kind.iter().map(|(k, n)| format!("{k} {n}")))
+                    super::scenario::list(r.errors_by_kind.iter().map(|(k, n)| format!("{k} {n}")))
                 )
             },
             r.timeouts,
@@ -66,7 +66,7 @@ pub fn load_baseline<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         let producers = ctx.rest_producers();
         if producers.is_empty() {
-            return Err(super::not_applicable(
+            return Err(super::scenario::not_applicable(
                 "no service of role recipe-api answers REST/JSON to load",
                 "a producer with `serves = [\"http\"]` (the default for a `command` producer)",
             ));
@@ -103,14 +103,14 @@ pub fn load_baseline<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
 pub fn proxy_concerns<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         let producer = ctx.plain_rest_producers().into_iter().next().ok_or_else(|| {
-            super::not_applicable(
+            super::scenario::not_applicable(
                 "no service of role recipe-api answers REST over plain HTTP, which the proxy is put in front of",
                 "a producer with `serves = [\"http\"]`",
             )
         })?;
         rec.subject(producer.subject());
         let base = producer.base()?;
-        let server = super::host_port(&base).to_owned();
+        let server = super::scenario::host_port(&base).to_owned();
         let f = lab_proxy::config::Frontend::new(
             "recipes",
             "127.0.0.1:0",
@@ -124,7 +124,7 @@ pub fn proxy_concerns<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             lab_proxy::config::ProxyConfig { frontends: vec![f] },
         )
         .await?;
-        rec.subject(super::Subject::helper(
+        rec.subject(super::scenario::Subject::helper(
             "proxy",
             format!(
                 "a {} proxy started for this experiment on {} (the book's haproxy/benchmark-basic.cfg)",
@@ -166,7 +166,7 @@ pub fn protocol_concerns<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             rec.note(n);
         }
         if table.rows.is_empty() {
-            return Err(super::not_applicable(
+            return Err(super::scenario::not_applicable(
                 "no producer of the lab serves a protocol of the table",
                 "a producer with `serves = [\"http\"]`",
             ));
@@ -200,7 +200,7 @@ pub struct Row {
 /// The protocol table: its rows, what they ran against, and what was left out.
 pub struct Table {
     pub rows: Vec<Row>,
-    pub subjects: Vec<super::Subject>,
+    pub subjects: Vec<super::scenario::Subject>,
     pub notes: Vec<String>,
 }
 
@@ -223,15 +223,16 @@ pub async fn protocol_table(ctx: &Ctx, run: Duration, connections: usize) -> any
         notes: Vec::new(),
     };
     let mut cases: Vec<(String, String, String, Plan)> = Vec::new();
-    let http_row =
-        |h: &super::Endpoint, shows: &str| -> anyhow::Result<(String, String, String, Plan)> {
-            Ok((
-                "http".into(),
-                shows.into(),
-                h.service.clone(),
-                short(&format!("{}/recipes/42", h.base()?))?,
-            ))
-        };
+    let http_row = |h: &super::scenario::Endpoint,
+                    shows: &str|
+     -> anyhow::Result<(String, String, String, Plan)> {
+        Ok((
+            "http".into(),
+            shows.into(),
+            h.service.clone(),
+            short(&format!("{}/recipes/42", h.base()?))?,
+        ))
+    };
     let first = |s: Serve| ctx.serving(s).into_iter().next();
     let lab_ca = ctx.tls_ca.clone();
     let mut keep = Vec::new();
@@ -282,7 +283,7 @@ pub async fn protocol_table(ctx: &Ctx, run: Duration, connections: usize) -> any
                 ],
             )
             .await?;
-            table.subjects.push(super::Subject::helper(
+            table.subjects.push(super::scenario::Subject::helper(
                 "recipe-api",
                 format!(
                     "the lab's built-in recipe-api ×2 alike, one plain (pid {}) and one over TLS (pid {}), both without telemetry, started because no service of the lab serves https",
@@ -362,13 +363,13 @@ pub async fn protocol_table(ctx: &Ctx, run: Duration, connections: usize) -> any
                     "127.0.0.1:0",
                     vec![lab_proxy::config::Server {
                         name: "recipes-1".into(),
-                        addr: super::host_port(&h.base()?).to_owned(),
+                        addr: super::scenario::host_port(&h.base()?).to_owned(),
                     }],
                 )],
             },
         )
         .await?;
-        table.subjects.push(super::Subject::helper(
+        table.subjects.push(super::scenario::Subject::helper(
             "proxy",
             format!(
                 "a {} proxy started for the table on {}",

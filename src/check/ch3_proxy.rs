@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use lab_proxy::config::{Check, Frontend, ProxyConfig, Server};
 use serde_json::Value;
 
+use super::scenario::{BoxFut, Ctx, Record, Subject};
 use super::spawn::{self, SpawnedProxy};
-use super::{BoxFut, Ctx, Record, Subject};
 use crate::config::model::{Builtin, ProxyEngine};
 
 const STATS_URI: &str = "/admin?stats";
@@ -53,9 +53,12 @@ async fn start(
 
 /// The lab's producer that a proxy is put in front of: REST over plain HTTP (a subject), or
 /// not applicable.
-fn plain_producer<'a>(ctx: &'a Ctx, rec: &mut Record) -> anyhow::Result<&'a super::Endpoint> {
+fn plain_producer<'a>(
+    ctx: &'a Ctx,
+    rec: &mut Record,
+) -> anyhow::Result<&'a super::scenario::Endpoint> {
     let p = ctx.plain_rest_producers().into_iter().next().ok_or_else(|| {
-        super::not_applicable(
+        super::scenario::not_applicable(
             "no service of role recipe-api answers REST over plain HTTP, which the proxy is put in front of",
             "a producer with `serves = [\"http\"]` (the default for a `command` producer)",
         )
@@ -67,7 +70,7 @@ fn plain_producer<'a>(ctx: &'a Ctx, rec: &mut Record) -> anyhow::Result<&'a supe
 /// The proxy's health check for servers of `e`: its http path if it has one, else tcp (the
 /// book's producers have no /health route).
 fn check_for(
-    e: &super::Endpoint,
+    e: &super::scenario::Endpoint,
     interval_ms: u64,
     timeout_ms: u64,
     rise: u32,
@@ -131,20 +134,20 @@ pub fn round_robin<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 e.addrs.clone()
             }
             None if ctx.learner_plays(Builtin::WebApi) => {
-                return Err(super::not_applicable(
+                return Err(super::scenario::not_applicable(
                     "no consumer runs two or more instances over plain HTTP",
                     "`replicas = 2` on your consumer (the book runs web-api on 3001 and 3002 behind HAProxy)",
                 ));
             }
             None => {
                 let producer = ctx.plain_rest_producers().into_iter().next().ok_or_else(|| {
-                    super::not_applicable(
+                    super::scenario::not_applicable(
                         "no consumer runs two instances, and no producer answers REST over plain HTTP for two of ours to call",
                         "`replicas = 2` on a web-api service",
                     )
                 })?;
                 rec.subject(producer.subject());
-                let target = super::host_port(&producer.base()?).to_owned();
+                let target = super::scenario::host_port(&producer.base()?).to_owned();
                 for _ in 0..2 {
                     _own.push(
                         spawn::builtin(Builtin::WebApi, &[("TARGET", target.as_str())]).await?,
@@ -154,11 +157,11 @@ pub fn round_robin<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                     "web-api",
                     format!(
                         "the lab's built-in web-api ×2 (pids {}), started because no consumer of the lab runs two instances",
-                        super::list(_own.iter().map(|s| s.pid))
+                        super::scenario::list(_own.iter().map(|s| s.pid))
                     ),
                 ));
                 _own.iter()
-                    .map(|s| super::host_port(&s.base).to_owned())
+                    .map(|s| super::scenario::host_port(&s.base).to_owned())
                     .collect()
             }
         };
@@ -177,7 +180,7 @@ pub fn round_robin<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 "GET / through the proxy: status {}",
                 r.status
             );
-            pids.push(super::answered_by(&r, &["consumer_pid", "pid"]));
+            pids.push(super::scenario::answered_by(&r, &["consumer_pid", "pid"]));
         }
         let distinct: BTreeSet<&String> = pids.iter().collect();
         rec.check(
@@ -186,7 +189,7 @@ pub fn round_robin<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             format!(
                 "{} instances, answers from {}",
                 servers.len(),
-                super::list(&distinct)
+                super::scenario::list(&distinct)
             ),
         );
         let alternates = pids
@@ -195,7 +198,7 @@ pub fn round_robin<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         rec.check(
             "consecutive requests go to different instances, in turn",
             alternates,
-            format!("answer sequence {}", super::list(&pids)),
+            format!("answer sequence {}", super::scenario::list(&pids)),
         );
         rec.figure("instances", servers.len() as f64, "count");
         Ok(())
@@ -241,8 +244,8 @@ pub fn health_failover<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         let b = spawn::builtin(Builtin::RecipeApi, &[]).await?;
         let b_port: u16 = b.base.rsplit(':').next().unwrap_or("0").parse()?;
         let servers = vec![
-            super::host_port(&a.base).to_owned(),
-            super::host_port(&b.base).to_owned(),
+            super::scenario::host_port(&a.base).to_owned(),
+            super::scenario::host_port(&b.base).to_owned(),
         ];
         rec.subject(Subject::helper(
             "recipe-api",
@@ -402,7 +405,7 @@ pub fn compression<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         let proxy = start(ctx, rec, f, "haproxy/compression.cfg").await?;
         let url = format!("http://{}/recipes/42", proxy.addrs[0]);
         let (plain, gz) = ctx.get_plain_and_gzip(&url).await?;
-        let encoding = super::content_encoding;
+        let encoding = super::scenario::content_encoding;
         rec.check(
             "gzip when the client accepts it",
             gz.status == 200 && encoding(&gz) == "gzip",
@@ -516,7 +519,7 @@ pub fn backpressure<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         // The slow server (the book's low-connections.js), as a process of its own.
         let slow = spawn::slow_server(SLOW_HOLD).await?;
-        let slow_addr = super::host_port(&slow.base).to_owned();
+        let slow_addr = super::scenario::host_port(&slow.base).to_owned();
         rec.subject(Subject::helper(
             "slow server",
             format!(
@@ -566,7 +569,7 @@ pub fn backpressure<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         rec.check(
             "every request got 200 or 503",
             ok + busy == codes.len(),
-            format!("statuses {}", super::list(&codes)),
+            format!("statuses {}", super::scenario::list(&codes)),
         );
         rec.figure("answered 200", ok as f64, "count");
         rec.figure("answered 503", busy as f64, "count");

@@ -18,7 +18,7 @@ use futures_util::TryStreamExt;
 use lab_supervisor::plan::{ContainerSpec, DockerSpec, HealthSpec, InstanceSpec, PublishedPort};
 use lab_supervisor::runtime::docker::{Container, Engine};
 
-use super::{BoxFut, Ctx, Record, Scenario};
+use super::scenario::{BoxFut, Ctx, Record, Scenario};
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![
@@ -311,7 +311,7 @@ async fn images_inside(t: &Trial, ctx: &Ctx, rec: &mut Record) -> anyhow::Result
     rec.check(
         "the image holds only /lab and the shared libraries it loads",
         only_binary_and_libs && ours.iter().any(|f| f.as_str() == "/lab"),
-        super::list(&ours),
+        super::scenario::list(&ours),
     );
     rec.figure("files in the image", ours.len() as f64, "count");
     Ok(())
@@ -504,7 +504,7 @@ async fn start_hub(
 async fn hub_finds(ctx: &Ctx, http: &str, marker: &str) -> bool {
     let path = format!(
         "/api/logs?query={}&since=1h&limit=5",
-        crate::url_encode(&format!("message:{marker}"))
+        crate::check::wire::url_encode(&format!("message:{marker}"))
     );
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(3) {

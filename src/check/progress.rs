@@ -7,7 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CheckReport, Scenario, Status};
+use super::report::CheckReport;
+use super::scenario::{Scenario, Status};
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Progress {

@@ -97,9 +97,12 @@ impl Drop for Spawned {
 /// book's variables and a free `PORT`), for an experiment that must not touch the lab's own
 /// instances (killing a worker of a master that does not respawn, say). It runs in a process
 /// group of its own, stopped as a whole when dropped.
-pub async fn command_copy(e: &super::Endpoint, env: &[(&str, &str)]) -> anyhow::Result<Spawned> {
+pub async fn command_copy(
+    e: &super::scenario::Endpoint,
+    env: &[(&str, &str)],
+) -> anyhow::Result<Spawned> {
     use std::os::unix::process::CommandExt;
-    let super::EndpointRun::Command { argv, cwd } = &e.run else {
+    let super::scenario::EndpointRun::Command { argv, cwd } = &e.run else {
         anyhow::bail!("`{}` is not a command service", e.service);
     };
     let port = lab_supervisor::ports::pick_free("127.0.0.1", 1)?[0];

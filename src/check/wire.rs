@@ -176,6 +176,11 @@ pub fn grpc_message(method: &str, data: Option<&str>) -> anyhow::Result<Vec<u8>>
     }
 }
 
+/// A value for a URL query string (`app:web-api and x` → `app%3Aweb-api+and+x`).
+pub fn url_encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -9,20 +9,18 @@
 
 use std::time::{Duration, Instant};
 
-use lab_service_kit::client::Client;
 use lab_supervisor::Lab;
 use lab_supervisor::state::State;
 
-use crate::check::{
-    self, CheckReport, Ctx, Endpoint, EndpointRun, ScenarioResult, Status, progress::Progress,
-};
+use crate::check::{self, CheckReport, ScenarioResult, Status, progress::Progress};
 use crate::cli::CheckArgs;
 use crate::config::lower::{LowerOptions, PortMode, lower};
 use crate::config::{LabConfig, Run};
-use crate::exit;
+use crate::error::exit;
 use crate::render::{self, FAIL, OK, Style, table::Table};
 
-use super::Env;
+use super::context::{ctx_from, ctx_from_endpoints};
+use super::env::Env;
 
 /// The mark of a scenario that does not apply.
 const NA: &str = "–";
@@ -69,14 +67,14 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
         match check::select_many(check::registry(), &args.target) {
             Ok(s) => s,
             Err(msg) => {
-                return Err(crate::Usage::lab(format!("{msg}")));
+                return Err(crate::error::Usage::lab(msg.to_string()));
             }
         }
     };
     let endpoints = match parse_endpoints(&args.endpoint) {
         Ok(e) => e,
         Err(msg) => {
-            return Err(crate::Usage::lab(format!("{msg}")));
+            return Err(crate::error::Usage::lab(msg.to_string()));
         }
     };
     let cfg = if !endpoints.is_empty() && !env.file.exists() {
@@ -86,9 +84,10 @@ pub async fn run(env: &Env, args: CheckArgs) -> anyhow::Result<u8> {
     };
     if args.watch {
         let Some(cfg) = cfg else {
-            return Err(crate::Usage::lab(format!(
+            return Err(crate::error::Usage::lab(
                 "--watch needs lab.toml (it watches the folders of its `command` services)"
-            )));
+                    .to_string(),
+            ));
         };
         return watch(env, &cfg, &scenarios, &args).await;
     }
@@ -266,7 +265,7 @@ async fn once(
             Ok(up) => up,
             Err(e) => {
                 eprintln!("lab: cannot start the lab for the checks: {e}");
-                if let Some(hint) = super::up::start_hint(&e, cfg) {
+                if let Some(hint) = super::running::start_hint(&e, cfg) {
                     eprintln!("  = hint: {hint}");
                 }
                 if let Some(log) = e.log() {
@@ -311,198 +310,6 @@ pub(crate) fn engine(
             .and_then(|c| c.proxy.as_ref())
             .map_or(ProxyEngine::Builtin, |p| p.engine),
     }
-}
-
-/// The endpoint lab.toml declares for `s` (no addresses yet).
-fn declared(s: &crate::config::Service) -> Endpoint {
-    Endpoint {
-        service: s.name.clone(),
-        role: s.role,
-        serves: s.serves.clone(),
-        run: match &s.run {
-            Run::Builtin(b) => EndpointRun::Builtin(*b),
-            Run::Command { argv, cwd } => EndpointRun::Command {
-                argv: argv.clone(),
-                cwd: cwd.clone(),
-            },
-        },
-        target_protocol: s.target_protocol,
-        target: match &s.target {
-            Some(crate::config::Target::Service(t)) => Some(t.clone()),
-            _ => None,
-        },
-        protocol: s.protocol,
-        addrs: Vec::new(),
-        pids: Vec::new(),
-        environment: s.environment.clone(),
-        workers: s.process.workers,
-        respawn: s.process.respawn,
-        health_path: match &s.health.check {
-            lab_supervisor::HealthCheck::Http { path }
-            | lab_supervisor::HealthCheck::Https { path, .. } => Some(path.clone()),
-            _ => None,
-        },
-    }
-}
-
-/// A client trusting the lab CA under `tls_dir` when there is one.
-fn client_for(tls_dir: &std::path::Path) -> anyhow::Result<(Client, Option<std::path::PathBuf>)> {
-    let ca = tls_dir.join("ca.crt");
-    Ok(if ca.exists() {
-        (
-            Client::with_tls(lab_service_kit::tls::client_config(&ca)?),
-            Some(ca),
-        )
-    } else {
-        (Client::new(), None)
-    })
-}
-
-/// The endpoints of `state`'s instances, with what lab.toml declares of each service.
-pub(crate) fn ctx_from(
-    cfg: &LabConfig,
-    state: &State,
-    tls_dir: &std::path::Path,
-    proxy_engine: crate::config::model::ProxyEngine,
-) -> anyhow::Result<Ctx> {
-    let mut endpoints: Vec<Endpoint> = cfg.services.iter().map(declared).collect();
-    for r in &state.instances {
-        if let Some(e) = endpoints.iter_mut().find(|e| e.service == r.service) {
-            e.addrs.push(r.address.clone());
-            e.pids.push(r.process.map(|p| p.pid));
-        }
-    }
-    let (client, tls_ca) = client_for(tls_dir)?;
-    let hub_running = state
-        .instances
-        .iter()
-        .any(|i| i.service == crate::config::model::HUB_SERVICE);
-    let hub = tls_dir
-        .parent()
-        .and_then(super::hub::running_config)
-        .filter(|_| cfg.hub.is_some() && hub_running)
-        .map(|h| {
-            let host = if h.host.is_unspecified() {
-                "127.0.0.1".to_owned()
-            } else {
-                h.host.to_string()
-            };
-            crate::check::HubInfo {
-                http: format!("{host}:{}", h.http_port),
-                statsd_port: Some(h.statsd_port),
-                zipkin: format!("{host}:{}", h.zipkin_port),
-                flush: Duration::from_millis(h.flush_interval_ms),
-                alert_interval: Duration::from_millis(h.alert_interval_ms),
-            }
-        });
-    Ok(ctx(
-        client,
-        tls_ca,
-        endpoints,
-        proxy_engine,
-        tls_dir.to_path_buf(),
-        hub,
-        state.docker.is_some(),
-    ))
-}
-
-/// A context with the scenarios' defaults (5 s per request, nothing found yet).
-fn ctx(
-    client: Client,
-    tls_ca: Option<std::path::PathBuf>,
-    endpoints: Vec<Endpoint>,
-    proxy_engine: crate::config::model::ProxyEngine,
-    tls_dir: std::path::PathBuf,
-    hub: Option<crate::check::HubInfo>,
-    containers: bool,
-) -> Ctx {
-    Ctx {
-        client,
-        tls_ca,
-        endpoints,
-        timeout: Duration::from_secs(5),
-        proxy_engine,
-        tls_dir,
-        hub,
-        containers,
-        memo: Default::default(),
-    }
-}
-
-/// Endpoints at the addresses of `--endpoint`: lab.toml's declaration of each service when it
-/// has one, else the role its name says and plain REST (or https by the URL).
-fn ctx_from_endpoints(
-    cfg: Option<&LabConfig>,
-    given: &[(String, String)],
-    tls_dir: &std::path::Path,
-    scratch: &std::path::Path,
-    proxy_engine: crate::config::model::ProxyEngine,
-) -> anyhow::Result<Ctx> {
-    use crate::config::model::{Builtin, Protocol, Serve};
-    let mut endpoints: Vec<Endpoint> = Vec::new();
-    for (svc, url) in given {
-        let tls = url.starts_with("https://");
-        let addr = url
-            .split_once("://")
-            .map_or(url.as_str(), |(_, r)| r)
-            .to_owned();
-        if let Some(e) = endpoints.iter_mut().find(|e| &e.service == svc) {
-            e.addrs.push(addr);
-            e.pids.push(None);
-            continue;
-        }
-        let mut e = match cfg.and_then(|c| c.service(svc)) {
-            Some(s) => declared(s),
-            None => {
-                let role = [Builtin::RecipeApi, Builtin::WebApi]
-                    .into_iter()
-                    .find(|b| b.as_str() == svc);
-                Endpoint {
-                    service: svc.clone(),
-                    role,
-                    serves: match (role, tls) {
-                        (Some(Builtin::RecipeApi), false) => vec![Serve::Http],
-                        (Some(Builtin::RecipeApi), true) => vec![Serve::Https],
-                        _ => Vec::new(),
-                    },
-                    run: EndpointRun::External,
-                    target_protocol: None,
-                    target: None,
-                    protocol: if tls { Protocol::Https } else { Protocol::Http },
-                    addrs: Vec::new(),
-                    pids: Vec::new(),
-                    environment: cfg.map_or("development".to_owned(), |c| {
-                        c.services
-                            .first()
-                            .map_or("development".to_owned(), |s| s.environment.clone())
-                    }),
-                    workers: 1,
-                    respawn: false,
-                    health_path: None,
-                }
-            }
-        };
-        e.run = EndpointRun::External;
-        e.protocol = if tls { Protocol::Https } else { Protocol::Http };
-        e.addrs.push(addr);
-        e.pids.push(None);
-        endpoints.push(e);
-    }
-    let (client, tls_ca) = client_for(tls_dir)?;
-    let tls_dir = if tls_dir.join("ca.crt").exists() {
-        tls_dir.to_path_buf()
-    } else {
-        scratch.to_path_buf()
-    };
-    Ok(ctx(
-        client,
-        tls_ca,
-        endpoints,
-        proxy_engine,
-        tls_dir,
-        None,
-        false,
-    ))
 }
 
 // === watch ===
@@ -620,9 +427,9 @@ async fn watch(
 ) -> anyhow::Result<u8> {
     let folders = watched_folders(cfg);
     if folders.is_empty() {
-        return Err(crate::Usage::lab(format!(
-            "--watch watches the folders of `command` services, and this lab has none"
-        )));
+        return Err(crate::error::Usage::lab(
+            "--watch watches the folders of `command` services, and this lab has none".to_string(),
+        ));
     }
     let cancel = crate::shutdown::on_signals();
     let mut code = exit::OK;

@@ -2,10 +2,10 @@
 
 use crate::cli::ConfigCommand;
 use crate::config::{Ports, Run};
-use crate::exit;
+use crate::error::exit;
 use crate::render::{self, OK};
 
-use super::Env;
+use super::env::Env;
 
 pub fn run(env: &Env, cmd: ConfigCommand) -> anyhow::Result<u8> {
     match cmd {
@@ -26,7 +26,7 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> anyhow::Result<u8> {
                 return Ok(exit::OK);
             }
             if let Some(d) = crate::config::unrunnable(&cfg, cfg.runtime) {
-                return Err(crate::Usage::text(d));
+                return Err(crate::error::Usage::text(d));
             }
             let instances: usize = cfg.services.iter().map(|s| s.replicas).sum();
             render::line(format!(
@@ -97,7 +97,7 @@ pub fn init(env: &Env, args: crate::cli::InitArgs) -> anyhow::Result<u8> {
                 )
                 .map(|b| format!("did you mean `{b}`? "))
                 .unwrap_or_default();
-                return Err(crate::Usage::lab(format!(
+                return Err(crate::error::Usage::lab(format!(
                     "no book section {name}; {hint}`lab init --list` names them"
                 )));
             }
@@ -108,7 +108,7 @@ pub fn init(env: &Env, args: crate::cli::InitArgs) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     if env.file.exists() && !args.force {
-        return Err(crate::Usage::lab(format!(
+        return Err(crate::error::Usage::lab(format!(
             "{} exists; nothing written\n  = hint: `lab init --force` overwrites it, `lab init --stdout` prints the file",
             env.file.display()
         )));

@@ -2,10 +2,10 @@
 //! was killed; prove no port was left bound.
 
 use crate::cli::DownArgs;
-use crate::exit;
+use crate::error::exit;
 use crate::render::{self, FAIL, OK, WARN};
 
-use super::Env;
+use super::env::Env;
 
 pub async fn run(env: &Env, args: DownArgs) -> anyhow::Result<u8> {
     let style = env.style;

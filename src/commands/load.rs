@@ -11,10 +11,10 @@ use lab_loadgen::{Plan, Report, Stop, Target};
 use lab_supervisor::state::State;
 
 use crate::cli::LoadArgs;
-use crate::exit;
+use crate::error::exit;
 use crate::render::{self, FAIL, OK, Style, table::Table};
 
-use super::Env;
+use super::env::Env;
 
 pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
     if args.compare {
@@ -58,7 +58,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
     let target = match resolve(env, &target) {
         Ok(t) => t,
         Err(e) => {
-            return Err(crate::Usage::lab(e));
+            return Err(crate::error::Usage::lab(e));
         }
     };
     let mut plan = Plan::new(target);
@@ -78,7 +78,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
     plan.warmup = args.warmup.unwrap_or_default();
     for h in &args.headers {
         let Some((k, v)) = h.split_once(':') else {
-            return Err(crate::Usage::lab(format!(
+            return Err(crate::error::Usage::lab(format!(
                 "header {h:?} is not `Name: value`"
             )));
         };
@@ -101,7 +101,9 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
         {
             Ok(v) => v.unwrap_or(serde_json::Value::Null),
             Err(e) => {
-                return Err(crate::Usage::lab(format!("--variables is not JSON: {e}")));
+                return Err(crate::error::Usage::lab(format!(
+                    "--variables is not JSON: {e}"
+                )));
             }
         };
         plan.method = "POST".into();
@@ -124,7 +126,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
                 .clone()
                 .unwrap_or_else(|| env.state_dir.join("tls").join("ca.crt"));
             if !ca.exists() {
-                return Err(crate::Usage::lab(format!(
+                return Err(crate::error::Usage::lab(format!(
                     "{} is https, and there is no CA to trust at {}; pass --ca FILE, or --insecure",
                     plan.target.url(),
                     ca.display()
@@ -137,7 +139,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
         let message = match crate::check::wire::grpc_message(method, args.data.as_deref()) {
             Ok(m) => m,
             Err(e) => {
-                return Err(crate::Usage::lab(e));
+                return Err(crate::error::Usage::lab(e));
             }
         };
         plan.http2 = true;
@@ -153,7 +155,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
         plan.body = framed.into();
     }
     if let Err(e) = plan.validate() {
-        return Err(crate::Usage::lab(e));
+        return Err(crate::error::Usage::lab(e));
     }
     let bounds = match args
         .sla
@@ -164,7 +166,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
     {
         Ok(b) => b.unwrap_or_default(),
         Err(e) => {
-            return Err(crate::Usage::lab(e));
+            return Err(crate::error::Usage::lab(e));
         }
     };
 
@@ -478,7 +480,7 @@ pub fn compare(
 ) -> anyhow::Result<u8> {
     let cfg = env.load_config()?;
     let Some(state) = State::load(&env.state_dir)? else {
-        return Err(crate::Usage::lab(
+        return Err(crate::error::Usage::lab(
             "the protocol table measures the running lab: `lab up` first",
         ));
     };
@@ -489,7 +491,7 @@ pub fn compare(
             .as_ref()
             .map_or(crate::config::model::ProxyEngine::Builtin, |p| p.engine),
     };
-    let ctx = super::check::ctx_from(&cfg, &state, &env.state_dir.join("tls"), engine)?;
+    let ctx = super::context::ctx_from(&cfg, &state, &env.state_dir.join("tls"), engine)?;
     eprintln!(
         "protocol table: recipe 42, {connections} connections, {} per protocol, proxy engine {}",
         humantime::format_duration(run),

@@ -6,10 +6,10 @@ use lab_supervisor::logs::{self, Source};
 use lab_supervisor::state::State;
 
 use crate::cli::LogsArgs;
-use crate::exit;
+use crate::error::exit;
 use crate::render;
 
-use super::Env;
+use super::env::Env;
 
 pub async fn run(env: &Env, args: LogsArgs) -> anyhow::Result<u8> {
     if let Some(q) = &args.query {
@@ -24,7 +24,7 @@ pub async fn run(env: &Env, args: LogsArgs) -> anyhow::Result<u8> {
             q
         };
         let q = if q == "*" { String::new() } else { q };
-        return super::hub::query_logs(
+        return super::running::query_logs(
             env,
             &q,
             args.since.as_deref(),
@@ -85,7 +85,7 @@ pub async fn run(env: &Env, args: LogsArgs) -> anyhow::Result<u8> {
     if let Some(want) = &args.service {
         sources.retain(|(svc, s)| svc == want || &s.label == want);
         if sources.is_empty() {
-            return Err(crate::Usage::lab(format!(
+            return Err(crate::error::Usage::lab(format!(
                 "no logs for {want:?}; services are: {}",
                 colour.keys().cloned().collect::<Vec<_>>().join(", ")
             )));

@@ -3,73 +3,20 @@
 
 mod check;
 mod config;
+mod context;
 mod down;
+mod env;
 mod hub;
 mod load;
 mod logs;
+mod running;
 mod status;
 mod up;
 
-use std::path::{Path, PathBuf};
-
 use crate::cli::{Cli, Command};
-use crate::config::{ConfigError, LabConfig};
-use crate::exit;
-use crate::render::Style;
-
-/// What every command shares: global flags resolved.
-pub struct Env {
-    pub file: PathBuf,
-    pub state_dir: PathBuf,
-    pub style: Style,
-}
-
-impl Env {
-    fn new(cli: &Cli) -> Self {
-        let file = cli.file.clone();
-        let state_dir = match &cli.state_dir {
-            Some(d) => std::path::absolute(d).unwrap_or_else(|_| d.clone()),
-            None => {
-                let abs = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
-                abs.parent().unwrap_or(Path::new(".")).join(".lab")
-            }
-        };
-        // A canonical path, so the marker set on instances matches what `down` looks for.
-        let state_dir = state_dir.canonicalize().unwrap_or(state_dir);
-        Self {
-            file,
-            state_dir,
-            style: Style::detect(cli.no_color),
-        }
-    }
-
-    /// Load lab.toml; a usage error carrying every diagnostic when it cannot be used.
-    pub fn load_config(&self) -> anyhow::Result<LabConfig> {
-        crate::config::load(&self.file).map_err(|e| match &e {
-            ConfigError::Read { .. } => crate::Usage::lab(format!(
-                "{e}\n  = hint: run lab in the folder holding lab.toml, or pass -f PATH"
-            )),
-            ConfigError::Invalid(d) => crate::Usage::text(d),
-        })
-    }
-}
-
-/// Install lab's own tracing (stderr, `RUST_LOG`, default `warn` so it stays out of the output).
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
+use crate::error::exit;
+pub use env::Env;
+use env::{init_tracing, runtime};
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     // `serve` runs a service with its own runtime and tracing; nothing of lab's may be set up first.
@@ -81,14 +28,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             (ServeWhich::Proxy, Some(config)) => {
                 lab_proxy::main(config).map_err(anyhow::Error::from)
             }
-            (ServeWhich::Proxy, None) => Err(crate::Usage::lab(
+            (ServeWhich::Proxy, None) => Err(crate::error::Usage::lab(
                 "`lab serve proxy` needs --config FILE (or the config as JSON)",
             )),
             (ServeWhich::Hub, Some(config)) => {
                 init_tracing();
                 lab_hub::main(config).map_err(anyhow::Error::from)
             }
-            (ServeWhich::Hub, None) => Err(crate::Usage::lab(
+            (ServeWhich::Hub, None) => Err(crate::error::Usage::lab(
                 "`lab serve hub` needs --config FILE (or the config as JSON); `lab hub` runs one from lab.toml",
             )),
             (ServeWhich::SlowServer, _) => crate::slow::main(),
@@ -147,7 +94,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 crate::cli::ExportCommand::Compose => crate::export::compose_yaml(&cfg),
                 crate::cli::ExportCommand::K8s => crate::export::k8s_yaml(&cfg),
             }
-            .map_err(crate::Usage::text)?;
+            .map_err(crate::error::Usage::text)?;
             crate::render::line(yaml.trim_end());
             Ok(exit::OK)
         }

@@ -7,10 +7,11 @@ use lab_supervisor::state::{InstanceRecord, State};
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
-use crate::exit;
-use crate::render::{self, Style, table::Table};
+use crate::error::exit;
+use crate::render::{self};
 
-use super::Env;
+use super::env::Env;
+use super::running::instances_table;
 
 /// One instance as `lab status --json` shows it.
 #[derive(Debug, Serialize)]
@@ -136,7 +137,7 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
 /// `hub store 12.3 MB of 1.0 GB, kept 7d; retention deleted 120 logs, 0 points, 3 spans`, from
 /// the running hub's `/api/status`.
 async fn hub_store_line(env: &Env) -> Option<String> {
-    let hub = super::hub::running_config(&env.state_dir)?;
+    let hub = super::running::running_config(&env.state_dir)?;
     let host = if hub.host.is_unspecified() {
         "127.0.0.1".to_owned()
     } else {
@@ -217,49 +218,4 @@ async fn probe_one(client: &Client, r: &InstanceRecord) -> (String, String) {
         "healthy"
     };
     (health.into(), level.as_str().into())
-}
-
-/// The table of instances. `live` replaces the recorded health with a fresh probe.
-pub fn instances_table(state: &State, live: Option<&[(String, String)]>, style: &Style) -> String {
-    let mut t = Table::new(&[
-        "SERVICE",
-        "INSTANCE",
-        "PID",
-        "ADDRESS",
-        "HEALTH",
-        "STATE",
-        "RESTARTS",
-        "LAST EXIT",
-        "UPTIME",
-    ]);
-    for (i, r) in state.instances.iter().enumerate() {
-        let alive = r.process.filter(|p| p.is_alive());
-        let health = live.map_or_else(|| r.health.as_str().to_owned(), |l| l[i].0.clone());
-        let level = live.map_or_else(|| "-".to_owned(), |l| l[i].1.clone());
-        let uptime = alive
-            .and_then(lab_supervisor::procfs::uptime)
-            .map_or("-".into(), |d| format!("{}s", d.as_secs()));
-        t.row_painted(vec![
-            (r.service.clone(), None),
-            (format!("#{}", r.instance), None),
-            (
-                match (&r.container, alive) {
-                    (Some(id), _) => format!("ctr {}", &id[..id.len().min(12)]),
-                    (None, Some(p)) => match lab_supervisor::procfs::children(p.pid).len() {
-                        0 => p.pid.to_string(),
-                        n => format!("{} (+{n})", p.pid),
-                    },
-                    (None, None) => "-".into(),
-                },
-                None,
-            ),
-            (r.address.clone(), None),
-            (health, Some(|s: &Style, h: &str| s.health(h))),
-            (level, Some(|s: &Style, h: &str| s.health(h))),
-            (r.restarts.to_string(), None),
-            (r.last_exit.clone().unwrap_or_else(|| "-".into()), None),
-            (uptime, None),
-        ]);
-    }
-    t.render(style).trim_end().to_owned()
 }

@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::UpArgs;
 use crate::config::LabConfig;
 use crate::config::lower::{LowerOptions, Lowered, lower};
-use crate::exit;
+use crate::error::exit;
 use crate::render::{self, Style};
 
-use super::{Env, runtime};
+use super::env::{Env, runtime};
 
 /// Control lines from the detached supervisor to the `lab up --detach` that started it.
 const READY: &str = "\x1elab:ready";
@@ -34,7 +34,7 @@ pub fn run(env: &Env, args: UpArgs) -> anyhow::Result<u8> {
         && let Some(state) = State::load(&env.state_dir)?
     {
         if state.supervisor_alive() {
-            return Err(crate::Usage::lab(format!(
+            return Err(crate::error::Usage::lab(format!(
                 "lab `{}` is already running here (supervisor pid {})\n  = hint: `lab status` shows it, `lab down` stops it",
                 state.name, state.supervisor.pid
             )));
@@ -58,7 +58,7 @@ pub fn run(env: &Env, args: UpArgs) -> anyhow::Result<u8> {
 
 fn lower_for(env: &Env, cfg: &LabConfig, args: &UpArgs) -> anyhow::Result<Lowered> {
     if let Some(d) = crate::config::unrunnable(cfg, args.runtime.unwrap_or(cfg.runtime)) {
-        return Err(crate::Usage::text(d));
+        return Err(crate::error::Usage::text(d));
     }
     let exe = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot find my own binary to run built-in services: {e}"))?;
@@ -72,7 +72,7 @@ fn lower_for(env: &Env, cfg: &LabConfig, args: &UpArgs) -> anyhow::Result<Lowere
             keep_statsd: false,
         },
     )
-    .map_err(crate::Usage::text)
+    .map_err(crate::error::Usage::text)
 }
 
 /// Run the lab in this process until a signal: the foreground `lab up`, or the detached
@@ -155,10 +155,10 @@ async fn supervise(
         .any(|s| s.name == crate::config::model::HUB_SERVICE);
     let code = match Lab::up(plan, sink, cancel.clone()).await {
         Ok((lab, breakdown)) => {
-            render::line(super::status::instances_table(&lab.state(), None, &style));
+            render::line(super::running::instances_table(&lab.state(), None, &style));
             render::line(breakdown_text(&breakdown, &style));
-            if let Some(hub) = super::hub::running_config(&state_dir).filter(|_| has_hub) {
-                render::line(super::hub::summary(&hub));
+            if let Some(hub) = super::running::running_config(&state_dir).filter(|_| has_hub) {
+                render::line(super::running::summary(&hub));
             }
             if detached {
                 render::line(format!(
@@ -188,7 +188,7 @@ async fn supervise(
         }
         Err(e) => {
             render::line(format!("{} lab up failed: {e}", style.red(render::FAIL)));
-            if let Some(hint) = start_hint(&e, cfg) {
+            if let Some(hint) = super::running::start_hint(&e, cfg) {
                 render::line(format!("  = hint: {hint}"));
             }
             if let Some(log) = e.log() {
@@ -405,33 +405,4 @@ async fn detach(env: &Env, args: &UpArgs) -> anyhow::Result<u8> {
     }
     let _ = child.wait().await;
     Ok(exit::FAILED)
-}
-
-/// What to change when an instance did not become healthy: a `command` service probed over
-/// http whose program has no such route (the book's producers have no `/health`) is told about
-/// the tcp check.
-pub fn start_hint(e: &lab_supervisor::UpError, cfg: &crate::config::LabConfig) -> Option<String> {
-    let lab_supervisor::UpError::NotHealthy {
-        instance, reason, ..
-    } = e
-    else {
-        return None;
-    };
-    let service = instance
-        .rsplit_once('#')
-        .map_or(instance.as_str(), |(s, _)| s);
-    let svc = cfg.service(service)?;
-    let lab_supervisor::HealthCheck::Http { path } = &svc.health.check else {
-        return None;
-    };
-    let answered = reason.contains(" answered ");
-    Some(if answered {
-        format!(
-            "{service}'s program answers GET {path} with an error: if it has no {path} route (the book's producers have none), set `health = {{ check = \"tcp\" }}` on [services.{service}], or point `health.path` at a route it has"
-        )
-    } else {
-        format!(
-            "{service} never answered GET {path}: check that it listens on HOST and PORT (the lab sets both); if it has no {path} route, set `health = {{ check = \"tcp\" }}` on [services.{service}]"
-        )
-    })
 }

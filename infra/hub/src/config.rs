@@ -4,8 +4,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+use crate::alerts::rule::Rule;
+use crate::error::HubError;
 use crate::ingest::statsd::Namespace;
-use crate::{HubError, alerts, store, tail};
+use crate::store::Retention;
 
 /// What `[hub]` in lab.toml lowers to (`.lab/hub/hub.json`). Port 0 = any free port.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -40,13 +42,13 @@ pub struct HubConfig {
     /// How often each is polled, milliseconds.
     pub health_interval_ms: u64,
     /// Alert rules (`[alerts.NAME]`).
-    pub alerts: Vec<alerts::Rule>,
+    pub alerts: Vec<Rule>,
     /// How often the rules are evaluated, milliseconds.
     pub alert_interval_ms: u64,
     /// POST firing and resolved events here (JSON), if set.
     pub alert_webhook: Option<String>,
     /// Instance output files whose new lines become log documents (filled in by `lab up`).
-    pub tail: Vec<tail::TailFile>,
+    pub tail: Vec<TailFile>,
     /// The supervisor's `state.json` (filled in by `lab up`): the overview shows each instance's
     /// process or container and its restarts from it.
     pub state_file: Option<PathBuf>,
@@ -54,7 +56,7 @@ pub struct HubConfig {
     /// their servers and check states.
     pub proxy_stats: Vec<ProxyStatsTarget>,
     /// What the store keeps (by age and size; the oldest goes first).
-    pub retention: store::Retention,
+    pub retention: Retention,
 }
 
 /// A proxy frontend whose stats page the overview reads.
@@ -101,7 +103,7 @@ impl Default for HubConfig {
             tail: Vec::new(),
             state_file: None,
             proxy_stats: Vec::new(),
-            retention: store::Retention::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -123,4 +125,15 @@ pub fn load_config(path: &std::path::Path) -> Result<HubConfig, HubError> {
         path: path.display().to_string(),
         reason: e.to_string(),
     })
+}
+
+/// An instance output file whose new lines become log documents (see [`crate::tail`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TailFile {
+    pub service: String,
+    pub instance: usize,
+    pub path: PathBuf,
+    /// The service's environment (`NODE_ENV`), for the documents' `environment`.
+    #[serde(default)]
+    pub environment: Option<String>,
 }

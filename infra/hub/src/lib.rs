@@ -20,18 +20,21 @@
 pub mod alerts;
 pub mod api;
 pub mod chart;
+pub mod clock;
 pub mod config;
 pub mod dashboard;
+pub mod error;
 pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod query;
+pub mod shared;
 pub mod store;
 pub mod tail;
 pub mod topology;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -39,110 +42,11 @@ use std::time::Duration;
 use crate::ingest::pipeline::{Datagram, aggregate, flush, flush_loop, parse_logs, receive};
 use crate::ingest::statsd::Aggregator;
 use crate::store::Store;
+use clock::now_s;
+pub use clock::ymd_hms;
 pub use config::{HealthTarget, HubConfig, ProxyStatsTarget, load_config};
-
-#[derive(Debug, thiserror::Error)]
-pub enum HubError {
-    #[error("hub: cannot read the config {path}: {reason}")]
-    Config { path: String, reason: String },
-    #[error("hub: cannot listen for {what} on {addr}: {source}")]
-    Bind {
-        what: &'static str,
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    #[error("hub: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-/// The hub's own counters (served as `hub.*` StatsD series and in `/metrics`).
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub log_datagrams: AtomicU64,
-    pub log_documents: AtomicU64,
-    pub log_parse_failures: AtomicU64,
-    pub log_dropped_queue: AtomicU64,
-    pub statsd_datagrams: AtomicU64,
-    pub statsd_bad_lines: AtomicU64,
-    pub statsd_dropped_queue: AtomicU64,
-    pub spans_received: AtomicU64,
-    pub spans_rejected: AtomicU64,
-    pub spans_dropped_queue: AtomicU64,
-    pub carbon_lines: AtomicU64,
-    pub carbon_bad_lines: AtomicU64,
-    pub forward_failures: AtomicU64,
-}
-
-impl Counters {
-    /// (StatsD key, value) of every counter.
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            (
-                "hub.received.log_datagrams",
-                self.log_datagrams.load(Relaxed),
-            ),
-            (
-                "hub.received.log_documents",
-                self.log_documents.load(Relaxed),
-            ),
-            (
-                "hub.received.statsd_datagrams",
-                self.statsd_datagrams.load(Relaxed),
-            ),
-            ("hub.received.spans", self.spans_received.load(Relaxed)),
-            ("hub.received.carbon_lines", self.carbon_lines.load(Relaxed)),
-            (
-                "hub.dropped.log_json",
-                self.log_parse_failures.load(Relaxed),
-            ),
-            (
-                "hub.dropped.log_queue",
-                self.log_dropped_queue.load(Relaxed),
-            ),
-            ("hub.dropped.statsd", self.statsd_bad_lines.load(Relaxed)),
-            (
-                "hub.dropped.statsd_queue",
-                self.statsd_dropped_queue.load(Relaxed),
-            ),
-            ("hub.dropped.spans", self.spans_rejected.load(Relaxed)),
-            (
-                "hub.dropped.spans_queue",
-                self.spans_dropped_queue.load(Relaxed),
-            ),
-            ("hub.dropped.carbon", self.carbon_bad_lines.load(Relaxed)),
-            ("hub.dropped.forward", self.forward_failures.load(Relaxed)),
-        ]
-    }
-}
-
-/// What the HTTP handlers share.
-pub struct Shared {
-    pub config: HubConfig,
-    pub store: Store,
-    pub counters: Counters,
-    pub statsd: Mutex<Aggregator>,
-    pub started: std::time::SystemTime,
-    /// Bound addresses (filled in at start).
-    pub addrs: Mutex<Option<HubAddrs>>,
-    /// The polled state of every health target.
-    pub health: Mutex<Vec<health::Entry>>,
-    /// Every alert rule and its standing.
-    pub alerts: Mutex<Vec<alerts::RuleState>>,
-    /// One client per `config.proxy_stats` target, made once (the overview asks every second).
-    pub proxy_clients: Vec<lab_service_kit::client::Client>,
-}
-
-/// Where a started hub listens.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct HubAddrs {
-    pub logs: SocketAddr,
-    pub statsd: SocketAddr,
-    pub zipkin: SocketAddr,
-    pub http: SocketAddr,
-    pub carbon: Option<SocketAddr>,
-}
+pub use error::HubError;
+pub use shared::{Counters, HubAddrs, Shared};
 
 /// A started hub.
 pub struct Running {
@@ -185,31 +89,6 @@ impl Drop for Running {
             self.shutdown();
         }
     }
-}
-
-/// `YYYY-MM-DD HH:MM:SS` (UTC), as Graphite's CSV and the dashboard write times.
-pub fn ymd_hms(t: time::OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-pub(crate) fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The receive buffer asked for each UDP input: bursts wait in the kernel, not dropped there

@@ -6,25 +6,16 @@
 //! request-incoming documents say the same, and storing both would double every request.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::Shared;
 use crate::ingest::logs::{LogEvent, parse_time};
+use crate::shared::Shared;
 use crate::store::Write;
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct TailFile {
-    pub service: String,
-    pub instance: usize,
-    pub path: PathBuf,
-    /// The service's environment (`NODE_ENV`), for the documents' `environment`.
-    #[serde(default)]
-    pub environment: Option<String>,
-}
+pub use crate::config::TailFile;
 
 /// How often the files are read.
 const EVERY: Duration = Duration::from_millis(250);
@@ -133,6 +124,7 @@ pub fn run(shared: &Shared, stop: &AtomicBool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn tracing_lines_keep_their_time_and_level() {

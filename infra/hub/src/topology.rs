@@ -12,7 +12,8 @@ use lab_service_kit::client::Client;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{ProxyStatsTarget, Shared};
+use crate::config::ProxyStatsTarget;
+use crate::shared::Shared;
 
 /// One instance: what the supervisor recorded and what the hub's probe saw.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -101,8 +101,13 @@ impl Plan {
         self.state_dir.join("logs")
     }
     pub fn state_file(&self) -> PathBuf {
-        crate::state::state_file(&self.state_dir)
+        state_file(&self.state_dir)
     }
+}
+
+/// `.lab/state.json`: what `lab down` and `lab status` read (see [`crate::state`]).
+pub fn state_file(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("state.json")
 }
 
 /// One service and its replicas.

@@ -12,9 +12,7 @@ use crate::procfs::ProcId;
 
 pub const STATE_VERSION: u32 = 1;
 
-pub fn state_file(state_dir: &Path) -> PathBuf {
-    state_dir.join("state.json")
-}
+pub use crate::plan::state_file;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {

@@ -2,7 +2,7 @@
 //!
 //! - [`settings`]: the book's environment (`HOST`, `PORT`, `TARGET`, `LAB_ENV` or `NODE_ENV`).
 //! - [`serve`]: run a router on a listener until a shutdown future fires, draining in-flight
-//!   requests for at most [`serve::DRAIN_CAP`]; [`serve::run_service`] is the whole `main` of a service.
+//!   requests for at most [`serve::DRAIN_CAP`]; [`service::run_service`] is the whole `main` of a service.
 //! - [`cluster`]: Node's cluster module (a master and workers sharing one port).
 //! - [`compression`]: gzip responses for clients that send `Accept-Encoding: gzip`, and only them.
 //! - [`error`]: JSON error bodies with their HTTP status.
@@ -20,6 +20,7 @@ pub mod error;
 pub mod health;
 pub mod observe;
 pub mod serve;
+pub mod service;
 pub mod settings;
 pub mod telemetry;
 pub mod tls;

@@ -107,7 +107,7 @@ async fn not_routed() -> JsonError {
 /// Run recipe-api from the environment until SIGINT/SIGTERM.
 pub fn main() -> Result<(), lab_service_kit::serve::ServiceError> {
     // Traced only, as in the book (web-api alone logs to Logstash and counts in StatsD).
-    lab_service_kit::serve::run_service_with(
+    lab_service_kit::service::run_service_with(
         "recipe-api",
         DEFAULT_PORT,
         lab_service_kit::observe::Parts::TRACES,

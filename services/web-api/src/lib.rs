@@ -374,7 +374,7 @@ pub fn main() -> Result<(), lab_service_kit::serve::ServiceError> {
         }
         _ => None,
     };
-    lab_service_kit::serve::run_service("web-api", DEFAULT_PORT, move |s| {
+    lab_service_kit::service::run_service("web-api", DEFAULT_PORT, move |s| {
         let target = s.target.clone().unwrap_or_else(|| DEFAULT_TARGET.into());
         match tls {
             Some(tls) => router(AppState::https(target, s.upstream_timeout, tls)),

@@ -17,7 +17,7 @@ use lab_supervisor::{HealthCheck, Plan};
 
 use super::hub::{DATA_IN_CONTAINER, LOGS_IN_CONTAINER, STATE_IN_CONTAINER};
 use super::net::{Net, alias};
-use super::{FileToWrite, Machine, Shape};
+use super::shape::{FileToWrite, Machine, Shape};
 use crate::config::diagnostic::{Diagnostic, Diagnostics};
 use crate::config::model::ProxyEngine;
 use crate::config::model::{HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, Run};

@@ -8,7 +8,7 @@ use lab_hub::HubConfig;
 use lab_supervisor::{HealthCheck, InstanceSpec, ServiceSpec};
 
 use super::net::{Net, connect_host};
-use super::{FileToWrite, LowerOptions, Shape};
+use super::shape::{FileToWrite, LowerOptions, Shape};
 use crate::config::model::{HUB_SERVICE, Hub, HubListener, LabConfig};
 
 /// Where the hub's data lives inside its container (a named volume of the lab).

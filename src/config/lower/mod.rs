@@ -19,6 +19,7 @@ mod hub;
 pub mod net;
 pub mod ports;
 mod proxy;
+pub mod shape;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,115 +27,11 @@ use std::path::PathBuf;
 use lab_supervisor::{HealthCheck, InstanceSpec, Plan, ServiceSpec};
 
 use super::diagnostic::{Diagnostic, Diagnostics};
-use super::model::{Builtin, Protocol, ProxyEngine, RuntimeKind};
-use super::model::{HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, Ports, Run, Target};
+use super::model::{Builtin, Protocol, ProxyEngine};
+use super::model::{HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, Ports, Run};
 pub use net::{Layout, Net};
 pub use ports::PortMode;
-
-/// What the lab is lowered for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    /// Local processes (the default runtime).
-    Processes,
-    /// Containers run by the docker runtime, on the lab's network, each instance on its own
-    /// port (consumer #N pinned to producer #N, as with processes), state bind-mounted.
-    Docker,
-    /// A Compose file: instances by name on the default network, replicas of a service on its
-    /// first port behind its name (`TARGET=recipe-api:4000`, the book's shape), nothing of
-    /// this machine's `.lab/` mounted.
-    Compose,
-    /// Kubernetes: one Deployment per service behind a Service of its name.
-    Kubernetes,
-}
-
-impl Shape {
-    /// The shape `lab up` runs for `runtime`.
-    pub fn of(runtime: RuntimeKind) -> Self {
-        match runtime {
-            RuntimeKind::Process => Self::Processes,
-            RuntimeKind::Docker => Self::Docker,
-        }
-    }
-    /// Runs on this machine, with `.lab/` (logs, state, certificates) at hand.
-    pub fn local(self) -> bool {
-        matches!(self, Self::Processes | Self::Docker)
-    }
-}
-
-pub struct LowerOptions {
-    pub ports: PortMode,
-    pub state_dir: PathBuf,
-    /// The `lab` binary that runs built-in services (`lab serve NAME`).
-    pub exe: PathBuf,
-    pub shape: Shape,
-    /// With `PortMode::Ephemeral`: keep the hub's StatsD on its configured port when that is
-    /// free (the book's consumer-http-metrics.js sends to localhost:8125 whatever STATSD says).
-    pub keep_statsd: bool,
-}
-
-impl LowerOptions {
-    /// What `lab export` lowers with: the ports as written, nothing of this machine.
-    pub fn export(shape: Shape) -> Self {
-        Self {
-            ports: PortMode::Declared,
-            state_dir: PathBuf::from(".lab"),
-            exe: PathBuf::from("lab"),
-            shape,
-            keep_statsd: false,
-        }
-    }
-}
-
-/// What lowering asked the machine, answered by [`prepare`].
-pub struct Machine {
-    pub ports: ports::Resolved,
-    pub tls: Option<Tls>,
-    /// The `haproxy` program, when the proxy's engine is HAProxy.
-    pub haproxy: Option<PathBuf>,
-}
-
-/// The lab CA and the certificates issued for it (by service name; the proxy's under
-/// [`PROXY_SERVICE`]).
-pub struct Tls {
-    pub ca: PathBuf,
-    pub certs: HashMap<String, crate::tls::Issued>,
-    /// The proxy's certificate and key in one PEM, as HAProxy reads it.
-    pub proxy_pem: Option<Vec<u8>>,
-}
-
-/// A file lowering wants under the state folder before anything starts.
-#[derive(Debug, Clone)]
-pub struct FileToWrite {
-    pub path: PathBuf,
-    pub contents: Vec<u8>,
-}
-
-/// The lowered lab.
-pub struct Lowered {
-    pub plan: Plan,
-    /// The hub's config as the lab's commands reach it (host addresses), if the lab has one.
-    pub hub: Option<lab_hub::HubConfig>,
-    /// The proxy's config as run on this machine, if the lab has one.
-    pub proxy: Option<lab_proxy::config::ProxyConfig>,
-    pub files: Vec<FileToWrite>,
-    /// For the user: ports shifted by `--ports auto`, …
-    pub notes: Vec<String>,
-}
-
-impl Lowered {
-    /// Write [`Self::files`] (creating their folders).
-    pub fn write_files(&self) -> std::io::Result<()> {
-        for f in &self.files {
-            if let Some(dir) = f.path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::write(&f.path, &f.contents).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot write {}: {e}", f.path.display()))
-            })?;
-        }
-        Ok(())
-    }
-}
+pub use shape::{FileToWrite, LowerOptions, Lowered, Machine, Shape, Tls};
 
 /// The errors of `cfg`'s file.
 fn diagnostics(cfg: &LabConfig, items: Vec<Diagnostic>) -> Diagnostics {
@@ -433,39 +330,6 @@ pub fn build(cfg: &LabConfig, opts: &LowerOptions, m: &Machine) -> Result<Lowere
         proxy: proxy_config,
         files,
         notes: m.ports.notes.clone(),
-    })
-}
-
-impl Net<'_> {
-    /// The frontend `s` reaches its `TARGET` service through, if one fronts it in a way `s`
-    /// can speak.
-    pub fn via_frontend(&self, s: &super::model::Service) -> Option<usize> {
-        let Some(Target::Service(t)) = &s.target else {
-            return None;
-        };
-        let producer = self.cfg.service(t).expect("validated").protocol;
-        route_via(self.frontends(), t, s.target_protocol, producer)
-    }
-}
-
-/// The frontend a consumer calling `target` over `how` goes through, if one fronts `target` in
-/// a way that consumer can speak: http(s)/GraphQL through an http frontend of the same TLS-ness,
-/// anything (gRPC too) through a tcp frontend when the producer serves what the consumer speaks.
-fn route_via(
-    frontends: &[super::model::ProxyFrontend],
-    target: &str,
-    how: Option<super::model::TargetProtocol>,
-    producer: Protocol,
-) -> Option<usize> {
-    use super::model::TargetProtocol;
-    use lab_proxy::config::Mode;
-    let wants_tls = how == Some(TargetProtocol::Https);
-    frontends.iter().position(|f| {
-        f.service == target
-            && match f.settings.mode {
-                Mode::Http => how != Some(TargetProtocol::Grpc) && f.tls == wants_tls,
-                Mode::Tcp => (producer == Protocol::Https) == wants_tls,
-            }
     })
 }
 

@@ -5,10 +5,11 @@
 use lab_service_kit::settings::env as vars;
 use lab_service_kit::tls::env as tls_vars;
 
-use super::Shape;
 use super::ports::Resolved;
+use super::shape::{Shape, Tls};
 use crate::config::model::{
-    HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, ProcessModel, ProxyFrontend, Run, Target,
+    HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, ProcessModel, Protocol, ProxyFrontend, Run,
+    Target,
 };
 
 /// The decided ports, by what listens on them.
@@ -192,7 +193,7 @@ impl Net<'_> {
 
     /// The environment instance `i` of service `si` gets: what the book's code reads, the lab's
     /// own knobs, the hub's addresses, the user's `env` last.
-    pub fn env(&self, si: usize, i: usize, tls: Option<&super::Tls>) -> Vec<(String, String)> {
+    pub fn env(&self, si: usize, i: usize, tls: Option<&Tls>) -> Vec<(String, String)> {
         let s = &self.cfg.services[si];
         let mut env = vec![
             (vars::HOST.to_owned(), self.bind_host(&s.host).to_owned()),
@@ -271,4 +272,37 @@ impl Net<'_> {
         env.extend(s.env.iter().cloned());
         env
     }
+}
+
+impl Net<'_> {
+    /// The frontend `s` reaches its `TARGET` service through, if one fronts it in a way `s`
+    /// can speak.
+    pub fn via_frontend(&self, s: &crate::config::model::Service) -> Option<usize> {
+        let Some(Target::Service(t)) = &s.target else {
+            return None;
+        };
+        let producer = self.cfg.service(t).expect("validated").protocol;
+        route_via(self.frontends(), t, s.target_protocol, producer)
+    }
+}
+
+/// The frontend a consumer calling `target` over `how` goes through, if one fronts `target` in
+/// a way that consumer can speak: http(s)/GraphQL through an http frontend of the same TLS-ness,
+/// anything (gRPC too) through a tcp frontend when the producer serves what the consumer speaks.
+fn route_via(
+    frontends: &[ProxyFrontend],
+    target: &str,
+    how: Option<crate::config::model::TargetProtocol>,
+    producer: Protocol,
+) -> Option<usize> {
+    use crate::config::model::TargetProtocol;
+    use lab_proxy::config::Mode;
+    let wants_tls = how == Some(TargetProtocol::Https);
+    frontends.iter().position(|f| {
+        f.service == target
+            && match f.settings.mode {
+                Mode::Http => how != Some(TargetProtocol::Grpc) && f.tls == wants_tls,
+                Mode::Tcp => (producer == Protocol::Https) == wants_tls,
+            }
+    })
 }

@@ -6,7 +6,7 @@ use lab_proxy::config::{ProxyConfig, Server, TlsFiles};
 use lab_supervisor::{HealthCheck, InstanceSpec, ServiceSpec};
 
 use super::net::{Net, connect_host};
-use super::{FileToWrite, LowerOptions, Machine};
+use super::shape::{FileToWrite, LowerOptions, Machine};
 use crate::config::model::ProxyEngine;
 use crate::config::model::{LabConfig, PROXY_SERVICE, Proxy};
 

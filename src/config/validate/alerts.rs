@@ -1,6 +1,6 @@
 //! `[alerts.NAME]`: Cabot-style rules over metrics, http checks and health states.
 
-use super::*;
+use super::common::*;
 
 pub(super) fn alerts(
     raw: &RawLab,
@@ -173,7 +173,7 @@ pub(super) fn regex_check(re: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::one;
+    use super::super::tests::one;
 
     const LAB: &str = "[services.recipe-api]\nbuiltin = \"recipe-api\"\n[hub]\n[alerts.a]\n";
 

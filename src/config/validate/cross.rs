@@ -1,7 +1,7 @@
 //! What spans sections: ports used twice, TLS pairs that cannot talk, the start order (no
 //! cycles), and what `lab up` would trip on that the file alone does not say.
 
-use super::*;
+use super::common::*;
 
 /// What `lab up` would trip on that the file alone does not say: a `command` program that is
 /// neither a file in the service's folder nor on PATH (the process runtime runs it here; the
@@ -340,7 +340,7 @@ pub(super) fn find_cycle(
 
 #[cfg(test)]
 mod tests {
-    use super::super::one;
+    use super::super::tests::one;
     use super::*;
 
     #[test]

@@ -1,6 +1,6 @@
 //! `[hub]`: listeners, flush, health and alert intervals, retention, external endpoints.
 
-use super::*;
+use super::common::*;
 
 pub(super) fn hub(raw: &crate::config::raw::RawHub, errs: &mut Errors) -> Hub {
     let mut config = lab_hub::HubConfig::default();
@@ -166,7 +166,7 @@ pub(super) fn hub(raw: &crate::config::raw::RawHub, errs: &mut Errors) -> Hub {
 
 #[cfg(test)]
 mod tests {
-    use super::super::one;
+    use super::super::tests::one;
 
     const SVC: &str = "[services.recipe-api]\nbuiltin = \"recipe-api\"\n[hub]\n";
 

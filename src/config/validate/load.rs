@@ -1,6 +1,6 @@
 //! `[load.NAME]`: the presets `lab load NAME` runs.
 
-use super::*;
+use super::common::*;
 
 pub(super) fn load_presets(raw: &RawLab, errs: &mut Errors) -> Vec<LoadPreset> {
     let mut out = Vec::new();
@@ -82,7 +82,7 @@ pub(super) fn load_presets(raw: &RawLab, errs: &mut Errors) -> Vec<LoadPreset> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::one;
+    use super::super::tests::one;
 
     const LAB: &str =
         "[services.recipe-api]\nbuiltin = \"recipe-api\"\n[load.x]\ntarget = \"recipe-api\"\n";

@@ -4,82 +4,18 @@
 //! start order, what `lab up` would trip on).
 
 mod alerts;
+mod common;
 mod cross;
 mod hub;
 mod load;
 mod proxy;
 mod service;
 
-use std::collections::HashMap;
-use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use lab_supervisor::{Backoff, HealthCheck, HealthSpec, RestartPolicy, RestartSpec};
-use toml::Spanned;
-
-use super::diagnostic::{Diagnostic, did_you_mean};
-pub use super::model::*;
-use super::raw::{CheckKind, PortSpec, RawBackoff, RawHealth, RawLab, RawService};
+pub use crate::config::model::*;
+pub use common::MAX_REPLICAS;
+use common::*;
 pub use cross::runnable;
 use cross::{check_duplicate_ports, check_tls_pairs, start_order};
-
-pub(super) fn valid_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && s.len() <= 63
-}
-
-pub(super) struct Errors(Vec<Diagnostic>);
-
-impl Errors {
-    pub(super) fn push(&mut self, d: Diagnostic) {
-        self.0.push(d);
-    }
-    pub(super) fn duration(&mut self, v: &Option<Spanned<String>>, default: Duration) -> Duration {
-        let Some(v) = v else { return default };
-        match humantime::parse_duration(v.get_ref().trim()) {
-            Ok(d) => d,
-            Err(e) => {
-                self.push(
-                    Diagnostic::new(v.span(), format!("invalid duration {:?}: {e}", v.get_ref()))
-                        .hint("write it like \"250ms\", \"2s\" or \"1m\""),
-                );
-                default
-            }
-        }
-    }
-}
-
-impl Errors {
-    /// [`Errors::duration`], refused below `min` (a 0 s probe interval is 1,000 probes a second).
-    pub(super) fn duration_min(
-        &mut self,
-        v: &Option<Spanned<String>>,
-        default: Duration,
-        min: Duration,
-        what: &str,
-    ) -> Duration {
-        let d = self.duration(v, default);
-        if let Some(s) = v
-            && d < min
-        {
-            self.push(
-                Diagnostic::new(
-                    s.span(),
-                    format!("{what} {:?} is below the least the lab takes", s.get_ref()),
-                )
-                .hint(format!("write {} or more", humantime::format_duration(min))),
-            );
-            return min;
-        }
-        d
-    }
-}
-
-/// The most instances one service may run (each a process, ports and descriptors of its own).
-pub const MAX_REPLICAS: u32 = 256;
 
 /// Validate `raw` (parsed from `source`, the file in `dir`).
 pub fn validate(
@@ -226,85 +162,5 @@ pub fn validate(
     })
 }
 
-/// `1GB`, `500MB`, `2GiB`, `100kB`, or bytes → bytes.
-pub(super) fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: f64 = n.parse().ok()?;
-    let mult: f64 = match unit.trim() {
-        "" | "B" => 1.0,
-        "kB" | "KB" | "k" | "K" => 1e3,
-        "MB" | "M" => 1e6,
-        "GB" | "G" => 1e9,
-        "TB" | "T" => 1e12,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    let b = n * mult;
-    (b.is_finite() && b >= 0.0 && b < 1e18).then_some(b as u64)
-}
-
-pub(super) fn looks_like_addr(v: &str) -> bool {
-    matches!(v.rsplit_once(':'), Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok())
-}
-
-/// For the section files' tests: every diagnostic of `src` as `(line, col, message, hint)`.
 #[cfg(test)]
-pub(crate) fn diagnostics_of(src: &str) -> Vec<(usize, usize, String, Option<String>)> {
-    match crate::config::parse(src, Path::new("/x/lab.toml"), "lab.toml") {
-        Ok(_) => Vec::new(),
-        Err(crate::config::ConfigError::Invalid(d)) => d
-            .items
-            .iter()
-            .map(|i| {
-                let (l, c) = i
-                    .span
-                    .as_ref()
-                    .map_or((0, 0), |s| super::diagnostic::line_col(src, s.start));
-                (l, c, i.message.clone(), i.hint.clone())
-            })
-            .collect(),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// The one diagnostic of `src` whose message contains `part`.
-#[cfg(test)]
-pub(crate) fn one(src: &str, part: &str) -> (usize, usize, String, Option<String>) {
-    let all = diagnostics_of(src);
-    let mut hits = all.iter().filter(|d| d.2.contains(part));
-    let hit = hits
-        .next()
-        .unwrap_or_else(|| panic!("no {part:?} in {all:#?}"));
-    assert!(hits.next().is_none(), "{part:?} twice in {all:#?}");
-    hit.clone()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_and_sections_are_checked_with_their_spans() {
-        let (l, c, m, h) = one("name = \"bad name\"\n[hub]\n", "invalid lab name");
-        assert_eq!((l, c), (1, 8), "{m}");
-        assert!(h.unwrap().contains("letters, digits"));
-        let d = diagnostics_of("name = \"x\"\n");
-        assert_eq!(d[0].2, "no services: the lab has nothing to run", "{d:?}");
-        assert!(
-            diagnostics_of("[hub]\n").is_empty(),
-            "a lab of only [hub] is valid"
-        );
-        let (l, _, _, h) = one(
-            "[services.hub]\nbuiltin = \"recipe-api\"\n[hub]\n",
-            "`hub` is the name of the lab's observability hub",
-        );
-        assert_eq!(l, 1);
-        assert_eq!(h.as_deref(), Some("rename this service (e.g. `my-hub`)"));
-    }
-}
+pub(crate) mod tests;

@@ -1,6 +1,6 @@
 //! `[proxy]`: the engine and its frontends (binds, balancing, checks, limits, TLS).
 
-use super::*;
+use super::common::*;
 
 pub(super) fn proxy(
     raw: &crate::config::raw::RawProxy,
@@ -206,7 +206,7 @@ pub(super) fn proxy(
 
 #[cfg(test)]
 mod tests {
-    use super::super::one;
+    use super::super::tests::one;
 
     const LAB: &str = "[services.web-api]\nbuiltin = \"web-api\"\n[proxy.frontends.web]\n";
 

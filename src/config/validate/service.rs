@@ -1,7 +1,7 @@
 //! `[services.NAME]`: how it runs, its ports, environment, target, role and what it serves,
 //! health, restart and the process model.
 
-use super::*;
+use super::common::*;
 
 /// Variables the lab sets itself; setting them in `env` is an error with a hint.
 const RESERVED_ENV: &[(&str, &str)] = &[
@@ -615,7 +615,7 @@ pub(super) fn backoff(b: Option<&RawBackoff>, errs: &mut Errors) -> Backoff {
 
 #[cfg(test)]
 mod tests {
-    use super::super::one;
+    use super::super::tests::one;
 
     const SVC: &str = "[services.recipe-api]\nbuiltin = \"recipe-api\"\n";
 

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::Shared;
+use crate::shared::Shared;
 
 use crate::http::params::{bad_request, internal_error};
 use crate::query::graphite;

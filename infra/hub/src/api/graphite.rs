@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::Shared;
+use crate::shared::Shared;
 
 use crate::http::params::{bad_request, heavy_turn, param, params, query};
 use crate::query::graphite;
@@ -68,7 +68,7 @@ pub(crate) async fn render(
     body: Bytes,
 ) -> Response {
     let p = params(&uri, &headers, &body);
-    let now = crate::now_s();
+    let now = crate::clock::now_s();
     let from = match graphite::parse_time(param(&p, "from").unwrap_or("-24h"), now) {
         Ok(t) => t,
         Err(e) => return bad_request(e),
@@ -154,7 +154,7 @@ pub(crate) async fn render(
                 for (i, v) in se.values.iter().enumerate() {
                     let ts =
                         time::OffsetDateTime::from_unix_timestamp(se.start + i as i64 * se.step)
-                            .map_or(String::new(), crate::ymd_hms);
+                            .map_or(String::new(), crate::clock::ymd_hms);
                     let _ = writeln!(
                         out,
                         "{},{ts},{}",

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use crate::Shared;
+use crate::shared::Shared;
 
 use crate::http::params::{
     MAX_LOG_LIMIT, bad_request, heavy_turn, internal_error, param, params, query,
@@ -21,7 +21,7 @@ pub(crate) async fn logs(State(s): State<Arc<Shared>>, uri: Uri, headers: Header
         Ok(q) => q,
         Err(e) => return bad_request(e),
     };
-    let now_ms = crate::now_s() * 1000 + 999;
+    let now_ms = crate::clock::now_s() * 1000 + 999;
     let window = (|| -> Result<(i64, i64), String> {
         let until = match param(&p, "until") {
             Some(u) => kql::date_ms(u, now_ms)

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::Shared;
+use crate::shared::Shared;
 
 pub(crate) async fn status(State(s): State<Arc<Shared>>) -> Response {
     let counters: serde_json::Map<String, Value> = s

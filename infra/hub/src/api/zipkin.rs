@@ -16,9 +16,9 @@ use axum::routing::{get, post};
 use rusqlite::params;
 use serde_json::{Value, json};
 
-use crate::Shared;
 use crate::http::params::params as query_params;
 use crate::ingest::zipkin::parse_spans;
+use crate::shared::Shared;
 use crate::store::Write;
 
 /// The largest span body taken, as sent and after gunzip (413 past it, naming it).
@@ -316,7 +316,7 @@ async fn traces(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> R
             .filter(|v| !v.is_empty())
     };
     let parsed = (|| -> Result<_, String> {
-        let end_ts = num(&p, "endTs")?.unwrap_or_else(crate::now_ms);
+        let end_ts = num(&p, "endTs")?.unwrap_or_else(crate::clock::now_ms);
         let lookback = num(&p, "lookback")?.unwrap_or(86_400_000);
         Ok((
             end_ts,
@@ -503,7 +503,7 @@ pub fn links(spans: &[Value]) -> Vec<Value> {
 
 async fn dependencies(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
     let p = query_params(&uri, &headers, &[]);
-    let Ok(Some(end_ts)) = num(&p, "endTs").map(|v| v.or(Some(crate::now_ms()))) else {
+    let Ok(Some(end_ts)) = num(&p, "endTs").map(|v| v.or(Some(crate::clock::now_ms()))) else {
         return bad("endTs must be a number");
     };
     let lookback = match num(&p, "lookback") {

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::html::{escape, iso_us, page as frame, server_error};
-use crate::Shared;
+use crate::shared::Shared;
 
 /// `GET /alerts`: every rule with its standing, then the history of firings and resolutions
 /// (the hub's `type:alert` documents of the last day, newest first).
@@ -34,7 +34,7 @@ pub async fn page(State(s): State<Arc<Shared>>) -> Response {
             escape(&what)
         );
     }
-    let now_ms = crate::now_ms();
+    let now_ms = crate::clock::now_ms();
     let store = s.store.clone();
     let history =
         tokio::task::spawn_blocking(move || store.alert_events(now_ms - 86_400_000, 200)).await;

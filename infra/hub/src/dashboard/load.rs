@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::html::{escape, page, server_error};
-use crate::Shared;
 use crate::chart::{self, Line, XAxis};
 use crate::http::params::params;
+use crate::shared::Shared;
 
 /// Runs listed on the page.
 const LISTED: usize = 100;
@@ -44,7 +44,8 @@ pub async fn add(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     }
     let store = s.store.clone();
     let text = doc.to_string();
-    let added = tokio::task::spawn_blocking(move || store.add_load(crate::now_ms(), text)).await;
+    let added =
+        tokio::task::spawn_blocking(move || store.add_load(crate::clock::now_ms(), text)).await;
     match added {
         Ok(Ok(id)) => (
             StatusCode::CREATED,
@@ -105,7 +106,7 @@ fn when(v: &Value) -> String {
         .as_f64()
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()));
     secs.and_then(|s| time::OffsetDateTime::from_unix_timestamp_nanos((s * 1e9) as i128).ok())
-        .map(|t| format!("{} UTC", crate::ymd_hms(t)))
+        .map(|t| format!("{} UTC", crate::clock::ymd_hms(t)))
         .unwrap_or_else(|| v.as_str().unwrap_or("").to_owned())
 }
 

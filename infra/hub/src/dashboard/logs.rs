@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::html::{escape, page as frame};
-use crate::Shared;
 use crate::http::params::{param, params};
 use crate::query::kql;
+use crate::shared::Shared;
 
 /// `GET /logs?query=KQL&since=15m`: the newest matching documents.
 pub async fn page(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
@@ -40,7 +40,7 @@ pub async fn page(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) ->
         );
         return frame("logs", "Logs", &body, "").into_response();
     };
-    let now_ms = crate::now_ms();
+    let now_ms = crate::clock::now_ms();
     let store = s.store.clone();
     let found = tokio::task::spawn_blocking(move || {
         store.logs(now_ms - window, now_ms, 200, false, |d| {

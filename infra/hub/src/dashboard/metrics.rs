@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::html::{escape, page, server_error};
-use crate::Shared;
 use crate::chart::{self, Line, XAxis};
 use crate::http::params::{param, params};
 use crate::ingest::statsd::Namespace;
 use crate::query::graphite::Series;
+use crate::shared::Shared;
 
 /// Points per line (the window is consolidated to this many).
 const MAX_POINTS: usize = 240;
@@ -113,7 +113,7 @@ pub async fn graphs(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) 
 }
 
 fn draw(s: &Shared, want: &Wanted) -> Result<String, crate::query::graphite::RenderError> {
-    let until = crate::now_s();
+    let until = crate::clock::now_s();
     let from = until - want.minutes * 60;
     let ns = s.config.namespace;
     let names = s.store.series_names();

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::html::{escape, page as frame};
-use crate::Shared;
+use crate::shared::Shared;
 
 /// The cells of one instance row, as (text, class): the same for the server's first render
 /// and the page's script (which gets them from `/api/overview`).

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::html::{escape, iso_us, page as frame, server_error};
-use crate::Shared;
 use crate::http::params::{param, params};
+use crate::shared::Shared;
 
 /// A text field of a span (`localEndpoint.serviceName` and the like).
 fn field<'a>(v: &'a Value, path: &[&str]) -> &'a str {
@@ -43,7 +43,7 @@ pub async fn page(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) ->
     let service = get("service");
     let min_ms: Option<f64> = get("min_ms").and_then(|v| v.parse().ok());
     let q = crate::api::zipkin::TraceQuery {
-        end_ts: crate::now_ms(),
+        end_ts: crate::clock::now_ms(),
         lookback: 3_600_000,
         min_duration: min_ms.map(|m| (m * 1000.0) as i64),
         limit: 50,

@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::Shared;
 use crate::api::{alerts, graphite, logs, prometheus, status};
 use crate::dashboard;
+use crate::shared::Shared;
 
 /// Serve a router until `stop` turns true.
 pub async fn serve(

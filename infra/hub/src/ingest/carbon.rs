@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use crate::Shared;
+use crate::shared::Shared;
 use crate::store::Write;
 
 /// Parse one plaintext line.
@@ -66,7 +66,7 @@ pub async fn serve(
                         if line.trim().is_empty() {
                             continue;
                         }
-                        match parse_line(&line) {
+                        match parse_line(line) {
                             Some(p) => {
                                 shared.counters.carbon_lines.fetch_add(1, Relaxed);
                                 batch.push(p);

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
+use crate::clock::now_s;
+use crate::ingest;
+use crate::shared::Shared;
 use crate::store::Write;
-use crate::{Shared, ingest, now_s};
 
 /// One received datagram: its bytes, sender, and when it arrived.
 pub(crate) struct Datagram {

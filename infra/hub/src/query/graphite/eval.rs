@@ -2,7 +2,11 @@
 //! and per request.
 
 #[allow(unused_imports)]
-use super::*;
+use super::{find::*, glob::*, parse::*, series::*, time::*};
+#[allow(unused_imports)]
+use serde_json::{Value, json};
+#[allow(unused_imports)]
+use std::collections::BTreeMap;
 
 pub struct Ctx<'a> {
     pub source: &'a dyn Source,

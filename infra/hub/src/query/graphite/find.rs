@@ -1,7 +1,11 @@
 //! `/metrics/find`: the nodes under a pattern, as tree JSON or completer JSON.
 
 #[allow(unused_imports)]
-use super::*;
+use super::{glob::*, series::*};
+#[allow(unused_imports)]
+use serde_json::{Value, json};
+#[allow(unused_imports)]
+use std::collections::BTreeMap;
 
 /// One `/metrics/find` answer row.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,7 +1,11 @@
 //! Path globs as Graphite reads them: `*`, `?`, `[a-z]`, `{a,b}`, never across a `.`.
 
 #[allow(unused_imports)]
-use super::*;
+use super::series::*;
+#[allow(unused_imports)]
+use serde_json::{Value, json};
+#[allow(unused_imports)]
+use std::collections::BTreeMap;
 
 /// One dot-free element of a Graphite glob (`*`, `?`, `[a-z0-9]`, `{a,b}`), compiled once.
 #[derive(Debug, Clone)]

@@ -1,7 +1,11 @@
 //! Targets to expressions: paths, numbers, strings and function calls, nesting bounded.
 
 #[allow(unused_imports)]
-use super::*;
+use super::series::*;
+#[allow(unused_imports)]
+use serde_json::{Value, json};
+#[allow(unused_imports)]
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {

@@ -1,4 +1,8 @@
 //! Render, find and time forms against a map of series.
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
 use super::*;
 
 struct Mem(BTreeMap<String, Vec<(i64, f64)>>);

@@ -1,7 +1,11 @@
 //! Graphite's time forms: `-1h`, `now`, `HH:MM_YYYYMMDD`, epoch seconds; intervals (`1min`).
 
 #[allow(unused_imports)]
-use super::*;
+use super::series::*;
+#[allow(unused_imports)]
+use serde_json::{Value, json};
+#[allow(unused_imports)]
+use std::collections::BTreeMap;
 
 /// Graphite's time forms: `now`, `-10min`, `now-5minutes`, `-1h`, epoch seconds, `HH:MM_YYYYMMDD`,
 /// `YYYYMMDD`. `now` is epoch seconds.

@@ -1,62 +1,9 @@
-//! The log query language: a Kibana KQL subset (docs/OBSERVABILITY.md §1), one AST for `lab logs
-//! --query` and the hub's HTTP API.
-//!
-//! - `field:value`, `field:"a phrase"`, `field:val*` (wildcard), `field:*` (exists),
-//!   `field:200 404` and `field:(a or b)` (any of);
-//! - `field >= 1`, `field < 5` (numbers, or dates for `@timestamp`: ISO-8601 or `now-5m`);
-//! - `and` / `or` / `not` in any case, `and` binding tighter than `or`, parentheses;
-//! - a bare term or phrase searches every field's text.
-//!
-//! Matching: keyword-like values match whole and case-insensitively; a field whose value is
-//! free text (it contains whitespace, e.g. `message` or a stack) also matches a substring.
-//! Dotted paths reach into objects (`fields.path:/error`); arrays match if any element does.
+//! Text to [`Query`]: the lexer and a recursive-descent parser with a depth bound.
 
-use serde_json::{Map, Value};
+use super::ast::*;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Query {
-    All,
-    And(Vec<Query>),
-    Or(Vec<Query>),
-    Not(Box<Query>),
-    /// `field:value` (`None` field = any field).
-    Match {
-        field: Option<String>,
-        value: Term,
-    },
-    Exists(String),
-    Range {
-        field: String,
-        op: Op,
-        value: String,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Term {
-    Word(String),
-    Phrase(String),
-    Wildcard(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("query: {message} at column {column}")]
-pub struct ParseError {
-    pub message: String,
-    /// 1-based character column.
-    pub column: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
+pub(super) enum Tok {
     Word(String),
     Phrase(String),
     Colon,
@@ -68,7 +15,7 @@ enum Tok {
     Not,
 }
 
-fn lex(s: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
+pub(super) fn lex(s: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
     let chars: Vec<char> = s.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -154,7 +101,7 @@ fn lex(s: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
     Ok(out)
 }
 
-struct Parser {
+pub(super) struct Parser {
     toks: Vec<(Tok, usize)>,
     pos: usize,
     end: usize,
@@ -364,7 +311,7 @@ impl Parser {
     }
 }
 
-fn describe(t: &Tok) -> String {
+pub(super) fn describe(t: &Tok) -> String {
     match t {
         Tok::Word(w) => format!("`{w}`"),
         Tok::Phrase(p) => format!("\"{p}\""),
@@ -378,7 +325,7 @@ fn describe(t: &Tok) -> String {
     }
 }
 
-fn any(mut terms: Vec<Query>) -> Query {
+pub(super) fn any(mut terms: Vec<Query>) -> Query {
     if terms.len() == 1 {
         terms.pop().unwrap_or(Query::All)
     } else {
@@ -386,7 +333,7 @@ fn any(mut terms: Vec<Query>) -> Query {
     }
 }
 
-fn word_term(field: Option<&str>, w: &str) -> Query {
+pub(super) fn word_term(field: Option<&str>, w: &str) -> Query {
     let value = if w.contains('*') {
         Term::Wildcard(w.to_owned())
     } else {
@@ -437,288 +384,4 @@ pub fn parse(s: &str) -> Result<Query, ParseError> {
         ));
     }
     Ok(q)
-}
-
-// === evaluation ===
-
-/// The values at a dotted path (arrays flattened); a literal dotted key is tried first.
-fn lookup<'a>(doc: &'a Map<String, Value>, path: &str, out: &mut Vec<&'a Value>) {
-    if let Some(v) = doc.get(path) {
-        push_flat(v, out);
-        return;
-    }
-    let mut rest = path;
-    let mut cur = doc;
-    while let Some((head, tail)) = rest.split_once('.') {
-        match cur.get(head) {
-            Some(Value::Object(m)) => {
-                if let Some(v) = m.get(tail) {
-                    push_flat(v, out);
-                    return;
-                }
-                cur = m;
-                rest = tail;
-            }
-            Some(Value::Array(items)) => {
-                for item in items {
-                    if let Value::Object(m) = item {
-                        lookup(m, tail, out);
-                    }
-                }
-                return;
-            }
-            _ => return,
-        }
-    }
-}
-
-fn push_flat<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
-    match v {
-        Value::Array(items) => items.iter().for_each(|i| push_flat(i, out)),
-        v => out.push(v),
-    }
-}
-
-fn leaves<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
-    match v {
-        Value::Array(items) => items.iter().for_each(|i| leaves(i, out)),
-        Value::Object(m) => m.values().for_each(|i| leaves(i, out)),
-        v => out.push(v),
-    }
-}
-
-fn text_of(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    let t: Vec<char> = text.to_lowercase().chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
-fn term_matches(term: &Term, v: &Value, substring: bool) -> bool {
-    let Some(text) = text_of(v) else { return false };
-    match term {
-        Term::Wildcard(p) => glob(p, &text),
-        Term::Word(w) | Term::Phrase(w) => {
-            if let (Value::Number(n), Ok(want)) = (v, w.parse::<f64>()) {
-                return n.as_f64() == Some(want);
-            }
-            text.eq_ignore_ascii_case(w)
-                || ((substring || text.contains(char::is_whitespace))
-                    && text.to_lowercase().contains(&w.to_lowercase()))
-        }
-    }
-}
-
-/// Evaluate against a document; `now_ms` resolves `now-5m` in date ranges.
-pub fn matches(q: &Query, doc: &Map<String, Value>, now_ms: i64) -> bool {
-    match q {
-        Query::All => true,
-        Query::And(qs) => qs.iter().all(|q| matches(q, doc, now_ms)),
-        Query::Or(qs) => qs.iter().any(|q| matches(q, doc, now_ms)),
-        Query::Not(q) => !matches(q, doc, now_ms),
-        Query::Exists(field) => {
-            let mut vals = Vec::new();
-            lookup(doc, field, &mut vals);
-            vals.iter().any(|v| !v.is_null())
-        }
-        Query::Match {
-            field: Some(field),
-            value,
-        } => {
-            let mut vals = Vec::new();
-            lookup(doc, field, &mut vals);
-            vals.iter().any(|v| term_matches(value, v, false))
-        }
-        Query::Match { field: None, value } => {
-            let mut vals = Vec::new();
-            doc.values().for_each(|v| leaves(v, &mut vals));
-            vals.iter().any(|v| term_matches(value, v, true))
-        }
-        Query::Range { field, op, value } => {
-            let mut vals = Vec::new();
-            lookup(doc, field, &mut vals);
-            vals.iter().any(|v| range_matches(v, *op, value, now_ms))
-        }
-    }
-}
-
-fn range_matches(v: &Value, op: Op, bound: &str, now_ms: i64) -> bool {
-    use std::cmp::Ordering;
-    let ord = match v {
-        Value::Number(n) => {
-            let (Some(a), Ok(b)) = (n.as_f64(), bound.parse::<f64>()) else {
-                return false;
-            };
-            a.partial_cmp(&b)
-        }
-        Value::String(s) => match (date_ms(s, now_ms), date_ms(bound, now_ms)) {
-            (Some(a), Some(b)) => Some(a.cmp(&b)),
-            _ => Some(s.as_str().cmp(bound)),
-        },
-        _ => None,
-    };
-    matches!(
-        (op, ord),
-        (Op::Lt, Some(Ordering::Less))
-            | (Op::Le, Some(Ordering::Less | Ordering::Equal))
-            | (Op::Gt, Some(Ordering::Greater))
-            | (Op::Ge, Some(Ordering::Greater | Ordering::Equal))
-    )
-}
-
-/// A date for ranges: ISO-8601, `now`, `now-5m` (s, m, h, d, w), or epoch milliseconds.
-pub fn date_ms(s: &str, now_ms: i64) -> Option<i64> {
-    if let Some(rest) = s.strip_prefix("now") {
-        if rest.is_empty() {
-            return Some(now_ms);
-        }
-        let (sign, amount) = match rest.as_bytes()[0] {
-            b'-' => (-1, &rest[1..]),
-            b'+' => (1, &rest[1..]),
-            _ => return None,
-        };
-        return now_ms.checked_add(duration_ms(amount)?.checked_mul(sign)?);
-    }
-    if let Some(t) = crate::ingest::logs::parse_time(s) {
-        return Some((t.unix_timestamp_nanos() / 1_000_000) as i64);
-    }
-    None
-}
-
-/// `5m`, `30s`, `2h`, `1d`, `1w`, `500ms` → milliseconds.
-pub fn duration_ms(s: &str) -> Option<i64> {
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().ok()?;
-    let unit_ms = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        "w" => 7 * 86_400_000,
-        _ => return None,
-    };
-    n.checked_mul(unit_ms)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn doc(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
-    }
-
-    fn m(q: &str, d: &Value) -> bool {
-        matches(&parse(q).unwrap(), &doc(d.clone()), 1_000_000)
-    }
-
-    #[test]
-    fn fields_booleans_and_precedence() {
-        let d = json!({"app":"web-api","severity":"error","type":"request-failure",
-            "fields":{"path":"/error","method":"GET","stack":"Error: Oh no\n    at handler (x.js:1)"},"status":500});
-        assert!(m("app:web-api AND severity:error", &d));
-        assert!(
-            m("app:WEB-API and severity:error", &d),
-            "keywords ignore case"
-        );
-        assert!(!m("app:web", &d), "keywords match whole");
-        assert!(m("app:web*", &d));
-        assert!(m("fields.path:/error", &d));
-        assert!(
-            m("fields.stack:\"oh no\"", &d),
-            "text fields match phrases inside"
-        );
-        assert!(m(
-            "app:recipe-api or severity:error and type:request-failure",
-            &d
-        ));
-        assert!(!m("(app:recipe-api or severity:error) and type:listen", &d));
-        assert!(m("not app:recipe-api", &d));
-        assert!(m("status:200 500", &d), "a value list is any of");
-        assert!(m("status:(200 or 500)", &d));
-        assert!(m("status >= 500 and status < 600", &d));
-        assert!(!m("status > 500", &d));
-        assert!(m("fields.method:*", &d));
-        assert!(!m("fields.nothing:*", &d));
-        assert!(m("handler", &d), "free text searches every field");
-        assert!(m("\"Oh no\"", &d));
-        assert!(!m("nowhere", &d));
-        assert!(m("", &d));
-    }
-
-    #[test]
-    fn dates_compare_as_dates() {
-        let d = json!({"@timestamp":"1970-01-01T00:16:40.000Z"}); // 1_000_000 ms
-        assert!(m("@timestamp >= now-1m", &d));
-        assert!(!m("@timestamp < now-1m", &d));
-        assert!(m("@timestamp > \"1970-01-01T00:00:00Z\"", &d));
-    }
-
-    #[test]
-    fn arrays_match_any_element() {
-        let d = json!({"tags":["_jsonparsefailure","x"]});
-        assert!(m("tags:_jsonparsefailure", &d));
-    }
-
-    #[test]
-    fn errors_name_the_column() {
-        let e = parse("app:web-api AND (severity:error").unwrap_err();
-        assert_eq!(e.column, 32, "one past the end");
-        assert!(e.message.contains(")"));
-        let e = parse("app: AND x").unwrap_err();
-        assert!(e.message.contains("app"), "{e}");
-        assert!(parse("\"open").is_err());
-        assert!(parse("a:1 )").is_err());
-    }
-
-    #[test]
-    fn two_clauses_side_by_side_are_not_a_value_list() {
-        // `a:1 b:2` without an operator: KQL reads it as an error; we name it.
-        assert!(parse("a:1 b:2").is_err());
-    }
-
-    #[test]
-    fn huge_durations_and_dates_are_errors_not_overflows() {
-        assert_eq!(duration_ms("99999999999999999w"), None);
-        assert_eq!(date_ms("now-99999999999999999w", 0), None);
-        assert!(parse("@timestamp > now-99999999999999999w").is_ok());
-    }
-
-    #[test]
-    fn deep_nesting_is_refused_not_a_stack_overflow() {
-        let deep = format!("{}a:b{}", "(".repeat(2000), ")".repeat(2000));
-        let e = parse(&deep).unwrap_err();
-        assert!(e.message.contains("deeper than 32"), "{e:?}");
-        assert!(parse(&"not ".repeat(5000)).is_err());
-        let ok = format!("{}a:b{}", "(".repeat(20), ")".repeat(20));
-        assert!(parse(&ok).is_ok());
-    }
 }

@@ -15,7 +15,11 @@ use serde_json::json;
 
 use crate::ingest::statsd::Sample;
 use crate::store::Write;
-use crate::{HealthTarget, Shared};
+pub mod entry;
+
+use crate::config::HealthTarget;
+use crate::shared::Shared;
+pub use entry::*;
 
 /// After the hub starts, how long an instance that never answered is "not up yet" rather than
 /// DOWN (the hub starts first, and a service may take its health deadline to come up).
@@ -23,36 +27,6 @@ pub const STARTUP_GRACE: Duration = Duration::from_secs(30);
 
 /// A probe's time limit.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What the hub knows of one instance.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Entry {
-    pub service: String,
-    pub instance: usize,
-    pub url: String,
-    /// None until the first probe answers (or, after [`STARTUP_GRACE`], fails).
-    pub state: Option<Level>,
-    /// When the state last changed (epoch ms).
-    pub since_ms: Option<i64>,
-    /// What the last probe saw (`200 OK`, `connection refused`, …).
-    pub detail: String,
-    pub probes: u64,
-}
-
-pub fn entries(targets: &[HealthTarget]) -> Vec<Entry> {
-    targets
-        .iter()
-        .map(|t| Entry {
-            service: t.service.clone(),
-            instance: t.instance,
-            url: t.url.clone(),
-            state: None,
-            since_ms: None,
-            detail: "not probed yet".into(),
-            probes: 0,
-        })
-        .collect()
-}
 
 async fn probe(client: &Client, url: &str) -> (Level, String) {
     let trace = lab_service_kit::observe::b3::new_id();
@@ -127,7 +101,7 @@ async fn futures_join(targets: &[HealthTarget], clients: &[Client]) -> Vec<(Leve
 }
 
 fn record(shared: &Shared, targets: &[HealthTarget], results: Vec<(Level, String)>) {
-    let now_ms = crate::now_ms();
+    let now_ms = crate::clock::now_ms();
     let mut changes = Vec::new();
     let mut worst: BTreeMap<String, Level> = BTreeMap::new();
     {

@@ -1,0 +1,227 @@
+//! What goes into the store and comes out: writes, rows, retention, errors, the schema.
+
+use std::path::PathBuf;
+
+use crate::ingest::logs::LogEvent;
+use crate::ingest::zipkin::Span;
+
+/// What the writer thread is asked to do. Rows arrive serialised (by [`Write::logs`] and
+/// [`Write::spans`], on the caller's thread): the one writer only talks to SQLite.
+pub enum Write {
+    Logs(Vec<LogRow>),
+    /// (series name, epoch seconds, value)
+    Points(Vec<(String, i64, f64)>),
+    Spans(Vec<SpanRow>),
+    /// A firing or resolution of an alert rule, for the alerts page's history (also a log
+    /// document, but finding those means scanning every log of the day).
+    AlertEvent(AlertEvent),
+    /// A `lab load` result (its JSON), answered with its id once committed.
+    Load {
+        ts_ms: i64,
+        doc: String,
+        reply: std::sync::mpsc::Sender<i64>,
+    },
+    /// A run-time alert rule (its JSON) added or replaced, or (`None`) removed: kept across
+    /// the hub's restarts.
+    RuntimeRule {
+        name: String,
+        rule: Option<String>,
+    },
+    /// Answered once every write queued before it is committed.
+    Barrier(std::sync::mpsc::Sender<()>),
+}
+
+/// A log document ready for its row.
+pub struct LogRow {
+    pub ts_ms: i64,
+    pub index: String,
+    pub source: Option<String>,
+    pub doc: String,
+}
+
+/// One firing or resolution of an alert rule.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlertEvent {
+    pub ts_ms: i64,
+    pub rule: String,
+    /// `FIRING` or `resolved`.
+    pub state: String,
+    pub importance: String,
+    pub detail: String,
+}
+
+/// A span ready for its row.
+pub struct SpanRow {
+    pub trace_id: String,
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub service: Option<String>,
+    pub remote_service: Option<String>,
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub timestamp: Option<i64>,
+    pub duration: Option<i64>,
+    pub doc: String,
+}
+
+impl Write {
+    /// Log documents, serialised here.
+    pub fn logs(events: Vec<LogEvent>) -> Self {
+        Write::Logs(
+            events
+                .into_iter()
+                .map(|e| LogRow {
+                    doc: serde_json::Value::Object(e.doc).to_string(),
+                    ts_ms: e.ts_ms,
+                    index: e.index,
+                    source: e.source.map(|s| s.to_string()),
+                })
+                .collect(),
+        )
+    }
+
+    /// Spans, serialised here.
+    pub fn spans(spans: Vec<Span>) -> Self {
+        Write::Spans(
+            spans
+                .into_iter()
+                .map(|s| SpanRow {
+                    doc: s.to_json_string(),
+                    service: s.service().map(str::to_owned),
+                    remote_service: s.remote_service().map(str::to_owned),
+                    trace_id: s.trace_id,
+                    id: s.id,
+                    parent_id: s.parent_id,
+                    name: s.name,
+                    kind: s.kind,
+                    timestamp: s.timestamp,
+                    duration: s.duration,
+                })
+                .collect(),
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("hub store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("hub store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("hub store: the writer has stopped")]
+    Stopped,
+}
+
+pub(super) const SCHEMA: &str = "
+PRAGMA auto_vacuum = INCREMENTAL;
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS logs (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    idx TEXT NOT NULL,
+    source TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS points (
+    series INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    value REAL,
+    PRIMARY KEY (series, ts)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS points_ts ON points (ts);
+CREATE TABLE IF NOT EXISTS spans (
+    id INTEGER PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    parent_id TEXT,
+    service TEXT,
+    remote_service TEXT,
+    name TEXT,
+    kind TEXT,
+    ts INTEGER,
+    duration INTEGER,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
+CREATE INDEX IF NOT EXISTS spans_ts ON spans (ts);
+CREATE TABLE IF NOT EXISTS alert_events (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    rule TEXT NOT NULL,
+    state TEXT NOT NULL,
+    importance TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runtime_rules (
+    name TEXT PRIMARY KEY,
+    rule TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS loads (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+";
+
+/// Read connections of a store (the machines here have 2 cores).
+pub const READERS: usize = 2;
+
+/// How much the store keeps: the oldest data goes first, by age and by size, checked by the
+/// writer every `every_ms` (`[hub] retention` in lab.toml).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Retention {
+    /// Logs, points, spans and alert events older than this are deleted.
+    pub max_age_ms: u64,
+    /// Past this many bytes in use, the oldest logs, points and spans are deleted until it is
+    /// 90% of it.
+    pub max_bytes: u64,
+    pub every_ms: u64,
+}
+
+impl Default for Retention {
+    /// Sized for a laptop: a week, 1 GiB.
+    fn default() -> Self {
+        Self {
+            max_age_ms: 7 * 86_400_000,
+            max_bytes: 1 << 30,
+            every_ms: 30_000,
+        }
+    }
+}
+
+/// What retention has deleted since the hub started.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    pub logs: std::sync::atomic::AtomicU64,
+    pub points: std::sync::atomic::AtomicU64,
+    pub spans: std::sync::atomic::AtomicU64,
+}
+
+/// A stored log document as the APIs return it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredLog {
+    pub id: i64,
+    pub ts_ms: i64,
+    pub index: String,
+    pub source: Option<String>,
+    pub doc: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A stored log document as its JSON text.
+#[derive(Debug, Clone)]
+pub struct RawLog {
+    pub id: i64,
+    pub ts_ms: i64,
+    pub index: String,
+    pub source: Option<String>,
+    pub doc: String,
+}
