@@ -178,52 +178,36 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
         std::thread::Builder::new().name(name.to_owned()).spawn(f)
     };
 
-    // Logs: receiver → queue → parser (batches into the store).
-    let (log_tx, log_rx) = std::sync::mpsc::sync_channel::<Datagram>(shared.config.queue);
-    {
+    // Logs and StatsD: receiver → bounded queue → parser (logs batch into the store, StatsD
+    // into the aggregator; a flush thread closes each interval).
+    type Parse = fn(std::sync::mpsc::Receiver<Datagram>, &Shared);
+    let inputs: [(
+        &str,
+        UdpSocket,
+        Parse,
+        fn(&Counters) -> (&std::sync::atomic::AtomicU64, &std::sync::atomic::AtomicU64),
+    ); 2] = [
+        ("hub-logs", logs_sock, parse_logs, |c| {
+            (&c.log_datagrams, &c.log_dropped_queue)
+        }),
+        ("hub-statsd", statsd_sock, aggregate, |c| {
+            (&c.statsd_datagrams, &c.statsd_dropped_queue)
+        }),
+    ];
+    for (name, sock, parse, counters) in inputs {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Datagram>(shared.config.queue);
         let (s, st) = (shared.clone(), stop.clone());
         threads.push(spawn(
-            "hub-logs-udp",
+            &format!("{name}-udp"),
             Box::new(move || {
-                receive(
-                    logs_sock,
-                    log_tx,
-                    &st,
-                    &s.counters.log_datagrams,
-                    &s.counters.log_dropped_queue,
-                )
+                let (received, dropped) = counters(&s.counters);
+                receive(sock, tx, &st, received, dropped)
             }),
         )?);
-    }
-    {
         let s = shared.clone();
         threads.push(spawn(
-            "hub-logs-parse",
-            Box::new(move || parse_logs(log_rx, &s)),
-        )?);
-    }
-    // StatsD: receiver → queue → aggregator; a flush thread closes each interval.
-    let (sd_tx, sd_rx) = std::sync::mpsc::sync_channel::<Datagram>(shared.config.queue);
-    {
-        let (s, st) = (shared.clone(), stop.clone());
-        threads.push(spawn(
-            "hub-statsd-udp",
-            Box::new(move || {
-                receive(
-                    statsd_sock,
-                    sd_tx,
-                    &st,
-                    &s.counters.statsd_datagrams,
-                    &s.counters.statsd_dropped_queue,
-                )
-            }),
-        )?);
-    }
-    {
-        let s = shared.clone();
-        threads.push(spawn(
-            "hub-statsd-agg",
-            Box::new(move || aggregate(sd_rx, &s)),
+            &format!("{name}-parse"),
+            Box::new(move || parse(rx, &s)),
         )?);
     }
     {

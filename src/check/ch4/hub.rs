@@ -23,19 +23,16 @@ pub(super) async fn search_newest(
     since: &str,
     limit: usize,
 ) -> anyhow::Result<Vec<Value>> {
-    let url = format!(
-        "http://{}/api/logs?query={}&since={since}&limit={limit}",
-        hub.http,
-        crate::check::wire::url_encode(query)
-    );
-    let r = ctx.client.get(&url, ctx.timeout).await?;
-    anyhow::ensure!(
-        r.status == 200,
-        "the hub's log search answered {}: {}",
-        r.status,
-        r.text()
-    );
-    let v = r.json()?;
+    let v = hub_json(
+        ctx,
+        "the hub's log search",
+        format!(
+            "http://{}/api/logs?query={}&since={since}&limit={limit}",
+            hub.http,
+            crate::check::wire::url_encode(query)
+        ),
+    )
+    .await?;
     Ok(v["hits"]
         .as_array()
         .cloned()
@@ -97,19 +94,16 @@ pub(super) async fn graphite_sum(
     target: &str,
     from: i64,
 ) -> anyhow::Result<f64> {
-    let url = format!(
-        "http://{}/render?target={}&from={from}&format=json",
-        hub.http,
-        crate::check::wire::url_encode(target)
-    );
-    let r = ctx.client.get(&url, ctx.timeout).await?;
-    anyhow::ensure!(
-        r.status == 200,
-        "render answered {}: {}",
-        r.status,
-        r.text()
-    );
-    let v = r.json()?;
+    let v = hub_json(
+        ctx,
+        "render",
+        format!(
+            "http://{}/render?target={}&from={from}&format=json",
+            hub.http,
+            crate::check::wire::url_encode(target)
+        ),
+    )
+    .await?;
     Ok(v.as_array()
         .map(|series| {
             series
@@ -164,4 +158,16 @@ pub(super) async fn health_until(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok((false, last, t0.elapsed()))
+}
+
+/// A JSON answer of the hub's HTTP API (`what` names it in the error of any other status).
+async fn hub_json(ctx: &Ctx, what: &str, url: String) -> anyhow::Result<Value> {
+    let r = ctx.client.get(&url, ctx.timeout).await?;
+    anyhow::ensure!(
+        r.status == 200,
+        "{what} answered {}: {}",
+        r.status,
+        r.text()
+    );
+    Ok(r.json()?)
 }

@@ -33,6 +33,26 @@ pub fn value(v: f64) -> String {
     }
 }
 
+/// One family of StatsD series by name: `# HELP`, `# TYPE`, a sample per name.
+fn family(
+    out: &mut String,
+    metric: &str,
+    kind: &str,
+    help: &str,
+    series: &std::collections::BTreeMap<String, f64>,
+) {
+    let _ = writeln!(out, "# HELP {metric} {help}");
+    let _ = writeln!(out, "# TYPE {metric} {kind}");
+    for (k, v) in series {
+        let _ = writeln!(
+            out,
+            "{metric}{{name=\"{}\"}} {}",
+            escape_label(k),
+            value(*v)
+        );
+    }
+}
+
 pub fn exposition(shared: &Shared) -> String {
     let totals = shared
         .statsd
@@ -41,29 +61,20 @@ pub fn exposition(shared: &Shared) -> String {
         .totals
         .clone();
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP statsd_count_total StatsD counters received since the hub started (sample rates applied)."
+    family(
+        &mut out,
+        "statsd_count_total",
+        "counter",
+        "StatsD counters received since the hub started (sample rates applied).",
+        &totals.counters,
     );
-    let _ = writeln!(out, "# TYPE statsd_count_total counter");
-    for (k, v) in &totals.counters {
-        let _ = writeln!(
-            out,
-            "statsd_count_total{{name=\"{}\"}} {}",
-            escape_label(k),
-            value(*v)
-        );
-    }
-    let _ = writeln!(out, "# HELP statsd_last_value StatsD gauges, last value.");
-    let _ = writeln!(out, "# TYPE statsd_last_value gauge");
-    for (k, v) in &totals.gauges {
-        let _ = writeln!(
-            out,
-            "statsd_last_value{{name=\"{}\"}} {}",
-            escape_label(k),
-            value(*v)
-        );
-    }
+    family(
+        &mut out,
+        "statsd_last_value",
+        "gauge",
+        "StatsD gauges, last value.",
+        &totals.gauges,
+    );
     let _ = writeln!(
         out,
         "# HELP statsd_timer_seconds StatsD timers in seconds (Prometheus' base unit; StatsD sends milliseconds): quantiles of the last interval with data, sum and count since the hub started."
@@ -89,19 +100,13 @@ pub fn exposition(shared: &Shared) -> String {
             value(*count)
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP statsd_set_members Distinct members of each StatsD set in the last interval."
+    family(
+        &mut out,
+        "statsd_set_members",
+        "gauge",
+        "Distinct members of each StatsD set in the last interval.",
+        &totals.sets,
     );
-    let _ = writeln!(out, "# TYPE statsd_set_members gauge");
-    for (k, v) in &totals.sets {
-        let _ = writeln!(
-            out,
-            "statsd_set_members{{name=\"{}\"}} {}",
-            escape_label(k),
-            value(*v)
-        );
-    }
     let _ = writeln!(
         out,
         "# HELP lab_health_status The book's health state of each instance: 2 OK, 1 DEGRADED, 0 DOWN."
