@@ -2,9 +2,12 @@
 //!
 //! Layout:
 //! - [`cli`]: the clap definition of every subcommand.
-//! - [`commands`]: one file per subcommand; load config, call the crates, render.
-//! - [`config`]: lab.toml raw (spans) → validated → lowered to a supervisor plan.
-//! - [`check`]: the scenario registry and its chapter files.
+//! - [`commands`]: one file per subcommand; load config, call the crates, render (no command
+//!   calls another: what they share is in `commands::{env, running, context}`).
+//! - [`config`]: lab.toml raw (spans) → validated (`model`) → lowered once for every shape
+//!   (`lower`: processes, docker, Compose, Kubernetes).
+//! - [`check`]: the scenario registry, what a scenario works with, and the chapter files.
+//! - [`error`]: exit codes and [`error::Usage`], printed once by `main`.
 //! - [`export`]: the lab as a Compose file or Kubernetes manifests (`lab export compose|k8s`).
 //! - [`init`]: `lab init [SECTION]`, the default lab or one per book section.
 //! - [`images`]: the lab image, imported into the local engine without a registry.

@@ -183,17 +183,17 @@ mod tests {
     use super::*;
     use std::time::Duration as StdDuration;
 
-    use lab_service_kit::client;
+    use lab_net::client;
     use lab_web_api::{AppState, TargetProtocol, router};
 
     const T: StdDuration = StdDuration::from_secs(5);
 
     /// recipe-api over TLS with `cert`; returns its `host:port`.
     async fn tls_recipe_api(cert: &Issued) -> String {
-        let cfg = lab_service_kit::tls::server_config(&cert.cert, &cert.key).unwrap();
+        let cfg = lab_net::tls::server_config(&cert.cert, &cert.key).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(lab_service_kit::serve::serve_tls(
+        tokio::spawn(lab_net::serve::serve_tls(
             listener,
             lab_recipe_api::router(),
             std::future::pending(),
@@ -207,7 +207,7 @@ mod tests {
     async fn consume(state: AppState) -> (u16, serde_json::Value) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(lab_service_kit::serve::serve(
+        tokio::spawn(lab_net::serve::serve(
             listener,
             router(state),
             std::future::pending(),
@@ -217,7 +217,7 @@ mod tests {
     }
 
     fn trust(ca: &LabCa) -> std::sync::Arc<rustls::ClientConfig> {
-        lab_service_kit::tls::client_config(&ca.ca_cert()).unwrap()
+        lab_net::tls::client_config(&ca.ca_cert()).unwrap()
     }
 
     #[tokio::test]
@@ -271,7 +271,7 @@ mod tests {
     async fn https_to_a_plain_port_fails_as_tls() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let plain = listener.local_addr().unwrap().to_string();
-        tokio::spawn(lab_service_kit::serve::serve(
+        tokio::spawn(lab_net::serve::serve(
             listener,
             lab_recipe_api::router(),
             std::future::pending(),

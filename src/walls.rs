@@ -16,6 +16,7 @@ const NOT_SPLIT_YET: &[(&str, usize)] = &[];
 /// The source folders of the workspace's crates.
 const CRATES: &[&str] = &[
     "src",
+    "infra/net/src",
     "services/kit/src",
     "services/recipe-api/src",
     "services/web-api/src",

@@ -86,7 +86,7 @@ pub fn load_baseline<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                     .tls_ca
                     .as_ref()
                     .ok_or_else(|| anyhow::anyhow!("the lab has no CA"))?;
-                plan.tls = Some(lab_service_kit::tls::client_config(ca)?);
+                plan.tls = Some(lab_net::tls::client_config(ca)?);
             }
             let r = load(plan).await?;
             clean(
@@ -250,7 +250,7 @@ pub async fn protocol_table(ctx: &Ctx, run: Duration, connections: usize) -> any
             let ca = lab_ca
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("the lab has no CA"))?;
-            tls.tls = Some(lab_service_kit::tls::client_config(ca)?);
+            tls.tls = Some(lab_net::tls::client_config(ca)?);
             cases.push((
                 "https".into(),
                 "the same over HTTP/1.1 with TLS".into(),
@@ -297,7 +297,7 @@ pub async fn protocol_table(ctx: &Ctx, run: Duration, connections: usize) -> any
                 short(&format!("{}/recipes/42", plain.base))?,
             ));
             let mut tls = short(&format!("{}/recipes/42", https.base))?;
-            tls.tls = Some(lab_service_kit::tls::client_config(&ca_path)?);
+            tls.tls = Some(lab_net::tls::client_config(&ca_path)?);
             cases.push((
                 "https (alike)".into(),
                 "the same over HTTP/1.1 with TLS: the handshake and encryption are all that differs".into(),

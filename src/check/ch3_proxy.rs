@@ -445,9 +445,7 @@ pub fn tls_termination<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             key: issued.key,
         });
         let proxy = start(ctx, rec, f, "haproxy/tls.cfg").await?;
-        let client = lab_service_kit::client::Client::with_tls(
-            lab_service_kit::tls::client_config(&ca.ca_cert())?,
-        );
+        let client = lab_net::client::Client::with_tls(lab_net::tls::client_config(&ca.ca_cert())?);
         let t0 = Instant::now();
         let r = client
             .get(
@@ -493,7 +491,7 @@ pub fn tls_termination<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 Err(e) => format!("refused: {}", e.kind()),
             },
         );
-        let untrusting = lab_service_kit::client::Client::new();
+        let untrusting = lab_net::client::Client::new();
         let r = untrusting
             .get(
                 &format!("https://{}/recipes/42", proxy.addrs[0]),

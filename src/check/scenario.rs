@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use lab_service_kit::client::{Client, Response};
+use lab_net::client::{Client, Response};
 
 use super::contract;
 use schemars::JsonSchema;
@@ -234,7 +234,7 @@ pub struct Memo {
 /// Which instance answered `r`: its `x-lab-instance` header (every lab service sends it), else
 /// `pid N` from the first of the body's `pid_fields` that holds one (a learner's service tells
 /// itself apart by pid, as in the book).
-pub fn answered_by(r: &lab_service_kit::client::Response, pid_fields: &[&str]) -> String {
+pub fn answered_by(r: &lab_net::client::Response, pid_fields: &[&str]) -> String {
     if let Some(v) = r
         .headers
         .get(lab_service_kit::service::INSTANCE_HEADER)

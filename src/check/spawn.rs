@@ -8,7 +8,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use lab_service_kit::client::Client;
+use lab_net::client::Client;
 
 use crate::config::model::Builtin;
 
@@ -58,9 +58,9 @@ pub async fn builtin_on(
         group: false,
     };
     let client = match (tls, tls_ca) {
-        (true, Some(ca)) => Client::with_tls(lab_service_kit::tls::client_config(
-            std::path::Path::new(ca),
-        )?),
+        (true, Some(ca)) => {
+            Client::with_tls(lab_net::tls::client_config(std::path::Path::new(ca))?)
+        }
         (true, None) => anyhow::bail!("a TLS service started for a check needs TLS_CA too"),
         _ => Client::new(),
     };

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lab_service_kit::client::Client;
+use lab_net::client::Client;
 use lab_supervisor::state::State;
 
 use crate::check::{Ctx, Endpoint, EndpointRun};
@@ -46,7 +46,7 @@ fn client_for(tls_dir: &std::path::Path) -> anyhow::Result<(Client, Option<std::
     let ca = tls_dir.join("ca.crt");
     Ok(if ca.exists() {
         (
-            Client::with_tls(lab_service_kit::tls::client_config(&ca)?),
+            Client::with_tls(lab_net::tls::client_config(&ca)?),
             Some(ca),
         )
     } else {

@@ -84,7 +84,7 @@ pub async fn alerts(env: &Env, args: AlertsArgs) -> anyhow::Result<u8> {
         ));
     };
     let base = format!("http://{}", connect(&cfg, cfg.http_port));
-    let client = lab_service_kit::client::Client::new();
+    let client = lab_net::client::Client::new();
     let rules = match client
         .get(&format!("{base}/api/alerts"), Duration::from_secs(5))
         .await

@@ -132,7 +132,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
                     ca.display()
                 )));
             }
-            lab_service_kit::tls::client_config(&ca)?
+            lab_net::tls::client_config(&ca)?
         });
     }
     if let Some(method) = &args.grpc {
@@ -309,7 +309,7 @@ fn record(
         .build()
         .map_err(anyhow::Error::from)
         .and_then(|rt| {
-            rt.block_on(lab_service_kit::client::Client::new().request(
+            rt.block_on(lab_net::client::Client::new().request(
                 hyper::Method::POST,
                 &url,
                 &[],

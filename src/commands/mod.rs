@@ -111,10 +111,8 @@ fn probe(a: crate::cli::ProbeArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()?;
     let client = match &a.ca {
-        Some(ca) => {
-            lab_service_kit::client::Client::with_tls(lab_service_kit::tls::client_config(ca)?)
-        }
-        None => lab_service_kit::client::Client::new(),
+        Some(ca) => lab_net::client::Client::with_tls(lab_net::tls::client_config(ca)?),
+        None => lab_net::client::Client::new(),
     };
     match rt.block_on(client.get(&a.url, a.timeout)) {
         Ok(r) if r.status.is_success() => Ok(exit::OK),

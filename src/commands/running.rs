@@ -72,7 +72,7 @@ pub async fn query_logs(
     };
     let base = format!("http://{}/api/logs", connect(&cfg, cfg.http_port));
     let since = since.unwrap_or("15m");
-    let client = lab_service_kit::client::Client::new();
+    let client = lab_net::client::Client::new();
     let style = env.style;
     let mut url = format!(
         "{base}?query={}&since={}&limit={limit}",

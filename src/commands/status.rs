@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use lab_service_kit::client::Client;
+use lab_net::client::Client;
 use lab_supervisor::state::{InstanceRecord, State};
 use serde::Serialize;
 

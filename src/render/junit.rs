@@ -121,10 +121,5 @@ pub fn render(report: &CheckReport) -> String {
     x
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
+/// XML text and attribute values: the lab's one escaper.
+use lab_net::html::escape as esc;

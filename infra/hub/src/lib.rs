@@ -1,15 +1,22 @@
 //! The lab's observability hub: one process that speaks the book's stack's wire protocols
 //! (docs/OBSERVABILITY.md), so services work unchanged against it or against ELK, Graphite and Zipkin.
 //!
+//! - [`config`]: [`HubConfig`] (what `[hub]` lowers to); [`shared`]: what a running hub's parts
+//!   share; [`clock`], [`error`].
 //! - [`ingest`]: Logstash UDP JSON ([`ingest::logs`]), StatsD ([`ingest::statsd`]), Zipkin v2
-//!   spans ([`ingest::zipkin`]), carbon plaintext (in [`api`]).
-//! - [`store`]: the embedded SQLite store (one writer thread, batched transactions).
-//! - [`query`]: the log query language ([`query::kql`]) and Graphite targets ([`query::graphite`]).
-//! - [`api`]: the HTTP APIs: Graphite render/find, Prometheus `/metrics`, logs search, and the
-//!   Zipkin v2 API on its own port.
+//!   spans ([`ingest::zipkin`]), carbon plaintext ([`ingest::carbon`]), and the threads between
+//!   the sockets and the store ([`ingest::pipeline`]).
+//! - [`store`]: the embedded SQLite store (one writer thread, batched transactions, retention).
+//! - [`query`]: the log query language ([`query::kql`]), Graphite targets ([`query::graphite`])
+//!   and the store as their source ([`query::source`]).
+//! - [`http`]: the router and the browser guard; [`http::params`] what every handler shares.
+//! - [`api`]: the HTTP APIs: Graphite render/find, Prometheus `/metrics`, logs search, alert
+//!   rules, status, and the Zipkin v2 API on its own port.
 //! - [`dashboard`]: the HTML pages on the HTTP port (overview, metrics, traces, logs, alerts,
-//!   load runs), offline and escaped; [`chart`] draws their SVG charts and [`topology`] reads
+//!   load runs), offline and escaped; `lab_net::chart` draws their SVG charts and [`topology`] reads
 //!   what the overview shows beyond health (the supervisor's state, the proxy's stats CSV).
+//! - [`alerts`], [`health`], [`tail`]: the rules evaluated, the instances polled, their output
+//!   tailed into the log store.
 //!
 //! [`start`] binds every socket first (a taken port fails the whole start, nothing half-up), then
 //! runs: UDP receivers on their own threads that only copy datagrams into bounded queues (a
@@ -19,7 +26,6 @@
 
 pub mod alerts;
 pub mod api;
-pub mod chart;
 pub mod clock;
 pub mod config;
 pub mod dashboard;

@@ -85,7 +85,7 @@ pub struct Shared {
     /// Every alert rule and its standing.
     pub alerts: Mutex<Vec<RuleState>>,
     /// One client per `config.proxy_stats` target, made once (the overview asks every second).
-    pub proxy_clients: Vec<lab_service_kit::client::Client>,
+    pub proxy_clients: Vec<lab_net::client::Client>,
 }
 
 /// Where a started hub listens.

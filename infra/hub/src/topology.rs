@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab_service_kit::client::Client;
+use lab_net::client::Client;
 use serde::Serialize;
 use serde_json::Value;
 

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lab_hub::HubConfig;
-use lab_service_kit::client::Client;
+use lab_net::client::Client;
 use serde_json::Value;
 
 fn config(dir: &std::path::Path) -> HubConfig {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::*;
 use std::time::Duration;
 
-use lab_service_kit::client::Client;
+use lab_net::client::Client;
 
 use crate::backend::Backend;
 use crate::config::Check;

@@ -49,7 +49,7 @@ pub enum ProxyError {
     #[error("frontend {frontend}: {source}")]
     Tls {
         frontend: String,
-        source: lab_service_kit::tls::TlsError,
+        source: lab_net::tls::TlsError,
     },
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -162,11 +162,9 @@ async fn start_on(
         }
         let tls = match &f.tls {
             Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-                lab_service_kit::tls::server_config(&t.cert, &t.key).map_err(|source| {
-                    ProxyError::Tls {
-                        frontend: f.name.clone(),
-                        source,
-                    }
+                lab_net::tls::server_config(&t.cert, &t.key).map_err(|source| ProxyError::Tls {
+                    frontend: f.name.clone(),
+                    source,
                 })?,
             )),
             None => None,
@@ -197,7 +195,7 @@ async fn start_on(
 /// a current-thread runtime with its own listeners (SO_REUSEPORT) and upstream pool, sharing
 /// only the backends' state and the stats: no task or connection hops between threads.
 pub fn main(config: &std::path::Path) -> Result<(), ProxyError> {
-    lab_service_kit::telemetry::init("proxy");
+    lab_net::telemetry::init("proxy");
     let bad = |reason: String| ProxyError::Config {
         path: config.display().to_string(),
         reason,
@@ -210,7 +208,7 @@ pub fn main(config: &std::path::Path) -> Result<(), ProxyError> {
         std::fs::read(config).map_err(|e| bad(e.to_string()))?
     };
     let mut cfg: ProxyConfig = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
-    let threads: usize = std::env::var(lab_service_kit::settings::env::LAB_THREADS)
+    let threads: usize = std::env::var(lab_net::env::LAB_THREADS)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -244,7 +242,7 @@ pub fn main(config: &std::path::Path) -> Result<(), ProxyError> {
                             Ok(running) => {
                                 let _ = ready_tx.send(Ok(()));
                                 let _ = stop_rx.wait_for(|s| *s).await;
-                                running.stop(lab_service_kit::serve::DRAIN_CAP).await;
+                                running.stop(lab_net::serve::DRAIN_CAP).await;
                             }
                             Err(e) => {
                                 let _ = ready_tx.send(Err(e));
@@ -259,15 +257,15 @@ pub fn main(config: &std::path::Path) -> Result<(), ProxyError> {
     }
     tracing::info!(threads, "proxy running");
     main_rt.block_on(async {
-        lab_service_kit::serve::shutdown_signal().await;
+        lab_net::serve::shutdown_signal().await;
         let _ = stop_tx.send(true);
-        first.stop(lab_service_kit::serve::DRAIN_CAP).await;
+        first.stop(lab_net::serve::DRAIN_CAP).await;
     });
     for t in others {
         let _ = t.join();
     }
     tracing::info!("proxy stopped");
-    lab_service_kit::telemetry::flush();
+    lab_net::telemetry::flush();
     Ok(())
 }
 

@@ -235,11 +235,7 @@ impl Stats {
     }
 
     pub fn html(&self) -> String {
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
+        let esc = lab_net::html::escape;
         let mut out = String::from(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>lab proxy stats</title>\
              <style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px;font-size:13px}\

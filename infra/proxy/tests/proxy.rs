@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
+use lab_net::client::Client;
 use lab_proxy::config::{Check, Frontend, Mode, ProxyConfig, Server};
-use lab_service_kit::client::Client;
 
 /// A backend server answering `GET /` with its name, `/health`, `/json` (compressible), `/ip`
 /// (the X-Forwarded-For it received) and `/slow` (holds 300 ms, counting concurrent calls).
@@ -437,7 +437,7 @@ async fn tls_termination_speaks_http2_to_clients_that_offer_it() {
     f.tls = Some(files);
     let (p, _) = proxy(f).await;
     let url = format!("https://{}/ip", p.addrs[0]);
-    let c = Client::with_tls(lab_service_kit::tls::client_config(&ca).unwrap());
+    let c = Client::with_tls(lab_net::tls::client_config(&ca).unwrap());
     let r = c.get(&url, T).await.unwrap();
     assert_eq!(r.version, hyper::Version::HTTP_2, "ALPN picked HTTP/2");
     assert_eq!(

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use lab_service_kit::client::Client;
+use lab_net::client::Client;
 
 use crate::plan::HealthCheck;
 
 /// The client a check needs: one trusting the check's CA for `https`, else `plain`.
 pub fn client_for(check: &HealthCheck, plain: &Client) -> Result<Client, String> {
     match check {
-        HealthCheck::Https { ca, .. } => lab_service_kit::tls::client_config(ca)
+        HealthCheck::Https { ca, .. } => lab_net::tls::client_config(ca)
             .map(Client::with_tls)
             .map_err(|e| e.to_string()),
         _ => Ok(plain.clone()),

@@ -19,7 +19,7 @@ pub mod env {
     /// `host:port` of a Zipkin collector (the book's env name).
     pub const ZIPKIN: &str = "ZIPKIN";
     /// Event-loop threads of a built-in service (default 1: one loop per process, like Node).
-    pub const LAB_THREADS: &str = "LAB_THREADS";
+    pub use lab_net::env::LAB_THREADS;
     /// `1`: CPU-bound work runs on a blocking pool (libuv's thread pool in the book).
     pub const LAB_OFFLOAD: &str = "LAB_OFFLOAD";
     /// Worker processes sharing the port (Node's cluster module); the process given it is the master.
@@ -216,5 +216,11 @@ mod tests {
     fn ipv6_hosts_are_bracketed() {
         let s = Settings::from_lookup(5, lookup(&[("HOST", "::1")])).unwrap();
         assert_eq!(s.bind_addr(), "[::1]:5");
+    }
+}
+
+impl From<SettingsError> for crate::serve::ServiceError {
+    fn from(e: SettingsError) -> Self {
+        Self::Config(e.to_string())
     }
 }

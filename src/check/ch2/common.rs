@@ -10,13 +10,10 @@ use std::time::{Duration, Instant};
 pub(super) const SAMPLES: usize = 20;
 
 /// A client that trusts the lab's CA, for a producer over TLS.
-pub(super) fn tls_client(
-    ctx: &Ctx,
-    e: &Endpoint,
-) -> anyhow::Result<lab_service_kit::client::Client> {
+pub(super) fn tls_client(ctx: &Ctx, e: &Endpoint) -> anyhow::Result<lab_net::client::Client> {
     match (&e.protocol, &ctx.tls_ca) {
-        (Protocol::Https, Some(ca)) => Ok(lab_service_kit::client::Client::with_tls(
-            lab_service_kit::tls::client_config(ca)?,
+        (Protocol::Https, Some(ca)) => Ok(lab_net::client::Client::with_tls(
+            lab_net::tls::client_config(ca)?,
         )),
         (Protocol::Https, None) => anyhow::bail!(
             "`{}` serves https but the lab has no CA file under {}",
@@ -27,7 +24,7 @@ pub(super) fn tls_client(
     }
 }
 
-pub(super) fn content_type(r: &lab_service_kit::client::Response) -> String {
+pub(super) fn content_type(r: &lab_net::client::Response) -> String {
     r.headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -64,7 +61,7 @@ pub(super) async fn tls_recipe_api_helper() -> anyhow::Result<(
 }
 
 pub(super) async fn gql(
-    client: &lab_service_kit::client::Client,
+    client: &lab_net::client::Client,
     ctx: &Ctx,
     base: &str,
     body: Value,
@@ -87,7 +84,7 @@ pub(super) fn grpc_tls(
 ) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
     match (e.protocol, &ctx.tls_ca) {
         (Protocol::Http, _) => Ok(None),
-        (Protocol::Https, Some(ca)) => Ok(Some(lab_service_kit::tls::client_config(ca)?)),
+        (Protocol::Https, Some(ca)) => Ok(Some(lab_net::tls::client_config(ca)?)),
         (Protocol::Https, None) => {
             anyhow::bail!("`{}` serves TLS but the lab has no CA", e.service)
         }

@@ -88,12 +88,11 @@ pub(super) fn gzip<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             let svc = &p.service;
             let url = format!("{}/recipes/42", p.base()?);
             let (plain, gz) = ctx.get_plain_and_gzip(&url).await?;
-            let enc = |r: &lab_service_kit::client::Response| {
-                match super::super::scenario::content_encoding(r) {
+            let enc =
+                |r: &lab_net::client::Response| match super::super::scenario::content_encoding(r) {
                     e if e.is_empty() => "none".to_owned(),
                     e => e,
-                }
-            };
+                };
             rec.expect(
                 format!("{svc}: no Accept-Encoding, not compressed"),
                 enc(&plain) == "none",

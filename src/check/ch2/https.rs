@@ -42,9 +42,7 @@ pub(super) fn https<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             }
         }
         for (svc, base, ca) in targets {
-            let trusting = lab_service_kit::client::Client::with_tls(
-                lab_service_kit::tls::client_config(&ca)?,
-            );
+            let trusting = lab_net::client::Client::with_tls(lab_net::tls::client_config(&ca)?);
             let t0 = Instant::now();
             let r = trusting
                 .get(&format!("{base}/recipes/42"), ctx.timeout)
@@ -85,15 +83,14 @@ pub(super) fn https<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             );
             let other_dir = tempfile::tempdir()?;
             let other = crate::tls::LabCa::ensure(other_dir.path())?;
-            let stranger = lab_service_kit::client::Client::with_tls(
-                lab_service_kit::tls::client_config(&other.ca_cert())?,
-            );
+            let stranger =
+                lab_net::client::Client::with_tls(lab_net::tls::client_config(&other.ca_cert())?);
             let o = stranger
                 .get(&format!("{base}/recipes/42"), ctx.timeout)
                 .await;
             rec.check(
                 format!("{svc}: a client trusting another CA refuses the certificate"),
-                matches!(o, Err(lab_service_kit::client::ClientError::Tls(_))),
+                matches!(o, Err(lab_net::client::ClientError::Tls(_))),
                 match &o {
                     Ok(r) => format!("status {} (should have failed)", r.status),
                     Err(e) => truncate(&e.to_string(), 160),

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 /// The fields a GraphQL type reports by introspection.
 pub(super) async fn gql_type_fields(
-    client: &lab_service_kit::client::Client,
+    client: &lab_net::client::Client,
     ctx: &Ctx,
     base: &str,
     ty: &str,

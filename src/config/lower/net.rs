@@ -2,8 +2,8 @@
 //! environment every instance gets (`HOST`, `PORT`, `TARGET`, the hub's addresses, …), written
 //! once for every shape.
 
+use lab_net::tls::env as tls_vars;
 use lab_service_kit::settings::env as vars;
-use lab_service_kit::tls::env as tls_vars;
 
 use super::ports::Resolved;
 use super::shape::{Shape, Tls};

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab_service_kit::client::Client;
+use lab_net::client::Client;
 use lab_service_kit::health::Level;
 use serde_json::json;
 

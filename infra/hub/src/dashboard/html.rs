@@ -5,21 +5,7 @@ use std::fmt::Write as _;
 
 use axum::response::{Html, Response};
 
-/// `s` safe inside HTML text and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use lab_net::html::escape;
 
 pub(crate) const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:0;color:#222}\
 nav{background:#1f2933;padding:8px 16px}nav a{color:#e4e7eb;margin-right:16px;text-decoration:none}\
@@ -73,12 +59,4 @@ pub(crate) fn iso_us(us: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escape_leaves_no_markup() {
-        assert_eq!(
-            escape("<script>alert('x')</script> & \"q\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
-        );
-    }
 }

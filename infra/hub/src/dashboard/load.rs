@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::html::{escape, page, server_error};
-use crate::chart::{self, Line, XAxis};
 use crate::http::params::params;
 use crate::shared::Shared;
+use lab_net::chart::{self, Line, XAxis};
 
 /// Runs listed on the page.
 const LISTED: usize = 100;

@@ -1,7 +1,7 @@
 //! `GET /graphs`: the metrics page. Per service (every service whose StatsD series the hub
 //! holds): request and 5xx rates, the error share, and the slowest route's latency
 //! percentiles over the last N minutes; then any series picked from a searchable list. Charts
-//! are SVG drawn here ([`crate::chart`]) from the same Graphite engine as `/render`.
+//! are SVG drawn here (`lab_net::chart`) from the same Graphite engine as `/render`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::html::{escape, page, server_error};
-use crate::chart::{self, Line, XAxis};
 use crate::http::params::{param, params};
 use crate::ingest::statsd::Namespace;
 use crate::query::graphite::Series;
 use crate::shared::Shared;
+use lab_net::chart::{self, Line, XAxis};
 
 /// Points per line (the window is consolidated to this many).
 const MAX_POINTS: usize = 240;

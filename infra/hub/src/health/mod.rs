@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab_service_kit::client::Client;
+use lab_net::client::Client;
 use lab_service_kit::health::{Level, classify};
 use serde_json::json;
 
@@ -57,7 +57,7 @@ async fn probe(client: &Client, url: &str) -> (Level, String) {
 /// then reports the TLS failure).
 pub fn client_for(ca: Option<&std::path::Path>) -> Client {
     match ca {
-        Some(ca) => lab_service_kit::tls::client_config(ca)
+        Some(ca) => lab_net::tls::client_config(ca)
             .map(Client::with_tls)
             .unwrap_or_else(|_| Client::new()),
         None => Client::new(),

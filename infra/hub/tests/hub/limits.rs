@@ -3,7 +3,7 @@
 
 use super::util::*;
 use lab_hub::HubConfig;
-use lab_service_kit::client::Client;
+use lab_net::client::Client;
 use serde_json::{Value, json};
 use std::io::Write as _;
 use std::net::UdpSocket;

@@ -1,7 +1,7 @@
 //! Starting a hub on ports 0 and calling it.
 
 use lab_hub::{HubConfig, Running};
-use lab_service_kit::client::{Client, Response};
+use lab_net::client::{Client, Response};
 use std::time::{Duration, Instant};
 
 pub(super) fn config(dir: &std::path::Path) -> HubConfig {

@@ -33,8 +33,7 @@ pub(super) const LOG_SEND_EVERY: Duration = Duration::from_millis(20);
 /// Log documents waiting to be sent; past this, new ones are dropped (and counted).
 pub(super) const OUTBOX_LIMIT: usize = 10_000;
 
-/// Open client connections of this process (the `server.conn` gauge).
-pub static OPEN_CONNECTIONS: AtomicI64 = AtomicI64::new(0);
+pub use lab_net::serve::OPEN_CONNECTIONS;
 
 /// Where a service sends its telemetry; any part may be off.
 pub struct Telemetry {

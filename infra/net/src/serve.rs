@@ -7,6 +7,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 /// The longest a service waits for in-flight requests after a shutdown signal.
+/// Connections open now, over every [`serve`] of the process (the `server.conn` gauge).
+pub static OPEN_CONNECTIONS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
 pub const DRAIN_CAP: Duration = Duration::from_secs(5);
 
 /// Serve `router` on `listener` until `shutdown` completes, then let in-flight requests finish
@@ -48,7 +51,7 @@ pub async fn serve_with_drain_cap(
 
 /// The listener `serve` accepts through: no Nagle (HTTP/2 answers in several small writes, and
 /// waiting for delayed ACKs would add ~40 ms to each exchange on a fresh connection), and every
-/// connection counted in [`crate::observe::OPEN_CONNECTIONS`] while it is open.
+/// connection counted in [`OPEN_CONNECTIONS`] while it is open.
 struct Counting(TcpListener);
 
 impl axum::serve::Listener for Counting {
@@ -81,14 +84,14 @@ pub struct Counted(tokio::net::TcpStream);
 
 impl Counted {
     fn new(tcp: tokio::net::TcpStream) -> Self {
-        crate::observe::OPEN_CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OPEN_CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self(tcp)
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        crate::observe::OPEN_CONNECTIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        OPEN_CONNECTIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -222,8 +225,6 @@ pub async fn shutdown_signal() {
 /// Why a service could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error(transparent)]
-    Settings(#[from] crate::settings::SettingsError),
     #[error("{0}")]
     Config(String),
     #[error(transparent)]

@@ -1,10 +1,10 @@
 //! Line charts as inline SVG, drawn by the hub for its pages: no plotting crate and no script,
 //! so a chart is part of the HTML the server sends (and works offline). Every label goes
-//! through [`escape`](crate::dashboard::html::escape).
+//! through [`escape`](crate::html::escape).
 
 use std::fmt::Write as _;
 
-use crate::dashboard::html::escape;
+use crate::html::escape;
 
 const W: f64 = 560.0;
 const H: f64 = 220.0;
@@ -65,9 +65,11 @@ fn fmt_num(v: f64) -> String {
 
 fn x_label(axis: XAxis, x: f64) -> String {
     match axis {
-        XAxis::Time => time::OffsetDateTime::from_unix_timestamp(x as i64)
-            .map(|t| format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second()))
-            .unwrap_or_default(),
+        XAxis::Time => {
+            // The time of day in UTC.
+            let s = (x as i64).rem_euclid(86_400);
+            format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+        }
         XAxis::Linear(unit) => format!("{}{unit}", fmt_num(x)),
         XAxis::Nines => {
             let pct = 100.0 * (1.0 - 10f64.powf(-x));
