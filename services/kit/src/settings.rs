@@ -145,6 +145,12 @@ impl Settings {
     }
 }
 
+impl From<SettingsError> for crate::serve::ServiceError {
+    fn from(e: SettingsError) -> Self {
+        Self::Config(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,11 +222,5 @@ mod tests {
     fn ipv6_hosts_are_bracketed() {
         let s = Settings::from_lookup(5, lookup(&[("HOST", "::1")])).unwrap();
         assert_eq!(s.bind_addr(), "[::1]:5");
-    }
-}
-
-impl From<SettingsError> for crate::serve::ServiceError {
-    fn from(e: SettingsError) -> Self {
-        Self::Config(e.to_string())
     }
 }

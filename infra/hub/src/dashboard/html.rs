@@ -55,8 +55,3 @@ pub(crate) fn iso_us(us: i64) -> String {
         })
         .unwrap_or_default()
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-}
