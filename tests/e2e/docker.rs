@@ -535,36 +535,28 @@ fn the_dockerfiles_skeleton_is_a_workspace_cargo_accepts() {
     assert!(skeleton.join("services/recipe-api/contracts").is_dir());
     let stub = std::fs::read_to_string(skeleton.join("src/main.rs")).unwrap();
     assert_eq!(stub.trim(), "fn main() {}");
-    let meta = std::process::Command::new("cargo")
-        .args([
-            "metadata",
-            "--offline",
-            "--format-version",
-            "1",
-            "--no-deps",
-        ])
-        .current_dir(&skeleton)
-        .output()
-        .unwrap();
-    assert!(
-        meta.status.success(),
-        "{}",
-        String::from_utf8_lossy(&meta.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&meta.stdout).unwrap();
+    let metadata = |dir: &std::path::Path| -> serde_json::Value {
+        let meta = std::process::Command::new("cargo")
+            .args([
+                "metadata",
+                "--offline",
+                "--format-version",
+                "1",
+                "--no-deps",
+            ])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            meta.status.success(),
+            "{}",
+            String::from_utf8_lossy(&meta.stderr)
+        );
+        serde_json::from_slice(&meta.stdout).unwrap()
+    };
+    let v = metadata(&skeleton);
     // Every member of the real workspace.
-    let real = std::process::Command::new("cargo")
-        .args([
-            "metadata",
-            "--offline",
-            "--format-version",
-            "1",
-            "--no-deps",
-        ])
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    let real: serde_json::Value = serde_json::from_slice(&real.stdout).unwrap();
+    let real = metadata(&repo());
     let members = |v: &serde_json::Value| v["workspace_members"].as_array().unwrap().len();
     assert_eq!(members(&v), members(&real), "{v:#}");
     assert!(members(&real) >= 10, "{real:#}");
