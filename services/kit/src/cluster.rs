@@ -20,7 +20,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::task::JoinSet;
 
-use crate::serve::{DRAIN_CAP, ServiceError, shutdown_signal};
+use lab_net::serve::{DRAIN_CAP, ServiceError, shutdown_signal};
 use crate::settings::{Settings, env};
 
 /// A worker that dies sooner than this after its start counts as crashing: the next respawn

@@ -5,7 +5,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::Settings;
-use crate::serve::{DRAIN_CAP, ServiceError, serve, serve_tls, shutdown_signal};
+use lab_net::serve::{DRAIN_CAP, ServiceError, serve, serve_tls, shutdown_signal};
 
 /// The whole `main` of a service: tracing, settings, bind, serve until a signal.
 ///
@@ -28,11 +28,11 @@ pub fn run_service_with(
     parts: crate::observe::Parts,
     build: impl FnOnce(&Settings) -> Router,
 ) -> Result<(), ServiceError> {
-    crate::telemetry::init(name);
+    lab_net::telemetry::init(name);
     let settings = Settings::from_env(default_port)?;
     if settings.workers > 1 && settings.worker.is_none() {
         let result = crate::cluster::run_master(name, &settings);
-        crate::telemetry::flush();
+        lab_net::telemetry::flush();
         return result;
     }
     if settings.worker.is_some() {
@@ -78,7 +78,7 @@ pub fn run_service_with(
         Ok(())
     });
     telemetry.flush();
-    crate::telemetry::flush();
+    lab_net::telemetry::flush();
     result
 }
 
@@ -106,9 +106,9 @@ fn with_instance_header(router: Router) -> Router {
 
 /// The TLS config named by `TLS_CERT` and `TLS_KEY`, if both are set.
 fn tls_from_env() -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, ServiceError> {
-    use crate::tls::env::{TLS_CERT, TLS_KEY};
+    use lab_net::tls::env::{TLS_CERT, TLS_KEY};
     match (std::env::var_os(TLS_CERT), std::env::var_os(TLS_KEY)) {
-        (Some(c), Some(k)) => Ok(Some(crate::tls::server_config(c.as_ref(), k.as_ref())?)),
+        (Some(c), Some(k)) => Ok(Some(lab_net::tls::server_config(c.as_ref(), k.as_ref())?)),
         (None, None) => Ok(None),
         _ => Err(ServiceError::Config(format!(
             "set both {TLS_CERT} and {TLS_KEY}, or neither"

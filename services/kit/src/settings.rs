@@ -145,7 +145,7 @@ impl Settings {
     }
 }
 
-impl From<SettingsError> for crate::serve::ServiceError {
+impl From<SettingsError> for lab_net::serve::ServiceError {
     fn from(e: SettingsError) -> Self {
         Self::Config(e.to_string())
     }

@@ -1,0 +1,186 @@
+"""The orchestration behind scripts/bench-telemetry (run that, not this): two labs of the same
+chain, one without [hub] and one with it, loaded in turn from CPU 1 while the lab runs on CPU 0."""
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+SECS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+LAB = f"{os.getcwd()}/target/release/lab"
+TICK = os.sysconf("SC_CLK_TCK")
+CONNS = 50
+FLOOR = 0.6  # issue 17: the chain with [hub] at least 0.6× the chain without it
+
+CHAIN = """
+name = "{name}"
+[services.recipe-api]
+builtin = "recipe-api"
+port = {recipe}
+[services.web-api]
+builtin = "web-api"
+port = {web}
+env = {{ TARGET = "recipe-api" }}
+"""
+HUB = """
+[hub]
+logs_port = {logs}
+statsd_port = {statsd}
+zipkin_port = {zipkin}
+http_port = {http}
+carbon_port = {carbon}
+flush_interval = "1s"
+"""
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def wrk(url, secs):
+    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{CONNS}", f"-d{secs}s", "--latency", url]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
+    return total, float(p99.group(1)) * scale, errors
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+class Lab:
+    def __init__(self, name, hub, workdir):
+        recipe, web, *hubports = free_ports(7)
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir)
+        text = CHAIN.format(name=name, recipe=recipe, web=web)
+        self.http = None
+        if hub:
+            logs, statsd, zipkin, http, carbon = hubports
+            text += HUB.format(logs=logs, statsd=statsd, zipkin=zipkin, http=http, carbon=carbon)
+            self.http = f"127.0.0.1:{http}"
+        self.toml = os.path.join(self.dir, "lab.toml")
+        with open(self.toml, "w") as f:
+            f.write(text)
+        self.name = name
+        self.url = f"http://127.0.0.1:{web}/"
+
+    def lab(self, *args, **kw):
+        return subprocess.run([LAB, "-f", self.toml, "--no-color", *args], check=True, **kw)
+
+    def up(self):
+        # The supervisor and every process it starts inherit CPU 0.
+        subprocess.run(["taskset", "-c", "0", LAB, "-f", self.toml, "--no-color", "up", "--detach"],
+                       check=True, stdout=subprocess.DEVNULL)
+        status = json.loads(self.lab("status", "--json", capture_output=True, text=True).stdout)
+        self.pids = {i["service"]: i["pid"] for i in status["instances"]}
+
+    def down(self):
+        subprocess.run([LAB, "-f", self.toml, "down"], stdout=subprocess.DEVNULL)
+
+    def hub_status(self):
+        return get_json(f"http://{self.http}/api/status") if self.http else None
+
+
+def stored(status):
+    """(log documents, spans, StatsD datagrams received, every dropped counter) from /api/status."""
+    c = status.get("counters", {})
+    st = status.get("stored") or {}
+    dropped = {k: v for k, v in c.items() if k.startswith("hub.dropped.")}
+    return st.get("logs", 0), st.get("spans", 0), c.get("hub.received.statsd_datagrams", 0), dropped
+
+
+def measure(lab):
+    wrk(lab.url, 1)  # warm-up
+    before = {s: cpu_seconds(p) for s, p in lab.pids.items()}
+    hub0 = lab.hub_status()
+    t0 = time.time()
+    total, p99, errors = wrk(lab.url, SECS)
+    wall = time.time() - t0
+    time.sleep(1.5)  # the hub's last batches and its StatsD flush land
+    cpu = {s: (cpu_seconds(p) - before[s]) / max(total, 1) * 1e6 for s, p in lab.pids.items()}
+    row = {"lab": lab.name, "requests": total, "rps": total / wall, "p99_ms": p99, "errors": errors,
+           "cpu_us_per_request": cpu}
+    if hub0 is not None:
+        hub1 = lab.hub_status()
+        l0, s0, d0, _ = stored(hub0)
+        l1, s1, d1, dropped = stored(hub1)
+        row["per_request"] = {"log_documents": (l1 - l0) / max(total, 1), "spans": (s1 - s0) / max(total, 1),
+                              "statsd_datagrams": (d1 - d0) / max(total, 1)}
+        row["dropped"] = dropped
+    return row
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="bench-telemetry-") as work:
+        labs = [Lab("chain-nohub", False, work), Lab("chain-hub", True, work)]
+        print(f"bench-telemetry: web-api → recipe-api, {SECS}s per case, {ROUNDS} rounds interleaved, "
+              f"the lab on CPU 0, wrk -t1 -c{CONNS} on CPU 1", flush=True)
+        rows = {l.name: [] for l in labs}
+        for r in range(ROUNDS):
+            for lab in labs:
+                lab.up()
+                try:
+                    row = measure(lab)
+                finally:
+                    lab.down()
+                rows[lab.name].append(row)
+                cpu = "  ".join(f"{s} {v:.1f}" for s, v in sorted(row["cpu_us_per_request"].items()))
+                extra = ""
+                if "per_request" in row:
+                    pr = row["per_request"]
+                    extra = (f"  stored/req: {pr['log_documents']:.2f} logs, {pr['spans']:.2f} spans, "
+                             f"{pr['statsd_datagrams']:.2f} StatsD datagrams; dropped "
+                             f"{sum(row['dropped'].values())}")
+                print(f"  round {r + 1} {lab.name:<12} {row['rps']:>9,.0f} req/s  p99 {row['p99_ms']:6.2f} ms"
+                      f"  CPU µs/req: {cpu}{extra}" + (f"  {row['errors']} errors" if row["errors"] else ""),
+                      flush=True)
+        med = {n: statistics.median(x["rps"] for x in v) for n, v in rows.items()}
+        p99 = {n: statistics.median(x["p99_ms"] for x in v) for n, v in rows.items()}
+        ratio = med["chain-hub"] / med["chain-nohub"]
+        cpu_med = {n: {s: statistics.median(x["cpu_us_per_request"][s] for x in v)
+                       for s in v[0]["cpu_us_per_request"]} for n, v in rows.items()}
+        print()
+        for n in med:
+            print(f"  median {n:<12} {med[n]:>9,.0f} req/s  p99 {p99[n]:6.2f} ms  CPU µs/req "
+                  + "  ".join(f"{s} {v:.1f}" for s, v in sorted(cpu_med[n].items())))
+        send = {s: cpu_med["chain-hub"][s] - cpu_med["chain-nohub"][s] for s in ("web-api", "recipe-api")}
+        print(f"  the services' own telemetry (sending side), CPU µs per request: "
+              + ", ".join(f"{s} +{v:.1f}" for s, v in send.items()))
+        print(f"  the hub's ingest, CPU µs per request: {cpu_med['chain-hub'].get('hub', float('nan')):.1f}")
+        dropped = sum(sum(x.get("dropped", {}).values()) for x in rows["chain-hub"])
+        ok = ratio >= FLOOR and dropped == 0
+        print(f"\n  {'ok  ' if ratio >= FLOOR else 'FAIL'}  the chain with [hub] at {ratio:.2f}× the chain without "
+              f"(floor {FLOOR}×)")
+        print(f"  {'ok  ' if dropped == 0 else 'FAIL'}  nothing dropped by the hub ({dropped})")
+        with open("target/bench-telemetry.json", "w") as f:
+            json.dump({"rows": rows, "median_rps": med, "ratio": ratio, "sending_cpu_us": send}, f, indent=1)
+        print("  (also in target/bench-telemetry.json)")
+        sys.exit(0 if ok else 1)
+
+
+main()
