@@ -457,8 +457,11 @@ fn external_mode_points_services_at_a_real_logstash() {
     let mut types = std::collections::BTreeSet::new();
     while !types.contains("request-outgoing") {
         let n = logstash.recv(&mut buf).expect("a Logstash datagram");
+        // A document, or several as one JSON array: Logstash's json codec makes an event of each.
         let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
-        types.insert(v["type"].as_str().unwrap().to_owned());
+        for doc in v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]) {
+            types.insert(doc["type"].as_str().unwrap().to_owned());
+        }
     }
     assert!(
         types.contains("listen") && types.contains("request-incoming"),

@@ -20,8 +20,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::task::JoinSet;
 
-use lab_net::serve::{DRAIN_CAP, ServiceError, shutdown_signal};
 use crate::settings::{Settings, env};
+use lab_net::serve::{DRAIN_CAP, ServiceError, shutdown_signal};
 
 /// A worker that dies sooner than this after its start counts as crashing: the next respawn
 /// waits longer (doubling from 100 ms up to 5 s), so a broken worker cannot spin the master.

@@ -154,4 +154,34 @@ mod tests {
         assert_eq!(v["environment"], "production");
         assert_eq!(v["fields"]["ua"], "curl");
     }
+
+    #[test]
+    fn queued_logs_go_several_to_a_datagram_as_a_json_array() {
+        let doc = |n: usize| format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(1000)).into_bytes();
+        // One alone goes as it is.
+        assert_eq!(pack_logs(&[doc(1)]), vec![doc(1)]);
+        // Many: arrays, each under the datagram limit, every document once and in order.
+        let docs: Vec<Vec<u8>> = (0..150).map(doc).collect();
+        let packets = pack_logs(&docs);
+        assert!(
+            packets.len() >= 3 && packets.len() < 10,
+            "{}",
+            packets.len()
+        );
+        let mut seen = Vec::new();
+        for p in &packets {
+            assert!(p.len() <= LOG_DATAGRAM, "{}", p.len());
+            let v: serde_json::Value = serde_json::from_slice(p).unwrap();
+            seen.extend(
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d["n"].as_u64().unwrap()),
+            );
+        }
+        assert_eq!(seen, (0..150).collect::<Vec<u64>>());
+        // One too large to share goes alone.
+        let big = format!("{{\"pad\":\"{}\"}}", "y".repeat(LOG_DATAGRAM)).into_bytes();
+        assert_eq!(pack_logs(&[doc(1), big.clone(), doc(2)]).len(), 3);
+    }
 }

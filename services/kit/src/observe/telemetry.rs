@@ -250,7 +250,7 @@ impl Telemetry {
     }
 
     /// One Logstash document (the book's `logstash.js` shape), serialised now and sent by the
-    /// `logstash-send` thread within [`LOG_SEND_EVERY`] (one datagram per document).
+    /// `logstash-send` thread within [`LOG_SEND_EVERY`] (with the others queued, see [`pack_logs`]).
     pub fn log(&self, severity: &str, kind: &str, fields: impl serde::Serialize) {
         if self.logstash.is_none() {
             return;
@@ -282,8 +282,8 @@ impl Telemetry {
             return;
         };
         let batch = std::mem::take(&mut *self.logs_out.lock().unwrap_or_else(|p| p.into_inner()));
-        for doc in batch {
-            let _ = sock.send_to(&doc, to);
+        for packet in pack_logs(&batch) {
+            let _ = sock.send_to(&packet, to);
         }
     }
 
@@ -457,4 +457,42 @@ pub fn iso_now() -> String {
 
 pub fn iso(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The most a log datagram carries: under Logstash's 65,536-byte read buffer and loopback's
+/// 65,507-byte datagram.
+pub(super) const LOG_DATAGRAM: usize = 60_000;
+
+/// Queued log documents as datagrams: several to a datagram as one JSON array (Logstash's json
+/// codec, like the hub, makes an event of each element), up to [`LOG_DATAGRAM`] bytes; a lone
+/// document, or one too large to share, goes as it is. One `sendto` per datagram, not per
+/// document: the system call was most of what logging cost a service.
+pub(super) fn pack_logs(docs: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut group: Vec<&[u8]> = Vec::new();
+    let mut size = 1;
+    let close = |group: &mut Vec<&[u8]>, out: &mut Vec<Vec<u8>>| match group.len() {
+        0 => {}
+        1 => out.push(group[0].to_vec()),
+        _ => {
+            let mut p = Vec::with_capacity(group.iter().map(|d| d.len() + 1).sum::<usize>() + 1);
+            for (i, d) in group.iter().enumerate() {
+                p.push(if i == 0 { b'[' } else { b',' });
+                p.extend_from_slice(d);
+            }
+            p.push(b']');
+            out.push(p);
+        }
+    };
+    for d in docs {
+        if !group.is_empty() && size + d.len() + 1 > LOG_DATAGRAM {
+            close(&mut group, &mut out);
+            group.clear();
+            size = 1;
+        }
+        group.push(d);
+        size += d.len() + 1;
+    }
+    close(&mut group, &mut out);
+    out
 }
