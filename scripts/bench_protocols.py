@@ -72,8 +72,9 @@ def wait_listening(addr, deadline=10.0):
     sys.exit(f"bench-protocols: nothing listens on {addr}")
 
 
-def wrk(url, secs, headers=(), script=None):
-    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{CONNS}", f"-d{secs}s", "--latency"]
+def wrk(url, secs, headers=(), script=None, conns=CONNS):
+    """(requests, p99 ms, errors) of `wrk -t1 -c{conns}` on CPU 1 (bench-telemetry uses it too)."""
+    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency"]
     for h in headers:
         cmd += ["-H", h]
     if script:

@@ -2,7 +2,6 @@
 chain, one without [hub] and one with it, loaded in turn from CPU 1 while the lab runs on CPU 0."""
 import json
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -11,10 +10,12 @@ import tempfile
 import time
 import urllib.request
 
+import bench_protocols  # its wrk() and cpu_seconds(); it runs nothing when imported
+from bench_protocols import cpu_seconds
+
 SECS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 LAB = f"{os.getcwd()}/target/release/lab"
-TICK = os.sysconf("SC_CLK_TCK")
 CONNS = 50
 FLOOR = 0.6  # issue 17: the chain with [hub] at least 0.6× the chain without it
 
@@ -49,22 +50,8 @@ def free_ports(n):
     return ports
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-
-
 def wrk(url, secs):
-    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{CONNS}", f"-d{secs}s", "--latency", url]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
-    return total, float(p99.group(1)) * scale, errors
+    return bench_protocols.wrk(url, secs, conns=CONNS)
 
 
 def get_json(url):
@@ -183,4 +170,5 @@ def main():
         sys.exit(0 if ok else 1)
 
 
-main()
+if __name__ == "__main__":
+    main()
