@@ -145,10 +145,15 @@ async fn click(c: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
 }
 
+/// The texts of the elements matching `css`; none at all when any of them went stale under a
+/// navigation (an element of the page being left reads as an error, not as an empty text).
 async fn texts(c: &Client, css: &str) -> Vec<String> {
     let mut out = Vec::new();
     for e in c.find_all(Locator::Css(css)).await.unwrap_or_default() {
-        out.push(e.text().await.unwrap_or_default());
+        match e.text().await {
+            Ok(t) => out.push(t),
+            Err(_) => return Vec::new(),
+        }
     }
     out
 }
@@ -289,6 +294,11 @@ fn the_dashboard_in_a_real_browser() {
         input.send_keys(&query).await.unwrap();
         click(&c, "form button").await;
         let found = until(&c, "the request's log lines", || async {
+            // The form's answer, not the page it was typed into (that one lists every app).
+            let url = c.current_url().await.ok()?;
+            if !url.query().is_some_and(|q| q.contains("query=")) {
+                return None;
+            }
             let rows = texts(&c, "#hits tr td:nth-child(2)").await;
             if !rows.is_empty() {
                 return Some(rows);
