@@ -29,6 +29,8 @@ pub fn run(env: &Env, args: HubArgs) -> anyhow::Result<u8> {
         config.zipkin_port = 0;
         config.http_port = 0;
         config.carbon_port = config.carbon_port.map(|_| 0);
+        config.otlp_http_port = 0;
+        config.otlp_grpc_port = 0;
     }
     // Signals are caught from before the hub answers (a SIGTERM right after it is ready stops
     // it cleanly).
@@ -54,6 +56,8 @@ pub fn run(env: &Env, args: HubArgs) -> anyhow::Result<u8> {
     config.zipkin_port = a.zipkin.port();
     config.http_port = a.http.port();
     config.carbon_port = a.carbon.map(|c| c.port());
+    config.otlp_http_port = a.otlp_http.port();
+    config.otlp_grpc_port = a.otlp_grpc.port();
     // Written like `lab up` writes it, so `lab logs --query` and `lab alerts` find this hub.
     let json_path = env.state_dir.join("hub").join("hub.json");
     if let Err(e) = std::fs::write(&json_path, serde_json::to_vec_pretty(&config)?) {
@@ -64,11 +68,12 @@ pub fn run(env: &Env, args: HubArgs) -> anyhow::Result<u8> {
     }
     render::line(summary(&config));
     render::line(format!(
-        "data in {}; Ctrl-C stops it. Point services at it with LOGSTASH={} STATSD={} ZIPKIN={}",
+        "data in {}; Ctrl-C stops it. Point services at it with LOGSTASH={} STATSD={} ZIPKIN={} (or OpenTelemetry's OTEL_EXPORTER_OTLP_ENDPOINT=http://{})",
         config.data_dir.display(),
         a.logs,
         a.statsd,
-        a.zipkin
+        a.zipkin,
+        a.otlp_http
     ));
     rt.block_on(cancel.cancelled());
     running.stop();

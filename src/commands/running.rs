@@ -42,6 +42,11 @@ pub fn summary(cfg: &HubConfig) -> String {
         s.push_str(&format!(" · carbon tcp://{}", connect(cfg, c)));
     }
     s.push_str(&format!(
+        " · otlp http://{} grpc://{}",
+        connect(cfg, cfg.otlp_http_port),
+        connect(cfg, cfg.otlp_grpc_port)
+    ));
+    s.push_str(&format!(
         "\ndashboard: http://{}/",
         connect(cfg, cfg.http_port)
     ));

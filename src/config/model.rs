@@ -63,6 +63,8 @@ pub enum HubListener {
     Zipkin,
     Http,
     Carbon,
+    OtlpHttp,
+    OtlpGrpc,
 }
 
 impl HubListener {
@@ -73,6 +75,8 @@ impl HubListener {
             Self::Zipkin => "hub Zipkin API",
             Self::Http => "hub HTTP API",
             Self::Carbon => "hub carbon (TCP)",
+            Self::OtlpHttp => "hub OTLP/HTTP",
+            Self::OtlpGrpc => "hub OTLP/gRPC",
         }
     }
     pub fn udp(self) -> bool {

@@ -103,6 +103,13 @@ pub struct RawHub {
     /// Graphite render/find, Prometheus `/metrics`, log search. Default: 8080 (the book's Graphite).
     #[schemars(with = "Option<u16>")]
     pub http_port: Option<Spanned<u16>>,
+    /// OTLP/HTTP input (`/v1/traces`, `/v1/logs`, `/v1/metrics`, protobuf or JSON), for
+    /// OpenTelemetry-instrumented services. Default: 4318 (OTLP's).
+    #[schemars(with = "Option<u16>")]
+    pub otlp_http_port: Option<Spanned<u16>>,
+    /// OTLP/gRPC input (the three `Export` services). Default: 4317 (OTLP's).
+    #[schemars(with = "Option<u16>")]
+    pub otlp_grpc_port: Option<Spanned<u16>>,
     /// Carbon plaintext (TCP) input, for a real StatsD daemon flushing into the hub. Default: 2003.
     #[schemars(with = "Option<u16>")]
     pub carbon_port: Option<Spanned<u16>>,

@@ -410,7 +410,9 @@ fn lab_hub_alone_serves_a_learners_own_service() {
     };
     // What the book's logstash.js would send, from "someone else's" socket.
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let doc = serde_json::json!({"@timestamp": "2026-11-25T10:00:00.000Z", "@version": 1, "app": "my-node-app",
+    // Dated now: inside the store's retention whenever the test runs.
+    let stamp = lab_hub::ymd_hms(time::OffsetDateTime::now_utc()).replace(' ', "T") + ".000Z";
+    let doc = serde_json::json!({"@timestamp": stamp, "@version": 1, "app": "my-node-app",
         "severity": "info", "type": "listen", "fields": {"port": 1234}, "host": "laptop"});
     udp.send_to(doc.to_string().as_bytes(), ("127.0.0.1", port("logs")))
         .unwrap();

@@ -24,6 +24,10 @@ pub struct HubConfig {
     pub zipkin_port: u16,
     /// Graphite render/find, Prometheus `/metrics`, logs search, status.
     pub http_port: u16,
+    /// OTLP/HTTP input (`/v1/traces`, `/v1/logs`, `/v1/metrics`).
+    pub otlp_http_port: u16,
+    /// OTLP/gRPC input (the three `Export` services).
+    pub otlp_grpc_port: u16,
     /// Carbon plaintext (TCP) input, so a real StatsD daemon can flush into the hub. None = off.
     pub carbon_port: Option<u16>,
     /// StatsD flush interval, milliseconds (etsy's default 10000).
@@ -88,6 +92,8 @@ impl Default for HubConfig {
             statsd_port: 8125,
             zipkin_port: 9411,
             http_port: 8080,
+            otlp_http_port: 4318,
+            otlp_grpc_port: 4317,
             carbon_port: Some(2003),
             flush_interval_ms: 10_000,
             namespace: Namespace::Legacy,

@@ -129,6 +129,8 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
     let statsd_sock = bind_udp("StatsD (UDP)", at(config.statsd_port))?;
     let zipkin_l = bind_tcp("the Zipkin API", at(config.zipkin_port))?;
     let http_l = bind_tcp("the HTTP API", at(config.http_port))?;
+    let otlp_http_l = bind_tcp("OTLP/HTTP", at(config.otlp_http_port))?;
+    let otlp_grpc_l = bind_tcp("OTLP/gRPC", at(config.otlp_grpc_port))?;
     let carbon_l = match config.carbon_port {
         Some(p) => Some(bind_tcp("carbon plaintext", at(p))?),
         None => None,
@@ -139,6 +141,8 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
         zipkin: zipkin_l.local_addr()?,
         http: http_l.local_addr()?,
         carbon: carbon_l.as_ref().map(|l| l.local_addr()).transpose()?,
+        otlp_http: otlp_http_l.local_addr()?,
+        otlp_grpc: otlp_grpc_l.local_addr()?,
     };
     let step = (config.flush_interval_ms / 1000).max(1) as i64;
     // Few batches may wait for the writer: past them the parsers wait, and the datagram queues
@@ -176,6 +180,7 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
             }
             all
         }),
+        otlp_metrics: Mutex::default(),
         config,
     });
     let stop = Arc::new(AtomicBool::new(false));
@@ -245,6 +250,16 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
             api::zipkin::router(shared.clone()),
             stop_rx.clone(),
         ));
+        tokio::spawn(http::serve(
+            tokio::net::TcpListener::from_std(otlp_http_l)?,
+            api::otlp::http::router(shared.clone()),
+            stop_rx.clone(),
+        ));
+        tokio::spawn(http::serve(
+            tokio::net::TcpListener::from_std(otlp_grpc_l)?,
+            api::otlp::grpc::router(shared.clone()),
+            stop_rx.clone(),
+        ));
         tokio::spawn(health::poll(shared.clone(), stop_rx.clone()));
         tokio::spawn(alerts::run(shared.clone(), stop_rx.clone()));
         if let Some(c) = carbon_l {
@@ -253,7 +268,7 @@ pub fn start(config: HubConfig) -> Result<Running, HubError> {
         }
         Ok::<_, std::io::Error>(())
     })?;
-    tracing::info!(logs = %addrs.logs, statsd = %addrs.statsd, zipkin = %addrs.zipkin, http = %addrs.http, carbon = ?addrs.carbon, "hub listening");
+    tracing::info!(logs = %addrs.logs, statsd = %addrs.statsd, zipkin = %addrs.zipkin, http = %addrs.http, carbon = ?addrs.carbon, otlp_http = %addrs.otlp_http, otlp_grpc = %addrs.otlp_grpc, "hub listening");
     Ok(Running {
         addrs,
         shared,
@@ -270,11 +285,13 @@ pub fn main(config_path: &std::path::Path) -> Result<(), HubError> {
     let running = start(config)?;
     let a = running.addrs;
     println!(
-        "hub: logs udp://{} · statsd udp://{} · zipkin http://{} · api http://{}{}",
+        "hub: logs udp://{} · statsd udp://{} · zipkin http://{} · api http://{} · otlp http://{} grpc://{}{}",
         a.logs,
         a.statsd,
         a.zipkin,
         a.http,
+        a.otlp_http,
+        a.otlp_grpc,
         a.carbon
             .map(|c| format!(" · carbon tcp://{c}"))
             .unwrap_or_default()

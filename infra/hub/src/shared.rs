@@ -27,6 +27,15 @@ pub struct Counters {
     pub carbon_lines: AtomicU64,
     pub carbon_bad_lines: AtomicU64,
     pub forward_failures: AtomicU64,
+    pub otlp_spans: AtomicU64,
+    pub otlp_log_records: AtomicU64,
+    pub otlp_points: AtomicU64,
+    /// Items an OTLP request carried that were rejected (bad ids, points without a value).
+    pub otlp_rejected: AtomicU64,
+    /// OTLP requests refused whole: undecodable bodies, wrong content types, too large.
+    pub otlp_bad_requests: AtomicU64,
+    /// OTLP items refused because the store's queue was full (503 / UNAVAILABLE: the exporter retries).
+    pub otlp_dropped_queue: AtomicU64,
 }
 
 impl Counters {
@@ -67,6 +76,21 @@ impl Counters {
             ),
             ("hub.dropped.carbon", self.carbon_bad_lines.load(Relaxed)),
             ("hub.dropped.forward", self.forward_failures.load(Relaxed)),
+            ("hub.received.otlp_spans", self.otlp_spans.load(Relaxed)),
+            (
+                "hub.received.otlp_log_records",
+                self.otlp_log_records.load(Relaxed),
+            ),
+            ("hub.received.otlp_points", self.otlp_points.load(Relaxed)),
+            ("hub.dropped.otlp_items", self.otlp_rejected.load(Relaxed)),
+            (
+                "hub.dropped.otlp_requests",
+                self.otlp_bad_requests.load(Relaxed),
+            ),
+            (
+                "hub.dropped.otlp_queue",
+                self.otlp_dropped_queue.load(Relaxed),
+            ),
         ]
     }
 }
@@ -86,6 +110,8 @@ pub struct Shared {
     pub alerts: Mutex<Vec<RuleState>>,
     /// One client per `config.proxy_stats` target, made once (the overview asks every second).
     pub proxy_clients: Vec<lab_net::client::Client>,
+    /// OTLP metrics between requests: delta running totals, the last samples for `/metrics`.
+    pub otlp_metrics: Mutex<crate::ingest::otlp::metrics::MetricState>,
 }
 
 /// Where a started hub listens.
@@ -96,4 +122,6 @@ pub struct HubAddrs {
     pub zipkin: SocketAddr,
     pub http: SocketAddr,
     pub carbon: Option<SocketAddr>,
+    pub otlp_http: SocketAddr,
+    pub otlp_grpc: SocketAddr,
 }

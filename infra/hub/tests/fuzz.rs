@@ -116,3 +116,120 @@ proptest! {
         let _ = graphite::find(&["a.b".into()], &t);
     }
 }
+
+mod otlp {
+    //! OTLP's parsers (protobuf by prost, JSON by serde, then the conversions): no body crashes
+    //! the hub, and every span of a decodable request is either kept or counted as rejected.
+
+    use lab_hub::ingest::otlp::{self, json};
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use proptest::prelude::*;
+    use prost::Message;
+
+    fn now() -> time::OffsetDateTime {
+        super::now()
+    }
+
+    fn all_three(bytes: &[u8]) {
+        if let Ok(r) = otlp::ExportTraceServiceRequest::decode(bytes) {
+            let _ = otlp::traces::spans(&r);
+        }
+        if let Ok(r) = otlp::ExportLogsServiceRequest::decode(bytes) {
+            let _ = otlp::logs::documents(&r, now(), "nodejs-");
+        }
+        if let Ok(r) = otlp::ExportMetricsServiceRequest::decode(bytes) {
+            let _ = otlp::metrics::points(&r, &mut Default::default(), 0);
+        }
+        if let Ok(r) = json::decode::<otlp::ExportTraceServiceRequest>(bytes) {
+            let _ = otlp::traces::spans(&r);
+        }
+        if let Ok(r) = json::decode::<otlp::ExportLogsServiceRequest>(bytes) {
+            let _ = otlp::logs::documents(&r, now(), "nodejs-");
+        }
+        if let Ok(r) = json::decode::<otlp::ExportMetricsServiceRequest>(bytes) {
+            let _ = otlp::metrics::points(&r, &mut Default::default(), 0);
+        }
+    }
+
+    fn span() -> impl Strategy<Value = Span> {
+        (
+            prop::collection::vec(any::<u8>(), 0..18),
+            prop::collection::vec(any::<u8>(), 0..10),
+            prop::collection::vec(any::<u8>(), 0..10),
+            any::<u64>(),
+            any::<u64>(),
+            -1i32..7,
+            "[ -~]{0,10}",
+        )
+            .prop_map(
+                |(trace_id, span_id, parent_span_id, start, end, kind, name)| Span {
+                    trace_id,
+                    span_id,
+                    parent_span_id,
+                    start_time_unix_nano: start,
+                    end_time_unix_nano: end,
+                    kind,
+                    attributes: vec![KeyValue {
+                        key: name.clone(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::IntValue(start as i64)),
+                        }),
+                        ..KeyValue::default()
+                    }],
+                    name,
+                    ..Span::default()
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bodies_never_panic(body in prop::collection::vec(any::<u8>(), 0..600)) {
+            all_three(&body);
+        }
+
+        #[test]
+        fn json_mutations_never_panic(
+            id in "[0-9a-fA-F+/=z]{0,34}", t in "[0-9a-z\"-]{0,22}", kind in -3i64..9, v in "[ -~]{0,12}",
+        ) {
+            let body = format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"{id}","spanId":"{id}","startTimeUnixNano":"{t}","kind":{kind},"attributes":[{{"key":"k","value":{{"stringValue":"{v}"}}}}]}}]}}]}}],
+                "resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"timeUnixNano":"{t}","severityNumber":{kind},"body":{{"stringValue":"{v}"}},"traceId":"{id}"}}]}}]}}],
+                "resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"{v}","sum":{{"aggregationTemporality":{kind},"dataPoints":[{{"asInt":"{t}"}}]}}}}]}}]}}]}}"#);
+            all_three(body.as_bytes());
+        }
+
+        #[test]
+        fn every_span_is_kept_or_counted(spans in prop::collection::vec(span(), 0..12), service in "[a-zA-Z -]{0,8}") {
+            let req = otlp::ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: vec![KeyValue {
+                            key: "service.name".into(),
+                            value: Some(AnyValue { value: Some(any_value::Value::StringValue(service)) }),
+                            ..KeyValue::default()
+                        }],
+                        ..Resource::default()
+                    }),
+                    scope_spans: vec![ScopeSpans { spans: spans.clone(), ..ScopeSpans::default() }],
+                    ..ResourceSpans::default()
+                }],
+            };
+            // Over the wire and back, as the hub receives it.
+            let back = otlp::ExportTraceServiceRequest::decode(&req.encode_to_vec()[..]).unwrap();
+            let (kept, rejected) = otlp::traces::spans(&back);
+            prop_assert_eq!(kept.len() + rejected.count as usize, spans.len());
+            for s in &kept {
+                prop_assert!(s.trace_id.len() == 16 || s.trace_id.len() == 32);
+                prop_assert_eq!(s.id.len(), 16);
+                prop_assert!(s.duration.is_none_or(|d| d >= 1));
+                // What the store keeps reads back through the Zipkin parser.
+                let again = lab_hub::ingest::zipkin::parse_spans(format!("[{}]", s.to_json_string()).as_bytes());
+                prop_assert!(again.is_ok(), "{:?}", again);
+            }
+        }
+    }
+}

@@ -18,6 +18,10 @@ pub mod env {
     pub const STATSD: &str = "STATSD";
     /// `host:port` of a Zipkin collector (the book's env name).
     pub const ZIPKIN: &str = "ZIPKIN";
+    /// OpenTelemetry's: where an OTel SDK exports (the hub's OTLP/HTTP input, `http://host:port`).
+    pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    /// OpenTelemetry's: the `service.name` an OTel SDK reports (the lab's service name).
+    pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
     /// Event-loop threads of a built-in service (default 1: one loop per process, like Node).
     pub use lab_net::env::LAB_THREADS;
     /// `1`: CPU-bound work runs on a blocking pool (libuv's thread pool in the book).

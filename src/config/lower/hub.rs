@@ -44,6 +44,8 @@ pub fn config(
     c.zipkin_port = port(HubListener::Zipkin);
     c.http_port = port(HubListener::Http);
     c.carbon_port = Some(port(HubListener::Carbon));
+    c.otlp_http_port = port(HubListener::OtlpHttp);
+    c.otlp_grpc_port = port(HubListener::OtlpGrpc);
     // The hub polls every instance with an HTTP health check (the proxy's are TCP checks).
     c.health_targets = Vec::new();
     for (si, s) in cfg.services.iter().enumerate() {

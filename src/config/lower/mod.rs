@@ -123,6 +123,8 @@ pub fn port_requests(cfg: &LabConfig, keep_statsd: bool) -> Vec<ports::Request> 
                     HubListener::Zipkin => defaults.zipkin_port,
                     HubListener::Http => defaults.http_port,
                     HubListener::Carbon => 2003,
+                    HubListener::OtlpHttp => defaults.otlp_http_port,
+                    HubListener::OtlpGrpc => defaults.otlp_grpc_port,
                 },
             });
         }

@@ -268,6 +268,13 @@ impl Net<'_> {
                 vars::ZIPKIN.to_owned(),
                 pick(&h.zipkin, HubListener::Zipkin),
             ));
+            // OpenTelemetry's own variables: an OTel SDK exports traces, logs and metrics to
+            // the hub's OTLP/HTTP input (its default protocol) under the service's name.
+            env.push((
+                vars::OTEL_EXPORTER_OTLP_ENDPOINT.to_owned(),
+                format!("http://{}", self.hub(HubListener::OtlpHttp)),
+            ));
+            env.push((vars::OTEL_SERVICE_NAME.to_owned(), s.name.clone()));
         }
         env.extend(s.env.iter().cloned());
         env

@@ -37,9 +37,16 @@ fn owners(plan: &Plan, hub: Option<&lab_hub::HubConfig>) -> HashMap<u16, String>
         }
     }
     if let Some(h) = hub {
-        for p in [h.logs_port, h.statsd_port, h.zipkin_port, h.http_port]
-            .into_iter()
-            .chain(h.carbon_port)
+        for p in [
+            h.logs_port,
+            h.statsd_port,
+            h.zipkin_port,
+            h.http_port,
+            h.otlp_http_port,
+            h.otlp_grpc_port,
+        ]
+        .into_iter()
+        .chain(h.carbon_port)
         {
             m.insert(p, HUB_SERVICE.to_owned());
         }
@@ -183,18 +190,23 @@ fn every_shape_routes_each_consumer_to_the_same_place() {
                 for (i, j) in s.instances.iter().zip(&theirs.instances) {
                     let there = env_of(&j.container.as_ref().unwrap().env);
                     for (k, v) in &i.env {
+                        // A URL's address the same way (OTEL_EXPORTER_OTLP_ENDPOINT).
+                        let (v, there_v) = match v.strip_prefix("http://") {
+                            Some(rest) => (rest, there[k].strip_prefix("http://").unwrap_or("")),
+                            None => (v.as_str(), there[k].as_str()),
+                        };
                         let Some(port) = v
                             .strip_prefix("127.0.0.1:")
                             .and_then(|p| p.parse::<u16>().ok())
                         else {
                             if k != "HOST" && k != "PORT" {
-                                assert_eq!(&there[k], v, "{} {shape:?} {}: {k}", cfg.name, i.id());
+                                assert_eq!(there_v, v, "{} {shape:?} {}: {k}", cfg.name, i.id());
                             }
                             continue;
                         };
                         // The same listener, by its name on the network.
                         let owner = &at[&port];
-                        let (name, _) = there[k].rsplit_once(':').unwrap();
+                        let (name, _) = there_v.rsplit_once(':').unwrap();
                         let (svc, idx) = owner.split_once('#').unwrap_or((owner, "1"));
                         let expect = match (shape, net.plan.service(svc)) {
                             (Shape::Docker, Some(o)) if o.instances.len() > 1 => {

@@ -23,6 +23,16 @@ pub(super) fn hub(raw: &crate::config::raw::RawHub, errs: &mut Errors) -> Hub {
         (HubListener::Zipkin, &raw.zipkin_port, config.zipkin_port),
         (HubListener::Http, &raw.http_port, config.http_port),
         (HubListener::Carbon, &raw.carbon_port, 2003),
+        (
+            HubListener::OtlpHttp,
+            &raw.otlp_http_port,
+            config.otlp_http_port,
+        ),
+        (
+            HubListener::OtlpGrpc,
+            &raw.otlp_grpc_port,
+            config.otlp_grpc_port,
+        ),
     ] {
         ports.push(HubPort {
             what,
@@ -43,6 +53,8 @@ pub(super) fn hub(raw: &crate::config::raw::RawHub, errs: &mut Errors) -> Hub {
     config.zipkin_port = port(HubListener::Zipkin);
     config.http_port = port(HubListener::Http);
     config.carbon_port = Some(port(HubListener::Carbon));
+    config.otlp_http_port = port(HubListener::OtlpHttp);
+    config.otlp_grpc_port = port(HubListener::OtlpGrpc);
     let interval = errs.duration(&raw.flush_interval, Duration::from_secs(10));
     if interval < Duration::from_secs(1) {
         errs.push(

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod graphite;
 pub mod logs;
+pub mod otlp;
 pub mod prometheus;
 pub mod status;
 pub mod zipkin;

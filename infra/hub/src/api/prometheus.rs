@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
+use crate::ingest::otlp::metrics::{Family, Labels, MetricState};
 use crate::shared::Shared;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -142,9 +143,136 @@ pub fn exposition(shared: &Shared) -> String {
             let _ = writeln!(out, "{family}{{what=\"{}\"}} {v}", &k[prefix.len()..]);
         }
     }
+    // What OTel-instrumented services sent over OTLP, last samples (`otel_*`).
+    if let Ok(st) = shared.otlp_metrics.lock() {
+        otlp_families(&st, &mut out);
+    }
     out
+}
+
+fn label_set(l: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = l
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    parts.join(",")
+}
+
+/// The OTLP families in the text format, each with `# HELP` and `# TYPE`.
+pub fn otlp_families(state: &MetricState, out: &mut String) {
+    for (fam, (help, f)) in &state.families {
+        let help = if help.is_empty() {
+            "OpenTelemetry metric received over OTLP."
+        } else {
+            help
+        };
+        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+        let kind = match f {
+            Family::Counter(_) => "counter",
+            Family::Gauge(_) => "gauge",
+            Family::Histogram(_) => "histogram",
+        };
+        let _ = writeln!(out, "# HELP {fam} {help}");
+        let _ = writeln!(out, "# TYPE {fam} {kind}");
+        match f {
+            Family::Counter(s) | Family::Gauge(s) => {
+                for (l, v) in s {
+                    let _ = writeln!(out, "{fam}{{{}}} {}", label_set(l, None), value(*v));
+                }
+            }
+            Family::Histogram(s) => {
+                for (l, h) in s {
+                    let mut cum = 0u64;
+                    for (i, b) in h.buckets.iter().enumerate() {
+                        cum += b;
+                        let le = h.bounds.get(i).map_or("+Inf".to_owned(), |b| value(*b));
+                        let _ = writeln!(out, "{fam}_bucket{{{}}} {cum}", label_set(l, Some(&le)));
+                    }
+                    if h.buckets.is_empty() {
+                        let _ = writeln!(
+                            out,
+                            "{fam}_bucket{{{}}} {}",
+                            label_set(l, Some("+Inf")),
+                            h.count
+                        );
+                    }
+                    let _ = writeln!(out, "{fam}_sum{{{}}} {}", label_set(l, None), value(h.sum));
+                    let _ = writeln!(out, "{fam}_count{{{}}} {}", label_set(l, None), h.count);
+                }
+            }
+        }
+    }
 }
 
 pub async fn handler(State(s): State<Arc<Shared>>) -> Response {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], exposition(&s)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::otlp::metrics::Hist;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn otlp_families_render_with_their_labels_and_buckets() {
+        let l = vec![
+            ("service_name".to_owned(), "shop".to_owned()),
+            ("route".to_owned(), "/x \"y\"".to_owned()),
+        ];
+        let mut st = MetricState::default();
+        st.families.insert(
+            "otel_orders_total".into(),
+            (
+                String::new(),
+                Family::Counter(BTreeMap::from([(l.clone(), 5.0)])),
+            ),
+        );
+        let h = Hist {
+            bounds: vec![1.0, 5.0],
+            buckets: vec![1, 2, 0],
+            sum: 6.0,
+            count: 3,
+        };
+        st.families.insert(
+            "otel_latency".into(),
+            (
+                "Request time.\nIn s".into(),
+                Family::Histogram(BTreeMap::from([(l[..1].to_vec(), h)])),
+            ),
+        );
+        let mut text = String::new();
+        otlp_families(&st, &mut text);
+        assert!(
+            text.contains("# TYPE otel_orders_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("otel_orders_total{service_name=\"shop\",route=\"/x \\\"y\\\"\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP otel_latency Request time.\\nIn s\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("otel_latency_bucket{service_name=\"shop\",le=\"1\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("otel_latency_bucket{service_name=\"shop\",le=\"5\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("otel_latency_bucket{service_name=\"shop\",le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("otel_latency_count{service_name=\"shop\"} 3\n"),
+            "{text}"
+        );
+    }
 }

@@ -99,6 +99,16 @@ fn event(
         },
         Some(_) => timestamp_failure(&mut doc, now),
     };
+    stamped(doc, source, ts, prefix)
+}
+
+/// A document whose time is known: `@timestamp` and `@version` set, its daily index named.
+pub fn stamped(
+    mut doc: Map<String, Value>,
+    source: Option<IpAddr>,
+    ts: OffsetDateTime,
+    prefix: &str,
+) -> LogEvent {
     let ts = ts.to_offset(time::UtcOffset::UTC);
     doc.insert("@timestamp".into(), Value::String(format_time(ts)));
     doc.entry("@version")

@@ -4,6 +4,7 @@
 
 pub mod carbon;
 pub mod logs;
+pub mod otlp;
 pub mod pipeline;
 pub mod statsd;
 pub mod zipkin;

@@ -10,18 +10,19 @@ pub(super) fn logstash_datagrams_are_stored_and_searchable() {
     let dir = tempfile::tempdir().unwrap();
     let hub = lab_hub::start(config(dir.path())).unwrap();
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let doc = json!({"@timestamp": "2026-11-25T10:00:00.000Z", "@version": 1, "app": "web-api", "environment": "development",
+    let day = yesterday();
+    let doc = json!({"@timestamp": format!("{day}T10:00:00.000Z"), "@version": 1, "app": "web-api", "environment": "development",
         "severity": "error", "type": "request-failure", "fields": {"stack": "Error: Oh no\n    at x.js:1", "path": "/error", "method": "GET"}, "host": "box"});
     udp.send_to(doc.to_string().as_bytes(), hub.addrs.logs)
         .unwrap();
     udp.send_to(b"{not json", hub.addrs.logs).unwrap();
-    let other = json!({"@timestamp": "2026-11-25T10:00:01.000Z", "app": "recipe-api", "severity": "info", "type": "listen"});
+    let other = json!({"@timestamp": format!("{day}T10:00:01.000Z"), "app": "recipe-api", "severity": "info", "type": "listen"});
     udp.send_to(other.to_string().as_bytes(), hub.addrs.logs)
         .unwrap();
 
     let q = |query: &str| {
         let url = format!(
-            "{}?query={}&from=2026-11-25T00:00:00Z&until=now",
+            "{}?query={}&from={day}T00:00:00Z&until=now",
             api(&hub, "/api/logs"),
             urlencode(query)
         );
@@ -35,7 +36,7 @@ pub(super) fn logstash_datagrams_are_stored_and_searchable() {
     let v = q("app:web-api AND severity:error");
     assert_eq!(v["total"], 1, "{v:#}");
     let hit = &v["hits"][0];
-    assert_eq!(hit["_index"], "nodejs-2026.11.25");
+    assert_eq!(hit["_index"], format!("nodejs-{}", day.replace('-', ".")));
     assert_eq!(hit["_source"]["host"], "box", "host is kept as sent");
     assert_eq!(hit["_meta"]["source_ip"], "127.0.0.1");
     assert_eq!(q("fields.stack:\"oh no\"")["total"], 1);
@@ -346,7 +347,11 @@ pub(super) fn bad_and_huge_input_is_counted_and_ingestion_goes_on() {
     udp.send_to(b"\xff\xfe:1|c\nok.after:1|c", hub.addrs.statsd)
         .unwrap();
     udp.send_to(
-        br#"{"app":"after","@timestamp":"2026-11-25T00:00:00Z"}"#,
+        format!(
+            r#"{{"app":"after","@timestamp":"{}T00:00:00Z"}}"#,
+            yesterday()
+        )
+        .as_bytes(),
         hub.addrs.logs,
     )
     .unwrap();

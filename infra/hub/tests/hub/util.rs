@@ -12,6 +12,8 @@ pub(super) fn config(dir: &std::path::Path) -> HubConfig {
         zipkin_port: 0,
         http_port: 0,
         carbon_port: Some(0),
+        otlp_http_port: 0,
+        otlp_grpc_port: 0,
         flush_interval_ms: 1000,
         ..HubConfig::default()
     }
@@ -66,4 +68,11 @@ pub(super) fn urlencode(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Yesterday's date (`YYYY-MM-DD`, UTC): documents dated then are inside the store's default
+/// retention (7 days) whenever the tests run.
+pub(super) fn yesterday() -> String {
+    let d = (time::OffsetDateTime::now_utc() - time::Duration::days(1)).date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }

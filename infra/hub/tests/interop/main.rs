@@ -2,6 +2,8 @@
 //! (PyPI) as a Zipkin client, and Debian's graphite-carbon (whisper files) as the carbon the
 //! hub forwards to. Missing parts print `skipped:` (a failure under CI=true).
 
+mod otel;
+
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +20,8 @@ fn config(dir: &std::path::Path) -> HubConfig {
         zipkin_port: 0,
         http_port: 0,
         carbon_port: None,
+        otlp_http_port: 0,
+        otlp_grpc_port: 0,
         flush_interval_ms: 1000,
         ..HubConfig::default()
     }
