@@ -36,6 +36,8 @@ statsd_port = {statsd}
 zipkin_port = {zipkin}
 http_port = {http}
 carbon_port = {carbon}
+otlp_http_port = 0
+otlp_grpc_port = 0
 flush_interval = "1s"
 """
 

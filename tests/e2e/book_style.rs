@@ -33,7 +33,7 @@ pub fn book_checkout() -> LabDir {
     // The hub on free ports, but StatsD where the book's metrics consumer sends it.
     let toml = toml.replace(
         "[hub]\n",
-        "[hub]\nstatsd_port = 8125\nlogs_port = 0\nzipkin_port = 0\nhttp_port = 0\ncarbon_port = 0\n",
+        "[hub]\nstatsd_port = 8125\nlogs_port = 0\nzipkin_port = 0\nhttp_port = 0\ncarbon_port = 0\notlp_http_port = 0\notlp_grpc_port = 0\n",
     );
     let lab = LabDir::new(BIN, &toml);
     for d in ["lib", "recipe-api", "web-api"] {
@@ -363,4 +363,81 @@ fn a_command_probed_over_http_without_the_route_is_told_about_the_tcp_check() {
     let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
     assert_eq!(up.code, 0, "{up}");
     assert_eq!(lab.run(&["down"]).code, 0);
+}
+
+/// A consumer instrumented with the OpenTelemetry SDK (tests/fixtures/book-style/web-api/
+/// consumer-http-otel.py: OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, W3C traceparent) in front of
+/// the built-in recipe-api: `lab check ch4.tracing` and `ch4.logs` hold it to the book's contract
+/// and pass on the learner's own process, its trace joined by the built-in through traceparent.
+#[test]
+fn an_otel_instrumented_consumer_passes_the_books_tracing_and_logging_checks() {
+    let sdk = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !require(
+        "python3 with the OpenTelemetry SDK and its OTLP/HTTP exporter",
+        sdk,
+        "scripts/install-deps installs opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http",
+    ) {
+        return;
+    }
+    let toml = r#"name = "otel-style"
+[hub]
+flush_interval = "1s"
+[services.recipe-api]
+builtin = "recipe-api"
+[services.web-otel]
+command = ["python3", "-u", "web-api/consumer-http-otel.py"]
+role = "web-api"
+env = { TARGET = "recipe-api" }
+"#;
+    let lab = LabDir::new(BIN, toml);
+    for d in ["lib", "web-api"] {
+        copy_dir(&Path::new(FIXTURES).join(d), &lab.path().join(d));
+    }
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    wait_all_healthy(&lab, 3);
+    for scenario in ["ch4.tracing", "ch4.logs"] {
+        let r = lab.run(&["check", scenario, "--json"]);
+        let v: serde_json::Value =
+            serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r}"));
+        let s = &v["scenarios"][0];
+        assert_eq!(
+            s["status"],
+            "pass",
+            "{scenario}: {}",
+            serde_json::to_string_pretty(s).unwrap()
+        );
+        assert_eq!(r.code, 0, "{r}");
+        let subjects = s["subjects"].as_array().unwrap();
+        assert!(
+            subjects.iter().any(|x| x["kind"] == "yours"
+                && x["service"] == "web-otel"
+                && x["what"]
+                    .as_str()
+                    .unwrap()
+                    .contains("your command: python3")),
+            "{scenario} names the learner's service: {subjects:?}"
+        );
+        assert!(
+            !subjects.iter().any(|x| x["kind"] == "builtin"),
+            "{scenario}: no built-in stands in for the learner: {subjects:?}"
+        );
+        if scenario == "ch4.tracing" {
+            // The learner's spans and the built-in's, in one trace.
+            assert!(
+                s["assertions"]
+                    .to_string()
+                    .contains("spans of recipe-api, web-otel"),
+                "{s}"
+            );
+        }
+    }
+    let down = lab.run(&["down"]);
+    assert_eq!(down.code, 0, "{down}");
 }

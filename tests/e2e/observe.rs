@@ -509,7 +509,7 @@ fn a_lab_of_only_hub_runs_with_lab_hub_on_its_own_ports() {
         .collect();
     drop(held);
     let toml = format!(
-        "[hub]\nlogs_port = {}\nstatsd_port = {}\nzipkin_port = {}\nhttp_port = {}\ncarbon_port = 0\n",
+        "[hub]\nlogs_port = {}\nstatsd_port = {}\nzipkin_port = {}\nhttp_port = {}\ncarbon_port = 0\notlp_http_port = 0\notlp_grpc_port = 0\n",
         p[0], p[1], p[2], p[3]
     );
     let lab = lab_testkit::LabDir::new(BIN, &toml);

@@ -83,7 +83,7 @@ pub(super) fn environment<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                     "no service of the lab sent a log document to LOGSTASH{}",
                     logstash_note(ctx)
                 ),
-                "a consumer that logs as the book's web-api/consumer-http-logs.js does (UDP JSON to process.env.LOGSTASH)",
+                "a consumer that logs as the book's web-api/consumer-http-logs.js does (UDP JSON to process.env.LOGSTASH), or with an OpenTelemetry SDK (log records over OTLP, attributes as the book's fields)",
             ));
         }
         Ok(())
@@ -229,7 +229,7 @@ pub(super) fn logs<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                         "no consumer sent a log document to LOGSTASH{}",
                         logstash_note(ctx)
                     ),
-                    "a consumer that logs as the book's web-api/consumer-http-logs.js does (UDP JSON to process.env.LOGSTASH)",
+                    "a consumer that logs as the book's web-api/consumer-http-logs.js does (UDP JSON to process.env.LOGSTASH), or with an OpenTelemetry SDK (log records over OTLP, attributes as the book's fields)",
                 ));
             }
             rec.expect(

@@ -130,10 +130,14 @@ pub(super) fn tracing<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         for c in &consumers {
             let trace_id = format!("{:016x}", fastrand::u64(1..));
             let root = format!("{:016x}", fastrand::u64(1..));
+            // B3 for the book's zipkin-lite, W3C Trace Context for an OpenTelemetry SDK (the
+            // same 64-bit id, zero-padded: the hub keeps it as the B3 one).
+            let traceparent = format!("00-{trace_id:0>32}-{root}-01");
             let headers = [
                 ("x-b3-traceid", trace_id.as_str()),
                 ("x-b3-spanid", root.as_str()),
                 ("x-b3-sampled", "1"),
+                ("traceparent", traceparent.as_str()),
             ];
             let r = ctx
                 .client
@@ -183,7 +187,7 @@ pub(super) fn tracing<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             let spans = fetch(trace_id.clone()).await?;
             let svc = &c.service;
             if spans.is_empty() {
-                rec.note(format!("{svc} sent no Zipkin span for trace {trace_id}"));
+                rec.note(format!("{svc} sent no span for trace {trace_id}"));
                 continue;
             }
             traced += 1;
@@ -217,7 +221,7 @@ pub(super) fn tracing<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                     super::super::scenario::list(&services)
                 ),
             );
-            rec.hint("send the B3 headers (X-B3-TraceId, X-B3-SpanId, X-B3-Sampled) on the call to TARGET, and report spans to ZIPKIN on both sides");
+            rec.hint("send the B3 headers (X-B3-TraceId, X-B3-SpanId, X-B3-Sampled) or W3C traceparent on the call to TARGET, and report spans to ZIPKIN (or over OTLP to OTEL_EXPORTER_OTLP_ENDPOINT) on both sides");
             let tree = one_tree(&spans, root);
             rec.expect(
                 format!("{svc}: one tree from the caller's span, every parent inside the trace"),
@@ -232,8 +236,8 @@ pub(super) fn tracing<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         }
         if traced == 0 {
             return Err(super::super::scenario::not_applicable(
-                "no consumer sent Zipkin spans to the hub",
-                "consumers and producers that trace as the book's web-api/consumer-http-zipkin.js and recipe-api/producer-http-zipkin.js do (spans to process.env.ZIPKIN)",
+                "no consumer sent spans to the hub (Zipkin or OTLP)",
+                "consumers and producers that trace as the book's web-api/consumer-http-zipkin.js and recipe-api/producer-http-zipkin.js do (spans to process.env.ZIPKIN), or with an OpenTelemetry SDK (OTLP to OTEL_EXPORTER_OTLP_ENDPOINT)",
             ));
         }
         Ok(())

@@ -197,7 +197,7 @@ impl RequestCtx {
 
 impl Outbound {
     /// The headers to send: all four multi B3 headers and `b3`.
-    pub fn headers(&self) -> [(&'static str, String); 5] {
+    pub fn headers(&self) -> [(&'static str, String); 6] {
         b3::headers(
             &self.ctx.trace_id,
             &self.span_id,
