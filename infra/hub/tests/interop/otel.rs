@@ -4,7 +4,7 @@
 //! `/metrics` (checked with promtool where it is installed); and OTLP/HTTP's answers to bad
 //! requests, JSON with base64 ids, gzip.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use lab_net::client::Client;
 use serde_json::{Value, json};
@@ -37,15 +37,7 @@ fn peer(transport: &str, endpoint: &str, service: &str, run: &str) -> String {
 }
 
 fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Everything one SDK run sent, read back through the hub's query APIs.
@@ -145,31 +137,11 @@ fn the_otel_sdk_over_otlp_http_and_grpc_lands_in_every_api() {
         text.contains("otel_latency_count{service_name=\"otel-grpc\"} 3\n"),
         "{text}"
     );
-    let promtool = Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if require(
-        "promtool",
-        promtool,
-        "apt-get install prometheus (scripts/install-deps)",
-    ) {
-        let mut child = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
+    if let Some(verdict) = super::promtool_check(&text) {
         assert!(
-            out.status.success(),
-            "promtool: {}{}\n---\n{text}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            verdict.is_ok(),
+            "promtool: {}\n---\n{text}",
+            verdict.unwrap_err()
         );
     }
     hub.stop();
