@@ -49,16 +49,20 @@ async fn queue(s: &Shared, w: Write, n: u64, rejected: Rejected) -> Outcome {
     Outcome::Taken(rejected)
 }
 
-fn all_bad(n: usize, rejected: &Rejected) -> Option<Outcome> {
-    (n == 0 && rejected.count > 0).then(|| Outcome::Invalid(rejected.message()))
+/// A request whose every item was rejected: counted, and invalid as a whole.
+fn all_bad(s: &Shared, n: usize, rejected: &Rejected) -> Option<Outcome> {
+    if n > 0 || rejected.count == 0 {
+        return None;
+    }
+    s.counters
+        .otlp_rejected
+        .fetch_add(rejected.count as u64, Relaxed);
+    Some(Outcome::Invalid(rejected.message()))
 }
 
 pub async fn traces(s: &Shared, req: ExportTraceServiceRequest) -> Outcome {
     let (spans, rejected) = otlp::traces::spans(&req);
-    if let Some(o) = all_bad(spans.len(), &rejected) {
-        s.counters
-            .otlp_rejected
-            .fetch_add(rejected.count as u64, Relaxed);
+    if let Some(o) = all_bad(s, spans.len(), &rejected) {
         return o;
     }
     let n = spans.len() as u64;
@@ -79,10 +83,7 @@ pub async fn metrics(s: &Shared, req: ExportMetricsServiceRequest) -> Outcome {
         let mut st = s.otlp_metrics.lock().unwrap_or_else(|p| p.into_inner());
         otlp::metrics::points(&req, &mut st, crate::clock::now_s())
     };
-    if let Some(o) = all_bad(points.len(), &rejected) {
-        s.counters
-            .otlp_rejected
-            .fetch_add(rejected.count as u64, Relaxed);
+    if let Some(o) = all_bad(s, points.len(), &rejected) {
         return o;
     }
     let n = points.len() as u64;
