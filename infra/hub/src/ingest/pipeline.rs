@@ -67,21 +67,17 @@ pub(crate) const LOG_BATCH: usize = 512;
 pub(crate) fn parse_logs(rx: Receiver<Datagram>, shared: &Shared) {
     let prefix = shared.config.index_prefix.clone();
     while let Ok(first) = rx.recv() {
-        let mut events = Vec::new();
+        let mut rows = Vec::new();
         let mut next = Some(first);
         while let Some(d) = next {
             let at = time::OffsetDateTime::from(d.at);
-            for e in ingest::logs::parse_datagram(&d.bytes, Some(d.from.ip()), at, &prefix) {
-                if e.doc
-                    .get("tags")
-                    .and_then(|t| t.as_array())
-                    .is_some_and(|t| t.iter().any(|t| t == ingest::logs::JSON_FAILURE))
-                {
-                    shared.counters.log_parse_failures.fetch_add(1, Relaxed);
-                }
-                events.push(e);
-            }
-            next = if events.len() < LOG_BATCH {
+            let failures =
+                ingest::logs::rows_of_datagram(&d.bytes, Some(d.from.ip()), at, &prefix, &mut rows);
+            shared
+                .counters
+                .log_parse_failures
+                .fetch_add(failures as u64, Relaxed);
+            next = if rows.len() < LOG_BATCH {
                 rx.try_recv().ok()
             } else {
                 None
@@ -90,9 +86,9 @@ pub(crate) fn parse_logs(rx: Receiver<Datagram>, shared: &Shared) {
         shared
             .counters
             .log_documents
-            .fetch_add(events.len() as u64, Relaxed);
+            .fetch_add(rows.len() as u64, Relaxed);
         // Wait for room rather than drop: the queue in front of us is what absorbs bursts.
-        if shared.store.write(Write::logs(events)).is_err() {
+        if shared.store.write(Write::Logs(rows)).is_err() {
             return;
         }
     }

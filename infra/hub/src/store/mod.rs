@@ -10,6 +10,7 @@
 //! timestamps, and a known memory ceiling (its page cache), where an in-memory store of a day of
 //! logs would grow with traffic.
 
+mod blocks;
 mod read;
 mod types;
 mod writer;
@@ -59,8 +60,15 @@ impl Store {
                 source,
             })
         };
-        let write = open(&path)?;
+        let mut write = open(&path)?;
         write.execute_batch(SCHEMA)?;
+        let moved = writer::migrate_log_rows(&mut write)?;
+        if moved > 0 {
+            tracing::info!(
+                documents = moved,
+                "hub store: log documents moved from rows into blocks"
+            );
+        }
         let mut read = Vec::new();
         for _ in 0..READERS {
             let conn = open(&path)?;

@@ -74,34 +74,42 @@ impl Store {
         mut keep: impl FnMut(&serde_json::Map<String, serde_json::Value>) -> bool,
     ) -> Result<(Vec<RawLog>, usize), StoreError> {
         self.with_read(|c| {
-            let sql = if oldest_first {
-                "SELECT id, ts, idx, source, doc FROM logs WHERE ts >= ?1 AND ts <= ?2 ORDER BY ts, id"
-            } else {
-                "SELECT id, ts, idx, source, doc FROM logs WHERE ts >= ?1 AND ts <= ?2 ORDER BY ts DESC, id DESC"
-            };
-            let mut st = c.prepare_cached(sql)?;
+            // The blocks that overlap the window, each document then held to it by its own
+            // time; the `limit` first in (ts, id) order kept in a heap as the scan goes.
+            let mut st = c.prepare_cached(
+                "SELECT id, data FROM log_blocks WHERE max_ts >= ?1 AND min_ts <= ?2",
+            )?;
             let mut rows = st.query(params![from_ms, until_ms])?;
-            let (mut hits, mut total) = (Vec::new(), 0);
+            let mut best = Best::new(limit, oldest_first);
+            let mut total = 0;
             while let Some(r) = rows.next()? {
-                let text = r.get_ref(4)?.as_str().unwrap_or("");
-                let Ok(serde_json::Value::Object(doc)) = serde_json::from_str(text) else {
+                let block: i64 = r.get(0)?;
+                let Some(raw) = super::blocks::decompress(r.get_ref(1)?.as_blob()?) else {
+                    tracing::warn!(block, "hub store: a damaged log block was skipped");
                     continue;
                 };
-                if !keep(&doc) {
-                    continue;
-                }
-                total += 1;
-                if hits.len() < limit {
-                    hits.push(RawLog {
-                        id: r.get(0)?,
-                        ts_ms: r.get(1)?,
-                        index: r.get(2)?,
-                        source: r.get(3)?,
-                        doc: text.to_owned(),
+                for (i, d) in super::blocks::rows(&raw).enumerate() {
+                    if d.ts_ms < from_ms || d.ts_ms > until_ms {
+                        continue;
+                    }
+                    let Ok(serde_json::Value::Object(doc)) = serde_json::from_str(d.doc) else {
+                        continue;
+                    };
+                    if !keep(&doc) {
+                        continue;
+                    }
+                    total += 1;
+                    let id = block << super::blocks::POSITION_BITS | i as i64;
+                    best.offer((d.ts_ms, id), || RawLog {
+                        id,
+                        ts_ms: d.ts_ms,
+                        index: d.index.to_owned(),
+                        source: d.source.map(str::to_owned),
+                        doc: d.doc.to_owned(),
                     });
                 }
             }
-            Ok((hits, total))
+            Ok((best.into_sorted(), total))
         })
     }
 
@@ -205,10 +213,98 @@ impl Store {
         self.with_read(|c| {
             let one = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).optional();
             Ok((
-                one("SELECT count(*) FROM logs")?.unwrap_or(0),
+                one("SELECT coalesce(sum(n), 0) FROM log_blocks")?.unwrap_or(0),
                 one("SELECT count(*) FROM series")?.unwrap_or(0),
                 one("SELECT count(*) FROM spans")?.unwrap_or(0),
             ))
         })
+    }
+}
+
+/// The `limit` first documents in (ts, id) order, newest or oldest first, out of any order.
+struct Best {
+    limit: usize,
+    oldest_first: bool,
+    /// Ordered so that the top is the one to give up first.
+    heap: std::collections::BinaryHeap<Ranked>,
+}
+
+struct Ranked {
+    key: (i64, i64),
+    oldest_first: bool,
+    log: RawLog,
+}
+
+impl Ranked {
+    /// Greater is worse: later when the oldest come first, earlier otherwise.
+    fn badness(&self) -> (i64, i64) {
+        if self.oldest_first {
+            self.key
+        } else {
+            (-self.key.0, -self.key.1)
+        }
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.badness().cmp(&o.badness())
+    }
+}
+
+impl Best {
+    fn new(limit: usize, oldest_first: bool) -> Self {
+        Self {
+            limit,
+            oldest_first,
+            heap: std::collections::BinaryHeap::with_capacity(limit.min(4096) + 1),
+        }
+    }
+
+    /// Keep the document of `key` if it is among the first so far (made only then).
+    fn offer(&mut self, key: (i64, i64), make: impl FnOnce() -> RawLog) {
+        if self.limit == 0 {
+            return;
+        }
+        let beats = |worst: &Ranked| {
+            if self.oldest_first {
+                key < worst.key
+            } else {
+                key > worst.key
+            }
+        };
+        if self.heap.len() >= self.limit {
+            match self.heap.peek() {
+                Some(worst) if beats(worst) => {
+                    self.heap.pop();
+                }
+                _ => return,
+            }
+        }
+        self.heap.push(Ranked {
+            key,
+            oldest_first: self.oldest_first,
+            log: make(),
+        });
+    }
+
+    /// Best first.
+    fn into_sorted(self) -> Vec<RawLog> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|r| r.log)
+            .collect()
     }
 }

@@ -39,6 +39,17 @@ pub struct LogRow {
     pub doc: String,
 }
 
+impl From<LogEvent> for LogRow {
+    fn from(e: LogEvent) -> Self {
+        LogRow {
+            doc: serde_json::Value::Object(e.doc).to_string(),
+            ts_ms: e.ts_ms,
+            index: e.index,
+            source: e.source.map(|s| s.to_string()),
+        }
+    }
+}
+
 /// One firing or resolution of an alert rule.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AlertEvent {
@@ -67,17 +78,7 @@ pub struct SpanRow {
 impl Write {
     /// Log documents, serialised here.
     pub fn logs(events: Vec<LogEvent>) -> Self {
-        Write::Logs(
-            events
-                .into_iter()
-                .map(|e| LogRow {
-                    doc: serde_json::Value::Object(e.doc).to_string(),
-                    ts_ms: e.ts_ms,
-                    index: e.index,
-                    source: e.source.map(|s| s.to_string()),
-                })
-                .collect(),
-        )
+        Write::Logs(events.into_iter().map(LogRow::from).collect())
     }
 
     /// Spans, serialised here.
@@ -119,14 +120,14 @@ pub(super) const SCHEMA: &str = "
 PRAGMA auto_vacuum = INCREMENTAL;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
-CREATE TABLE IF NOT EXISTS logs (
+CREATE TABLE IF NOT EXISTS log_blocks (
     id INTEGER PRIMARY KEY,
-    ts INTEGER NOT NULL,
-    idx TEXT NOT NULL,
-    source TEXT,
-    doc TEXT NOT NULL
+    min_ts INTEGER NOT NULL,
+    max_ts INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts);
+CREATE INDEX IF NOT EXISTS log_blocks_max_ts ON log_blocks (max_ts);
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE

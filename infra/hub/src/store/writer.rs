@@ -72,7 +72,6 @@ pub(super) fn prune(conn: &Connection, r: Retention, pruned: &Pruned) -> rusqlit
     let now_ms = crate::clock::now_ms();
     let cut_ms = now_ms - r.max_age_ms as i64;
     let by_age = [
-        ("DELETE FROM logs WHERE ts < ?1", cut_ms, &pruned.logs),
         (
             "DELETE FROM points WHERE ts < ?1",
             cut_ms / 1000,
@@ -87,6 +86,10 @@ pub(super) fn prune(conn: &Connection, r: Retention, pruned: &Pruned) -> rusqlit
     for (sql, cut, n) in by_age {
         n.fetch_add(conn.execute(sql, params![cut])? as u64, Relaxed);
     }
+    // A block goes once its latest document is past the cut; one that straddles it keeps
+    // only its documents from the cut on.
+    delete_log_blocks(conn, "max_ts < ?1", &[&cut_ms], &pruned.logs)?;
+    trim_log_blocks(conn, cut_ms, &pruned.logs)?;
     conn.execute("DELETE FROM alert_events WHERE ts < ?1", params![cut_ms])?;
     let used = || -> rusqlite::Result<u64> {
         let p = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0));
@@ -104,9 +107,12 @@ pub(super) fn prune(conn: &Connection, r: Retention, pruned: &Pruned) -> rusqlit
                 "DELETE FROM {table} WHERE id <= (SELECT min(id) + (max(id) - min(id)) / 10 FROM {table})"
             )
         };
-        pruned
-            .logs
-            .fetch_add(conn.execute(&oldest_tenth("logs"), [])? as u64, Relaxed);
+        delete_log_blocks(
+            conn,
+            "id <= (SELECT min(id) + (max(id) - min(id)) / 10 FROM log_blocks)",
+            &[],
+            &pruned.logs,
+        )?;
         pruned
             .spans
             .fetch_add(conn.execute(&oldest_tenth("spans"), [])? as u64, Relaxed);
@@ -125,6 +131,121 @@ pub(super) fn prune(conn: &Connection, r: Retention, pruned: &Pruned) -> rusqlit
     Ok(())
 }
 
+/// Delete the log blocks `cond` (with its `args`) selects, counting their documents.
+fn delete_log_blocks(
+    conn: &Connection,
+    cond: &str,
+    args: &[&dyn rusqlite::ToSql],
+    pruned: &std::sync::atomic::AtomicU64,
+) -> rusqlite::Result<()> {
+    let n: i64 = conn.query_row(
+        &format!("SELECT coalesce(sum(n), 0) FROM log_blocks WHERE {cond}"),
+        args,
+        |r| r.get(0),
+    )?;
+    if n > 0 {
+        conn.execute(&format!("DELETE FROM log_blocks WHERE {cond}"), args)?;
+        pruned.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Rewrite the blocks holding documents both before and from `cut_ms` without the older ones.
+fn trim_log_blocks(
+    conn: &Connection,
+    cut_ms: i64,
+    pruned: &std::sync::atomic::AtomicU64,
+) -> rusqlite::Result<()> {
+    let straddling: Vec<(i64, Vec<u8>)> = conn
+        .prepare("SELECT id, data FROM log_blocks WHERE min_ts < ?1 AND max_ts >= ?1")?
+        .query_map(params![cut_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, data) in straddling {
+        let Some(raw) = super::blocks::decompress(&data) else {
+            continue;
+        };
+        let all: Vec<_> = super::blocks::rows(&raw).collect();
+        let kept: Vec<LogRow> = all
+            .iter()
+            .filter(|r| r.ts_ms >= cut_ms)
+            .map(|r| LogRow {
+                ts_ms: r.ts_ms,
+                index: r.index.to_owned(),
+                source: r.source.map(str::to_owned),
+                doc: r.doc.to_owned(),
+            })
+            .collect();
+        let b = super::blocks::encode(&kept);
+        conn.execute(
+            "UPDATE log_blocks SET min_ts = ?2, max_ts = ?3, n = ?4, data = ?5 WHERE id = ?1",
+            params![id, b.min_ts, b.max_ts, b.n as i64, b.data],
+        )?;
+        pruned.fetch_add(
+            (all.len() - kept.len()) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+    Ok(())
+}
+
+/// Store log rows as blocks (see [`super::blocks`]).
+pub(super) fn insert_log_blocks(
+    st: &mut rusqlite::CachedStatement<'_>,
+    rows: &[LogRow],
+) -> rusqlite::Result<()> {
+    for chunk in rows.chunks(super::blocks::BLOCK_ROWS) {
+        let b = super::blocks::encode(chunk);
+        st.execute(params![b.min_ts, b.max_ts, b.n as i64, b.data])?;
+    }
+    Ok(())
+}
+
+/// A store written before log blocks kept a row per document in `logs`: those rows become
+/// blocks (in their order), and the table goes, in one transaction. The number moved.
+pub(super) fn migrate_log_rows(conn: &mut Connection) -> rusqlite::Result<u64> {
+    let exists: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'logs'",
+        [],
+        |r| r.get(0),
+    )?;
+    if exists == 0 {
+        return Ok(0);
+    }
+    let tx = conn.transaction()?;
+    let mut moved = 0u64;
+    {
+        let mut read = tx.prepare(
+            "SELECT id, ts, idx, source, doc FROM logs WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let mut insert = tx.prepare_cached(LOG_BLOCK_INSERT)?;
+        let mut last = i64::MIN;
+        loop {
+            let mut rows = Vec::new();
+            let mut q = read.query(params![last, super::blocks::BLOCK_ROWS as i64])?;
+            while let Some(r) = q.next()? {
+                last = r.get(0)?;
+                rows.push(LogRow {
+                    ts_ms: r.get(1)?,
+                    index: r.get(2)?,
+                    source: r.get(3)?,
+                    doc: r.get(4)?,
+                });
+            }
+            if rows.is_empty() {
+                break;
+            }
+            moved += rows.len() as u64;
+            insert_log_blocks(&mut insert, &rows)?;
+        }
+    }
+    tx.execute_batch("DROP TABLE logs")?;
+    tx.commit()?;
+    Ok(moved)
+}
+
+pub(super) const LOG_BLOCK_INSERT: &str =
+    "INSERT INTO log_blocks (min_ts, max_ts, n, data) VALUES (?1, ?2, ?3, ?4)";
+
 pub(super) fn commit(
     conn: &mut Connection,
     batch: &mut Vec<Write>,
@@ -136,8 +257,7 @@ pub(super) fn commit(
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
-        let mut log_st =
-            tx.prepare_cached("INSERT INTO logs (ts, idx, source, doc) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut log_st = tx.prepare_cached(LOG_BLOCK_INSERT)?;
         let mut series_st = tx.prepare_cached("INSERT INTO series (name) VALUES (?1)")?;
         let mut point_st = tx.prepare_cached(
             "INSERT OR REPLACE INTO points (series, ts, value) VALUES (?1, ?2, ?3)",
@@ -148,11 +268,7 @@ pub(super) fn commit(
         )?;
         for w in batch.drain(..) {
             match w {
-                Write::Logs(rows) => {
-                    for e in rows {
-                        log_st.execute(params![e.ts_ms, e.index, e.source, e.doc])?;
-                    }
-                }
+                Write::Logs(rows) => insert_log_blocks(&mut log_st, &rows)?,
                 Write::Points(points) => {
                     for (name, ts, value) in points {
                         let id = match ids.get(&name) {
@@ -218,4 +334,50 @@ pub(super) fn commit(
         }
     }
     tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Retention, Store};
+
+    #[test]
+    fn a_store_of_log_rows_is_moved_into_blocks_and_reads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        // Within retention's week.
+        let t0 = crate::clock::now_ms() - 60_000;
+        {
+            let c = rusqlite::Connection::open(dir.path().join("hub.db")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE logs (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, idx TEXT NOT NULL,
+                 source TEXT, doc TEXT NOT NULL);",
+            )
+            .unwrap();
+            let mut st = c
+                .prepare("INSERT INTO logs (ts, idx, source, doc) VALUES (?1, 'i', ?2, ?3)")
+                .unwrap();
+            for i in 0..5000i64 {
+                let src = (i % 2 == 0).then_some("127.0.0.1");
+                st.execute(rusqlite::params![t0 + i, src, format!(r#"{{"n":{i}}}"#)])
+                    .unwrap();
+            }
+        }
+        let s = Store::open(dir.path(), 10, 16, Retention::default()).unwrap();
+        assert_eq!(s.counts().unwrap().0, 5000);
+        let keep_all = |_: &serde_json::Map<String, serde_json::Value>| true;
+        let (newest, total) = s.logs_raw(0, i64::MAX, 3, false, keep_all).unwrap();
+        assert_eq!(total, 5000);
+        let docs: Vec<_> = newest.iter().map(|h| h.doc.as_str()).collect();
+        assert_eq!(docs, [r#"{"n":4999}"#, r#"{"n":4998}"#, r#"{"n":4997}"#]);
+        assert_eq!(newest[0].ts_ms, t0 + 4999);
+        assert_eq!(newest[0].source, None, "4999 was sent without a source");
+        assert_eq!(newest[1].source.as_deref(), Some("127.0.0.1"));
+        let (oldest, _) = s.logs_raw(t0 + 2, t0 + 3, 10, true, keep_all).unwrap();
+        let docs: Vec<_> = oldest.iter().map(|h| h.doc.as_str()).collect();
+        assert_eq!(docs, [r#"{"n":2}"#, r#"{"n":3}"#]);
+        assert!(oldest[0].id < oldest[1].id);
+        drop(s);
+        // Moved once: the old table is gone, and a second open finds the same.
+        let s = Store::open(dir.path(), 10, 16, Retention::default()).unwrap();
+        assert_eq!(s.counts().unwrap().0, 5000);
+    }
 }

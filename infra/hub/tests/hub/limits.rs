@@ -335,9 +335,20 @@ pub(super) fn retention_bounds_the_store_by_age_and_size() {
     let old = json!({"@timestamp": "2020-01-01T00:00:00.000Z", "type": "ancient", "app": "x"});
     udp.send_to(old.to_string().as_bytes(), hub.addrs.logs)
         .unwrap();
-    let filler = "f".repeat(900);
+    // Padding that does not compress (the store keeps log documents LZ4-compressed).
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = || -> String {
+        (0..900)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'!' + (seed % 90) as u8)
+            })
+            .collect()
+    };
     for i in 0..3000 {
-        let d = json!({"type": "filler", "n": i, "pad": filler});
+        let d = json!({"type": "filler", "n": i, "pad": noise()});
         udp.send_to(d.to_string().as_bytes(), hub.addrs.logs)
             .unwrap();
         if i % 200 == 0 {
