@@ -125,30 +125,8 @@ pub fn rows_of_datagram(
     slow(parse_datagram(payload, source, now, index_prefix), out)
 }
 
-/// A key as the document has it (borrowed unless it had escapes).
-struct Key<'a>(std::borrow::Cow<'a, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(v.into()))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(v.to_owned().into()))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 /// The top-level members of an object, in order, their values unparsed.
-struct Members<'a>(Vec<(Key<'a>, &'a serde_json::value::RawValue)>);
+struct Members<'a>(Vec<(super::lite::Key<'a>, &'a serde_json::value::RawValue)>);
 
 impl<'de> serde::Deserialize<'de> for Members<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

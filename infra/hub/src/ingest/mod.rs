@@ -3,6 +3,7 @@
 //! own TCP listener ([`carbon`]).
 
 pub mod carbon;
+pub mod lite;
 pub mod logs;
 pub mod otlp;
 pub mod pipeline;

@@ -10,6 +10,8 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use super::lite::J;
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Endpoint {
     pub service_name: Option<String>,
@@ -52,11 +54,11 @@ pub struct SpanError {
 
 /// Decode a `POST /api/v2/spans` body (already un-gzipped).
 pub fn parse_spans(body: &[u8]) -> Result<Vec<Span>, SpanError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| SpanError {
+    let v: J = serde_json::from_slice(body).map_err(|e| SpanError {
         index: 0,
         message: format!("not JSON: {e}"),
     })?;
-    let Value::Array(items) = v else {
+    let J::Array(items) = v else {
         return Err(SpanError {
             index: 0,
             message: "expected a JSON array of spans".into(),
@@ -69,25 +71,25 @@ pub fn parse_spans(body: &[u8]) -> Result<Vec<Span>, SpanError> {
         .collect()
 }
 
-fn as_i64(v: &Value) -> Option<i64> {
+fn as_i64(v: &J) -> Option<i64> {
     match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => s.trim().parse().ok(),
+        J::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        J::Str(s) => s.trim().parse().ok(),
         _ => None,
     }
 }
 
-fn as_bool(v: &Value) -> Option<bool> {
+fn as_bool(v: &J) -> Option<bool> {
     match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => s.parse().ok(),
+        J::Bool(b) => Some(*b),
+        J::Str(s) => s.parse().ok(),
         _ => None,
     }
 }
 
-fn hex_id(v: &Value, max: usize, what: &str) -> Result<String, String> {
+fn hex_id(v: &J, max: usize, what: &str) -> Result<String, String> {
     let s = match v {
-        Value::String(s) => s.as_str(),
+        J::Str(s) => &**s,
         _ => return Err(format!("{what} must be a hex string")),
     };
     if s.is_empty()
@@ -109,12 +111,12 @@ fn hex_id(v: &Value, max: usize, what: &str) -> Result<String, String> {
     Ok(id)
 }
 
-fn endpoint(v: &Value) -> Option<Endpoint> {
-    let m = v.as_object()?;
+fn endpoint(v: &J) -> Option<Endpoint> {
+    let m = v.is_object().then_some(v)?;
     let mut e = Endpoint {
         service_name: m
             .get("serviceName")
-            .and_then(Value::as_str)
+            .and_then(J::as_str)
             .filter(|s| !s.is_empty())
             .map(str::to_lowercase),
         ..Default::default()
@@ -122,7 +124,7 @@ fn endpoint(v: &Value) -> Option<Endpoint> {
     for key in ["ipv4", "ipv6"] {
         if let Some(ip) = m
             .get(key)
-            .and_then(Value::as_str)
+            .and_then(J::as_str)
             .and_then(|s| s.parse::<IpAddr>().ok())
         {
             match ip {
@@ -142,8 +144,8 @@ fn endpoint(v: &Value) -> Option<Endpoint> {
     (e != Endpoint::default()).then_some(e)
 }
 
-fn parse_span(v: &Value) -> Result<Span, String> {
-    let m = v.as_object().ok_or("expected an object")?;
+fn parse_span(v: &J) -> Result<Span, String> {
+    let m = v.is_object().then_some(v).ok_or("expected an object")?;
     let trace_id = hex_id(
         m.get("traceId").ok_or("traceId is required")?,
         32,
@@ -151,14 +153,14 @@ fn parse_span(v: &Value) -> Result<Span, String> {
     )?;
     let id = hex_id(m.get("id").ok_or("id is required")?, 16, "id")?;
     let parent_id = match m.get("parentId") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.bytes().all(|b| b == b'0') => None,
+        None | Some(J::Null) => None,
+        Some(J::Str(s)) if s.bytes().all(|b| b == b'0') => None,
         Some(p) => Some(hex_id(p, 16, "parentId")?),
     };
     let kind = match m.get("kind") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(k)) => match k.as_str() {
-            "CLIENT" | "SERVER" | "PRODUCER" | "CONSUMER" => Some(k.clone()),
+        None | Some(J::Null) => None,
+        Some(J::Str(k)) => match &**k {
+            "CLIENT" | "SERVER" | "PRODUCER" | "CONSUMER" => Some(k.to_string()),
             other => {
                 return Err(format!(
                     "kind {other:?} is not CLIENT, SERVER, PRODUCER or CONSUMER"
@@ -170,7 +172,7 @@ fn parse_span(v: &Value) -> Result<Span, String> {
     // Fields of the wrong type fail the span, as Zipkin's own collector does.
     let number = |key: &str| -> Result<Option<i64>, String> {
         match m.get(key) {
-            None | Some(Value::Null) => Ok(None),
+            None | Some(J::Null) => Ok(None),
             Some(v) => as_i64(v)
                 .map(Some)
                 .ok_or_else(|| format!("{key} must be a number of microseconds, not {v}")),
@@ -212,7 +214,7 @@ fn parse_span(v: &Value) -> Result<Span, String> {
         }
     }
     let mut annotations = Vec::new();
-    if let Some(Value::Array(items)) = m.get("annotations") {
+    if let Some(J::Array(items)) = m.get("annotations") {
         for a in items {
             let ts = a
                 .get("timestamp")
@@ -220,7 +222,7 @@ fn parse_span(v: &Value) -> Result<Span, String> {
                 .ok_or("an annotation needs a timestamp")?;
             let value = a
                 .get("value")
-                .and_then(Value::as_str)
+                .and_then(J::as_str)
                 .ok_or("an annotation needs a value")?;
             annotations.push(Annotation {
                 timestamp: ts,
@@ -229,15 +231,15 @@ fn parse_span(v: &Value) -> Result<Span, String> {
         }
     }
     let mut tags = BTreeMap::new();
-    if let Some(Value::Object(t)) = m.get("tags") {
+    if let Some(t) = m.get("tags").and_then(J::members) {
         for (k, v) in t {
             let v = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
+                J::Str(s) => s.to_string(),
+                J::Number(n) => n.to_string(),
+                J::Bool(b) => b.to_string(),
                 _ => return Err(format!("tag {k:?} has no string value")),
             };
-            tags.insert(k.clone(), v);
+            tags.insert(k.to_owned(), v);
         }
     }
     Ok(Span {
@@ -246,7 +248,7 @@ fn parse_span(v: &Value) -> Result<Span, String> {
         parent_id,
         name: m
             .get("name")
-            .and_then(Value::as_str)
+            .and_then(J::as_str)
             .filter(|s| !s.is_empty())
             .map(str::to_lowercase),
         kind,
