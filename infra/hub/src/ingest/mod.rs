@@ -5,6 +5,7 @@
 pub mod carbon;
 pub mod lite;
 pub mod logs;
+pub mod logs_fast;
 pub mod otlp;
 pub mod pipeline;
 pub mod statsd;

@@ -71,8 +71,13 @@ pub(crate) fn parse_logs(rx: Receiver<Datagram>, shared: &Shared) {
         let mut next = Some(first);
         while let Some(d) = next {
             let at = time::OffsetDateTime::from(d.at);
-            let failures =
-                ingest::logs::rows_of_datagram(&d.bytes, Some(d.from.ip()), at, &prefix, &mut rows);
+            let failures = ingest::logs_fast::rows_of_datagram(
+                &d.bytes,
+                Some(d.from.ip()),
+                at,
+                &prefix,
+                &mut rows,
+            );
             shared
                 .counters
                 .log_parse_failures

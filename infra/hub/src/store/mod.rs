@@ -62,6 +62,7 @@ impl Store {
         };
         let mut write = open(&path)?;
         write.execute_batch(SCHEMA)?;
+        write.execute_batch(WRITER_PRAGMAS)?;
         let moved = writer::migrate_log_rows(&mut write)?;
         if moved > 0 {
             tracing::info!(

@@ -8,6 +8,9 @@ use rusqlite::{Connection, params};
 
 use super::types::*;
 
+/// How long the writer gathers writes into one transaction.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+
 pub(super) fn writer(
     mut conn: Connection,
     rx: Receiver<Write>,
@@ -33,10 +36,22 @@ pub(super) fn writer(
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         };
         batch.push(first);
+        // Group commit: what arrives within GATHER of the first write shares its transaction
+        // (a commit writes every page it touched, so fewer, larger ones write far less).
+        let until = std::time::Instant::now() + GATHER;
         while batch.len() < 256 {
             match rx.try_recv() {
                 Ok(w) => batch.push(w),
-                Err(_) => break,
+                Err(_) => {
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() || matches!(batch.last(), Some(Write::Barrier(_))) {
+                        break;
+                    }
+                    match rx.recv_timeout(left) {
+                        Ok(w) => batch.push(w),
+                        Err(_) => break,
+                    }
+                }
             }
         }
         let mut barriers = Vec::new();
