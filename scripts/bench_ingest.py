@@ -12,7 +12,7 @@ import tempfile
 import time
 import urllib.request
 
-from bench_protocols import cpu_seconds
+from bench_protocols import cpu_seconds, free_ports
 
 SECS = float(sys.argv[1]) if len(sys.argv) > 1 else 3
 KINDS = sys.argv[2].split(",") if len(sys.argv) > 2 else ["logs", "spans", "statsd", "otlp-spans"]
@@ -22,16 +22,6 @@ FLOORS = {"logs": (3.0, 150_000), "spans": (3.0, 150_000), "statsd": (1.0, 500_0
 START = {"logs": 40_000, "spans": 40_000, "statsd": 150_000, "otlp-spans": 20_000}
 STEP = 1.25
 TICK = 0.005  # the sender sends a batch every 5 ms
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def get_json(url):

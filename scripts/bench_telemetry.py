@@ -2,7 +2,6 @@
 chain, one without [hub] and one with it, loaded in turn from CPU 1 while the lab runs on CPU 0."""
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import time
 import urllib.request
 
 import bench_protocols  # its wrk() and cpu_seconds(); it runs nothing when imported
-from bench_protocols import cpu_seconds
+from bench_protocols import cpu_seconds, free_ports
 
 SECS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -40,16 +39,6 @@ otlp_http_port = 0
 otlp_grpc_port = 0
 flush_interval = "1s"
 """
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def wrk(url, secs):
