@@ -35,19 +35,15 @@ pub fn rows_of_datagram(
         out.extend(row);
         ok
     };
-    let slow = |events: Vec<LogEvent>, out: &mut Vec<LogRow>| {
-        let mut failures = 0;
-        for e in events {
-            if e.doc
-                .get("tags")
-                .and_then(|t| t.as_array())
-                .is_some_and(|t| t.iter().any(|t| t == JSON_FAILURE))
-            {
-                failures += 1;
-            }
-            out.push(LogRow::from(e));
-        }
-        failures
+    // One parsed event into its row: 1 when it is a parse failure.
+    let slow = |e: LogEvent, out: &mut Vec<LogRow>| {
+        let failed = e
+            .doc
+            .get("tags")
+            .and_then(|t| t.as_array())
+            .is_some_and(|t| t.iter().any(|t| t == JSON_FAILURE));
+        out.push(LogRow::from(e));
+        usize::from(failed)
     };
     let trimmed = payload.trim_ascii_start();
     if trimmed.first() == Some(&b'{')
@@ -68,12 +64,15 @@ pub fn rows_of_datagram(
                     Value::Object(doc) => event(doc, source, now, index_prefix),
                     other => failure(&other.to_string(), source, now, index_prefix),
                 };
-                failures += slow(vec![e], out);
+                failures += slow(e, out);
             }
         }
         return failures;
     }
-    slow(parse_datagram(payload, source, now, index_prefix), out)
+    parse_datagram(payload, source, now, index_prefix)
+        .into_iter()
+        .map(|e| slow(e, out))
+        .sum()
 }
 
 /// The top-level members of an object, in order, their values unparsed.

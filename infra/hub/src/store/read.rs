@@ -225,30 +225,20 @@ impl Store {
 struct Best {
     limit: usize,
     oldest_first: bool,
-    /// Ordered so that the top is the one to give up first.
+    /// Its top is the one to give up first.
     heap: std::collections::BinaryHeap<Ranked>,
 }
 
+/// A document and its rank: lower is better (the key itself when the oldest come first, the
+/// key negated when the newest do).
 struct Ranked {
-    key: (i64, i64),
-    oldest_first: bool,
+    rank: (i64, i64),
     log: RawLog,
-}
-
-impl Ranked {
-    /// Greater is worse: later when the oldest come first, earlier otherwise.
-    fn badness(&self) -> (i64, i64) {
-        if self.oldest_first {
-            self.key
-        } else {
-            (-self.key.0, -self.key.1)
-        }
-    }
 }
 
 impl PartialEq for Ranked {
     fn eq(&self, o: &Self) -> bool {
-        self.key == o.key
+        self.rank == o.rank
     }
 }
 impl Eq for Ranked {}
@@ -259,7 +249,7 @@ impl PartialOrd for Ranked {
 }
 impl Ord for Ranked {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.badness().cmp(&o.badness())
+        self.rank.cmp(&o.rank)
     }
 }
 
@@ -274,29 +264,20 @@ impl Best {
 
     /// Keep the document of `key` if it is among the first so far (made only then).
     fn offer(&mut self, key: (i64, i64), make: impl FnOnce() -> RawLog) {
-        if self.limit == 0 {
-            return;
-        }
-        let beats = |worst: &Ranked| {
-            if self.oldest_first {
-                key < worst.key
-            } else {
-                key > worst.key
-            }
+        let rank = if self.oldest_first {
+            key
+        } else {
+            (-key.0, -key.1)
         };
         if self.heap.len() >= self.limit {
             match self.heap.peek() {
-                Some(worst) if beats(worst) => {
+                Some(worst) if rank < worst.rank => {
                     self.heap.pop();
                 }
                 _ => return,
             }
         }
-        self.heap.push(Ranked {
-            key,
-            oldest_first: self.oldest_first,
-            log: make(),
-        });
+        self.heap.push(Ranked { rank, log: make() });
     }
 
     /// Best first.
