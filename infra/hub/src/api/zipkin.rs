@@ -2,7 +2,7 @@
 //! JSON, gzip accepted, `202` with an empty body) and the query endpoints Zipkin's UI calls,
 //! all with `Access-Control-Allow-Origin: *`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -13,13 +13,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use rusqlite::params;
 use serde_json::{Value, json};
 
 use crate::http::params::params as query_params;
 use crate::ingest::zipkin::parse_spans;
 use crate::shared::Shared;
-use crate::store::Write;
+use crate::store::{Listed, SpanFilter, Write};
 
 /// The largest span body taken, as sent and after gunzip (413 past it, naming it).
 pub const MAX_BODY: u64 = 16 << 20;
@@ -143,58 +142,34 @@ async fn collect(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-fn distinct(s: &Shared, sql: &str, arg: Option<&str>) -> Response {
-    let res = s.store.with_read(|c| {
-        let mut st = c.prepare_cached(sql)?;
-        let rows = match arg {
-            Some(a) => st
-                .query_map(params![a.to_lowercase()], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?,
-            None => st
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?,
-        };
-        Ok(rows)
-    });
-    match res {
+/// A list the store keeps of the spans' names (see `store::Listed`).
+fn listed(s: &Shared, what: Listed, service: Option<&str>) -> Response {
+    let service = service.map(str::to_lowercase);
+    match s.store.span_names(what, service.as_deref()) {
         Ok(v) => axum::Json(v).into_response(),
         Err(e) => crate::http::params::internal_error("the query", &e),
     }
 }
 
 async fn services(State(s): State<Arc<Shared>>) -> Response {
-    distinct(
-        &s,
-        "SELECT DISTINCT service FROM spans WHERE service IS NOT NULL ORDER BY 1",
-        None,
-    )
+    listed(&s, Listed::Service, None)
 }
 
-/// A distinct column of one service's spans (`?serviceName=` required).
-fn of_service(s: &Shared, uri: &Uri, headers: &HeaderMap, sql: &str) -> Response {
+/// A list of one service's names (`?serviceName=` required).
+fn of_service(s: &Shared, uri: &Uri, headers: &HeaderMap, what: Listed) -> Response {
     let p = query_params(uri, headers, &[]);
     match p.iter().find(|(k, _)| k == "serviceName") {
-        Some((_, svc)) => distinct(s, sql, Some(svc)),
+        Some((_, svc)) => listed(s, what, Some(svc)),
         None => bad("serviceName is required"),
     }
 }
 
 async fn span_names(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    of_service(
-        &s,
-        &uri,
-        &headers,
-        "SELECT DISTINCT name FROM spans WHERE service = ?1 AND name IS NOT NULL ORDER BY 1",
-    )
+    of_service(&s, &uri, &headers, Listed::SpanName)
 }
 
 async fn remote_services(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    of_service(
-        &s,
-        &uri,
-        &headers,
-        "SELECT DISTINCT remote_service FROM spans WHERE service = ?1 AND remote_service IS NOT NULL ORDER BY 1",
-    )
+    of_service(&s, &uri, &headers, Listed::RemoteService)
 }
 
 /// Merge the reports of one span (same trace, id and local service) into one, Zipkin-style.
@@ -381,57 +356,28 @@ pub fn find_traces(
         ref span_name,
         ref annotation,
     } = *q;
-    let res = s.store.with_read(|c| {
-        let mut st = c.prepare_cached(
-            "SELECT trace_id, doc FROM spans
-             WHERE ts >= ?1 AND ts <= ?2
-               AND (?3 IS NULL OR service = ?3) AND (?4 IS NULL OR remote_service = ?4)
-               AND (?5 IS NULL OR name = ?5)
-               AND (?6 IS NULL OR duration >= ?6) AND (?7 IS NULL OR duration <= ?7)
-             ORDER BY ts DESC",
-        )?;
-        let rows = st.query_map(
-            params![
-                (end_ts - lookback) * 1000,
-                end_ts * 1000,
-                service,
-                remote,
-                span_name,
-                min_d,
-                max_d
-            ],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-        )?;
-        let mut ids: Vec<String> = Vec::new();
-        let mut seen = BTreeSet::new();
-        for row in rows {
-            let (tid, doc) = row?;
-            if seen.contains(&tid) {
-                continue;
-            }
-            if let Some(q) = &annotation {
-                let Ok(v) = serde_json::from_str::<Value>(&doc) else {
-                    continue;
-                };
-                if !annotation_matches(q, &v) {
-                    continue;
-                }
-            }
-            seen.insert(tid.clone());
-            ids.push(tid);
-            if ids.len() as i64 >= limit {
-                break;
-            }
-        }
-        Ok(ids)
-    });
-    let mut out = Vec::new();
-    for id in res? {
-        if let Ok(spans) = s.store.trace(&id) {
-            out.push(merge(spans));
-        }
-    }
-    Ok(out)
+    let filter = SpanFilter {
+        from_us: (end_ts - lookback) * 1000,
+        until_us: end_ts * 1000,
+        service: service.as_deref(),
+        remote: remote.as_deref(),
+        name: span_name.as_deref(),
+        min_duration: min_d,
+        max_duration: max_d,
+    };
+    let ids = s
+        .store
+        .find_traces(&filter, limit.max(0) as usize, |doc| match annotation {
+            None => true,
+            Some(q) => serde_json::from_str::<Value>(doc).is_ok_and(|v| annotation_matches(q, &v)),
+        })?;
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    Ok(s.store
+        .traces(&ids)?
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .map(merge)
+        .collect())
 }
 
 /// One trace's spans, merged as the Zipkin API returns them (empty if unknown).
@@ -510,19 +456,9 @@ async fn dependencies(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap
         Ok(l) => l.unwrap_or(86_400_000),
         Err(e) => return bad(e),
     };
-    let res = s.store.with_read(|c| {
-        let mut st = c.prepare_cached(
-            "SELECT doc FROM spans WHERE trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE ts >= ?1 AND ts <= ?2)",
-        )?;
-        let rows = st.query_map(params![(end_ts - lookback) * 1000, end_ts * 1000], |r| r.get::<_, String>(0))?;
-        let mut out = Vec::new();
-        for row in rows {
-            if let Ok(v) = serde_json::from_str::<Value>(&row?) {
-                out.push(v);
-            }
-        }
-        Ok(out)
-    });
+    let res = s
+        .store
+        .spans_of_traces_in((end_ts - lookback) * 1000, end_ts * 1000);
     match res {
         Ok(spans) => axum::Json(links(&spans)).into_response(),
         Err(e) => crate::http::params::internal_error("the query", &e),

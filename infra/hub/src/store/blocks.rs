@@ -61,7 +61,8 @@ pub fn encode(rows: &[LogRow]) -> Block {
     }
 }
 
-fn put(out: &mut Vec<u8>, s: Option<&str>) {
+/// Append `s` as a `u32` LE length and its bytes (absent: length `u32::MAX`).
+pub(super) fn put(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => {
             out.extend_from_slice(&(s.len() as u32).to_le_bytes());
@@ -78,30 +79,41 @@ pub fn decompress(data: &[u8]) -> Option<Vec<u8>> {
 
 /// The documents of a decompressed block, in order; a damaged block ends early (never panics).
 pub fn rows(raw: &[u8]) -> impl Iterator<Item = BlockRow<'_>> {
-    let mut at = 0usize;
+    let mut c = Cursor { raw, at: 0 };
     std::iter::from_fn(move || {
-        let ts_ms = i64::from_le_bytes(raw.get(at..at + 8)?.try_into().ok()?);
-        at += 8;
-        let take = |at: &mut usize| -> Option<Option<&str>> {
-            let len = u32::from_le_bytes(raw.get(*at..*at + 4)?.try_into().ok()?);
-            *at += 4;
-            if len == u32::MAX {
-                return Some(None);
-            }
-            let s = std::str::from_utf8(raw.get(*at..*at + len as usize)?).ok()?;
-            *at += len as usize;
-            Some(Some(s))
-        };
-        let index = take(&mut at)??;
-        let source = take(&mut at)?;
-        let doc = take(&mut at)??;
         Some(BlockRow {
-            ts_ms,
-            index,
-            source,
-            doc,
+            ts_ms: c.i64()?,
+            index: c.str()??,
+            source: c.str()?,
+            doc: c.str()??,
         })
     })
+}
+
+/// Reads back what [`put`] and `to_le_bytes` wrote; `None` past the end or on bad UTF-8.
+pub(super) struct Cursor<'a> {
+    pub raw: &'a [u8],
+    pub at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn i64(&mut self) -> Option<i64> {
+        let v = i64::from_le_bytes(self.raw.get(self.at..self.at + 8)?.try_into().ok()?);
+        self.at += 8;
+        Some(v)
+    }
+
+    /// A string, or `Some(None)` where [`put`] wrote an absent one.
+    pub fn str(&mut self) -> Option<Option<&'a str>> {
+        let len = u32::from_le_bytes(self.raw.get(self.at..self.at + 4)?.try_into().ok()?);
+        self.at += 4;
+        if len == u32::MAX {
+            return Some(None);
+        }
+        let s = std::str::from_utf8(self.raw.get(self.at..self.at + len as usize)?).ok()?;
+        self.at += len as usize;
+        Some(Some(s))
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 
 mod blocks;
 mod read;
+mod spans;
 mod types;
 mod writer;
 
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::Connection;
 
+pub use spans::{Listed, SpanFilter};
 pub use types::*;
 use writer::writer;
 
@@ -62,12 +64,20 @@ impl Store {
         };
         let mut write = open(&path)?;
         write.execute_batch(SCHEMA)?;
+        write.execute_batch(spans::SCHEMA)?;
         write.execute_batch(WRITER_PRAGMAS)?;
         let moved = writer::migrate_log_rows(&mut write)?;
         if moved > 0 {
             tracing::info!(
                 documents = moved,
                 "hub store: log documents moved from rows into blocks"
+            );
+        }
+        let moved = spans::migrate_rows(&mut write)?;
+        if moved > 0 {
+            tracing::info!(
+                spans = moved,
+                "hub store: spans moved from rows into blocks"
             );
         }
         let mut read = Vec::new();

@@ -4,6 +4,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::Store;
+use super::spans::{Listed, SpanFilter};
 use super::types::*;
 
 impl Store {
@@ -34,8 +35,6 @@ impl Store {
         })
     }
 
-    /// Log documents with `from_ms <= ts <= until_ms`, newest first, passing `keep`, at most `limit`.
-    /// Returns the hits and how many matched in all (scanned to the end of the window).
     /// The newest (or oldest) `limit` log documents of `[from_ms, until_ms]` that `keep`
     /// takes, and how many it took in all; each document parsed.
     pub fn logs(
@@ -115,18 +114,55 @@ impl Store {
 
     /// Every stored report of the spans of one trace.
     pub fn trace(&self, trace_id: &str) -> Result<Vec<serde_json::Value>, StoreError> {
-        self.with_read(|c| {
-            let mut st =
-                c.prepare_cached("SELECT doc FROM spans WHERE trace_id = ?1 ORDER BY ts, id")?;
-            let rows = st.query_map(params![trace_id], |r| r.get::<_, String>(0))?;
-            let mut out = Vec::new();
-            for row in rows {
-                if let Ok(v) = serde_json::from_str(&row?) {
-                    out.push(v);
-                }
-            }
-            Ok(out)
-        })
+        Ok(self.traces(&[trace_id])?.pop().unwrap_or_default())
+    }
+
+    /// [`Store::trace`] of each id, in the order given (one scan of the blocks' trace keys).
+    pub fn traces(&self, ids: &[&str]) -> Result<Vec<Vec<serde_json::Value>>, StoreError> {
+        let mut found = self.with_read(|c| super::spans::Reader(c).traces(ids))?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                found
+                    .remove(*id)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|d| serde_json::from_str(d).ok())
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// The ids of the newest traces with a span passing `f` and `keep` (given the span's
+    /// JSON), newest first, at most `limit`.
+    pub fn find_traces(
+        &self,
+        f: &SpanFilter<'_>,
+        limit: usize,
+        keep: impl FnMut(&str) -> bool,
+    ) -> Result<Vec<String>, StoreError> {
+        self.with_read(|c| super::spans::Reader(c).find(f, limit, keep))
+    }
+
+    /// Every span of the traces with a span in `[from_us, until_us]`.
+    pub fn spans_of_traces_in(
+        &self,
+        from_us: i64,
+        until_us: i64,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let ids = self.with_read(|c| super::spans::Reader(c).traces_in(from_us, until_us))?;
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        Ok(self.traces(&ids)?.into_iter().flatten().collect())
+    }
+
+    /// What the Zipkin API lists: the services (`service` absent), or one service's span
+    /// names or remote services.
+    pub fn span_names(
+        &self,
+        what: Listed,
+        service: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.with_read(|c| super::spans::Reader(c).names(what, service))
     }
 
     /// The newest alert events since `from_ms`, newest first, at most `limit`, and how many
@@ -199,7 +235,6 @@ impl Store {
         })
     }
 
-    /// Row counts, for the hub's own metrics and `lab hub` status.
     /// The run-time alert rules kept, as JSON.
     pub fn runtime_rules(&self) -> Result<Vec<String>, StoreError> {
         self.with_read(|c| {
@@ -209,13 +244,14 @@ impl Store {
         })
     }
 
+    /// Log documents, series and spans kept, for the hub's own metrics and `lab hub` status.
     pub fn counts(&self) -> Result<(i64, i64, i64), StoreError> {
         self.with_read(|c| {
             let one = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).optional();
             Ok((
                 one("SELECT coalesce(sum(n), 0) FROM log_blocks")?.unwrap_or(0),
                 one("SELECT count(*) FROM series")?.unwrap_or(0),
-                one("SELECT count(*) FROM spans")?.unwrap_or(0),
+                one("SELECT coalesce(sum(n), 0) FROM span_blocks")?.unwrap_or(0),
             ))
         })
     }

@@ -61,15 +61,12 @@ pub struct AlertEvent {
     pub detail: String,
 }
 
-/// A span ready for its row.
+/// A span ready for its block ([`super::spans`]).
 pub struct SpanRow {
     pub trace_id: String,
-    pub id: String,
-    pub parent_id: Option<String>,
     pub service: Option<String>,
     pub remote_service: Option<String>,
     pub name: Option<String>,
-    pub kind: Option<String>,
     pub timestamp: Option<i64>,
     pub duration: Option<i64>,
     pub doc: String,
@@ -91,10 +88,7 @@ impl Write {
                     service: s.service().map(str::to_owned),
                     remote_service: s.remote_service().map(str::to_owned),
                     trace_id: s.trace_id,
-                    id: s.id,
-                    parent_id: s.parent_id,
                     name: s.name,
-                    kind: s.kind,
                     timestamp: s.timestamp,
                     duration: s.duration,
                 })
@@ -139,21 +133,6 @@ CREATE TABLE IF NOT EXISTS points (
     PRIMARY KEY (series, ts)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS points_ts ON points (ts);
-CREATE TABLE IF NOT EXISTS spans (
-    id INTEGER PRIMARY KEY,
-    trace_id TEXT NOT NULL,
-    span_id TEXT NOT NULL,
-    parent_id TEXT,
-    service TEXT,
-    remote_service TEXT,
-    name TEXT,
-    kind TEXT,
-    ts INTEGER,
-    duration INTEGER,
-    doc TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
-CREATE INDEX IF NOT EXISTS spans_ts ON spans (ts);
 CREATE TABLE IF NOT EXISTS alert_events (
     id INTEGER PRIMARY KEY,
     ts INTEGER NOT NULL,

@@ -14,7 +14,7 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 pub(super) fn writer(
     mut conn: Connection,
     rx: Receiver<Write>,
-    mut ids: HashMap<String, i64>,
+    ids: HashMap<String, i64>,
     names: Arc<RwLock<BTreeSet<String>>>,
     step: i64,
     retention: Retention,
@@ -23,12 +23,17 @@ pub(super) fn writer(
     let every = std::time::Duration::from_millis(retention.every_ms.max(10));
     let mut last_prune = std::time::Instant::now() - every;
     let mut batch = Vec::new();
+    let mut seen = Seen {
+        series: ids,
+        span_names: super::spans::Names::default(),
+    };
     loop {
         if last_prune.elapsed() >= every {
             last_prune = std::time::Instant::now();
             if let Err(e) = prune(&conn, retention, pruned) {
                 tracing::error!(error = %e, "hub store: retention did not run");
             }
+            seen.span_names.forget();
         }
         let first = match rx.recv_timeout(every) {
             Ok(w) => w,
@@ -59,7 +64,7 @@ pub(super) fn writer(
         if let Err(e) = commit(
             &mut conn,
             &mut batch,
-            &mut ids,
+            &mut seen,
             &names,
             step,
             &mut barriers,
@@ -86,21 +91,17 @@ pub(super) fn prune(conn: &Connection, r: Retention, pruned: &Pruned) -> rusqlit
     use std::sync::atomic::Ordering::Relaxed;
     let now_ms = crate::clock::now_ms();
     let cut_ms = now_ms - r.max_age_ms as i64;
-    let by_age = [
-        (
-            "DELETE FROM points WHERE ts < ?1",
-            cut_ms / 1000,
-            &pruned.points,
-        ),
-        (
-            "DELETE FROM spans WHERE ts < ?1",
-            cut_ms * 1000,
-            &pruned.spans,
-        ),
-    ];
+    let by_age = [(
+        "DELETE FROM points WHERE ts < ?1",
+        cut_ms / 1000,
+        &pruned.points,
+    )];
     for (sql, cut, n) in by_age {
         n.fetch_add(conn.execute(sql, params![cut])? as u64, Relaxed);
     }
+    pruned
+        .spans
+        .fetch_add(super::spans::prune_before(conn, cut_ms * 1000)?, Relaxed);
     // A block goes once its latest document is past the cut; one that straddles it keeps
     // only its documents from the cut on.
     delete_log_blocks(conn, "max_ts < ?1", &[&cut_ms], &pruned.logs)?;
@@ -117,11 +118,6 @@ pub(super) fn prune(conn: &Connection, r: Retention, pruned: &Pruned) -> rusqlit
         if used()? <= r.max_bytes {
             break;
         }
-        let oldest_tenth = |table: &str| -> String {
-            format!(
-                "DELETE FROM {table} WHERE id <= (SELECT min(id) + (max(id) - min(id)) / 10 FROM {table})"
-            )
-        };
         delete_log_blocks(
             conn,
             "id <= (SELECT min(id) + (max(id) - min(id)) / 10 FROM log_blocks)",
@@ -130,7 +126,7 @@ pub(super) fn prune(conn: &Connection, r: Retention, pruned: &Pruned) -> rusqlit
         )?;
         pruned
             .spans
-            .fetch_add(conn.execute(&oldest_tenth("spans"), [])? as u64, Relaxed);
+            .fetch_add(super::spans::prune_oldest_tenth(conn)?, Relaxed);
         pruned.points.fetch_add(
             conn.execute(
                 "DELETE FROM points WHERE ts <= (SELECT min(ts) + (max(ts) - min(ts)) / 10 FROM points)",
@@ -261,10 +257,16 @@ pub(super) fn migrate_log_rows(conn: &mut Connection) -> rusqlite::Result<u64> {
 pub(super) const LOG_BLOCK_INSERT: &str =
     "INSERT INTO log_blocks (min_ts, max_ts, n, data) VALUES (?1, ?2, ?3, ?4)";
 
+/// What the writer remembers of what it wrote: series ids, and the span names it listed.
+pub(super) struct Seen {
+    pub series: HashMap<String, i64>,
+    pub span_names: super::spans::Names,
+}
+
 pub(super) fn commit(
     conn: &mut Connection,
     batch: &mut Vec<Write>,
-    ids: &mut HashMap<String, i64>,
+    seen: &mut Seen,
     names: &RwLock<BTreeSet<String>>,
     step: i64,
     barriers: &mut Vec<std::sync::mpsc::Sender<()>>,
@@ -277,21 +279,19 @@ pub(super) fn commit(
         let mut point_st = tx.prepare_cached(
             "INSERT OR REPLACE INTO points (series, ts, value) VALUES (?1, ?2, ?3)",
         )?;
-        let mut span_st = tx.prepare_cached(
-            "INSERT INTO spans (trace_id, span_id, parent_id, service, remote_service, name, kind, ts, duration, doc)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
+        // Every span of the batch in one block (or a few): see super::spans.
+        let mut span_rows: Vec<SpanRow> = Vec::new();
         for w in batch.drain(..) {
             match w {
                 Write::Logs(rows) => insert_log_blocks(&mut log_st, &rows)?,
                 Write::Points(points) => {
                     for (name, ts, value) in points {
-                        let id = match ids.get(&name) {
+                        let id = match seen.series.get(&name) {
                             Some(id) => *id,
                             None => {
                                 series_st.execute(params![name])?;
                                 let id = tx.last_insert_rowid();
-                                ids.insert(name.clone(), id);
+                                seen.series.insert(name.clone(), id);
                                 if let Ok(mut n) = names.write() {
                                     n.insert(name);
                                 }
@@ -304,20 +304,11 @@ pub(super) fn commit(
                         point_st.execute(params![id, bucket, value])?;
                     }
                 }
-                Write::Spans(rows) => {
-                    for s in rows {
-                        span_st.execute(params![
-                            s.trace_id,
-                            s.id,
-                            s.parent_id,
-                            s.service,
-                            s.remote_service,
-                            s.name,
-                            s.kind,
-                            s.timestamp,
-                            s.duration,
-                            s.doc
-                        ])?;
+                Write::Spans(mut rows) => {
+                    if span_rows.is_empty() {
+                        span_rows = rows;
+                    } else {
+                        span_rows.append(&mut rows);
                     }
                 }
                 Write::AlertEvent(e) => {
@@ -347,6 +338,7 @@ pub(super) fn commit(
                 Write::Barrier(b) => barriers.push(b),
             }
         }
+        super::spans::insert(&tx, &span_rows, &mut seen.span_names)?;
     }
     tx.commit()
 }
@@ -361,7 +353,8 @@ mod tests {
         // Within retention's week.
         let t0 = crate::clock::now_ms() - 60_000;
         {
-            let c = rusqlite::Connection::open(dir.path().join("hub.db")).unwrap();
+            let mut c = rusqlite::Connection::open(dir.path().join("hub.db")).unwrap();
+            let c = c.transaction().unwrap();
             c.execute_batch(
                 "CREATE TABLE logs (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, idx TEXT NOT NULL,
                  source TEXT, doc TEXT NOT NULL);",
@@ -375,6 +368,8 @@ mod tests {
                 st.execute(rusqlite::params![t0 + i, src, format!(r#"{{"n":{i}}}"#)])
                     .unwrap();
             }
+            drop(st);
+            c.commit().unwrap();
         }
         let s = Store::open(dir.path(), 10, 16, Retention::default()).unwrap();
         assert_eq!(s.counts().unwrap().0, 5000);
