@@ -16,9 +16,9 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::http::params::params as query_params;
-use crate::ingest::zipkin::parse_spans;
+use crate::ingest::zipkin::read_spans;
 use crate::shared::Shared;
-use crate::store::{Listed, SpanFilter, Write};
+use crate::store::{Listed, SpanFilter, SpanRow, Write};
 
 /// The largest span body taken, as sent and after gunzip (413 past it, naming it).
 pub const MAX_BODY: u64 = 16 << 20;
@@ -119,7 +119,7 @@ async fn collect(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
     } else {
         body
     };
-    match parse_spans(&body) {
+    match read_spans(&body, |s| SpanRow::from(s)) {
         Ok(spans) => {
             let n = spans.len() as u64;
             s.counters.spans_received.fetch_add(n, Relaxed);
@@ -128,7 +128,7 @@ async fn collect(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
             if !spans.is_empty()
                 && !s
                     .store
-                    .write_within(Write::spans(spans), std::time::Duration::from_secs(5))
+                    .write_within(Write::Spans(spans), std::time::Duration::from_secs(5))
                     .await
             {
                 s.counters.spans_dropped_queue.fetch_add(n, Relaxed);

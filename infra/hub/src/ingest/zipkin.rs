@@ -5,6 +5,7 @@
 //! ignored. A span without `traceId` or `id`, with a bad id or kind, or a `null` tag is invalid,
 //! and fails the whole request (400), as in Zipkin.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -54,6 +55,15 @@ pub struct SpanError {
 
 /// Decode a `POST /api/v2/spans` body (already un-gzipped).
 pub fn parse_spans(body: &[u8]) -> Result<Vec<Span>, SpanError> {
+    read_spans(body, |s| s.into_owned())
+}
+
+/// Decode a body and hand each span, borrowing from the body what needs no change, to `f`
+/// (the collector's path: a span becomes its store row without owned copies in between).
+pub fn read_spans<T>(
+    body: &[u8],
+    mut f: impl FnMut(SpanRef<'_>) -> T,
+) -> Result<Vec<T>, SpanError> {
     let v: J = serde_json::from_slice(body).map_err(|e| SpanError {
         index: 0,
         message: format!("not JSON: {e}"),
@@ -67,7 +77,11 @@ pub fn parse_spans(body: &[u8]) -> Result<Vec<Span>, SpanError> {
     items
         .iter()
         .enumerate()
-        .map(|(index, item)| parse_span(item).map_err(|message| SpanError { index, message }))
+        .map(|(index, item)| {
+            parse_span(item)
+                .map(&mut f)
+                .map_err(|message| SpanError { index, message })
+        })
         .collect()
 }
 
@@ -87,7 +101,16 @@ fn as_bool(v: &J) -> Option<bool> {
     }
 }
 
-fn hex_id(v: &J, max: usize, what: &str) -> Result<String, String> {
+/// `s` lower-cased, borrowed when it already is.
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+        Cow::Owned(s.to_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+fn hex_id<'j>(v: &'j J, max: usize, what: &str) -> Result<Cow<'j, str>, String> {
     let s = match v {
         J::Str(s) => &**s,
         _ => return Err(format!("{what} must be a hex string")),
@@ -103,37 +126,40 @@ fn hex_id(v: &J, max: usize, what: &str) -> Result<String, String> {
     if s.bytes().all(|b| b == b'0') {
         return Err(format!("{what} is all zeros"));
     }
+    const HIGH_ZEROS: &str = "0000000000000000";
+    if s.len() == 16 || (s.len() == 32 && !s.starts_with(HIGH_ZEROS)) {
+        return Ok(Cow::Borrowed(s));
+    }
     let width = if s.len() > 16 { 32 } else { 16 };
     let mut id = format!("{s:0>width$}");
-    if width == 32 && id.starts_with("0000000000000000") {
+    if width == 32 && id.starts_with(HIGH_ZEROS) {
         id = id[16..].to_owned();
     }
-    Ok(id)
+    Ok(Cow::Owned(id))
 }
 
-fn endpoint(v: &J) -> Option<Endpoint> {
+fn endpoint<'j>(v: &'j J) -> Option<EndpointRef<'j>> {
     let m = v.is_object().then_some(v)?;
-    let mut e = Endpoint {
+    let mut e = EndpointRef {
         service_name: m
             .get("serviceName")
             .and_then(J::as_str)
             .filter(|s| !s.is_empty())
-            .map(str::to_lowercase),
+            .map(lower),
         ..Default::default()
     };
     for key in ["ipv4", "ipv6"] {
-        if let Some(ip) = m
-            .get(key)
-            .and_then(J::as_str)
-            .and_then(|s| s.parse::<IpAddr>().ok())
-        {
-            match ip {
-                IpAddr::V4(v4) => e.ipv4 = Some(v4.to_string()),
-                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                    Some(v4) => e.ipv4 = Some(v4.to_string()),
-                    None => e.ipv6 = Some(v6.to_string()),
-                },
-            }
+        let Some(text) = m.get(key).and_then(J::as_str) else {
+            continue;
+        };
+        match text.parse::<IpAddr>() {
+            // The parser takes only the dotted-quad form (no leading zeros): as sent.
+            Ok(IpAddr::V4(_)) => e.ipv4 = Some(Cow::Borrowed(text)),
+            Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => e.ipv4 = Some(Cow::Owned(v4.to_string())),
+                None => e.ipv6 = Some(Cow::Owned(v6.to_string())),
+            },
+            Err(_) => {}
         }
     }
     e.port = m
@@ -141,10 +167,10 @@ fn endpoint(v: &J) -> Option<Endpoint> {
         .and_then(as_i64)
         .and_then(|p| u16::try_from(p).ok())
         .filter(|p| *p != 0);
-    (e != Endpoint::default()).then_some(e)
+    (e != EndpointRef::default()).then_some(e)
 }
 
-fn parse_span(v: &J) -> Result<Span, String> {
+fn parse_span<'j>(v: &'j J) -> Result<SpanRef<'j>, String> {
     let m = v.is_object().then_some(v).ok_or("expected an object")?;
     let trace_id = hex_id(
         m.get("traceId").ok_or("traceId is required")?,
@@ -160,7 +186,10 @@ fn parse_span(v: &J) -> Result<Span, String> {
     let kind = match m.get("kind") {
         None | Some(J::Null) => None,
         Some(J::Str(k)) => match &**k {
-            "CLIENT" | "SERVER" | "PRODUCER" | "CONSUMER" => Some(k.to_string()),
+            "CLIENT" => Some("CLIENT"),
+            "SERVER" => Some("SERVER"),
+            "PRODUCER" => Some("PRODUCER"),
+            "CONSUMER" => Some("CONSUMER"),
             other => {
                 return Err(format!(
                     "kind {other:?} is not CLIENT, SERVER, PRODUCER or CONSUMER"
@@ -224,25 +253,28 @@ fn parse_span(v: &J) -> Result<Span, String> {
                 .get("value")
                 .and_then(J::as_str)
                 .ok_or("an annotation needs a value")?;
-            annotations.push(Annotation {
+            annotations.push(AnnotationRef {
                 timestamp: ts,
-                value: value.to_owned(),
+                value: Cow::Borrowed(value),
             });
         }
     }
-    let mut tags = BTreeMap::new();
+    let mut tags = Vec::new();
     if let Some(t) = m.get("tags").and_then(J::members) {
+        tags.reserve(t.len());
         for (k, v) in t {
             let v = match v {
-                J::Str(s) => s.to_string(),
-                J::Number(n) => n.to_string(),
-                J::Bool(b) => b.to_string(),
+                J::Str(s) => Cow::Borrowed(&**s),
+                J::Number(n) => Cow::Owned(n.to_string()),
+                J::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
                 _ => return Err(format!("tag {k:?} has no string value")),
             };
-            tags.insert(k.to_owned(), v);
+            tags.push((Cow::Borrowed(k), v));
         }
+        // Keys are distinct (`members`): sorted, as a map keeps them.
+        tags.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     }
-    Ok(Span {
+    Ok(SpanRef {
         trace_id,
         id,
         parent_id,
@@ -250,7 +282,7 @@ fn parse_span(v: &J) -> Result<Span, String> {
             .get("name")
             .and_then(J::as_str)
             .filter(|s| !s.is_empty())
-            .map(str::to_lowercase),
+            .map(lower),
         kind,
         timestamp: timestamp.filter(|t| *t > 0),
         duration: duration.filter(|d| *d > 0),
@@ -263,98 +295,176 @@ fn parse_span(v: &J) -> Result<Span, String> {
     })
 }
 
-#[derive(serde::Serialize)]
+/// A span as read from a request: what needed no normalising borrowed from the request's
+/// JSON. Serialises as the span's Zipkin v2 JSON, absent fields left out.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SpanOut<'a> {
-    trace_id: &'a str,
+pub struct SpanRef<'j> {
+    pub trace_id: Cow<'j, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    parent_id: Option<&'a str>,
-    id: &'a str,
+    pub parent_id: Option<Cow<'j, str>>,
+    pub id: Cow<'j, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    kind: Option<&'a str>,
+    pub kind: Option<&'j str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
+    pub name: Option<Cow<'j, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    timestamp: Option<i64>,
+    pub timestamp: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    duration: Option<i64>,
+    pub duration: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    debug: Option<bool>,
+    pub debug: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    shared: Option<bool>,
+    pub shared: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    local_endpoint: Option<EndpointOut<'a>>,
+    pub local_endpoint: Option<EndpointRef<'j>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    remote_endpoint: Option<EndpointOut<'a>>,
+    pub remote_endpoint: Option<EndpointRef<'j>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    annotations: Vec<AnnotationOut<'a>>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    tags: &'a BTreeMap<String, String>,
+    pub annotations: Vec<AnnotationRef<'j>>,
+    /// Sorted by key, each key once.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "as_map")]
+    pub tags: Vec<(Cow<'j, str>, Cow<'j, str>)>,
 }
 
-#[derive(serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-struct EndpointOut<'a> {
+pub struct EndpointRef<'j> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    service_name: Option<&'a str>,
+    pub service_name: Option<Cow<'j, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ipv4: Option<&'a str>,
+    pub ipv4: Option<Cow<'j, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ipv6: Option<&'a str>,
+    pub ipv6: Option<Cow<'j, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    port: Option<u16>,
+    pub port: Option<u16>,
 }
 
-impl<'a> From<&'a Endpoint> for EndpointOut<'a> {
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AnnotationRef<'j> {
+    pub timestamp: i64,
+    pub value: Cow<'j, str>,
+}
+
+fn as_map<S: serde::Serializer>(
+    tags: &[(Cow<'_, str>, Cow<'_, str>)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(tags.iter().map(|(k, v)| (&**k, &**v)))
+}
+
+fn owned(c: &Option<Cow<'_, str>>) -> Option<String> {
+    c.as_deref().map(str::to_owned)
+}
+
+impl EndpointRef<'_> {
+    fn into_owned(self) -> Endpoint {
+        Endpoint {
+            service_name: owned(&self.service_name),
+            ipv4: owned(&self.ipv4),
+            ipv6: owned(&self.ipv6),
+            port: self.port,
+        }
+    }
+}
+
+fn borrowed(s: &Option<String>) -> Option<Cow<'_, str>> {
+    s.as_deref().map(Cow::Borrowed)
+}
+
+impl<'a> From<&'a Endpoint> for EndpointRef<'a> {
     fn from(e: &'a Endpoint) -> Self {
         Self {
-            service_name: e.service_name.as_deref(),
-            ipv4: e.ipv4.as_deref(),
-            ipv6: e.ipv6.as_deref(),
+            service_name: borrowed(&e.service_name),
+            ipv4: borrowed(&e.ipv4),
+            ipv6: borrowed(&e.ipv6),
             port: e.port,
         }
     }
 }
 
-#[derive(serde::Serialize)]
-struct AnnotationOut<'a> {
-    timestamp: i64,
-    value: &'a str,
+impl SpanRef<'_> {
+    /// The span in Zipkin v2 JSON text.
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string(self).expect("spans serialise")
+    }
+
+    pub fn service(&self) -> Option<&str> {
+        self.local_endpoint.as_ref()?.service_name.as_deref()
+    }
+
+    pub fn remote_service(&self) -> Option<&str> {
+        self.remote_endpoint.as_ref()?.service_name.as_deref()
+    }
+
+    pub fn into_owned(self) -> Span {
+        Span {
+            trace_id: self.trace_id.into_owned(),
+            id: self.id.into_owned(),
+            parent_id: owned(&self.parent_id),
+            name: owned(&self.name),
+            kind: self.kind.map(str::to_owned),
+            timestamp: self.timestamp,
+            duration: self.duration,
+            debug: self.debug,
+            shared: self.shared,
+            local_endpoint: self.local_endpoint.map(EndpointRef::into_owned),
+            remote_endpoint: self.remote_endpoint.map(EndpointRef::into_owned),
+            annotations: self
+                .annotations
+                .into_iter()
+                .map(|a| Annotation {
+                    timestamp: a.timestamp,
+                    value: a.value.into_owned(),
+                })
+                .collect(),
+            tags: self
+                .tags
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        }
+    }
 }
 
 impl Span {
     /// The span in Zipkin v2 JSON, absent fields left out.
     pub fn to_json(&self) -> Value {
-        serde_json::to_value(self.as_out()).expect("spans serialise")
+        serde_json::to_value(self.view()).expect("spans serialise")
     }
 
-    /// [`Span::to_json`] as text, without building a tree first (the store's hot path).
+    /// [`Span::to_json`] as text, without building a tree first.
     pub fn to_json_string(&self) -> String {
-        serde_json::to_string(&self.as_out()).expect("spans serialise")
+        self.view().to_json_string()
     }
 
-    fn as_out(&self) -> SpanOut<'_> {
-        SpanOut {
-            trace_id: &self.trace_id,
-            parent_id: self.parent_id.as_deref(),
-            id: &self.id,
+    /// The span as the collector reads one (borrowing every field).
+    pub fn view(&self) -> SpanRef<'_> {
+        SpanRef {
+            trace_id: Cow::Borrowed(&self.trace_id),
+            parent_id: borrowed(&self.parent_id),
+            id: Cow::Borrowed(&self.id),
             kind: self.kind.as_deref(),
-            name: self.name.as_deref(),
+            name: borrowed(&self.name),
             timestamp: self.timestamp,
             duration: self.duration,
             debug: self.debug.filter(|d| *d),
             shared: self.shared.filter(|d| *d),
-            local_endpoint: self.local_endpoint.as_ref().map(EndpointOut::from),
-            remote_endpoint: self.remote_endpoint.as_ref().map(EndpointOut::from),
+            local_endpoint: self.local_endpoint.as_ref().map(EndpointRef::from),
+            remote_endpoint: self.remote_endpoint.as_ref().map(EndpointRef::from),
             annotations: self
                 .annotations
                 .iter()
-                .map(|a| AnnotationOut {
+                .map(|a| AnnotationRef {
                     timestamp: a.timestamp,
-                    value: &a.value,
+                    value: Cow::Borrowed(&a.value),
                 })
                 .collect(),
-            tags: &self.tags,
+            tags: self
+                .tags
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(&**k), Cow::Borrowed(&**v)))
+                .collect(),
         }
     }
 
@@ -396,6 +506,22 @@ mod tests {
         let j = s.to_json();
         assert_eq!(j["localEndpoint"]["port"], 4000);
         assert!(j.get("extra").is_none());
+    }
+
+    #[test]
+    fn what_is_already_normal_is_kept_as_sent_and_the_rest_normalised() {
+        let body = br#"[{"traceId":"00000000000000001234567890abcdef","id":"a1b2c3d4e5f60718",
+            "name":"get","localEndpoint":{"serviceName":"web-api","ipv4":"10.0.0.1"},
+            "remoteEndpoint":{"serviceName":"DB","ipv4":"010.0.0.1","ipv6":"::1"},
+            "tags":{"z":"1","a":true,"m":2.5,"a":false}}]"#;
+        let docs = read_spans(body, |s| s.to_json_string()).unwrap();
+        assert_eq!(
+            docs[0],
+            r#"{"traceId":"1234567890abcdef","id":"a1b2c3d4e5f60718","name":"get","localEndpoint":{"serviceName":"web-api","ipv4":"10.0.0.1"},"remoteEndpoint":{"serviceName":"db","ipv6":"::1"},"tags":{"a":"false","m":"2.5","z":"1"}}"#
+        );
+        let owned = parse_spans(body).unwrap();
+        assert_eq!(owned[0].to_json_string(), docs[0]);
+        assert_eq!(owned[0].tags.len(), 3);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! What goes into the store and comes out: writes, rows, retention, errors, the schema.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use crate::ingest::logs::LogEvent;
-use crate::ingest::zipkin::Span;
+use crate::ingest::zipkin::{Span, SpanRef};
 
 /// What the writer thread is asked to do. Rows arrive serialised (by [`Write::logs`] and
 /// [`Write::spans`], on the caller's thread): the one writer only talks to SQLite.
@@ -80,20 +81,22 @@ impl Write {
 
     /// Spans, serialised here.
     pub fn spans(spans: Vec<Span>) -> Self {
-        Write::Spans(
-            spans
-                .into_iter()
-                .map(|s| SpanRow {
-                    doc: s.to_json_string(),
-                    service: s.service().map(str::to_owned),
-                    remote_service: s.remote_service().map(str::to_owned),
-                    trace_id: s.trace_id,
-                    name: s.name,
-                    timestamp: s.timestamp,
-                    duration: s.duration,
-                })
-                .collect(),
-        )
+        Write::Spans(spans.iter().map(|s| SpanRow::from(s.view())).collect())
+    }
+}
+
+impl From<SpanRef<'_>> for SpanRow {
+    /// The span serialised, and what its block is searched by.
+    fn from(s: SpanRef<'_>) -> Self {
+        SpanRow {
+            doc: s.to_json_string(),
+            service: s.service().map(str::to_owned),
+            remote_service: s.remote_service().map(str::to_owned),
+            name: s.name.map(Cow::into_owned),
+            trace_id: s.trace_id.into_owned(),
+            timestamp: s.timestamp,
+            duration: s.duration,
+        }
     }
 }
 
