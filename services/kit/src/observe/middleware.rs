@@ -5,8 +5,7 @@ use super::b3;
 use super::telemetry::*;
 use super::wire::*;
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +15,82 @@ pub fn apply(router: Router, t: Arc<Telemetry>) -> Router {
     if !t.enabled() {
         return router;
     }
-    router.layer(axum::middleware::from_fn_with_state(t, middleware))
+    router.layer(InstrumentLayer(t))
+}
+
+/// The layer [`apply`] puts on every route: a plain tower service around the route, so a
+/// request costs no boxed future and no clone of the router (axum's `from_fn` costs both, a
+/// few µs a request on the chain's path; issue 17).
+#[derive(Clone)]
+struct InstrumentLayer(Arc<Telemetry>);
+
+impl<S> tower_layer::Layer<S> for InstrumentLayer {
+    type Service = Instrumented<S>;
+    fn layer(&self, inner: S) -> Instrumented<S> {
+        Instrumented {
+            inner,
+            t: self.0.clone(),
+        }
+    }
+}
+
+/// A route with its request instrumented (see [`InstrumentLayer`]).
+#[derive(Clone)]
+pub struct Instrumented<S> {
+    inner: S,
+    t: Arc<Telemetry>,
+}
+
+impl<S> tower_service::Service<Request> for Instrumented<S>
+where
+    S: tower_service::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = InstrumentedFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let begun = (req.uri().path() != "/health").then(|| begin(&self.t, &mut req));
+        InstrumentedFuture {
+            inner: self.inner.call(req),
+            begun,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The route's response future, recording the request when it completes.
+    pub struct InstrumentedFuture<F> {
+        #[pin]
+        inner: F,
+        begun: Option<Begun>,
+    }
+}
+
+impl<F, E> std::future::Future for InstrumentedFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        if let (Some(b), Ok(resp)) = (this.begun.take(), &out) {
+            finish(b, resp);
+        }
+        std::task::Poll::Ready(out)
+    }
 }
 
 /// What a handler needs to instrument its upstream calls (a request extension).
@@ -52,56 +126,56 @@ pub fn route_name(method: &str, matched: Option<&str>) -> String {
 #[derive(Debug, Clone)]
 pub struct FailureNote(pub String);
 
-pub(super) async fn middleware(
-    State(t): State<Arc<Telemetry>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let path = req.uri().path().to_owned();
-    if path == "/health" {
-        return next.run(req).await;
-    }
+/// What the start of a request leaves for its end.
+pub struct Begun {
+    t: Arc<Telemetry>,
+    start: Instant,
+    ts: i64,
+    path: String,
+    method: axum::http::Method,
+    route: String,
+    trace_id: String,
+    parent_id: Option<String>,
+    span_id: String,
+    sampled: bool,
+    ip: Option<String>,
+}
+
+/// The start of a request: its trace context (B3 in, or a new trace), the incoming log
+/// document, and the [`RequestCtx`] its handler reads.
+fn begin(t: &Arc<Telemetry>, req: &mut Request) -> Begun {
     let start = Instant::now();
     let ts = now_us();
-    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
     let route = route_name(
-        &method,
+        method.as_str(),
         req.extensions()
             .get::<MatchedPath>()
             .map(MatchedPath::as_str),
     );
     let incoming = b3::extract(req.headers());
     let sampled = incoming.as_ref().and_then(|i| i.sampled).unwrap_or(true);
-    let trace_id = incoming
-        .as_ref()
-        .map(|i| i.trace_id.clone())
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(b3::new_id);
-    let parent_id = incoming
-        .as_ref()
-        .map(|i| i.span_id.clone())
-        .filter(|s| !s.is_empty());
-    let span_id = b3::new_id();
-    // (A block: a borrow of the request must not live across an await, the body is not Sync.)
-    let (ip, ua) = {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let ip = header("x-forwarded-for")
-            .and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()));
-        (ip, header("user-agent"))
+    let (trace_id, parent_id) = match incoming {
+        Some(i) => (
+            Some(i.trace_id).filter(|t| !t.is_empty()),
+            Some(i.span_id).filter(|s| !s.is_empty()),
+        ),
+        None => (None, None),
     };
+    let trace_id = trace_id.unwrap_or_else(b3::new_id);
+    let span_id = b3::new_id();
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let ip =
+        header("x-forwarded-for").and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()));
     t.log(
         "info",
         "request-incoming",
         IncomingFields {
             path: &path,
-            method: &method,
+            method: method.as_str(),
             ip: ip.as_deref(),
-            ua: ua.as_deref(),
+            ua: header("user-agent"),
             trace_id: &trace_id,
         },
     );
@@ -111,7 +185,37 @@ pub(super) async fn middleware(
         span_id: span_id.clone(),
         sampled,
     });
-    let resp = next.run(req).await;
+    Begun {
+        t: t.clone(),
+        start,
+        ts,
+        path,
+        method,
+        route,
+        trace_id,
+        parent_id,
+        span_id,
+        sampled,
+        ip,
+    }
+}
+
+/// The end of a request: a failure's log document, the StatsD lines, the SERVER span.
+fn finish(b: Begun, resp: &Response) {
+    let Begun {
+        t,
+        start,
+        ts,
+        path,
+        method,
+        route,
+        trace_id,
+        parent_id,
+        span_id,
+        sampled,
+        ip,
+    } = b;
+    let method = method.as_str();
     let status = resp.status().as_u16();
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
@@ -130,14 +234,14 @@ pub(super) async fn middleware(
             FailureFields {
                 stack: &stack,
                 path: &path,
-                method: &method,
+                method,
                 trace_id: &trace_id,
             },
         );
     }
-    t.increment(&format!("inbound.response_code.{status}"), 1);
-    t.increment(&format!("inbound.response_code.{route}.{status}"), 1);
-    t.timing(&format!("inbound.response_time.{route}"), ms);
+    t.increment(format_args!("inbound.response_code.{status}"), 1);
+    t.increment(format_args!("inbound.response_code.{route}.{status}"), 1);
+    t.timing(format_args!("inbound.response_time.{route}"), ms);
     if sampled && t.tracing_enabled() {
         let name = route.to_lowercase();
         t.span(SpanOut {
@@ -154,14 +258,13 @@ pub(super) async fn middleware(
                 ipv4: Some(ip),
             }),
             tags: Tags {
-                method: Some(&method),
+                method: Some(method),
                 path: Some(&path),
                 status: Some(status.to_string()),
                 error: (status >= 500).then(|| status.to_string()),
             },
         });
     }
-    resp
 }
 
 /// One upstream call made while serving a request: its B3 headers, then [`Outbound::finish`].
@@ -210,8 +313,8 @@ impl Outbound {
     pub fn finish(self, status: Option<u16>) {
         let t = &self.ctx.telemetry;
         let ms = self.start.elapsed().as_secs_f64() * 1000.0;
-        t.timing(&format!("outbound.{}.request-time", self.svc), ms);
-        t.increment(&format!("outbound.{}.request-count", self.svc), 1);
+        t.timing(format_args!("outbound.{}.request-time", self.svc), ms);
+        t.increment(format_args!("outbound.{}.request-count", self.svc), 1);
         if self.ctx.sampled && t.tracing_enabled() {
             let name = format!("call_{}", self.svc);
             t.span(SpanOut {

@@ -184,4 +184,100 @@ mod tests {
         let big = format!("{{\"pad\":\"{}\"}}", "y".repeat(LOG_DATAGRAM)).into_bytes();
         assert_eq!(pack_logs(&[doc(1), big.clone(), doc(2)]).len(), 3);
     }
+
+    /// A Zipkin stand-in on 127.0.0.1: per accepted connection, the spans of each POST it
+    /// read; answers 202, and closes after each answer when `close` is set.
+    fn zipkin_sink(close: bool) -> (String, Arc<std::sync::Mutex<Vec<Vec<usize>>>>) {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let seen: Arc<std::sync::Mutex<Vec<Vec<usize>>>> = Arc::default();
+        let out = seen.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut c) = conn else { return };
+                let me = {
+                    let mut s = seen.lock().unwrap();
+                    s.push(Vec::new());
+                    s.len() - 1
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                'requests: loop {
+                    let end = loop {
+                        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break at + 4;
+                        }
+                        match c.read(&mut chunk) {
+                            Ok(0) | Err(_) => break 'requests,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .unwrap()
+                        .trim()
+                        .parse()
+                        .unwrap();
+                    while buf.len() < end + len {
+                        let n = c.read(&mut chunk).unwrap();
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    let spans: Vec<serde_json::Value> =
+                        serde_json::from_slice(&buf[end..end + len]).unwrap();
+                    seen.lock().unwrap()[me].push(spans.len());
+                    buf.drain(..end + len);
+                    let answer = if close {
+                        "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    } else {
+                        "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
+                    };
+                    c.write_all(answer.as_bytes()).unwrap();
+                    if close {
+                        break;
+                    }
+                }
+            }
+        });
+        (addr, out)
+    }
+
+    #[test]
+    fn spans_are_posted_on_one_kept_connection_or_anew_when_the_server_closes() {
+        for close in [false, true] {
+            let (addr, seen) = zipkin_sink(close);
+            let t = Arc::new(Telemetry::new("web-api", "test", None, None, Some(&addr)));
+            t.start();
+            let total = |seen: &std::sync::Mutex<Vec<Vec<usize>>>| -> usize {
+                seen.lock().unwrap().iter().flatten().sum()
+            };
+            let mut want = 0;
+            for wave in 0..3 {
+                for i in 0..(wave + 1) * 10 {
+                    t.span(json!({"traceId": format!("{:016x}", i + 1), "id": "1"}));
+                }
+                want += (wave + 1) * 10;
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while total(&seen) < want {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{:?} of {want}",
+                        seen.lock().unwrap()
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            let posts = seen.lock().unwrap().clone();
+            assert_eq!(total(&seen), 60);
+            let posts_made: usize = posts.iter().map(Vec::len).sum();
+            assert!(posts_made >= 3, "{posts:?}");
+            if close {
+                assert_eq!(posts.len(), posts_made, "a connection per POST: {posts:?}");
+            } else {
+                assert_eq!(posts.len(), 1, "one connection for every POST: {posts:?}");
+            }
+        }
+    }
 }

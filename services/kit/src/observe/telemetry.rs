@@ -21,8 +21,8 @@ pub const GAUGE_EVERY: Duration = Duration::from_secs(10);
 /// Spans waiting to be posted; past this, new spans are dropped (and counted).
 pub(super) const SPAN_QUEUE: usize = 10_000;
 
-/// Spans per POST.
-pub(super) const SPAN_BATCH: usize = 100;
+/// Spans per POST (a few hundred KB; Zipkin takes up to 5 MB).
+pub(super) const SPAN_BATCH: usize = 1000;
 
 /// How often queued spans are posted.
 pub(super) const SPAN_REPORT_EVERY: Duration = Duration::from_millis(100);
@@ -287,35 +287,40 @@ impl Telemetry {
         }
     }
 
+    /// One StatsD line, `<prefix>.<line>`, written straight into the buffer; the buffer goes
+    /// out first when the line would take it past [`STATSD_BUFFER`].
     pub(super) fn metric(&self, line: std::fmt::Arguments) {
+        use std::fmt::Write as _;
         let Some(s) = &self.statsd else { return };
-        let line = format!("{}.{line}", s.prefix);
         let full = {
             let mut buf = s.buf.lock().unwrap_or_else(|p| p.into_inner());
-            let mut out = None;
-            if !buf.is_empty() && buf.len() + 1 + line.len() > STATSD_BUFFER {
-                out = Some(std::mem::take(&mut *buf));
-            }
-            if !buf.is_empty() {
+            let before = buf.len();
+            if before > 0 {
                 buf.push('\n');
             }
-            buf.push_str(&line);
-            out
+            let _ = write!(buf, "{}.{line}", s.prefix);
+            if before > 0 && buf.len() > STATSD_BUFFER {
+                let rest = buf[before + 1..].to_owned();
+                buf.truncate(before);
+                Some(std::mem::replace(&mut *buf, rest))
+            } else {
+                None
+            }
         };
         if let Some(packet) = full {
             let _ = s.sock.send_to(packet.as_bytes(), s.to);
         }
     }
 
-    pub fn increment(&self, name: &str, by: i64) {
+    pub fn increment(&self, name: impl std::fmt::Display, by: i64) {
         self.metric(format_args!("{name}:{by}|c"));
     }
 
-    pub fn timing(&self, name: &str, ms: f64) {
+    pub fn timing(&self, name: impl std::fmt::Display, ms: f64) {
         self.metric(format_args!("{name}:{}|ms", round3(ms)));
     }
 
-    pub fn gauge(&self, name: &str, value: f64) {
+    pub fn gauge(&self, name: impl std::fmt::Display, value: f64) {
         // A negative gauge must be set from zero first, or StatsD reads it as a delta.
         if value < 0.0 {
             self.metric(format_args!("{name}:0|g"));
@@ -378,16 +383,29 @@ pub(super) fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-/// Post queued spans in batches of [`SPAN_BATCH`] every [`SPAN_REPORT_EVERY`]; stops when the
-/// telemetry is gone.
+/// Post queued spans in batches of [`SPAN_BATCH`] every [`SPAN_REPORT_EVERY`], on one kept-alive
+/// connection (a connection per batch cost a handshake and a teardown on both sides each
+/// time); stops when the telemetry is gone.
 pub(super) fn report_spans(t: std::sync::Weak<Telemetry>) {
+    let mut conn: Option<std::net::TcpStream> = None;
     loop {
         std::thread::sleep(SPAN_REPORT_EVERY);
         let Some(tel) = t.upgrade() else { return };
         let Some(z) = &tel.zipkin else { return };
         let spans = std::mem::take(&mut *z.queue.lock().unwrap_or_else(|p| p.into_inner()));
         for batch in spans.chunks(SPAN_BATCH) {
-            if let Err(e) = post_spans(z, batch) {
+            let body = span_body(batch);
+            // A kept connection the server has since closed fails at once: one more try, new.
+            let reused = conn.is_some();
+            let mut sent = post_spans(z, &mut conn, &body);
+            if reused && sent.is_err() {
+                sent = post_spans(z, &mut conn, &body);
+            }
+            let sent = sent.and_then(|status| match status.starts_with('2') {
+                true => Ok(()),
+                false => Err(std::io::Error::other(format!("zipkin answered {status}"))),
+            });
+            if let Err(e) = sent {
                 z.dropped.fetch_add(batch.len() as u64, Relaxed);
                 tracing::debug!(error = %e, "zipkin: spans not delivered");
             }
@@ -396,9 +414,8 @@ pub(super) fn report_spans(t: std::sync::Weak<Telemetry>) {
     }
 }
 
-/// One blocking `POST /api/v2/spans` (a connection per batch; batches are at most a few a second).
-pub(super) fn post_spans(z: &Zipkin, batch: &[Vec<u8>]) -> std::io::Result<()> {
-    use std::io::{Read, Write};
+/// Serialised spans as one JSON array.
+fn span_body(batch: &[Vec<u8>]) -> Vec<u8> {
     let mut body = Vec::with_capacity(batch.iter().map(|s| s.len() + 1).sum::<usize>() + 2);
     body.push(b'[');
     for (i, span) in batch.iter().enumerate() {
@@ -408,24 +425,73 @@ pub(super) fn post_spans(z: &Zipkin, batch: &[Vec<u8>]) -> std::io::Result<()> {
         body.extend_from_slice(span);
     }
     body.push(b']');
-    let mut s = std::net::TcpStream::connect_timeout(&z.addr, Duration::from_secs(2))?;
-    s.set_write_timeout(Some(Duration::from_secs(2)))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "POST /api/v2/spans HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    body
+}
+
+/// One blocking `POST /api/v2/spans` on `conn` (opened when absent; dropped after a failure
+/// or an answer that does not keep it open); the answer's status.
+pub(super) fn post_spans(
+    z: &Zipkin,
+    conn: &mut Option<std::net::TcpStream>,
+    body: &[u8],
+) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = match conn.take() {
+        Some(s) => s,
+        None => {
+            let s = std::net::TcpStream::connect_timeout(&z.addr, Duration::from_secs(2))?;
+            s.set_write_timeout(Some(Duration::from_secs(2)))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.set_nodelay(true)?;
+            s
+        }
+    };
+    let mut req = format!(
+        "POST /api/v2/spans HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         z.url_host,
         body.len()
-    )?;
-    s.write_all(&body)?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head)?;
-    let status = std::str::from_utf8(&head[9..12]).unwrap_or("000");
-    if status.starts_with('2') {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!("zipkin answered {status}")))
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    s.write_all(&req)?;
+    // The answer's head, then its body by Content-Length (Zipkin's 202 has none).
+    let mut head = Vec::with_capacity(256);
+    let mut byte = [0u8; 512];
+    let end = loop {
+        let n = s.read(&mut byte)?;
+        if n == 0 {
+            return Err(std::io::Error::other("zipkin closed the connection"));
+        }
+        head.extend_from_slice(&byte[..n]);
+        if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        if head.len() > 16 * 1024 {
+            return Err(std::io::Error::other("zipkin's answer has no end of head"));
+        }
+    };
+    let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+    let status = text.get(9..12).unwrap_or("000").to_owned();
+    let length = text.lines().find_map(|l| {
+        l.strip_prefix("content-length:")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    });
+    let mut keep = length.is_some() && !text.contains("connection: close");
+    if let Some(len) = length {
+        let mut left = len.saturating_sub(head.len() - end);
+        while left > 0 {
+            let n = s.read(&mut byte[..left.min(512)])?;
+            if n == 0 {
+                keep = false;
+                break;
+            }
+            left -= n;
+        }
     }
+    if keep {
+        *conn = Some(s);
+    }
+    Ok(status)
 }
 
 /// The process-wide telemetry, from the environment on first use.
