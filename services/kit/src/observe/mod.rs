@@ -3,8 +3,8 @@
 //!
 //! - logs: one Logstash UDP JSON document per event (`request-incoming`, `request-outgoing`,
 //!   `request-failure`, `listen`), the fields of the book's `logstash.js`;
-//! - metrics: StatsD lines with the service's prefix, batched like statsd-client (flushed at
-//!   1200 bytes or every second): per request `inbound.response_code.<status>`,
+//! - metrics: StatsD lines with the service's prefix, batched like statsd-client (packets of
+//!   at most 1200 bytes, each sent within 20 ms of filling, a partial one every second): per request `inbound.response_code.<status>`,
 //!   `inbound.response_code.<route>.<status>`, `inbound.response_time.<route>`; per upstream
 //!   call `outbound.<svc>.request-time` and `.request-count`; every 10 s the `server.*` gauges
 //!   and the `eventlag` timer;
@@ -61,7 +61,7 @@ mod tests {
         let to = rx.local_addr().unwrap().to_string();
         let t = Telemetry::new("web-api", "test", None, Some(&to), None);
         for i in 0..100 {
-            t.increment(&format!("inbound.response_code.GET_root.{i}"), 1);
+            t.increment(format_args!("inbound.response_code.GET_root.{i}"), 1);
         }
         t.flush_statsd();
         let mut buf = [0u8; 65536];
@@ -159,10 +159,10 @@ mod tests {
     fn queued_logs_go_several_to_a_datagram_as_a_json_array() {
         let doc = |n: usize| format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(1000)).into_bytes();
         // One alone goes as it is.
-        assert_eq!(pack_logs(&[doc(1)]), vec![doc(1)]);
+        assert_eq!(pack_logs([&doc(1)[..]]), vec![doc(1)]);
         // Many: arrays, each under the datagram limit, every document once and in order.
         let docs: Vec<Vec<u8>> = (0..150).map(doc).collect();
-        let packets = pack_logs(&docs);
+        let packets = pack_logs(docs.iter().map(Vec::as_slice));
         assert!(
             packets.len() >= 3 && packets.len() < 10,
             "{}",
@@ -182,7 +182,7 @@ mod tests {
         assert_eq!(seen, (0..150).collect::<Vec<u64>>());
         // One too large to share goes alone.
         let big = format!("{{\"pad\":\"{}\"}}", "y".repeat(LOG_DATAGRAM)).into_bytes();
-        assert_eq!(pack_logs(&[doc(1), big.clone(), doc(2)]).len(), 3);
+        assert_eq!(pack_logs([&doc(1)[..], &big, &doc(2)]).len(), 3);
     }
 
     /// A Zipkin stand-in on 127.0.0.1: per accepted connection, the spans of each POST it

@@ -80,3 +80,56 @@ pub(super) struct Tags<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) error: Option<String>,
 }
+
+/// Serialised documents back to back, and where each ends: what a request adds to a queue
+/// is written straight into it (no buffer of its own, no copy), and the sending thread hands
+/// the spent outbox back with its capacity ([`Outbox::recycle`]).
+#[derive(Default)]
+pub(super) struct Outbox {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Outbox {
+    /// Append `v` as JSON; false (nothing added) when it does not serialise.
+    pub(super) fn push_json(&mut self, v: &impl serde::Serialize) -> bool {
+        let at = self.bytes.len();
+        if serde_json::to_writer(&mut self.bytes, v).is_ok() {
+            self.ends.push(self.bytes.len());
+            true
+        } else {
+            self.bytes.truncate(at);
+            false
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The documents, in order.
+    pub(super) fn docs(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let d = &self.bytes[start..end];
+            start = end;
+            d
+        })
+    }
+
+    /// Take what `queue` holds, leaving it empty.
+    pub(super) fn take(queue: &std::sync::Mutex<Outbox>) -> Outbox {
+        std::mem::take(&mut *queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Give a sent outbox back to `queue` to fill again (its memory kept), with whatever was
+    /// queued meanwhile moved into it.
+    pub(super) fn recycle(queue: &std::sync::Mutex<Outbox>, mut spent: Outbox) {
+        spent.bytes.clear();
+        spent.ends.clear();
+        let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+        spent.bytes.extend_from_slice(&q.bytes);
+        spent.ends.extend_from_slice(&q.ends);
+        *q = spent;
+    }
+}
