@@ -8,5 +8,6 @@ pub mod logs;
 pub mod logs_fast;
 pub mod otlp;
 pub mod pipeline;
+mod span_fields;
 pub mod statsd;
 pub mod zipkin;

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use super::lite::J;
+use super::span_fields::{Body, Fields};
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Endpoint {
@@ -64,11 +65,11 @@ pub fn read_spans<T>(
     body: &[u8],
     mut f: impl FnMut(SpanRef<'_>) -> T,
 ) -> Result<Vec<T>, SpanError> {
-    let v: J = serde_json::from_slice(body).map_err(|e| SpanError {
+    let v: Body = serde_json::from_slice(body).map_err(|e| SpanError {
         index: 0,
         message: format!("not JSON: {e}"),
     })?;
-    let J::Array(items) = v else {
+    let Body::Spans(items) = v else {
         return Err(SpanError {
             index: 0,
             message: "expected a JSON array of spans".into(),
@@ -78,8 +79,11 @@ pub fn read_spans<T>(
         .iter()
         .enumerate()
         .map(|(index, item)| {
-            parse_span(item)
-                .map(&mut f)
+            let span = match item {
+                Some(fields) => parse_span(fields),
+                None => Err("expected an object".to_owned()),
+            };
+            span.map(&mut f)
                 .map_err(|message| SpanError { index, message })
         })
         .collect()
@@ -170,8 +174,7 @@ fn endpoint<'j>(v: &'j J) -> Option<EndpointRef<'j>> {
     (e != EndpointRef::default()).then_some(e)
 }
 
-fn parse_span<'j>(v: &'j J) -> Result<SpanRef<'j>, String> {
-    let m = v.is_object().then_some(v).ok_or("expected an object")?;
+fn parse_span<'j>(m: &'j Fields) -> Result<SpanRef<'j>, String> {
     let trace_id = hex_id(
         m.get("traceId").ok_or("traceId is required")?,
         32,
