@@ -116,6 +116,50 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// A store written before blocks kept a row per record in `table`: move them into blocks in
+/// their order and drop the table, in one transaction. `select` reads `id` first and
+/// takes `?1` (the last id read) and `?2` (a batch size); `row` makes a record of the rest,
+/// `store` writes a batch of records. The number moved (0 when there is no such table).
+pub(super) fn move_rows_into_blocks<R>(
+    conn: &mut rusqlite::Connection,
+    table: &str,
+    select: &str,
+    batch: usize,
+    row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+    mut store: impl FnMut(&rusqlite::Transaction<'_>, &[R]) -> rusqlite::Result<()>,
+) -> rusqlite::Result<u64> {
+    let exists: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |r| r.get(0),
+    )?;
+    if exists == 0 {
+        return Ok(0);
+    }
+    let tx = conn.transaction()?;
+    let mut moved = 0u64;
+    {
+        let mut read = tx.prepare(select)?;
+        let mut last = i64::MIN;
+        loop {
+            let mut rows = Vec::new();
+            let mut q = read.query(rusqlite::params![last, batch as i64])?;
+            while let Some(r) = q.next()? {
+                last = r.get(0)?;
+                rows.push(row(r)?);
+            }
+            if rows.is_empty() {
+                break;
+            }
+            moved += rows.len() as u64;
+            store(&tx, &rows)?;
+        }
+    }
+    tx.execute_batch(&format!("DROP TABLE {table}"))?;
+    tx.commit()?;
+    Ok(moved)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

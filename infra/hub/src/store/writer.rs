@@ -214,44 +214,21 @@ pub(super) fn insert_log_blocks(
 /// A store written before log blocks kept a row per document in `logs`: those rows become
 /// blocks (in their order), and the table goes, in one transaction. The number moved.
 pub(super) fn migrate_log_rows(conn: &mut Connection) -> rusqlite::Result<u64> {
-    let exists: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'logs'",
-        [],
-        |r| r.get(0),
-    )?;
-    if exists == 0 {
-        return Ok(0);
-    }
-    let tx = conn.transaction()?;
-    let mut moved = 0u64;
-    {
-        let mut read = tx.prepare(
-            "SELECT id, ts, idx, source, doc FROM logs WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let mut insert = tx.prepare_cached(LOG_BLOCK_INSERT)?;
-        let mut last = i64::MIN;
-        loop {
-            let mut rows = Vec::new();
-            let mut q = read.query(params![last, super::blocks::BLOCK_ROWS as i64])?;
-            while let Some(r) = q.next()? {
-                last = r.get(0)?;
-                rows.push(LogRow {
-                    ts_ms: r.get(1)?,
-                    index: r.get(2)?,
-                    source: r.get(3)?,
-                    doc: r.get(4)?,
-                });
-            }
-            if rows.is_empty() {
-                break;
-            }
-            moved += rows.len() as u64;
-            insert_log_blocks(&mut insert, &rows)?;
-        }
-    }
-    tx.execute_batch("DROP TABLE logs")?;
-    tx.commit()?;
-    Ok(moved)
+    super::blocks::move_rows_into_blocks(
+        conn,
+        "logs",
+        "SELECT id, ts, idx, source, doc FROM logs WHERE id > ?1 ORDER BY id LIMIT ?2",
+        super::blocks::BLOCK_ROWS,
+        |r| {
+            Ok(LogRow {
+                ts_ms: r.get(1)?,
+                index: r.get(2)?,
+                source: r.get(3)?,
+                doc: r.get(4)?,
+            })
+        },
+        |tx, rows| insert_log_blocks(&mut tx.prepare_cached(LOG_BLOCK_INSERT)?, rows),
+    )
 }
 
 pub(super) const LOG_BLOCK_INSERT: &str =

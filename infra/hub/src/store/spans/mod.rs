@@ -190,48 +190,26 @@ fn delete_where(
 /// A store written before span blocks kept a row per span in `spans`: those rows become blocks
 /// (in their order), and the table goes, in one transaction. The number moved.
 pub(super) fn migrate_rows(conn: &mut Connection) -> rusqlite::Result<u64> {
-    let exists: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spans'",
-        [],
-        |r| r.get(0),
-    )?;
-    if exists == 0 {
-        return Ok(0);
-    }
-    let tx = conn.transaction()?;
-    let mut moved = 0u64;
     let mut names = Names::default();
-    {
-        let mut read = tx.prepare(
-            "SELECT id, trace_id, service, remote_service, name, ts, duration, doc FROM spans
-             WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let mut last = i64::MIN;
-        loop {
-            let mut rows = Vec::new();
-            let mut q = read.query(params![last, BLOCK_SPANS as i64])?;
-            while let Some(r) = q.next()? {
-                last = r.get(0)?;
-                rows.push(SpanRow {
-                    trace_id: r.get(1)?,
-                    service: r.get(2)?,
-                    remote_service: r.get(3)?,
-                    name: r.get(4)?,
-                    timestamp: r.get(5)?,
-                    duration: r.get(6)?,
-                    doc: r.get(7)?,
-                });
-            }
-            if rows.is_empty() {
-                break;
-            }
-            moved += rows.len() as u64;
-            insert(&tx, &rows, &mut names)?;
-        }
-    }
-    tx.execute_batch("DROP TABLE spans")?;
-    tx.commit()?;
-    Ok(moved)
+    super::blocks::move_rows_into_blocks(
+        conn,
+        "spans",
+        "SELECT id, trace_id, service, remote_service, name, ts, duration, doc FROM spans
+         WHERE id > ?1 ORDER BY id LIMIT ?2",
+        BLOCK_SPANS,
+        |r| {
+            Ok(SpanRow {
+                trace_id: r.get(1)?,
+                service: r.get(2)?,
+                remote_service: r.get(3)?,
+                name: r.get(4)?,
+                timestamp: r.get(5)?,
+                duration: r.get(6)?,
+                doc: r.get(7)?,
+            })
+        },
+        |tx, rows| insert(tx, rows, &mut names),
+    )
 }
 
 #[cfg(test)]
