@@ -8,11 +8,13 @@ use crate::store;
 pub enum HubError {
     #[error("hub: cannot read the config {path}: {reason}")]
     Config { path: String, reason: String },
-    #[error("hub: cannot listen for {what} on {addr}: {source}")]
+    /// (`error` is said in the message and is not a `source`: a printer of the error's chain
+    /// would say it twice.)
+    #[error("hub: cannot listen for {what} on {addr}: {error}")]
     Bind {
         what: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(transparent)]
     Store(#[from] store::StoreError),

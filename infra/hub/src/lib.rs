@@ -103,7 +103,7 @@ pub const UDP_RECV_BUFFER: usize = 8 << 20;
 
 fn bind_udp(what: &'static str, addr: SocketAddr) -> Result<UdpSocket, HubError> {
     use nix::sys::socket::{setsockopt, sockopt};
-    let s = UdpSocket::bind(addr).map_err(|source| HubError::Bind { what, addr, source })?;
+    let s = UdpSocket::bind(addr).map_err(|error| HubError::Bind { what, addr, error })?;
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
     // Past net.core.rmem_max only with CAP_NET_ADMIN (RCVBUFFORCE); else as much as allowed.
     if setsockopt(&s, sockopt::RcvBufForce, &UDP_RECV_BUFFER).is_err() {
@@ -113,11 +113,8 @@ fn bind_udp(what: &'static str, addr: SocketAddr) -> Result<UdpSocket, HubError>
 }
 
 fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, HubError> {
-    let l = std::net::TcpListener::bind(addr).map_err(|source| HubError::Bind {
-        what,
-        addr,
-        source,
-    })?;
+    let l =
+        std::net::TcpListener::bind(addr).map_err(|error| HubError::Bind { what, addr, error })?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
