@@ -116,6 +116,25 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Delete the rows of a block table (`log_blocks`, `span_blocks`) that `cond` (with its `args`)
+/// selects; the number of records they held.
+pub(super) fn delete_blocks(
+    conn: &rusqlite::Connection,
+    table: &str,
+    cond: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<u64> {
+    let n: i64 = conn.query_row(
+        &format!("SELECT coalesce(sum(n), 0) FROM {table} WHERE {cond}"),
+        args,
+        |r| r.get(0),
+    )?;
+    if n > 0 {
+        conn.execute(&format!("DELETE FROM {table} WHERE {cond}"), args)?;
+    }
+    Ok(n as u64)
+}
+
 /// A store written before blocks kept a row per record in `table`: move them into blocks in
 /// their order and drop the table, in one transaction. `select` reads `id` first and
 /// takes `?1` (the last id read) and `?2` (a batch size); `row` makes a record of the rest,

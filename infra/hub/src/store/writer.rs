@@ -149,15 +149,8 @@ fn delete_log_blocks(
     args: &[&dyn rusqlite::ToSql],
     pruned: &std::sync::atomic::AtomicU64,
 ) -> rusqlite::Result<()> {
-    let n: i64 = conn.query_row(
-        &format!("SELECT coalesce(sum(n), 0) FROM log_blocks WHERE {cond}"),
-        args,
-        |r| r.get(0),
-    )?;
-    if n > 0 {
-        conn.execute(&format!("DELETE FROM log_blocks WHERE {cond}"), args)?;
-        pruned.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-    }
+    let n = super::blocks::delete_blocks(conn, "log_blocks", cond, args)?;
+    pruned.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 

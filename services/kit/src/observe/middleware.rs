@@ -202,22 +202,10 @@ fn begin(t: &Arc<Telemetry>, req: &mut Request) -> Begun {
 
 /// The end of a request: a failure's log document, the StatsD lines, the SERVER span.
 fn finish(b: Begun, resp: &Response) {
-    let Begun {
-        t,
-        start,
-        ts,
-        path,
-        method,
-        route,
-        trace_id,
-        parent_id,
-        span_id,
-        sampled,
-        ip,
-    } = b;
-    let method = method.as_str();
+    let (t, path, route, trace_id) = (&b.t, b.path.as_str(), b.route.as_str(), b.trace_id.as_str());
+    let method = b.method.as_str();
     let status = resp.status().as_u16();
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let ms = b.start.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
         let stack = resp.extensions().get::<FailureNote>().map_or_else(
             || {
@@ -233,33 +221,33 @@ fn finish(b: Begun, resp: &Response) {
             "request-failure",
             FailureFields {
                 stack: &stack,
-                path: &path,
+                path,
                 method,
-                trace_id: &trace_id,
+                trace_id,
             },
         );
     }
     t.increment(format_args!("inbound.response_code.{status}"), 1);
     t.increment(format_args!("inbound.response_code.{route}.{status}"), 1);
     t.timing(format_args!("inbound.response_time.{route}"), ms);
-    if sampled && t.tracing_enabled() {
+    if b.sampled && t.tracing_enabled() {
         let name = route.to_lowercase();
         t.span(SpanOut {
-            trace_id: &trace_id,
-            parent_id: parent_id.as_deref(),
-            id: &span_id,
+            trace_id,
+            parent_id: b.parent_id.as_deref(),
+            id: &b.span_id,
             kind: "SERVER",
             name: &name,
-            timestamp: ts,
-            duration: (start.elapsed().as_micros() as i64).max(1),
+            timestamp: b.ts,
+            duration: (b.start.elapsed().as_micros() as i64).max(1),
             local_endpoint: t.local_endpoint(),
-            remote_endpoint: ip.as_deref().map(|ip| RemoteEndpoint {
+            remote_endpoint: b.ip.as_deref().map(|ip| RemoteEndpoint {
                 service_name: None,
                 ipv4: Some(ip),
             }),
             tags: Tags {
                 method: Some(method),
-                path: Some(&path),
+                path: Some(path),
                 status: Some(status.to_string()),
                 error: (status >= 500).then(|| status.to_string()),
             },

@@ -128,7 +128,7 @@ pub(super) fn insert(tx: &Connection, rows: &[SpanRow], names: &mut Names) -> ru
 /// from the cut on (spans without a timestamp stay with it); names go with their spans. The
 /// number of spans deleted.
 pub(super) fn prune_before(conn: &Connection, cut_us: i64) -> rusqlite::Result<u64> {
-    let mut gone = delete_where(conn, "max_ts < ?1", &[&cut_us])?;
+    let mut gone = super::blocks::delete_blocks(conn, "span_blocks", "max_ts < ?1", &[&cut_us])?;
     let straddling: Vec<(i64, Vec<u8>)> = conn
         .prepare("SELECT id, data FROM span_blocks WHERE min_ts < ?1 AND max_ts >= ?1")?
         .query_map(params![cut_us], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -159,8 +159,9 @@ pub(super) fn prune_before(conn: &Connection, cut_us: i64) -> rusqlite::Result<u
 
 /// Retention by size: the oldest tenth of the blocks go, and the names of no span left.
 pub(super) fn prune_oldest_tenth(conn: &Connection) -> rusqlite::Result<u64> {
-    let gone = delete_where(
+    let gone = super::blocks::delete_blocks(
         conn,
+        "span_blocks",
         "id <= (SELECT min(id) + (max(id) - min(id)) / 10 FROM span_blocks)",
         &[],
     )?;
@@ -169,22 +170,6 @@ pub(super) fn prune_oldest_tenth(conn: &Connection) -> rusqlite::Result<u64> {
         params![NAMES_SLACK_US],
     )?;
     Ok(gone)
-}
-
-fn delete_where(
-    conn: &Connection,
-    cond: &str,
-    args: &[&dyn rusqlite::ToSql],
-) -> rusqlite::Result<u64> {
-    let n: i64 = conn.query_row(
-        &format!("SELECT coalesce(sum(n), 0) FROM span_blocks WHERE {cond}"),
-        args,
-        |r| r.get(0),
-    )?;
-    if n > 0 {
-        conn.execute(&format!("DELETE FROM span_blocks WHERE {cond}"), args)?;
-    }
-    Ok(n as u64)
 }
 
 /// A store written before span blocks kept a row per span in `spans`: those rows become blocks
