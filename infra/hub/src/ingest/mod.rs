@@ -9,5 +9,6 @@ pub mod logs_fast;
 pub mod otlp;
 pub mod pipeline;
 mod span_fields;
+mod span_json;
 pub mod statsd;
 pub mod zipkin;

@@ -387,11 +387,6 @@ impl<'a> From<&'a Endpoint> for EndpointRef<'a> {
 }
 
 impl SpanRef<'_> {
-    /// The span in Zipkin v2 JSON text.
-    pub fn to_json_string(&self) -> String {
-        serde_json::to_string(self).expect("spans serialise")
-    }
-
     pub fn service(&self) -> Option<&str> {
         self.local_endpoint.as_ref()?.service_name.as_deref()
     }
@@ -434,11 +429,6 @@ impl Span {
     /// The span in Zipkin v2 JSON, absent fields left out.
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self.view()).expect("spans serialise")
-    }
-
-    /// [`Span::to_json`] as text, without building a tree first.
-    pub fn to_json_string(&self) -> String {
-        self.view().to_json_string()
     }
 
     /// The span as the collector reads one (borrowing every field).

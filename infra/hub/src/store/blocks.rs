@@ -10,6 +10,7 @@
 //!
 //! A document's id is `block id << 16 | position`: unique, and in arrival order.
 
+use super::record::{Cursor, put};
 use super::types::LogRow;
 
 /// The most documents in one block (a longer batch is split).
@@ -61,17 +62,6 @@ pub fn encode(rows: &[LogRow]) -> Block {
     }
 }
 
-/// Append `s` as a `u32` LE length and its bytes (absent: length `u32::MAX`).
-pub(super) fn put(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => {
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            out.extend_from_slice(s.as_bytes());
-        }
-        None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
-    }
-}
-
 /// A block's bytes, decompressed (what [`rows`] reads).
 pub fn decompress(data: &[u8]) -> Option<Vec<u8>> {
     lz4_flex::block::decompress_size_prepended(data).ok()
@@ -88,32 +78,6 @@ pub fn rows(raw: &[u8]) -> impl Iterator<Item = BlockRow<'_>> {
             doc: c.str()??,
         })
     })
-}
-
-/// Reads back what [`put`] and `to_le_bytes` wrote; `None` past the end or on bad UTF-8.
-pub(super) struct Cursor<'a> {
-    pub raw: &'a [u8],
-    pub at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    pub fn i64(&mut self) -> Option<i64> {
-        let v = i64::from_le_bytes(self.raw.get(self.at..self.at + 8)?.try_into().ok()?);
-        self.at += 8;
-        Some(v)
-    }
-
-    /// A string, or `Some(None)` where [`put`] wrote an absent one.
-    pub fn str(&mut self) -> Option<Option<&'a str>> {
-        let len = u32::from_le_bytes(self.raw.get(self.at..self.at + 4)?.try_into().ok()?);
-        self.at += 4;
-        if len == u32::MAX {
-            return Some(None);
-        }
-        let s = std::str::from_utf8(self.raw.get(self.at..self.at + len as usize)?).ok()?;
-        self.at += len as usize;
-        Some(Some(s))
-    }
 }
 
 /// Delete the rows of a block table (`log_blocks`, `span_blocks`) that `cond` (with its `args`)

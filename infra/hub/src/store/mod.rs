@@ -12,6 +12,7 @@
 
 mod blocks;
 mod read;
+mod record;
 mod spans;
 mod types;
 mod writer;
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::Connection;
 
-pub use spans::{Listed, SpanFilter};
+pub use spans::{Listed, SpanBatch, SpanFilter};
 pub use types::*;
 use writer::writer;
 

@@ -1,10 +1,10 @@
 //! What goes into the store and comes out: writes, rows, retention, errors, the schema.
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 
+use super::spans::block::SpanBatch;
 use crate::ingest::logs::LogEvent;
-use crate::ingest::zipkin::{Span, SpanRef};
+use crate::ingest::zipkin::Span;
 
 /// What the writer thread is asked to do. Rows arrive serialised (by [`Write::logs`] and
 /// [`Write::spans`], on the caller's thread): the one writer only talks to SQLite.
@@ -12,7 +12,7 @@ pub enum Write {
     Logs(Vec<LogRow>),
     /// (series name, epoch seconds, value)
     Points(Vec<(String, i64, f64)>),
-    Spans(Vec<SpanRow>),
+    Spans(SpanBatch),
     /// A firing or resolution of an alert rule, for the alerts page's history (also a log
     /// document, but finding those means scanning every log of the day).
     AlertEvent(AlertEvent),
@@ -62,17 +62,6 @@ pub struct AlertEvent {
     pub detail: String,
 }
 
-/// A span ready for its block ([`super::spans`]).
-pub struct SpanRow {
-    pub trace_id: String,
-    pub service: Option<String>,
-    pub remote_service: Option<String>,
-    pub name: Option<String>,
-    pub timestamp: Option<i64>,
-    pub duration: Option<i64>,
-    pub doc: String,
-}
-
 impl Write {
     /// Log documents, serialised here.
     pub fn logs(events: Vec<LogEvent>) -> Self {
@@ -81,22 +70,11 @@ impl Write {
 
     /// Spans, serialised here.
     pub fn spans(spans: Vec<Span>) -> Self {
-        Write::Spans(spans.iter().map(|s| SpanRow::from(s.view())).collect())
-    }
-}
-
-impl From<SpanRef<'_>> for SpanRow {
-    /// The span serialised, and what its block is searched by.
-    fn from(s: SpanRef<'_>) -> Self {
-        SpanRow {
-            doc: s.to_json_string(),
-            service: s.service().map(str::to_owned),
-            remote_service: s.remote_service().map(str::to_owned),
-            name: s.name.map(Cow::into_owned),
-            trace_id: s.trace_id.into_owned(),
-            timestamp: s.timestamp,
-            duration: s.duration,
+        let mut batch = SpanBatch::with_capacity(spans.len());
+        for s in &spans {
+            batch.push(&s.view());
         }
+        Write::Spans(batch)
     }
 }
 

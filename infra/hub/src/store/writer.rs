@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use rusqlite::{Connection, params};
 
+use super::spans::SpanBatch;
 use super::types::*;
 
 /// How long the writer gathers writes into one transaction.
@@ -250,7 +251,7 @@ pub(super) fn commit(
             "INSERT OR REPLACE INTO points (series, ts, value) VALUES (?1, ?2, ?3)",
         )?;
         // Every span of the batch in one block (or a few): see super::spans.
-        let mut span_rows: Vec<SpanRow> = Vec::new();
+        let mut spans = SpanBatch::default();
         for w in batch.drain(..) {
             match w {
                 Write::Logs(rows) => insert_log_blocks(&mut log_st, &rows)?,
@@ -274,13 +275,7 @@ pub(super) fn commit(
                         point_st.execute(params![id, bucket, value])?;
                     }
                 }
-                Write::Spans(mut rows) => {
-                    if span_rows.is_empty() {
-                        span_rows = rows;
-                    } else {
-                        span_rows.append(&mut rows);
-                    }
-                }
+                Write::Spans(batch) => spans.append(batch),
                 Write::AlertEvent(e) => {
                     tx.execute(
                         "INSERT INTO alert_events (ts, rule, state, importance, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -308,7 +303,7 @@ pub(super) fn commit(
                 Write::Barrier(b) => barriers.push(b),
             }
         }
-        super::spans::insert(&tx, &span_rows, &mut seen.span_names)?;
+        super::spans::insert(&tx, &spans, &mut seen.span_names)?;
     }
     tx.commit()
 }

@@ -147,6 +147,45 @@ fn the_otel_sdk_over_otlp_http_and_grpc_lands_in_every_api() {
     hub.stop();
 }
 
+/// Bytes that are not an export request, sent by grpcio (the exporters' own transport) to each
+/// `Export`: `INVALID_ARGUMENT` (tonic alone would say `INTERNAL`, which exporters retry).
+const GRPC_BAD: &str = r#"
+import sys, grpc
+ch = grpc.insecure_channel(sys.argv[1])
+for svc in ("trace", "logs", "metrics"):
+    name = {"trace": "TraceService", "logs": "LogsService", "metrics": "MetricsService"}[svc]
+    call = ch.unary_unary(f"/opentelemetry.proto.collector.{svc}.v1.{name}/Export")
+    for comp in (grpc.Compression.NoCompression, grpc.Compression.Gzip):
+        try:
+            call(b"\xff\xff\xff", timeout=5, compression=comp)
+            print(svc, "OK")
+        except grpc.RpcError as e:
+            print(svc, e.code().name)
+"#;
+
+#[test]
+fn otlp_grpc_answers_undecodable_requests_invalid_argument() {
+    if !sdk_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hub = lab_hub::start(config(dir.path())).unwrap();
+    let out = Command::new("python3")
+        .args(["-c", GRPC_BAD, &hub.addrs.otlp_grpc.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    let want = "trace INVALID_ARGUMENT\ntrace INVALID_ARGUMENT\nlogs INVALID_ARGUMENT\n\
+                logs INVALID_ARGUMENT\nmetrics INVALID_ARGUMENT\nmetrics INVALID_ARGUMENT\n";
+    assert_eq!(lines, want);
+    hub.stop();
+}
+
 fn post(
     url: &str,
     ctype: &str,

@@ -1,7 +1,9 @@
 //! OTLP/gRPC: the `TraceService`, `LogsService` and `MetricsService` `Export` calls, gzip
 //! accepted and sent, served by tonic over the hub's own HTTP/2 listener. Bad data answers
-//! `INVALID_ARGUMENT`, a full store queue `UNAVAILABLE` (the exporter retries); a message tonic
-//! cannot decode answers `INTERNAL`, as gRPC's status-code guide has it.
+//! `INVALID_ARGUMENT`, a full store queue `UNAVAILABLE` (the exporter retries). A request tonic
+//! cannot read (not protobuf, bad gzip, no message) is bad data too: tonic answers it `INTERNAL`
+//! (gRPC's status-code guide), and [`bad_request_is_invalid_argument`] makes it
+//! `INVALID_ARGUMENT`, so an OTLP exporter drops it instead of retrying it forever.
 
 use std::sync::Arc;
 
@@ -102,4 +104,23 @@ pub fn router(shared: Arc<Shared>) -> Router {
             .max_decoding_message_size(MAX_BODY),
     )
     .into_axum_router()
+    .layer(axum::middleware::map_response(
+        bad_request_is_invalid_argument,
+    ))
+}
+
+/// A trailers-only answer (`grpc-status` among the headers) with `INTERNAL` comes from tonic
+/// failing to read the request, before any handler ran: the handlers here answer only
+/// `INVALID_ARGUMENT` or `UNAVAILABLE`, and a failure encoding an answer comes in trailers.
+async fn bad_request_is_invalid_argument(
+    mut res: axum::response::Response,
+) -> axum::response::Response {
+    let internal = axum::http::HeaderValue::from(tonic::Code::Internal as i32);
+    if res.headers().get(Status::GRPC_STATUS) == Some(&internal) {
+        res.headers_mut().insert(
+            Status::GRPC_STATUS,
+            axum::http::HeaderValue::from(tonic::Code::InvalidArgument as i32),
+        );
+    }
+    res
 }

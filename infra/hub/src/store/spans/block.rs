@@ -1,7 +1,7 @@
 //! One block of spans: its encoding, its spans read back, its sorted trace keys.
 
-use super::super::blocks::{Cursor, put};
-use super::super::types::SpanRow;
+use super::super::record::{Cursor, put};
+use crate::ingest::zipkin::SpanRef;
 
 /// The most spans in one block (a longer batch is split).
 pub const BLOCK_SPANS: usize = 4096;
@@ -52,31 +52,113 @@ pub struct SpanBlock {
 
 const NONE: i64 = i64::MIN;
 
-/// Encode up to [`BLOCK_SPANS`] spans: per span `ts` and `duration` (i64 LE, `i64::MIN` when
-/// absent), then trace id, service, remote service, name and document as [`put`] writes them.
-/// A block of spans without a timestamp takes `now_us` as its time range (retention's clock).
-pub fn encode(rows: &[SpanRow], now_us: i64) -> SpanBlock {
-    debug_assert!(!rows.is_empty() && rows.len() <= BLOCK_SPANS);
-    let size = rows
-        .iter()
-        .map(|r| 40 + r.trace_id.len() + r.doc.len() + r.name.as_ref().map_or(0, String::len))
-        .sum();
-    let mut raw = Vec::with_capacity(size);
+/// Spans encoded as a block's records, in order: per span `ts` and `duration` (i64 LE,
+/// `i64::MIN` when absent), then trace id, service, remote service, name and document as
+/// [`put`] writes them. The collector writes a request's spans straight into one (its JSON
+/// text too), and the writer joins the batches of a transaction into blocks: no row of owned
+/// strings per span in between (issue 17).
+#[derive(Default)]
+pub struct SpanBatch {
+    raw: Vec<u8>,
+    /// Where each record ends in `raw`.
+    ends: Vec<usize>,
+}
+
+impl SpanBatch {
+    pub fn with_capacity(spans: usize) -> Self {
+        SpanBatch {
+            raw: Vec::with_capacity(spans * 512),
+            ends: Vec::with_capacity(spans),
+        }
+    }
+
+    /// A span as the collector read it.
+    pub fn push(&mut self, s: &SpanRef<'_>) {
+        self.head(
+            s.timestamp,
+            s.duration,
+            &s.trace_id,
+            s.service(),
+            s.remote_service(),
+            s.name.as_deref(),
+        );
+        let at = self.raw.len();
+        self.raw.extend_from_slice(&[0; 4]);
+        s.write_json(&mut self.raw);
+        let len = (self.raw.len() - at - 4) as u32;
+        self.raw[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        self.ends.push(self.raw.len());
+    }
+
+    /// A span read back from a block (or an older store's row).
+    pub fn push_stored(&mut self, s: &StoredSpan<'_>) {
+        self.head(s.ts, s.duration, s.trace_id, s.service, s.remote, s.name);
+        put(&mut self.raw, Some(s.doc));
+        self.ends.push(self.raw.len());
+    }
+
+    fn head(
+        &mut self,
+        ts: Option<i64>,
+        duration: Option<i64>,
+        trace_id: &str,
+        service: Option<&str>,
+        remote: Option<&str>,
+        name: Option<&str>,
+    ) {
+        self.raw
+            .extend_from_slice(&ts.unwrap_or(NONE).to_le_bytes());
+        self.raw
+            .extend_from_slice(&duration.unwrap_or(NONE).to_le_bytes());
+        put(&mut self.raw, Some(trace_id));
+        put(&mut self.raw, service);
+        put(&mut self.raw, remote);
+        put(&mut self.raw, name);
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// `other`'s spans after these.
+    pub fn append(&mut self, other: SpanBatch) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        let base = self.raw.len();
+        self.raw.extend_from_slice(&other.raw);
+        self.ends.extend(other.ends.iter().map(|e| e + base));
+    }
+
+    /// The records in runs of at most [`BLOCK_SPANS`], each run's bytes and its count.
+    pub fn blocks(&self) -> impl Iterator<Item = (&[u8], usize)> {
+        let mut from = 0;
+        self.ends.chunks(BLOCK_SPANS).map(move |c| {
+            let to = *c.last().expect("chunks are not empty");
+            let run = &self.raw[from..to];
+            from = to;
+            (run, c.len())
+        })
+    }
+}
+
+/// Encode one run of [`SpanBatch::blocks`] (`n` spans). A block of spans without a timestamp
+/// takes `now_us` as its time range (retention's clock).
+pub fn encode(raw: &[u8], n: usize, now_us: i64) -> SpanBlock {
+    debug_assert!(n > 0 && n <= BLOCK_SPANS);
     let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
-    let mut keys = Vec::with_capacity(rows.len());
-    for r in rows {
-        if let Some(ts) = r.timestamp {
+    let mut keys = Vec::with_capacity(n);
+    for s in heads(raw) {
+        if let Some(ts) = s.ts {
             min_ts = min_ts.min(ts);
             max_ts = max_ts.max(ts);
         }
-        keys.push(trace_key(&r.trace_id));
-        raw.extend_from_slice(&r.timestamp.unwrap_or(NONE).to_le_bytes());
-        raw.extend_from_slice(&r.duration.unwrap_or(NONE).to_le_bytes());
-        put(&mut raw, Some(&r.trace_id));
-        put(&mut raw, r.service.as_deref());
-        put(&mut raw, r.remote_service.as_deref());
-        put(&mut raw, r.name.as_deref());
-        put(&mut raw, Some(&r.doc));
+        keys.push(trace_key(s.trace_id));
     }
     if min_ts > max_ts {
         (min_ts, max_ts) = (now_us, now_us);
@@ -86,10 +168,37 @@ pub fn encode(rows: &[SpanRow], now_us: i64) -> SpanBlock {
     SpanBlock {
         min_ts,
         max_ts,
-        n: rows.len(),
+        n,
         traces: keys.iter().flat_map(|k| k.to_le_bytes()).collect(),
-        data: lz4_flex::block::compress_prepend_size(&raw),
+        data: lz4_flex::block::compress_prepend_size(raw),
     }
+}
+
+/// What a span is found and listed by, without its document.
+pub struct Head<'a> {
+    pub ts: Option<i64>,
+    pub trace_id: &'a str,
+    pub service: Option<&'a str>,
+    pub remote: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+/// The [`Head`]s of a block's records, in order (documents skipped, not decoded).
+pub fn heads(raw: &[u8]) -> impl Iterator<Item = Head<'_>> {
+    let mut c = Cursor { raw, at: 0 };
+    std::iter::from_fn(move || {
+        let ts = c.i64()?;
+        c.i64()?;
+        let h = Head {
+            ts: (ts != NONE).then_some(ts),
+            trace_id: c.str()??,
+            service: c.str()?,
+            remote: c.str()?,
+            name: c.str()?,
+        };
+        c.skip_str()?;
+        Some(h)
+    })
 }
 
 /// The spans of a decompressed block, in order; a damaged block ends early (never panics).

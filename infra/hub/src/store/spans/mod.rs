@@ -18,10 +18,9 @@ use rusqlite::{Connection, params};
 
 use super::blocks::decompress;
 
-mod block;
+pub(super) mod block;
 mod read;
-use super::types::SpanRow;
-pub use block::{BLOCK_SPANS, Listed, StoredSpan, encode, spans};
+pub use block::{BLOCK_SPANS, Listed, SpanBatch, StoredSpan, encode, heads, spans};
 pub(crate) use read::Reader;
 pub use read::SpanFilter;
 
@@ -48,19 +47,6 @@ CREATE TABLE IF NOT EXISTS span_names (
 ) WITHOUT ROWID;
 ";
 
-/// Rows of the spans of a decoded block (for rewriting one).
-fn owned(s: &StoredSpan<'_>) -> SpanRow {
-    SpanRow {
-        trace_id: s.trace_id.to_owned(),
-        service: s.service.map(str::to_owned),
-        remote_service: s.remote.map(str::to_owned),
-        name: s.name.map(str::to_owned),
-        timestamp: s.ts,
-        duration: s.duration,
-        doc: s.doc.to_owned(),
-    }
-}
-
 /// The writer's memory of the `span_names` rows it wrote (name → the time it wrote), so a
 /// row is written once a minute at most, not once a span.
 #[derive(Default)]
@@ -77,8 +63,12 @@ impl Names {
 }
 
 /// Store spans as blocks and note their names.
-pub(super) fn insert(tx: &Connection, rows: &[SpanRow], names: &mut Names) -> rusqlite::Result<()> {
-    if rows.is_empty() {
+pub(super) fn insert(
+    tx: &Connection,
+    batch: &SpanBatch,
+    names: &mut Names,
+) -> rusqlite::Result<()> {
+    if batch.is_empty() {
         return Ok(());
     }
     let now_us = crate::clock::now_ms() * 1000;
@@ -89,36 +79,50 @@ pub(super) fn insert(tx: &Connection, rows: &[SpanRow], names: &mut Names) -> ru
         "INSERT INTO span_names (service, what, value, last_ts) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT DO UPDATE SET last_ts = max(last_ts, excluded.last_ts)",
     )?;
-    for chunk in rows.chunks(BLOCK_SPANS) {
-        let b = encode(chunk, now_us);
+    for (raw, n) in batch.blocks() {
+        let b = encode(raw, n, now_us);
         block_st.execute(params![b.min_ts, b.max_ts, b.n as i64, b.traces, b.data])?;
-        for r in chunk {
-            let Some(service) = &r.service else { continue };
-            let ts = r.timestamp.unwrap_or(b.max_ts);
+        // Spans of one batch mostly repeat their names: a span like the one before it and no
+        // newer than what was noted for that one is not looked up again.
+        let mut last: Option<(&str, Option<&str>, Option<&str>, i64)> = None;
+        for h in heads(raw) {
+            let Some(service) = h.service else { continue };
+            let ts = h.ts.unwrap_or(b.max_ts);
+            if let Some((s, n, r, noted)) = last
+                && (s, n, r) == (service, h.name, h.remote)
+                && ts <= noted
+            {
+                continue;
+            }
+            let mut noted = i64::MAX;
             let listed = [
                 (Listed::Service, Some("")),
-                (Listed::SpanName, r.name.as_deref()),
-                (Listed::RemoteService, r.remote_service.as_deref()),
+                (Listed::SpanName, h.name),
+                (Listed::RemoteService, h.remote),
             ];
             for (what, value) in listed {
                 let Some(value) = value else { continue };
-                if !names.written.contains_key(service.as_str()) {
-                    names.written.insert(service.clone(), Default::default());
+                if !names.written.contains_key(service) {
+                    names.written.insert(service.to_owned(), Default::default());
                 }
-                let seen =
-                    &mut names.written.get_mut(service.as_str()).expect("just made")[what as usize];
+                let seen = &mut names.written.get_mut(service).expect("just made")[what as usize];
                 match seen.get_mut(value) {
-                    Some(at) if ts <= *at + NAMES_SLACK_US => {}
+                    Some(at) if ts <= *at + NAMES_SLACK_US => {
+                        noted = noted.min(*at + NAMES_SLACK_US)
+                    }
                     Some(at) => {
                         *at = ts;
+                        noted = noted.min(ts + NAMES_SLACK_US);
                         name_st.execute(params![service, what as i64, value, ts])?;
                     }
                     None => {
                         name_st.execute(params![service, what as i64, value, ts])?;
+                        noted = noted.min(ts + NAMES_SLACK_US);
                         seen.insert(value.to_owned(), ts);
                     }
                 }
             }
+            last = Some((service, h.name, h.remote, noted));
         }
     }
     Ok(())
@@ -138,17 +142,22 @@ pub(super) fn prune_before(conn: &Connection, cut_us: i64) -> rusqlite::Result<u
             continue;
         };
         let all: Vec<_> = spans(&raw).collect();
-        let kept: Vec<SpanRow> = all
-            .iter()
-            .filter(|s| s.ts.is_none_or(|t| t >= cut_us))
-            .map(owned)
-            .collect();
-        let b = encode(&kept, cut_us);
+        let mut kept = SpanBatch::default();
+        for s in all.iter().filter(|s| s.ts.is_none_or(|t| t >= cut_us)) {
+            kept.push_stored(s);
+        }
+        let Some((kept_raw, n)) = kept.blocks().next() else {
+            // Every span of it goes (one without a timestamp would have stayed).
+            conn.execute("DELETE FROM span_blocks WHERE id = ?1", params![id])?;
+            gone += all.len() as u64;
+            continue;
+        };
+        let b = encode(kept_raw, n, cut_us);
         conn.execute(
             "UPDATE span_blocks SET min_ts = ?2, max_ts = ?3, n = ?4, traces = ?5, data = ?6 WHERE id = ?1",
             params![id, b.min_ts, b.max_ts, b.n as i64, b.traces, b.data],
         )?;
-        gone += (all.len() - kept.len()) as u64;
+        gone += (all.len() - n) as u64;
     }
     conn.execute(
         "DELETE FROM span_names WHERE last_ts < ?1",
@@ -183,18 +192,43 @@ pub(super) fn migrate_rows(conn: &mut Connection) -> rusqlite::Result<u64> {
          WHERE id > ?1 ORDER BY id LIMIT ?2",
         BLOCK_SPANS,
         |r| {
-            Ok(SpanRow {
+            Ok(OldRow {
                 trace_id: r.get(1)?,
                 service: r.get(2)?,
-                remote_service: r.get(3)?,
+                remote: r.get(3)?,
                 name: r.get(4)?,
-                timestamp: r.get(5)?,
+                ts: r.get(5)?,
                 duration: r.get(6)?,
                 doc: r.get(7)?,
             })
         },
-        |tx, rows| insert(tx, rows, &mut names),
+        |tx, rows| {
+            let mut batch = SpanBatch::with_capacity(rows.len());
+            for r in rows {
+                batch.push_stored(&StoredSpan {
+                    ts: r.ts,
+                    duration: r.duration,
+                    trace_id: &r.trace_id,
+                    service: r.service.as_deref(),
+                    remote: r.remote.as_deref(),
+                    name: r.name.as_deref(),
+                    doc: &r.doc,
+                });
+            }
+            insert(tx, &batch, &mut names)
+        },
     )
+}
+
+/// A row of an older store's `spans` table.
+struct OldRow {
+    trace_id: String,
+    service: Option<String>,
+    remote: Option<String>,
+    name: Option<String>,
+    ts: Option<i64>,
+    duration: Option<i64>,
+    doc: String,
 }
 
 #[cfg(test)]

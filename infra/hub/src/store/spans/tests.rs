@@ -182,18 +182,21 @@ fn a_store_of_span_rows_is_moved_into_blocks() {
 
 #[test]
 fn damaged_blocks_end_early_instead_of_panicking() {
-    let rows: Vec<SpanRow> = (0..3)
-        .map(|i| SpanRow {
-            trace_id: format!("{i:016x}"),
-            service: (i > 0).then(|| "w".into()),
-            remote_service: None,
-            name: Some("n".into()),
-            timestamp: (i != 1).then_some(i),
+    let mut batch = SpanBatch::default();
+    for i in 0..3 {
+        batch.push_stored(&StoredSpan {
+            trace_id: &format!("{i:016x}"),
+            service: (i > 0).then_some("w"),
+            remote: None,
+            name: Some("n"),
+            ts: (i != 1).then_some(i),
             duration: Some(5),
-            doc: "{}".into(),
-        })
-        .collect();
-    let b = encode(&rows, 99);
+            doc: "{}",
+        });
+    }
+    let (raw, n) = batch.blocks().next().unwrap();
+    assert_eq!((n, batch.blocks().count()), (3, 1));
+    let b = encode(raw, n, 99);
     assert_eq!((b.min_ts, b.max_ts, b.n, b.traces.len()), (0, 2, 3, 24));
     let raw = super::super::blocks::decompress(&b.data).unwrap();
     let back: Vec<_> = spans(&raw).map(|s| (s.ts, s.service)).collect();
