@@ -43,6 +43,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Show instance logs.
     Logs(LogsArgs),
+    /// Break the lab on purpose: kill, pause or restart an instance; list and clear faults.
+    #[command(subcommand)]
+    Fault(FaultCommand),
     /// Run the chapter scenarios against the running lab (or one started for them).
     Check(CheckArgs),
     /// Load-test a URL or a service of the running lab (autocannon's habits; wrk2's fixed rate).
@@ -103,6 +106,52 @@ pub struct UpArgs {
     /// Internal: run as the detached supervisor (used by --detach).
     #[arg(long, hide = true)]
     pub supervise: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FaultCommand {
+    /// SIGKILL an instance's process group (`docker kill` on the docker runtime): the supervisor
+    /// restarts it as after any crash (its restart policy and backoff apply).
+    Kill(FaultTarget),
+    /// Freeze an instance (SIGSTOP to its process group; `docker pause`): its sockets stay open
+    /// and nothing answers, until `lab fault clear` or `--for` ends it.
+    Pause {
+        #[command(flatten)]
+        target: FaultTarget,
+        /// End the pause by itself after this long (`500ms`, `5s`, `1m`).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_fault_duration)]
+        lasting: Option<Duration>,
+    },
+    /// Stop an instance gracefully (SIGTERM; `docker stop`) and start it again at once,
+    /// whatever its restart policy; waits until it is healthy again.
+    Restart(FaultTarget),
+    /// The faults in effect: what, on what, since when, until when.
+    List {
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End faults: one by its id (`f1`, from `lab fault list`), or `all` (the default).
+    Clear {
+        #[arg(default_value = "all")]
+        which: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FaultTarget {
+    /// `SERVICE#N` (one instance, as `lab status` names it) or `SERVICE` (every instance of it).
+    #[arg(value_name = "SERVICE[#N]")]
+    pub target: String,
+}
+
+/// A fault's duration, with the hint clap alone would not give.
+fn parse_fault_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("a fault lasts longer than 0 (e.g. 5s)".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e}: write a duration like 500ms, 5s or 1m")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod config;
 mod context;
 mod down;
 mod env;
+mod fault;
 mod hub;
 mod load;
 mod logs;
@@ -52,6 +53,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Down(a) => runtime()?.block_on(down::run(&env, a)),
         Command::Status(a) => runtime()?.block_on(status::run(&env, a)),
         Command::Logs(a) => runtime()?.block_on(logs::run(&env, a)),
+        Command::Fault(c) => runtime()?.block_on(fault::run(&env, c)),
         Command::Check(a) => runtime()?.block_on(check::run(&env, a)),
         Command::Load(a) => load::run(&env, *a),
         Command::Hub(a) => hub::run(&env, a),

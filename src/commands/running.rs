@@ -174,6 +174,31 @@ fn format_hit(h: &Value, style: &Style) -> String {
     )
 }
 
+/// The faults in effect (`lab fault list`, `lab status`): id, what, on what, since, until.
+pub fn faults_table(faults: &[lab_supervisor::faults::Fault], style: &Style) -> String {
+    let now = lab_supervisor::faults::now_ms();
+    let secs = |ms: i64| format!("{:.1}s", ms.max(0) as f64 / 1000.0);
+    let mut t = Table::new(&["FAULT", "KIND", "TARGET", "HOW", "FOR", "ENDS"]);
+    for f in faults {
+        let how = match (&f.container, f.process) {
+            (Some(id), _) => format!("docker pause {}", &id[..id.len().min(12)]),
+            (None, Some(p)) => format!("SIGSTOP to group {}", p.pid),
+            (None, None) => "-".into(),
+        };
+        t.row(vec![
+            f.id.clone(),
+            f.kind.clone(),
+            f.instance.clone(),
+            how,
+            secs(now - f.since_ms),
+            f.until_ms.map_or("at `lab fault clear`".into(), |u| {
+                format!("in {}", secs(u - now))
+            }),
+        ]);
+    }
+    t.render(style).trim_end().to_owned()
+}
+
 /// The table of instances. `live` replaces the recorded health with a fresh probe.
 pub fn instances_table(state: &State, live: Option<&[(String, String)]>, style: &Style) -> String {
     let mut t = Table::new(&[

@@ -43,6 +43,8 @@ pub struct LabStatus {
     pub phase: Option<String>,
     pub supervisor: Option<SupervisorStatus>,
     pub instances: Vec<InstanceStatus>,
+    /// Faults in effect (`lab fault`).
+    pub faults: Vec<lab_supervisor::faults::Fault>,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,6 +61,7 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
                 phase: None,
                 supervisor: None,
                 instances: vec![],
+                faults: vec![],
             })?);
         } else {
             render::line(format!(
@@ -69,6 +72,9 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     };
     let live = probe_all(&state).await;
+    let faults = lab_supervisor::faults::Faults::load(&env.state_dir)
+        .map(|f| f.active)
+        .unwrap_or_default();
     let sup_alive = state.supervisor_alive();
     if args.json {
         let instances = state
@@ -105,6 +111,7 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
                 alive: sup_alive,
             }),
             instances,
+            faults,
         };
         render::line(serde_json::to_string_pretty(&status)?);
         return Ok(exit::OK);
@@ -122,6 +129,13 @@ pub async fn run(env: &Env, args: StatusArgs) -> anyhow::Result<u8> {
         }
     ));
     render::line(instances_table(&state, Some(&live), &style));
+    if !faults.is_empty() {
+        render::line(format!(
+            "{} faults in effect (`lab fault clear` ends them):",
+            style.yellow(render::WARN)
+        ));
+        render::line(super::running::faults_table(&faults, &style));
+    }
     if let Some(line) = hub_store_line(env).await {
         render::line(line);
     }

@@ -399,9 +399,7 @@ env = { TARGET = "recipe-api" }
     for d in ["lib", "web-api"] {
         copy_dir(&Path::new(FIXTURES).join(d), &lab.path().join(d));
     }
-    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
-    assert_eq!(up.code, 0, "{up}");
-    wait_all_healthy(&lab, 3);
+    up_detached(&lab, 3);
     for scenario in ["ch4.tracing", "ch4.logs"] {
         let r = lab.run(&["check", scenario, "--json"]);
         let v: serde_json::Value =

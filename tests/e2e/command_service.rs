@@ -56,9 +56,7 @@ fn command_service_runs_under_the_lab_is_restarted_and_checked() {
     }
     let lab = LabDir::new(BIN, LAB);
     lab.write("producer.py", PRODUCER);
-    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
-    assert_eq!(up.code, 0, "{up}");
-    let inst = wait_all_healthy(&lab, 2);
+    let inst = up_detached(&lab, 2);
     let producer = inst
         .iter()
         .find(|i| i["service"] == "recipe-api")

@@ -87,6 +87,18 @@ fn docker_lab(name: &str) -> LabDir {
     LabDir::new(BIN, &toml)
 }
 
+/// `lab down` leaves no container or network labelled with the lab (then its volumes go too).
+fn down_leaves_nothing(lab: &LabDir, name: &str) {
+    let down = lab.run(&["down", "--grace", "2s"]);
+    assert_eq!(down.code, 0, "{down}");
+    let (containers, networks, _) = labelled(name);
+    assert!(
+        containers.is_empty() && networks.is_empty(),
+        "left: {containers:?} {networks:?}\n{down}"
+    );
+    let _ = lab.run(&["down", "--volumes"]);
+}
+
 fn container_of(lab: &LabDir, service: &str, n: u64) -> String {
     lab.instances()
         .into_iter()
@@ -263,14 +275,7 @@ fn down_after_lab_up_was_sigkilled_leaves_no_container_or_network() {
     let (containers, networks, _) = labelled(&name);
     assert!(!containers.is_empty() && !networks.is_empty());
 
-    let down = lab.run(&["down", "--grace", "2s"]);
-    assert_eq!(down.code, 0, "{down}");
-    let (containers, networks, _) = labelled(&name);
-    assert!(
-        containers.is_empty() && networks.is_empty(),
-        "left: {containers:?} {networks:?}\n{down}"
-    );
-    let _ = lab.run(&["down", "--volumes"]);
+    down_leaves_nothing(&lab, &name);
 }
 
 #[test]
@@ -348,9 +353,7 @@ fn every_chapter_check_passes_on_the_docker_runtime() {
             "flush_interval = \"1s\"\nalert_interval = \"500ms\"",
         );
     let lab = LabDir::new(BIN, &toml);
-    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
-    assert_eq!(up.code, 0, "{up}");
-    wait_all_healthy(&lab, DEFAULT_INSTANCES);
+    up_detached(&lab, DEFAULT_INSTANCES);
     let r = lab.run(&["check", "ch1", "ch2", "ch3", "ch4", "ch5", "--json"]);
     let report: serde_json::Value =
         serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r}"));
@@ -467,9 +470,7 @@ fn haproxy_runs_as_a_container_from_the_hosts_binary() {
          [proxy.frontends.recipes]\nservice = \"recipe-api\"\nport = 0\nbalance = \"roundrobin\"\n"
     );
     let lab = LabDir::new(BIN, &toml);
-    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
-    assert_eq!(up.code, 0, "{up}");
-    let inst = wait_all_healthy(&lab, 3);
+    let inst = up_detached(&lab, 3);
     let proxy = addr_of(&inst, "proxy");
     // Both replicas answer through HAProxy, which found them by name on the lab's network.
     let mut seen = std::collections::BTreeSet::new();
@@ -621,4 +622,61 @@ fn the_dockerfiles_prebuilt_stage_builds_and_runs_here() {
         "the binary runs from the image and reports the closed port: {}",
         String::from_utf8_lossy(&probe.stderr)
     );
+}
+
+fn paused(container: &str) -> bool {
+    std::process::Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Paused}}", container])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "true")
+}
+
+/// `lab fault` on the docker runtime: pause is the engine's pause (seen unhealthy, ended by
+/// clear), kill is the engine's kill (restarted per policy), and `lab down` with a container
+/// still paused leaves nothing.
+#[test]
+fn faults_pause_and_kill_containers_and_down_leaves_nothing() {
+    if !require("a Docker engine", engine_here(), "the docker runtime test") {
+        return;
+    }
+    let name = format!("t-dockfault-{}", std::process::id());
+    let lab = docker_lab(&name);
+    up_detached(&lab, DEFAULT_INSTANCES);
+    let web1 = container_of(&lab, "web-api", 1);
+
+    let r = lab.run(&["fault", "pause", "web-api#1"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("docker pause"), "{r}");
+    assert!(paused(&web1), "the engine reports it paused");
+    let unhealthy = poll(Duration::from_secs(30), EVERY, || {
+        lab.instances()
+            .into_iter()
+            .find(|i| i["service"] == "web-api" && i["instance"] == 1 && i["health"] == "unhealthy")
+    });
+    assert!(unhealthy.is_some(), "{:#}", lab.status());
+    let r = lab.run(&["fault", "clear", "all"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!paused(&web1), "thawed");
+    wait_all_healthy(&lab, DEFAULT_INSTANCES);
+
+    let r = lab.run(&["fault", "kill", "recipe-api#2"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("docker kill"), "{r}");
+    let back = poll(Duration::from_secs(60), EVERY, || {
+        lab.instances().into_iter().find(|i| {
+            i["service"] == "recipe-api"
+                && i["instance"] == 2
+                && i["health"] == "healthy"
+                && i["restarts"] == 1
+        })
+    });
+    assert!(
+        back.is_some(),
+        "restarted after the kill: {:#}",
+        lab.status()
+    );
+
+    let r = lab.run(&["fault", "pause", "recipe-api#1"]);
+    assert_eq!(r.code, 0, "{r}");
+    down_leaves_nothing(&lab, &name);
 }

@@ -75,9 +75,7 @@ env = {{ TARGET = "py-graphql" }}
 "#
     );
     let lab = LabDir::new(BIN, &toml);
-    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
-    assert_eq!(up.code, 0, "{up}");
-    let inst = wait_all_healthy(&lab, 4);
+    let inst = up_detached(&lab, 4);
     let addr = |svc: &str| {
         inst.iter().find(|i| i["service"] == svc).unwrap()["address"]
             .as_str()

@@ -86,9 +86,7 @@ fn default_lab_up_check_down_on_free_ports() {
 #[test]
 fn a_killed_instance_is_restarted_with_a_new_pid() {
     let lab = default_lab();
-    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
-    assert_eq!(up.code, 0, "{up}");
-    wait_all_healthy(&lab, DEFAULT_INSTANCES);
+    up_detached(&lab, DEFAULT_INSTANCES);
     let restarted = kill_and_wait_restart(&lab, "recipe-api", 1);
     assert_eq!(restarted["restarts"], 1, "{restarted}");
     assert_eq!(restarted["last_exit"], "signal 9 (SIGKILL)", "{restarted}");

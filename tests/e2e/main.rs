@@ -4,6 +4,7 @@
 //! - the lab's life: `lifecycle` (up, status, check, restart, down, SIGKILL recovery),
 //!   `config_errors` (every class of bad lab.toml, usage errors and exit codes),
 //!   `command_service` (a learner's own program under the supervisor);
+//! - faults on purpose: `faults` (`lab fault` kill, pause, restart, list, clear);
 //! - the chapters: `protocols` (2), `scaling` and `proxy` (1 and 3, both engines), `load`
 //!   (`lab load`), `observe` (4: the hub, logs, metrics, traces, alerts, `lab hub` alone),
 //!   `interop` (independent Python peers of chapter 2's contracts), `book_style` (`lab check all`
@@ -19,6 +20,7 @@ mod command_service;
 mod config_errors;
 mod docker;
 mod export;
+mod faults;
 mod images;
 mod interop;
 mod lifecycle;

@@ -48,9 +48,7 @@ env = { TARGET = "recipe-api" }
 #[test]
 fn web_api_calls_recipe_api_over_the_configured_protocol() {
     let lab = LabDir::new(BIN, GRPC_LAB);
-    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
-    assert_eq!(up.code, 0, "{up}");
-    let inst = wait_all_healthy(&lab, 2);
+    let inst = up_detached(&lab, 2);
     let web = addr_of(&inst, "web-api");
     let v = get_json_200(&web, "/");
     // The book's gRPC consumer shape: {consumer_pid, producer_data: {pid}, recipe}.
@@ -105,9 +103,7 @@ env = { TARGET = "recipe-api" }
 #[test]
 fn an_https_lab_makes_its_ca_serves_tls_and_its_consumer_trusts_it() {
     let lab = LabDir::new(BIN, HTTPS_LAB);
-    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
-    assert_eq!(up.code, 0, "{up}");
-    let inst = wait_all_healthy(&lab, 2);
+    let inst = up_detached(&lab, 2);
     for f in ["ca.crt", "ca.key", "recipe-api.crt", "recipe-api.key"] {
         assert!(
             lab.path().join(".lab/tls").join(f).exists(),

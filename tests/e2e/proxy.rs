@@ -97,9 +97,7 @@ check = {{ interval = "200ms", rise = 1, fall = 2 }}
 /// `lab up` with a `[proxy]`: the frontend balances web-api; `lab down` leaves nothing.
 fn up_balance_down(engine: &str) {
     let lab = LabDir::new(BIN, &proxied_lab(engine));
-    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
-    assert_eq!(up.code, 0, "{up}");
-    let inst = wait_all_healthy(&lab, 4);
+    let inst = up_detached(&lab, 4);
     let proxy = inst
         .iter()
         .find(|i| i["service"] == "proxy")
@@ -151,9 +149,7 @@ fn lab_up_runs_haproxy_from_lab_toml() {
 #[test]
 fn sigkill_of_an_instance_behind_the_builtin_proxy_fails_no_request() {
     let lab = LabDir::new(BIN, &proxied_lab("builtin"));
-    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
-    assert_eq!(up.code, 0, "{up}");
-    let inst = wait_all_healthy(&lab, 4);
+    let inst = up_detached(&lab, 4);
     let front = inst.iter().find(|i| i["service"] == "proxy").unwrap()["address"]
         .as_str()
         .unwrap()
@@ -222,9 +218,7 @@ fn sigkill_of_an_instance_behind_the_builtin_proxy_fails_no_request() {
 #[test]
 fn a_sigstopped_instance_behind_the_builtin_proxy_fails_no_request() {
     let lab = LabDir::new(BIN, &proxied_lab("builtin"));
-    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
-    assert_eq!(up.code, 0, "{up}");
-    let inst = wait_all_healthy(&lab, 4);
+    let inst = up_detached(&lab, 4);
     let front = inst.iter().find(|i| i["service"] == "proxy").unwrap()["address"]
         .as_str()
         .unwrap()
@@ -319,9 +313,7 @@ service = "recipe-api"
 mode = "tcp"
 "#,
     );
-    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
-    assert_eq!(up.code, 0, "{up}");
-    let inst = wait_all_healthy(&lab, 4);
+    let inst = up_detached(&lab, 4);
     let web = inst.iter().find(|i| i["service"] == "web-api").unwrap()["address"]
         .as_str()
         .unwrap()

@@ -125,3 +125,10 @@ pub fn follow_lines(
     });
     (child, rx)
 }
+
+/// `lab up --detach --ports ephemeral`, then wait until all `n` instances are healthy.
+pub fn up_detached(lab: &LabDir, n: usize) -> Vec<serde_json::Value> {
+    let up = lab.run(&["up", "--detach", "--ports", "ephemeral"]);
+    assert_eq!(up.code, 0, "{up}");
+    wait_all_healthy(lab, n)
+}

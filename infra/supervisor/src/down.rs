@@ -123,6 +123,8 @@ pub async fn down(state_dir: &Path, grace: Duration, volumes: bool) -> std::io::
     // Kept when the engine did not answer, so that a later `lab down` can still remove them.
     if report.docker_error.is_none() {
         State::remove(state_dir)?;
+        // Pauses ended with their processes (stopping sends SIGCONT, or thaws the container).
+        crate::faults::remove(state_dir);
     }
     Ok(report)
 }

@@ -7,6 +7,7 @@
 //! - [`runtime`]: what runs an instance, behind [`runtime::Running`]: [`runtime::process`]
 //!   (children in their own process groups; signals reach whole groups) or
 //!   [`runtime::docker`] (containers through bollard on the lab's network, removed by label).
+//! - [`report`]: what `up` reports: its error, or the startup breakdown.
 //! - [`state`]: `.lab/state.json`, written before `up` reports success and after every (re)spawn,
 //!   with pid *and* process start time so that [`down`] never signals a recycled pid.
 //! - [`procfs`]: what /proc says: start times, process groups, who holds a port.
@@ -14,15 +15,18 @@
 //! - [`health`]: one probe (HTTP GET, TCP connect, or none).
 //! - [`logs`]: per-instance log files and a tailer for `lab logs -f` and `lab up`.
 //! - [`events`]: what happened, for the CLI to render.
+//! - [`faults`]: kill, pause and restart on purpose (`lab fault`), recorded in `.lab/faults.json`.
 
 pub mod backoff;
 pub mod down;
 pub mod events;
+pub mod faults;
 pub mod health;
 pub mod logs;
 pub mod plan;
 pub mod ports;
 pub mod procfs;
+pub mod report;
 pub mod runtime;
 pub mod state;
 pub mod supervisor;

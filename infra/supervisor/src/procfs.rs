@@ -121,6 +121,17 @@ pub fn port_holder(port: u16) -> Option<PortHolder> {
     None
 }
 
+/// Whether `port` is held by a process that cannot be `owner`'s: one that started before it.
+/// `Some(holder)` only then; `None` when the holder is `owner`, started later (it may be
+/// `owner`'s descendant, or a helper such as the engine's proxy a `docker run` starts), or
+/// cannot be seen. Used once an instance first answers its health check, so a program of
+/// another lab answering on a port this instance failed to bind is not taken for it.
+pub fn port_held_before(port: u16, owner: ProcId) -> Option<PortHolder> {
+    let holder = port_holder(port)?;
+    let started = stat(holder.pid)?.start_time;
+    (holder.pid != owner.pid && started < owner.start_time).then_some(holder)
+}
+
 /// Socket inodes in LISTEN state on `port`, from /proc/net/tcp and tcp6.
 fn listening_inodes(port: u16) -> Vec<u64> {
     let mut out = Vec::new();
@@ -177,6 +188,27 @@ pub fn uptime(p: ProcId) -> Option<std::time::Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_bound_before_a_process_started_is_not_that_process_s() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        // Clock ticks are 10 ms: a child started at once could share this process's tick.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let later = ProcId::of(child.id()).unwrap();
+        let me = ProcId::of(std::process::id()).unwrap();
+        let held = port_held_before(port, later);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(held.map(|h| h.pid), Some(std::process::id()));
+        assert_eq!(port_held_before(port, me), None, "the holder itself");
+        drop(l);
+        assert_eq!(port_held_before(port, later), None, "nobody holds it");
+    }
 
     #[test]
     fn parses_stat_with_odd_command_names() {

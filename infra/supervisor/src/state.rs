@@ -138,6 +138,11 @@ impl StateStore {
         })
     }
 
+    /// The lab's state folder (`.lab/`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Change the state and persist it. A failed write is logged, not fatal: the lab keeps running.
     pub fn update(&self, f: impl FnOnce(&mut State)) {
         let mut s = self.state.lock().expect("state lock");

@@ -19,6 +19,7 @@ use crate::backoff::BackoffState;
 use crate::events::{Event, EventSink};
 use crate::plan::{HealthSpec, InstanceSpec, Plan, RestartSpec};
 use crate::procfs::ProcId;
+pub use crate::report::{Breakdown, InstanceTiming, ServiceTiming, UpError};
 use crate::runtime::{Runtime, docker};
 use crate::state::{Health, InstanceRecord, Phase, STATE_VERSION, State, StateStore};
 
@@ -27,103 +28,6 @@ use crate::state::{Health, InstanceRecord, Phase, STATE_VERSION, State, StateSto
 pub const LAB_STATE_DIR_ENV: &str = "LAB_STATE_DIR";
 /// Environment variable set on every instance: its id, e.g. `recipe-api#1`.
 pub const LAB_INSTANCE_ENV: &str = "LAB_INSTANCE";
-
-/// Why `up` failed. Everything it had started is stopped again before this is returned.
-#[derive(Debug, thiserror::Error)]
-pub enum UpError {
-    #[error("{instance} did not become healthy within {deadline:?}: {reason}")]
-    NotHealthy {
-        instance: String,
-        deadline: Duration,
-        reason: String,
-        log: PathBuf,
-    },
-    #[error("{instance} exited before it became healthy ({status})")]
-    ExitedEarly {
-        instance: String,
-        status: String,
-        log: PathBuf,
-    },
-    #[error("{instance} could not be started: {error}")]
-    Spawn {
-        instance: String,
-        error: String,
-        log: PathBuf,
-    },
-    #[error("interrupted while starting")]
-    Interrupted,
-    #[error("cannot probe {service}: {reason}")]
-    Probe { service: String, reason: String },
-    #[error("{0}")]
-    Engine(String),
-    #[error("cannot write lab state under {dir}: {source}")]
-    State {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-impl UpError {
-    /// The log file of the instance that failed, if one did.
-    pub fn log(&self) -> Option<&PathBuf> {
-        match self {
-            UpError::NotHealthy { log, .. }
-            | UpError::ExitedEarly { log, .. }
-            | UpError::Spawn { log, .. } => Some(log),
-            _ => None,
-        }
-    }
-}
-
-/// When each instance was spawned and became healthy, relative to the start of `up`.
-#[derive(Debug, Clone)]
-pub struct InstanceTiming {
-    pub instance: String,
-    pub service: String,
-    /// When the spawn began.
-    pub spawn_at: Duration,
-    /// How long the spawn call itself took.
-    pub spawn_took: Duration,
-    /// When the first health probe succeeded.
-    pub healthy_at: Duration,
-}
-
-/// When each service started and became ready (all instances healthy).
-#[derive(Debug, Clone)]
-pub struct ServiceTiming {
-    pub name: String,
-    pub depends_on: Vec<String>,
-    pub started_at: Duration,
-    pub ready_at: Duration,
-}
-
-/// The startup breakdown `lab up` prints.
-#[derive(Debug, Clone, Default)]
-pub struct Breakdown {
-    pub total: Duration,
-    pub instances: Vec<InstanceTiming>,
-    pub services: Vec<ServiceTiming>,
-}
-
-impl Breakdown {
-    /// The chain of services that decided the total: from the last service ready, back through
-    /// the dependency that was ready last, to a service with no dependencies (first element).
-    pub fn critical_chain(&self) -> Vec<&ServiceTiming> {
-        let find = |n: &str| self.services.iter().find(|s| s.name == n);
-        let mut chain = Vec::new();
-        let mut cur = self.services.iter().max_by_key(|s| s.ready_at);
-        while let Some(s) = cur {
-            chain.push(s);
-            cur = s
-                .depends_on
-                .iter()
-                .filter_map(|d| find(d))
-                .max_by_key(|d| d.ready_at);
-        }
-        chain.reverse();
-        chain
-    }
-}
 
 /// A started service: its stop token and the tasks of its instances.
 struct ServiceRun {
@@ -139,6 +43,8 @@ pub struct Lab {
     runtime: Runtime,
     /// Index-aligned with `plan.services`; `None` for services never started.
     runs: Vec<Option<ServiceRun>>,
+    /// Ends the pauses whose time is up (`lab fault pause --for`) while the lab runs.
+    faults_watch: CancellationToken,
 }
 
 /// The docker runtime for `lab`: the engine answers, every image is there, nothing of another
@@ -191,6 +97,14 @@ impl Lab {
         };
         let store =
             StateStore::create(plan.state_dir.clone(), initial_state(&plan)).map_err(state_err)?;
+        // A new lab has no faults: what an earlier one recorded is gone with its processes.
+        crate::faults::remove(&plan.state_dir);
+        let faults_watch = CancellationToken::new();
+        tokio::spawn(crate::faults::expire_while(
+            plan.state_dir.clone(),
+            runtime.engine(),
+            faults_watch.clone(),
+        ));
         let client = Client::new();
         let n = plan.services.len();
         let mut lab = Lab {
@@ -199,6 +113,7 @@ impl Lab {
             events,
             runtime,
             runs: (0..n).map(|_| None).collect(),
+            faults_watch,
         };
 
         let mut ready_count = vec![0usize; n];
@@ -303,6 +218,14 @@ impl Lab {
     /// SIGKILL on its whole process group, then remove the state file (logs stay).
     pub async fn stop(mut self) {
         self.store.update(|s| s.phase = Phase::Stopping);
+        // Every pause ends first: a stopped process takes its SIGTERM only once it runs.
+        self.faults_watch.cancel();
+        let engine = self.runtime.engine();
+        if let Err(e) =
+            crate::faults::clear(&self.plan.state_dir, engine.as_ref(), "lab down", |_| true).await
+        {
+            tracing::warn!(error = %e, "cannot end the lab's faults");
+        }
         for (i, run) in self.runs.iter_mut().enumerate().rev() {
             let Some(run) = run.take() else { continue };
             (self.events)(Event::Stopping {
@@ -321,6 +244,7 @@ impl Lab {
         if let Err(e) = self.store.remove() {
             tracing::warn!(error = %e, "cannot remove lab state");
         }
+        crate::faults::remove(&self.plan.state_dir);
     }
 }
 
@@ -463,12 +387,13 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
         });
         let spawned = Instant::now();
         let target = running.probe_target(&ctx.spec, &ctx.health.check);
+        let owner = running.process();
 
         let outcome = tokio::select! {
             biased;
             _ = ctx.stop.cancelled() => Outcome::Stop,
             exit = running.wait() => Outcome::Exited(exit),
-            reason = watch_health(&ctx, &mut ready, spawn_start, spawned, &target) => Outcome::NeverHealthy(reason),
+            reason = watch_health(&ctx, &mut ready, (spawn_start, spawned), &target, owner) => Outcome::NeverHealthy(reason),
         };
         match outcome {
             Outcome::Stop => {
@@ -530,6 +455,18 @@ async fn run_instance(ctx: InstanceCtx, ready: ReadyTx) {
                     }));
                     return;
                 }
+                if crate::faults::take_restart(ctx.store.dir(), &id) {
+                    // `lab fault restart`: started again at once, whatever the policy says.
+                    restarts += 1;
+                    let n = restarts;
+                    ctx.set(|r| r.restarts = n);
+                    ctx.emit(Event::Restarting {
+                        instance: id.clone(),
+                        delay: Duration::ZERO,
+                        restarts: n,
+                    });
+                    continue;
+                }
                 let success = exit.success;
                 if !ctx.restart.policy.restarts(success) {
                     let policy = match ctx.restart.policy {
@@ -581,15 +518,39 @@ async fn restart_after(
 async fn watch_health(
     ctx: &InstanceCtx,
     ready: &mut Option<ReadyTx>,
-    spawn_start: Instant,
-    spawned: Instant,
+    (spawn_start, spawned): (Instant, Instant),
     (host, port): &(String, u16),
+    owner: Option<ProcId>,
 ) -> String {
     let h = &ctx.health;
     let spec = &ctx.spec;
     let probe = || crate::health::probe(&ctx.client, &h.check, host, *port, h.timeout);
+    // An answer proves the instance is up only if the port is its own: a program of another
+    // lab may hold a port this instance was given and failed to bind.
+    let owned = |was_healthy: bool, answer: Result<(), String>| async move {
+        let (Ok(()), false, Some(owner)) = (&answer, was_healthy, owner) else {
+            return answer;
+        };
+        if matches!(h.check, crate::plan::HealthCheck::None) {
+            return answer;
+        }
+        let port = *port;
+        let foreign =
+            tokio::task::spawn_blocking(move || crate::procfs::port_held_before(port, owner))
+                .await
+                .ok()
+                .flatten();
+        match foreign {
+            Some(holder) => Err(format!(
+                "port {port} answers, but pid {} ({}) holds it, not this instance; \
+                 did it fail to bind? (see its log)",
+                holder.pid, holder.command
+            )),
+            None => answer,
+        }
+    };
     let mut healthy = loop {
-        match probe().await {
+        match owned(false, probe().await).await {
             Ok(()) => break true,
             Err(reason) if spawned.elapsed() >= h.deadline => {
                 if ready.is_some() {
@@ -617,7 +578,7 @@ async fn watch_health(
         .await;
         // The instance's output is bounded on disk, however much it prints.
         crate::logs::rotate_if_big(&ctx.log, crate::logs::MAX_LOG_BYTES);
-        let now = probe().await;
+        let now = owned(healthy, probe().await).await;
         match (healthy, now) {
             (false, Ok(())) => {
                 healthy = true;

@@ -265,6 +265,8 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let secs = grace.as_secs_f64().ceil() as i32;
         let opts = q::StopContainerOptionsBuilder::default().t(secs).build();
+        // A paused container (`lab fault pause`) cannot take SIGTERM until thawed.
+        let _ = self.unpause(id).await;
         match self.docker.stop_container(id, Some(opts)).await {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
@@ -275,6 +277,43 @@ impl Engine {
             }
             Ok(()) => Some(t0.elapsed() >= grace),
         }
+    }
+
+    /// Freeze every process of a container (`docker pause`: the cgroup freezer).
+    pub async fn pause(&self, id: &str) -> Result<(), String> {
+        self.docker
+            .pause_container(id)
+            .await
+            .map_err(|e| err(&format!("cannot pause container {id}"), e))
+    }
+
+    /// Thaw a paused container; one that is not paused (or gone) is no error.
+    pub async fn unpause(&self, id: &str) -> Result<(), String> {
+        match self.docker.unpause_container(id).await {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => Ok(()),
+            // Engine 20.10 answers 500 for a container that runs unpaused.
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.contains("is not paused") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(err(&format!("cannot unpause container {id}"), e)),
+        }
+    }
+
+    /// SIGKILL a container's main process (`docker kill`).
+    pub async fn kill(&self, id: &str) -> Result<(), String> {
+        let opts = q::KillContainerOptionsBuilder::default()
+            .signal("SIGKILL")
+            .build();
+        self.docker
+            .kill_container(id, Some(opts))
+            .await
+            .map_err(|e| err(&format!("cannot kill container {id}"), e))
     }
 
     /// Remove a container (and its anonymous volumes), running or not.

@@ -43,6 +43,14 @@ pub struct Exit {
 }
 
 impl Runtime {
+    /// The docker runtime's engine.
+    pub fn engine(&self) -> Option<docker::Engine> {
+        match self {
+            Runtime::Process => None,
+            Runtime::Docker(d) => Some(d.engine.clone()),
+        }
+    }
+
     /// Start `spec`, its output appended to `log`.
     pub async fn spawn(
         &self,

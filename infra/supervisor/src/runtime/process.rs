@@ -61,10 +61,20 @@ pub fn signal_group(leader: ProcId, signal: Signal) -> bool {
     }
 }
 
+/// SIGTERM to the group, then SIGCONT: a group stopped by `lab fault pause` takes its SIGTERM
+/// only once it runs again. Whether the signal was sent.
+fn stop_signal(leader: ProcId) -> bool {
+    let sent = signal_group(leader, Signal::SIGTERM);
+    if sent {
+        signal_group(leader, Signal::SIGCONT);
+    }
+    sent
+}
+
 /// Stop a child we own: SIGTERM to its group, wait up to `grace`, then SIGKILL. Afterwards any
 /// process left in the group is killed too. Returns whether SIGKILL was needed.
 pub async fn terminate(child: &mut Child, leader: ProcId, grace: Duration) -> bool {
-    signal_group(leader, Signal::SIGTERM);
+    stop_signal(leader);
     let forced = match tokio::time::timeout(grace, child.wait()).await {
         Ok(_) => false,
         Err(_) => {
@@ -92,7 +102,7 @@ pub fn reap_group(leader: ProcId) {
 /// Stop a process we do not own (from another `lab` process): SIGTERM, poll until the group is
 /// empty or `grace` passes, then SIGKILL. Returns whether SIGKILL was needed.
 pub async fn terminate_foreign(leader: ProcId, grace: Duration) -> bool {
-    if !signal_group(leader, Signal::SIGTERM) {
+    if !stop_signal(leader) {
         return false;
     }
     let deadline = tokio::time::Instant::now() + grace;

@@ -1,0 +1,217 @@
+//! `lab fault`: kill, pause or restart an instance of the running lab on purpose, list the
+//! faults in effect, clear them (issue 18; the mechanics are `lab_supervisor::faults`).
+
+use std::time::{Duration, Instant};
+
+use lab_supervisor::faults::{self, Action, Faults};
+use lab_supervisor::runtime::docker::Engine;
+use lab_supervisor::state::{Health, InstanceRecord, State};
+
+use crate::cli::FaultCommand;
+use crate::config::diagnostic::did_you_mean;
+use crate::error::{Usage, exit};
+use crate::render;
+
+use super::env::Env;
+use super::running::{connect, faults_table, running_config};
+
+pub async fn run(env: &Env, cmd: FaultCommand) -> anyhow::Result<u8> {
+    let dir = &env.state_dir;
+    let state = State::load(dir)?;
+    match cmd {
+        FaultCommand::List { json } => {
+            let faults = Faults::load(dir)?;
+            if json {
+                render::line(serde_json::to_string_pretty(&faults.active)?);
+            } else if faults.active.is_empty() {
+                render::line("no fault in effect");
+            } else {
+                render::line(faults_table(&faults.active, &env.style));
+            }
+            Ok(exit::OK)
+        }
+        FaultCommand::Clear { which } => {
+            let faults = Faults::load(dir)?;
+            if which != "all" && !faults.active.iter().any(|f| f.id == which) {
+                let ids: Vec<&str> = faults.active.iter().map(|f| f.id.as_str()).collect();
+                return Err(Usage::lab(if ids.is_empty() {
+                    format!("no fault {which}: none is in effect (`lab fault list`)")
+                } else {
+                    format!(
+                        "no fault {which}: in effect are {}, or say `all`",
+                        ids.join(", ")
+                    )
+                }));
+            }
+            let engine = engine_of(state.as_ref()).await;
+            let gone = faults::clear(dir, engine.as_ref(), "cleared", |f| {
+                which == "all" || f.id == which
+            })
+            .await?;
+            if gone.is_empty() {
+                render::line("no fault in effect");
+            }
+            for f in gone {
+                render::line(format!("{}  {} {}: ended", f.id, f.kind, f.instance));
+            }
+            Ok(exit::OK)
+        }
+        FaultCommand::Kill(t) => inject(env, state, &t.target, Action::Kill).await,
+        FaultCommand::Pause { target, lasting } => {
+            inject(env, state, &target.target, Action::Pause { lasting }).await
+        }
+        FaultCommand::Restart(t) => inject(env, state, &t.target, Action::Restart).await,
+    }
+}
+
+/// The docker runtime's engine, when the lab runs on it and it answers.
+async fn engine_of(state: Option<&State>) -> Option<Engine> {
+    state?.docker.as_ref()?;
+    Engine::connect().await.ok()
+}
+
+/// The instances `target` names: `SERVICE#N` one, `SERVICE` all of it.
+fn resolve<'s>(state: &'s State, target: &str) -> anyhow::Result<Vec<&'s InstanceRecord>> {
+    let (service, index) = match target.split_once('#') {
+        Some((s, n)) => {
+            let n: usize = n.parse().map_err(|_| {
+                Usage::lab(format!(
+                    "{target}: an instance is SERVICE#N with N a number, as `lab status` shows"
+                ))
+            })?;
+            (s, Some(n))
+        }
+        None => (target, None),
+    };
+    let of: Vec<&InstanceRecord> = state
+        .instances
+        .iter()
+        .filter(|r| r.service == service)
+        .collect();
+    if of.is_empty() {
+        let mut names: Vec<&str> = state.order.iter().map(String::as_str).collect();
+        names.dedup();
+        let hint = match did_you_mean(service, names.iter().copied()) {
+            Some(m) => format!(" (did you mean {m}?)"),
+            None => String::new(),
+        };
+        return Err(Usage::lab(format!(
+            "the lab has no service {service}{hint}; it has {}",
+            names.join(", ")
+        )));
+    }
+    match index {
+        None => Ok(of),
+        Some(n) => match of.iter().find(|r| r.instance == n) {
+            Some(r) => Ok(vec![r]),
+            None => Err(Usage::lab(format!(
+                "{service} has no instance #{n}; it has {}",
+                of.iter().map(|r| r.id()).collect::<Vec<_>>().join(", ")
+            ))),
+        },
+    }
+}
+
+async fn inject(
+    env: &Env,
+    state: Option<State>,
+    target: &str,
+    action: Action,
+) -> anyhow::Result<u8> {
+    let dir = &env.state_dir;
+    let Some(state) = state else {
+        return Err(Usage::lab(format!(
+            "no lab is running here (nothing recorded under {}): start one with `lab up --detach`",
+            dir.display()
+        )));
+    };
+    if !state.supervisor_alive() {
+        return Err(Usage::lab(format!(
+            "the lab's supervisor (pid {}) is gone, so nothing would restart or resume what a fault stops: `lab down`, then `lab up --detach`",
+            state.supervisor.pid
+        )));
+    }
+    let hits = resolve(&state, target)?;
+    let engine = engine_of(Some(&state)).await;
+    if state.docker.is_some() && engine.is_none() {
+        anyhow::bail!("the lab runs on docker and the engine does not answer");
+    }
+    let hub_logs = running_config(dir).map(|c| connect(&c, c.logs_port));
+    let mut failed = 0;
+    for r in hits {
+        let before = r.process.map(|p| p.pid);
+        let restarts = r.restarts;
+        match faults::inject(dir, engine.as_ref(), r, action, hub_logs.clone()).await {
+            Ok(done) => {
+                let line = match (&done.fault, action) {
+                    (Some(f), Action::Pause { lasting }) => format!(
+                        "{}  pause {} ({}){}; `lab fault clear {}` ends it",
+                        f.id,
+                        r.id(),
+                        done.how,
+                        lasting.map_or(String::new(), |d| format!(
+                            " for {}",
+                            humantime::format_duration(d)
+                        )),
+                        f.id
+                    ),
+                    _ if action == Action::Kill => format!(
+                        "kill {} ({}): the supervisor restarts it as after a crash",
+                        r.id(),
+                        done.how
+                    ),
+                    _ => format!("restart {} ({})", r.id(), done.how),
+                };
+                render::line(line);
+                if action == Action::Restart {
+                    match back_healthy(dir, &r.id(), before, restarts).await {
+                        Some((pid, took)) => render::line(format!(
+                            "  {} is back: pid {}, healthy {:.1} s after the stop",
+                            r.id(),
+                            pid.map_or("-".into(), |p| p.to_string()),
+                            took.as_secs_f64()
+                        )),
+                        None => {
+                            failed += 1;
+                            render::line(format!(
+                                "  {} is not healthy again after 30 s: `lab status`, `lab logs {}`",
+                                r.id(),
+                                r.id()
+                            ));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                render::line(format!("lab: {e}"));
+            }
+        }
+    }
+    Ok(if failed > 0 { exit::FAILED } else { exit::OK })
+}
+
+/// Poll the lab's state until `instance` runs again (a restart counted since `restarts`) and
+/// is healthy; its pid and how long that took, or `None` after 30 s.
+async fn back_healthy(
+    dir: &std::path::Path,
+    instance: &str,
+    before: Option<u32>,
+    restarts: u32,
+) -> Option<(Option<u32>, Duration)> {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(30) {
+        if let Ok(Some(s)) = State::load(dir)
+            && let Some(r) = s.instances.iter().find(|r| r.id() == instance)
+            && r.restarts > restarts
+            && r.health == Health::Healthy
+        {
+            let pid = r.process.map(|p| p.pid);
+            if pid != before || r.container.is_some() {
+                return Some((pid, t0.elapsed()));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
