@@ -103,6 +103,10 @@ pub struct UpArgs {
     /// What runs the instances; overrides lab.toml's `runtime` (default: process).
     #[arg(long, value_enum)]
     pub runtime: Option<crate::config::model::RuntimeKind>,
+    /// Put a fault edge on every address a consumer is given, as `[faults] edges = true`
+    /// does, so `lab fault latency|status|…` can hit what passes (process runtime).
+    #[arg(long)]
+    pub faults: bool,
     /// Internal: run as the detached supervisor (used by --detach).
     #[arg(long, hide = true)]
     pub supervise: bool,
@@ -125,6 +129,65 @@ pub enum FaultCommand {
     /// Stop an instance gracefully (SIGTERM; `docker stop`) and start it again at once,
     /// whatever its restart policy; waits until it is healthy again.
     Restart(FaultTarget),
+    /// Edges: every piece of data waits DELAY (± --jitter) before it is passed on.
+    Latency {
+        #[command(flatten)]
+        target: FaultTarget,
+        #[arg(value_parser = parse_fault_duration)]
+        delay: Duration,
+        /// Each delay varies by up to this much either way.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        jitter: Option<Duration>,
+        #[command(flatten)]
+        edge: EdgeOptions,
+    },
+    /// Edges: at most KB_PER_S kilobytes (1000 bytes) a second pass.
+    Bandwidth {
+        #[command(flatten)]
+        target: FaultTarget,
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        kb_per_s: u64,
+        #[command(flatten)]
+        edge: EdgeOptions,
+    },
+    /// Edges: hold the data, pass nothing on, so the peer waits until it gives up (the
+    /// connection is closed when the fault ends).
+    Timeout(EdgeFaultArgs),
+    /// Edges: reset connections (RST) at their next exchange.
+    Reset(EdgeFaultArgs),
+    /// Edges: pass the end of each stream on DELAY late.
+    SlowClose(DelayFaultArgs),
+    /// Edges: close a connection once BYTES passed in an exchange.
+    LimitData {
+        #[command(flatten)]
+        target: FaultTarget,
+        bytes: u64,
+        #[command(flatten)]
+        edge: EdgeOptions,
+    },
+    /// Edges, HTTP: answer CODE (e.g. 503) instead of the server, for a share of requests.
+    Status {
+        #[command(flatten)]
+        target: FaultTarget,
+        #[arg(value_parser = clap::value_parser!(u16).range(100..=599))]
+        code: u16,
+        #[command(flatten)]
+        edge: EdgeOptions,
+    },
+    /// Edges, HTTP: answer the first N requests after now with --status (503).
+    FailFirst {
+        #[command(flatten)]
+        target: FaultTarget,
+        n: u64,
+        #[arg(long, default_value_t = 503, value_parser = clap::value_parser!(u16).range(100..=599))]
+        status: u16,
+        #[command(flatten)]
+        edge: EdgeOptions,
+    },
+    /// Edges, HTTP: the response's first byte waits DELAY.
+    SlowFirstByte(DelayFaultArgs),
+    /// Edges, HTTP: pass the response's head on, then close the connection.
+    AbortAfterHeaders(EdgeFaultArgs),
     /// The faults in effect: what, on what, since when, until when.
     List {
         /// One JSON document instead of a table.
@@ -143,6 +206,58 @@ pub struct FaultTarget {
     /// `SERVICE#N` (one instance, as `lab status` names it) or `SERVICE` (every instance of it).
     #[arg(value_name = "SERVICE[#N]")]
     pub target: String,
+}
+
+/// An edge fault with no amount.
+#[derive(Debug, Args)]
+pub struct EdgeFaultArgs {
+    #[command(flatten)]
+    pub target: FaultTarget,
+    #[command(flatten)]
+    pub edge: EdgeOptions,
+}
+
+/// An edge fault that delays by DELAY.
+#[derive(Debug, Args)]
+pub struct DelayFaultArgs {
+    #[command(flatten)]
+    pub target: FaultTarget,
+    #[arg(value_parser = parse_fault_duration)]
+    pub delay: Duration,
+    #[command(flatten)]
+    pub edge: EdgeOptions,
+}
+
+/// What every edge fault takes (the lab needs `[faults] edges = true` or `lab up --faults`).
+#[derive(Debug, Clone, Args)]
+pub struct EdgeOptions {
+    /// The share of exchanges it hits (requests on an HTTP edge), 0 to 1; seeded by
+    /// `[faults] seed`, so the same requests are hit on every run.
+    #[arg(short = 'p', long, default_value_t = 1.0, value_parser = parse_probability)]
+    pub probability: f64,
+    /// Which way the data it hits flows: latency, bandwidth, timeout, slow-close and
+    /// limit-data only. Default: downstream (the responses).
+    #[arg(long, value_enum)]
+    pub direction: Option<FaultDirection>,
+    /// End it by itself after this long (`500ms`, `5s`, `1m`).
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_fault_duration)]
+    pub lasting: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FaultDirection {
+    /// From the consumer to the server (requests).
+    Upstream,
+    /// From the server back to the consumer (responses).
+    Downstream,
+}
+
+fn parse_probability(text: &str) -> Result<f64, String> {
+    match text.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if text.ends_with('%') && (0.0..=100.0).contains(&p) => Ok(p / 100.0),
+        Ok(p) if !text.ends_with('%') && (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err("a probability is between 0 and 1 (0.2) or a percentage (20%)".into()),
+    }
 }
 
 /// A fault's duration, with the hint clap alone would not give.
@@ -397,7 +512,8 @@ pub struct ServeArgs {
     /// Which service. Settings come from the environment: HOST, PORT, TARGET, LAB_ENV/NODE_ENV.
     #[arg(value_enum)]
     pub service: ServeWhich,
-    /// The proxy's config (JSON, as `lab up` writes it to .lab/proxy/proxy.json); `proxy` only.
+    /// The proxy's config (JSON, as `lab up` writes it to .lab/proxy/proxy.json); `proxy`,
+    /// `hub` and `edges` only.
     #[arg(long, value_name = "FILE", required_if_eq("service", "proxy"))]
     pub config: Option<PathBuf>,
 }
@@ -410,6 +526,8 @@ pub enum ServeWhich {
     Proxy,
     /// The observability hub (`[hub]`).
     Hub,
+    /// The fault edges (`[faults] edges = true`, `lab up --faults`).
+    Edges,
     /// The book's low-connections.js: every answer after LAB_HOLD_MS (10 s); the back-pressure
     /// experiment's slow server.
     SlowServer,

@@ -7,8 +7,11 @@ use lab_supervisor::faults::{self, Action, Faults};
 use lab_supervisor::runtime::docker::Engine;
 use lab_supervisor::state::{Health, InstanceRecord, State};
 
-use crate::cli::FaultCommand;
+use lab_edges::{Direction, EdgeFault, EdgeKind};
+
+use crate::cli::{EdgeOptions, FaultCommand, FaultDirection};
 use crate::config::diagnostic::did_you_mean;
+use crate::config::model::EDGES_SERVICE;
 use crate::error::{Usage, exit};
 use crate::render;
 
@@ -51,6 +54,19 @@ pub async fn run(env: &Env, cmd: FaultCommand) -> anyhow::Result<u8> {
             if gone.is_empty() {
                 render::line("no fault in effect");
             }
+            if let Some(edges) = lab_edges_config(dir)
+                && gone.iter().any(|f| f.edge.is_some())
+            {
+                let ended: Vec<&str> = gone.iter().map(|f| f.id.as_str()).collect();
+                if !edges_agree(&edges.control, |ids| {
+                    !ids.iter().any(|i| ended.contains(&i.as_str()))
+                }) {
+                    render::line(format!(
+                        "{} the edges did not confirm the end within 2 s: `lab status`, `lab logs edges`",
+                        env.style.yellow(render::WARN)
+                    ));
+                }
+            }
             for f in gone {
                 render::line(format!("{}  {} {}: ended", f.id, f.kind, f.instance));
             }
@@ -61,7 +77,198 @@ pub async fn run(env: &Env, cmd: FaultCommand) -> anyhow::Result<u8> {
             inject(env, state, &target.target, Action::Pause { lasting }).await
         }
         FaultCommand::Restart(t) => inject(env, state, &t.target, Action::Restart).await,
+        other => {
+            let (target, kind, opts) = edge_fault(other);
+            inject_edge(env, state, &target, kind, &opts)
+        }
     }
+}
+
+/// An edge fault's command as (target, kind, options).
+fn edge_fault(cmd: FaultCommand) -> (String, EdgeKind, EdgeOptions) {
+    let ms = |d: Duration| d.as_millis() as u64;
+    let (t, kind, o) = match cmd {
+        FaultCommand::Latency {
+            target,
+            delay,
+            jitter,
+            edge,
+        } => (
+            target,
+            EdgeKind::Latency {
+                ms: ms(delay),
+                jitter_ms: jitter.map_or(0, ms),
+            },
+            edge,
+        ),
+        FaultCommand::Bandwidth {
+            target,
+            kb_per_s,
+            edge,
+        } => (target, EdgeKind::Bandwidth { kb_per_s }, edge),
+        FaultCommand::Timeout(a) => (a.target, EdgeKind::Timeout, a.edge),
+        FaultCommand::Reset(a) => (a.target, EdgeKind::Reset, a.edge),
+        FaultCommand::SlowClose(a) => (a.target, EdgeKind::SlowClose { ms: ms(a.delay) }, a.edge),
+        FaultCommand::LimitData {
+            target,
+            bytes,
+            edge,
+        } => (target, EdgeKind::LimitData { bytes }, edge),
+        FaultCommand::Status { target, code, edge } => (target, EdgeKind::Status { code }, edge),
+        FaultCommand::FailFirst {
+            target,
+            n,
+            status,
+            edge,
+        } => (target, EdgeKind::FailFirst { n, code: status }, edge),
+        FaultCommand::SlowFirstByte(a) => (
+            a.target,
+            EdgeKind::SlowFirstByte { ms: ms(a.delay) },
+            a.edge,
+        ),
+        FaultCommand::AbortAfterHeaders(a) => (a.target, EdgeKind::AbortAfterHeaders, a.edge),
+        FaultCommand::Kill(_)
+        | FaultCommand::Pause { .. }
+        | FaultCommand::Restart(_)
+        | FaultCommand::List { .. }
+        | FaultCommand::Clear { .. } => unreachable!("not an edge fault"),
+    };
+    (t.target, kind, o)
+}
+
+/// Record an edge fault on `target` for the edges process to apply.
+fn inject_edge(
+    env: &Env,
+    state: Option<State>,
+    target: &str,
+    kind: EdgeKind,
+    opts: &EdgeOptions,
+) -> anyhow::Result<u8> {
+    let dir = &env.state_dir;
+    let state = running_lab(dir, state)?;
+    let has_edges = state.instances.iter().any(|r| r.service == EDGES_SERVICE);
+    let edges = lab_edges_config(dir).filter(|_| has_edges).ok_or_else(|| {
+        Usage::lab(
+            "this lab has no fault edges, so nothing can slow or fail what passes between its services: \
+             set `[faults] edges = true` in lab.toml (or run `lab up --faults`), then `lab down` and `lab up` again",
+        )
+    })?;
+    let hits = resolve(&state, target)?;
+    let on: Vec<&lab_edges::EdgeSpec> = edges
+        .edges
+        .iter()
+        .filter(|e| hits.iter().any(|r| r.id() == e.name))
+        .collect();
+    if on.is_empty() {
+        let consumed: Vec<&str> = {
+            let mut v: Vec<&str> = edges.edges.iter().map(|e| e.service.as_str()).collect();
+            v.dedup();
+            v
+        };
+        return Err(Usage::lab(format!(
+            "nothing reaches {target} through an edge (no service's TARGET or frontend names it); edges are on {}",
+            consumed.join(", ")
+        )));
+    }
+    if kind.is_http()
+        && let Some(e) = on.iter().find(|e| !e.http)
+    {
+        return Err(Usage::lab(format!(
+            "{} does not speak plain HTTP/1.1, so `{}` cannot hit its requests; latency, bandwidth, timeout, reset, slow-close and limit-data work on any edge",
+            e.service,
+            kind.name()
+        )));
+    }
+    if opts.direction.is_some() && !kind.has_direction() {
+        return Err(Usage::lab(format!(
+            "`{}` has no direction: --direction is for latency, bandwidth, timeout, slow-close and limit-data",
+            kind.name()
+        )));
+    }
+    let fault = EdgeFault {
+        kind,
+        direction: match opts.direction {
+            Some(FaultDirection::Upstream) => Direction::Upstream,
+            Some(FaultDirection::Downstream) | None => Direction::Downstream,
+        },
+        probability: opts.probability,
+    };
+    let hub_logs = running_config(dir).map(|c| connect(&c, c.logs_port));
+    let target = target.to_owned();
+    let f = Faults::add_edge(dir, &target, fault.clone(), opts.lasting, hub_logs)?;
+    if !edges_agree(&edges.control, |ids| ids.contains(&f.id)) {
+        render::line(format!(
+            "{} the edges did not confirm {} within 2 s: `lab status`, `lab logs edges`",
+            env.style.yellow(render::WARN),
+            f.id
+        ));
+    }
+    render::line(format!(
+        "{}  {} on {} ({} edge{}){}; `lab fault clear {}` ends it",
+        f.id,
+        fault.describe(),
+        target,
+        on.len(),
+        if on.len() == 1 { "" } else { "s" },
+        opts.lasting.map_or(String::new(), |d| format!(
+            " for {}",
+            humantime::format_duration(d)
+        )),
+        f.id
+    ));
+    Ok(exit::OK)
+}
+
+/// Poll the edges' control listener until the ids of the faults they apply satisfy `ok`
+/// (they re-read the faults file every 100 ms), for up to 2 s.
+fn edges_agree(control: &str, ok: impl Fn(&[String]) -> bool) -> bool {
+    let ask = || -> Option<Vec<String>> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(control).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        s.write_all(b"GET /faults HTTP/1.1\r\nhost: edges\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let body = &text[text.find("\r\n\r\n")? + 4..];
+        let list: Vec<serde_json::Value> = serde_json::from_str(body).ok()?;
+        Some(
+            list.iter()
+                .filter_map(|f| f["id"].as_str().map(str::to_owned))
+                .collect(),
+        )
+    };
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) {
+        if ask().is_some_and(|ids| ok(&ids)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// The fault edges of the lab under `dir`, if it has them.
+fn lab_edges_config(dir: &std::path::Path) -> Option<lab_edges::EdgesConfig> {
+    let bytes = std::fs::read(dir.join("edges").join("edges.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The state of a lab whose supervisor runs (faults need it to end them).
+fn running_lab(dir: &std::path::Path, state: Option<State>) -> anyhow::Result<State> {
+    let Some(state) = state else {
+        return Err(Usage::lab(format!(
+            "no lab is running here (nothing recorded under {}): start one with `lab up --detach`",
+            dir.display()
+        )));
+    };
+    if !state.supervisor_alive() {
+        return Err(Usage::lab(format!(
+            "the lab's supervisor (pid {}) is gone, so nothing would restart or resume what a fault stops: `lab down`, then `lab up --detach`",
+            state.supervisor.pid
+        )));
+    }
+    Ok(state)
 }
 
 /// The docker runtime's engine, when the lab runs on it and it answers.
@@ -119,18 +326,7 @@ async fn inject(
     action: Action,
 ) -> anyhow::Result<u8> {
     let dir = &env.state_dir;
-    let Some(state) = state else {
-        return Err(Usage::lab(format!(
-            "no lab is running here (nothing recorded under {}): start one with `lab up --detach`",
-            dir.display()
-        )));
-    };
-    if !state.supervisor_alive() {
-        return Err(Usage::lab(format!(
-            "the lab's supervisor (pid {}) is gone, so nothing would restart or resume what a fault stops: `lab down`, then `lab up --detach`",
-            state.supervisor.pid
-        )));
-    }
+    let state = running_lab(dir, state)?;
     let hits = resolve(&state, target)?;
     let engine = engine_of(Some(&state)).await;
     if state.docker.is_some() && engine.is_none() {

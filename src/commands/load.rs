@@ -191,6 +191,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
     );
 
     let live = Arc::new(Live::default());
+    let started_ms = lab_supervisor::faults::now_ms();
     let progress = std::io::stderr().is_terminal() && !args.json;
     let outcome = std::thread::scope(|scope| {
         let worker = scope.spawn(|| lab_loadgen::run::run(&plan, live.clone()));
@@ -223,6 +224,7 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
         worker.join().expect("load thread")
     })?;
     let report = Report::new(&plan, &outcome);
+    let faults = faults_during(env, started_ms);
     if let Some(path) = &args.histogram {
         let title = format!(
             "lab load {} · {} answered · {:.0} req/s",
@@ -238,14 +240,24 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
     }
     let verdicts: Vec<_> = bounds.iter().map(|b| b.check(&report)).collect();
     let kept = (!args.no_record)
-        .then(|| record(env, &plan, &report, &verdicts, &outcome))
+        .then(|| record(env, &plan, &report, (&verdicts, &faults), &outcome))
         .flatten();
     if args.json {
         let mut v = serde_json::to_value(&report)?;
         v["sla"] = serde_json::to_value(&verdicts)?;
+        v["faults"] = serde_json::to_value(&faults)?;
         render::line(serde_json::to_string_pretty(&v)?);
     } else {
         render::line(tables(&report, &env.style));
+        if !faults.is_empty() {
+            render::line(format!(
+                "{} faults were in effect during this run, so its figures include them:",
+                env.style.yellow(render::WARN)
+            ));
+            for f in &faults {
+                render::line(format!("  {}", f.line()));
+            }
+        }
         for v in &verdicts {
             let mark = if v.ok {
                 env.style.green(OK)
@@ -263,6 +275,76 @@ pub fn run(env: &Env, mut args: LoadArgs) -> anyhow::Result<u8> {
     } else {
         exit::FAILED
     })
+}
+
+/// A fault that overlapped a run, as `lab load` reports it (times from the run's start).
+#[derive(Debug, serde::Serialize)]
+struct DuringRun {
+    id: String,
+    kind: String,
+    target: String,
+    what: String,
+    /// Seconds after the run began (negative: already in effect).
+    from_s: f64,
+    /// When it ended, if it did before the run's end.
+    until_s: Option<f64>,
+}
+
+impl DuringRun {
+    fn line(&self) -> String {
+        let at = |s: f64| {
+            if s <= 0.0 {
+                "the start".to_owned()
+            } else {
+                format!("+{s:.1}s")
+            }
+        };
+        match self.until_s {
+            Some(u) if (u - self.from_s).abs() < 0.05 => {
+                format!(
+                    "{} {} {} at {}",
+                    self.id,
+                    self.what,
+                    self.target,
+                    at(self.from_s)
+                )
+            }
+            Some(u) => format!(
+                "{} {} on {} from {} to +{u:.1}s",
+                self.id,
+                self.what,
+                self.target,
+                at(self.from_s)
+            ),
+            None => format!(
+                "{} {} on {} from {} on",
+                self.id,
+                self.what,
+                self.target,
+                at(self.from_s)
+            ),
+        }
+    }
+}
+
+/// The faults of the lab here in effect at some time since `started_ms`.
+fn faults_during(env: &Env, started_ms: i64) -> Vec<DuringRun> {
+    let Ok(f) = lab_supervisor::faults::Faults::load(&env.state_dir) else {
+        return Vec::new();
+    };
+    let now = lab_supervisor::faults::now_ms();
+    let rel = |ms: i64| (ms - started_ms) as f64 / 1000.0;
+    f.overlapping(started_ms, now)
+        .into_iter()
+        .map(|x| DuringRun {
+            what: x.describe(),
+            from_s: rel(x.since_ms),
+            until_s: x.ended_ms.or(x.until_ms.filter(|u| *u <= now)).map(rel),
+            id: x.id,
+            kind: x.kind,
+            target: x.instance,
+        })
+        .collect()
 }
 
 /// A URL as given, or `SERVICE[/path]` of the running lab (its first instance).
@@ -290,13 +372,14 @@ fn record(
     env: &Env,
     plan: &Plan,
     report: &Report,
-    verdicts: &[lab_loadgen::sla::Verdict],
+    (verdicts, faults): (&[lab_loadgen::sla::Verdict], &[DuringRun]),
     outcome: &lab_loadgen::run::Outcome,
 ) -> Option<String> {
     let hub = lab_hub_for(env, &plan.target)?;
     let doc = serde_json::json!({
         "report": report,
         "sla": verdicts,
+        "faults": faults,
         "per_second": outcome.measured.per_second,
         "percentiles": lab_loadgen::svg::percentile_points(&outcome.measured.latency_us, 100)
             .into_iter()

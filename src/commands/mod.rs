@@ -39,6 +39,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             (ServeWhich::Hub, None) => Err(crate::error::Usage::lab(
                 "`lab serve hub` needs --config FILE (or the config as JSON); `lab hub` runs one from lab.toml",
             )),
+            (ServeWhich::Edges, Some(config)) => {
+                init_tracing();
+                lab_edges::main(config).map_err(anyhow::Error::from)
+            }
+            (ServeWhich::Edges, None) => Err(crate::error::Usage::lab(
+                "`lab serve edges` needs --config FILE (as `lab up` writes it to .lab/edges/edges.json)",
+            )),
             (ServeWhich::SlowServer, _) => crate::slow::main(),
         }
         .map(|()| exit::OK);

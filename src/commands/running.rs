@@ -180,11 +180,7 @@ pub fn faults_table(faults: &[lab_supervisor::faults::Fault], style: &Style) -> 
     let secs = |ms: i64| format!("{:.1}s", ms.max(0) as f64 / 1000.0);
     let mut t = Table::new(&["FAULT", "KIND", "TARGET", "HOW", "FOR", "ENDS"]);
     for f in faults {
-        let how = match (&f.container, f.process) {
-            (Some(id), _) => format!("docker pause {}", &id[..id.len().min(12)]),
-            (None, Some(p)) => format!("SIGSTOP to group {}", p.pid),
-            (None, None) => "-".into(),
-        };
+        let how = f.describe();
         t.row(vec![
             f.id.clone(),
             f.kind.clone(),

@@ -49,6 +49,8 @@ pub fn run(env: &Env, args: UpArgs) -> anyhow::Result<u8> {
             false,
         ))?;
     }
+    let mut cfg = cfg;
+    cfg.faults.edges |= args.faults;
     let lowered = lower_for(env, &cfg, &args)?;
     if args.detach && !args.supervise {
         return rt.block_on(detach(env, &args));
@@ -373,6 +375,7 @@ async fn detach(env: &Env, args: &UpArgs) -> anyhow::Result<u8> {
                 .into_iter()
                 .flatten(),
         )
+        .args(args.faults.then_some("--faults"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::from(log));

@@ -93,7 +93,7 @@ fn type_errors(source: &str, first: &toml::de::Error) -> Vec<Diagnostic> {
         }
     }
     let mut out = Vec::new();
-    const TOP: [&str; 8] = [
+    const TOP: [&str; 9] = [
         "name",
         "environment",
         "runtime",
@@ -102,6 +102,7 @@ fn type_errors(source: &str, first: &toml::de::Error) -> Vec<Diagnostic> {
         "hub",
         "alerts",
         "load",
+        "faults",
     ];
     for (key, value) in doc.into_inner() {
         match key.get_ref().as_ref() {
@@ -112,6 +113,7 @@ fn type_errors(source: &str, first: &toml::de::Error) -> Vec<Diagnostic> {
             "hub" => check::<raw::RawHub>(value, &mut out),
             "alerts" => each::<raw::RawAlert>(value, &mut out),
             "load" => each::<raw::RawLoad>(value, &mut out),
+            "faults" => check::<raw::RawFaults>(value, &mut out),
             other => {
                 let mut d = Diagnostic::new(key.span(), format!("unknown field `{other}`"));
                 let list = TOP.map(|k| format!("`{k}`")).join(", ");

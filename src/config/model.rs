@@ -34,7 +34,20 @@ pub struct LabConfig {
     pub hub: Option<Hub>,
     /// What runs the instances (`runtime`, or `lab up --runtime`).
     pub runtime: super::raw::RuntimeKind,
+    /// `[faults]`.
+    pub faults: Faults,
 }
+
+/// The validated `[faults]`.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Fault edges on every consumer's addresses (`edges = true`, `lab up --faults`).
+    pub edges: bool,
+    pub seed: u64,
+}
+
+/// The name of the process that relays the fault edges.
+pub const EDGES_SERVICE: &str = "edges";
 
 /// The validated `[hub]`: the hub's settings (ports as configured; lowering picks free ones
 /// for 0 and fills in the data dir) and where services send what.

@@ -42,6 +42,23 @@ pub struct RawLab {
     #[serde(default)]
     #[schemars(with = "IndexMap<String, RawLoad>")]
     pub load: IndexMap<Spanned<String>, RawLoad>,
+    /// Faults on purpose (`lab fault`, chapters 3 and 4).
+    pub faults: Option<RawFaults>,
+}
+
+/// `[faults]`: how `lab fault` may break the lab.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFaults {
+    /// Put a fault edge on every address a consumer is given (a service's `TARGET`, the
+    /// proxy's servers), so `lab fault latency|status|reset|…` can slow, fail or cut what passes
+    /// (`lab up --faults` does the same for one run). Process runtime only. Default: `false`.
+    #[schemars(with = "Option<bool>")]
+    pub edges: Option<Spanned<bool>>,
+    /// Seeds the draw of faults with a probability, so they hit the same requests on every
+    /// run. Default: 0.
+    #[schemars(with = "Option<u64>")]
+    pub seed: Option<Spanned<u64>>,
 }
 
 /// A `lab load` preset.

@@ -269,3 +269,217 @@ fn bad_fault_input_is_refused_with_a_hint() {
     assert_eq!(lab.run(&["fault", "list", "--json"]).stdout.trim(), "[]");
     assert_eq!(lab.run(&["down"]).code, 0);
 }
+
+/// recipe-api behind web-api, with fault edges: web-api's TARGET is recipe-api's edge.
+const EDGE_LAB: &str = r#"
+[services.recipe-api]
+builtin = "recipe-api"
+
+[services.web-api]
+builtin = "web-api"
+env = { TARGET = "recipe-api" }
+
+[faults]
+edges = true
+seed = 7
+"#;
+
+/// `lab load ADDR -a N -c C --json` run against web-api.
+fn load(lab: &LabDir, target: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["load", target, "--json", "--no-record"];
+    all.extend_from_slice(args);
+    let r = lab.run(&all);
+    assert!(r.code == 0 || r.code == 1, "{r}");
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r}"))
+}
+
+#[test]
+fn edge_latency_adds_its_amount_to_p50_and_clear_takes_it_away() {
+    let lab = LabDir::new(BIN, EDGE_LAB);
+    let inst = up_detached(&lab, 3);
+    let web = format!("http://{}/", addr_of(&inst, "web-api"));
+    let p50 = |v: &serde_json::Value| v["latency"]["p50"].as_f64().unwrap();
+    let base = p50(&load(&lab, &web, &["-d", "2s", "-c", "2"]));
+    let r = lab.run(&["fault", "latency", "recipe-api", "100ms"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout
+            .contains("f1  latency:100ms downstream on recipe-api (1 edge)"),
+        "{r}"
+    );
+    let slow = load(&lab, &web, &["-d", "2s", "-c", "2"]);
+    assert_eq!(slow["non2xx"], 0, "{slow:#}");
+    let added = p50(&slow) - base;
+    assert!(
+        (90.0..=110.0).contains(&added),
+        "p50 {base} → {} ms",
+        p50(&slow)
+    );
+    let list = lab.run(&["fault", "list"]);
+    assert!(list.stdout.contains("latency:100ms downstream"), "{list}");
+    assert_eq!(lab.run(&["fault", "clear"]).code, 0);
+    let after = p50(&load(&lab, &web, &["-d", "1s", "-c", "2"]));
+    assert!(
+        after < base + 20.0,
+        "p50 back after clear: {base} → {after} ms"
+    );
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
+
+#[test]
+fn a_seeded_status_fault_fails_the_same_requests_every_time_and_about_its_share() {
+    let lab = LabDir::new(BIN, EDGE_LAB);
+    let inst = up_detached(&lab, 3);
+    let web = addr_of(&inst, "web-api");
+    let run = || {
+        let r = lab.run(&["fault", "status", "recipe-api", "503", "-p", "20%"]);
+        assert_eq!(r.code, 0, "{r}");
+        let failed: Vec<bool> = (0..300)
+            .map(|_| http_get(&web, "/").unwrap().0 != 200)
+            .collect();
+        assert_eq!(lab.run(&["fault", "clear"]).code, 0);
+        failed
+    };
+    let first = run();
+    assert_eq!(first, run(), "seed 7: the same requests fail again");
+    let n = first.iter().filter(|f| **f).count();
+    // Binomial(300, 0.2): mean 60, sd 6.9; ±5 sd.
+    assert!((26..=94).contains(&n), "{n} of 300 failed");
+    // Through lab load too: about a fifth are not 2xx.
+    let r = lab.run(&["fault", "status", "recipe-api", "503", "-p", "0.2"]);
+    assert_eq!(r.code, 0, "{r}");
+    let v = load(&lab, &format!("http://{web}/"), &["-a", "1000", "-c", "4"]);
+    let non2xx = v["non2xx"].as_u64().unwrap();
+    assert!((126..=274).contains(&non2xx), "{non2xx} of 1000: {v:#}");
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
+
+#[test]
+fn edge_reset_and_timeout_fail_the_consumer_as_they_name() {
+    let lab = LabDir::new(BIN, EDGE_LAB);
+    let inst = up_detached(&lab, 3);
+    let web = addr_of(&inst, "web-api");
+    let r = lab.run(&["fault", "reset", "recipe-api"]);
+    assert_eq!(r.code, 0, "{r}");
+    let (code, body) = http_get(&web, "/").unwrap();
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("reset"), "{body}");
+    assert_eq!(lab.run(&["fault", "clear"]).code, 0);
+    assert_eq!(http_get(&web, "/").unwrap().0, 200);
+    let r = lab.run(&["fault", "timeout", "recipe-api", "--for", "1s"]);
+    assert_eq!(r.code, 0, "{r}");
+    let t0 = Instant::now();
+    let (code, _) = http_get(&web, "/").unwrap();
+    assert_ne!(code, 200);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        t0.elapsed()
+    );
+    poll(DEADLINE, EVERY, || {
+        (http_get(&web, "/").ok()?.0 == 200).then_some(())
+    })
+    .expect("the chain answers again once the timeout ended");
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
+
+#[test]
+fn edge_faults_say_what_they_need() {
+    // A lab without edges: the hint names the setting.
+    let lab = LabDir::new(BIN, FAULT_LAB);
+    up(&lab);
+    let r = lab.run(&["fault", "latency", "recipe-api", "100ms"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr.contains("[faults] edges = true") && r.stderr.contains("lab up --faults"),
+        "{r}"
+    );
+    assert_eq!(lab.run(&["down"]).code, 0);
+
+    let lab = LabDir::new(BIN, EDGE_LAB);
+    up_detached(&lab, 3);
+    for (args, want) in [
+        (
+            &["fault", "latency", "web-api", "1s"][..],
+            "nothing reaches web-api through an edge",
+        ),
+        (
+            &["fault", "reset", "recipe-api", "--direction", "upstream"][..],
+            "has no direction",
+        ),
+        (
+            &["fault", "status", "recipe-api", "503", "-p", "1.5"][..],
+            "between 0 and 1",
+        ),
+        (&["fault", "status", "recipe-api", "42"][..], "100..=599"),
+        (&["fault", "latency", "recipe-api", "soon"][..], "500ms"),
+    ] {
+        let r = lab.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {r}");
+        assert!(r.stderr.contains(want), "{args:?} wants {want:?}: {r}");
+    }
+    assert_eq!(lab.run(&["fault", "list", "--json"]).stdout.trim(), "[]");
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
+
+#[test]
+fn a_fault_on_a_traced_request_is_a_tagged_span_and_lab_load_names_it() {
+    let lab = LabDir::new(BIN, &format!("{EDGE_LAB}\n[hub]\n"));
+    let inst = up_detached(&lab, 4);
+    let web = addr_of(&inst, "web-api");
+    let r = lab.run(&["fault", "latency", "recipe-api", "50ms"]);
+    assert_eq!(r.code, 0, "{r}");
+    let load = lab.run(&[
+        "load",
+        &format!("http://{web}/"),
+        "-a",
+        "20",
+        "-c",
+        "1",
+        "--no-record",
+    ]);
+    assert_eq!(load.code, 0, "{load}");
+    assert!(
+        load.stdout
+            .contains("faults were in effect during this run")
+            && load
+                .stdout
+                .contains("f1 latency:50ms downstream on recipe-api from the start on"),
+        "{load}"
+    );
+    let zipkin = crate::observe::hub_zipkin(&lab);
+    let trace = poll(DEADLINE, Duration::from_millis(200), || {
+        let traces = crate::observe::json_of(&zipkin, "/api/v2/traces?serviceName=edges&limit=5")?;
+        traces.as_array()?.first().cloned()
+    })
+    .expect("a trace with the edge's span");
+    let spans = trace.as_array().unwrap();
+    let edge = spans
+        .iter()
+        .find(|s| s["localEndpoint"]["serviceName"] == "edges")
+        .unwrap();
+    assert_eq!(edge["tags"]["lab.fault"], "latency:50ms", "{edge:#}");
+    assert_eq!(edge["tags"]["lab.fault.id"], "f1");
+    assert_eq!(edge["tags"]["lab.edge"], "recipe-api#1");
+    assert!(edge["duration"].as_u64().unwrap() >= 50_000, "{edge:#}");
+    let client = spans
+        .iter()
+        .find(|s| s["localEndpoint"]["serviceName"] == "web-api" && s["kind"] == "CLIENT")
+        .unwrap_or_else(|| panic!("web-api's CLIENT span in {trace:#}"));
+    assert_eq!(
+        edge["parentId"], client["id"],
+        "a child of the call it slowed"
+    );
+    assert_eq!(lab.run(&["fault", "clear"]).code, 0);
+    let load = lab.run(&[
+        "load",
+        &format!("http://{web}/"),
+        "-a",
+        "20",
+        "-c",
+        "1",
+        "--no-record",
+    ]);
+    assert!(!load.stdout.contains("faults were in effect"), "{load}");
+    assert_eq!(lab.run(&["down"]).code, 0);
+}

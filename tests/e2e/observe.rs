@@ -25,7 +25,7 @@ fn hub_http(lab: &lab_testkit::LabDir) -> String {
     format!("127.0.0.1:{}", cfg["http_port"])
 }
 
-fn hub_zipkin(lab: &lab_testkit::LabDir) -> String {
+pub fn hub_zipkin(lab: &lab_testkit::LabDir) -> String {
     let cfg: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(lab.path().join(".lab/hub/hub.json")).unwrap(),
     )
@@ -33,7 +33,7 @@ fn hub_zipkin(lab: &lab_testkit::LabDir) -> String {
     format!("127.0.0.1:{}", cfg["zipkin_port"])
 }
 
-fn json_of(addr: &str, path: &str) -> Option<serde_json::Value> {
+pub fn json_of(addr: &str, path: &str) -> Option<serde_json::Value> {
     let (status, body) = http_get(addr, path).ok()?;
     (status == 200)
         .then(|| serde_json::from_str(&body).ok())

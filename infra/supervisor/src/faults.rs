@@ -4,7 +4,8 @@
 //! `.lab/faults.json`, so `lab fault list`, `lab status`, the supervisor (which ends a pause
 //! whose time is up) and `lab down` (which ends every pause first) see the same faults from
 //! any process. Every fault injected or cleared is also a log document in the hub
-//! (`type:fault`), when the lab has one.
+//! (`type:fault`), when the lab has one. Faults on the edges (latency, status, …) are recorded
+//! here too ([`Faults::add_edge`]); the edges process (`lab_edges`) reads and applies them.
 
 use std::fs::File;
 use std::net::UdpSocket;
@@ -35,10 +36,17 @@ pub struct Faults {
     /// The hub's log input (Logstash JSON over UDP), for the faults' log documents.
     #[serde(default)]
     pub hub_logs: Option<String>,
+    /// Faults that ended (kills and restarts end as they start), newest last, at most
+    /// [`ENDED_KEPT`]: what `lab load` asks about a run that overlapped one.
+    #[serde(default)]
+    pub ended: Vec<Fault>,
 }
 
+/// How many ended faults the file keeps.
+pub const ENDED_KEPT: usize = 200;
+
 /// One fault in effect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fault {
     /// `f1`, `f2`, …: what `lab fault clear` takes.
     pub id: String,
@@ -57,6 +65,27 @@ pub struct Fault {
     /// When it clears itself (`--for`), epoch milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_ms: Option<i64>,
+    /// A fault on the edges into `instance` (a service, or one instance of it): what the
+    /// edges process applies. `None`: a pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<lab_edges::EdgeFault>,
+    /// When it ended (ended faults only), epoch milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<i64>,
+}
+
+impl Fault {
+    /// `latency:200ms downstream`, `SIGSTOP to group 1234`, `kill`: what it does.
+    pub fn describe(&self) -> String {
+        match (&self.edge, &self.container, self.process) {
+            (Some(e), _, _) => e.describe(),
+            (None, Some(id), _) if self.kind == "pause" => {
+                format!("docker pause {}", &id[..id.len().min(12)])
+            }
+            (None, None, Some(p)) if self.kind == "pause" => format!("SIGSTOP to group {}", p.pid),
+            _ => self.kind.clone(),
+        }
+    }
 }
 
 /// A fault to inject into one instance.
@@ -124,9 +153,70 @@ impl Faults {
         Ok(out)
     }
 
+    fn keep_ended(&mut self, mut gone: Vec<Fault>, at: i64) {
+        for f in &mut gone {
+            f.ended_ms = Some(at);
+        }
+        self.ended.extend(gone);
+        let over = self.ended.len().saturating_sub(ENDED_KEPT);
+        self.ended.drain(..over);
+    }
+
+    /// The faults in effect at some time between `from_ms` and `to_ms` (epoch ms).
+    pub fn overlapping(&self, from_ms: i64, to_ms: i64) -> Vec<Fault> {
+        self.ended
+            .iter()
+            .chain(&self.active)
+            .filter(|f| f.since_ms <= to_ms && f.ended_ms.is_none_or(|e| e >= from_ms))
+            .cloned()
+            .collect()
+    }
+
     /// The pause in effect on `instance`, if any.
     pub fn pause_of(&self, instance: &str) -> Option<&Fault> {
-        self.active.iter().find(|f| f.instance == instance)
+        self.active
+            .iter()
+            .find(|f| f.instance == instance && f.edge.is_none())
+    }
+
+    /// Record an edge fault on `target` (`SERVICE` or `SERVICE#N`), lasting `lasting` or
+    /// until cleared; the edges apply it within 100 ms.
+    pub fn add_edge(
+        state_dir: &Path,
+        target: &str,
+        edge: lab_edges::EdgeFault,
+        lasting: Option<Duration>,
+        hub_logs: Option<String>,
+    ) -> std::io::Result<Fault> {
+        let fault = Faults::update(state_dir, |f| {
+            if hub_logs.is_some() {
+                f.hub_logs = hub_logs.clone();
+            }
+            f.next += 1;
+            let since_ms = now_ms();
+            let fault = Fault {
+                id: format!("f{}", f.next),
+                kind: edge.kind.name().into(),
+                instance: target.to_owned(),
+                process: None,
+                container: None,
+                since_ms,
+                until_ms: lasting.map(|d| since_ms + d.as_millis() as i64),
+                edge: Some(edge.clone()),
+                ended_ms: None,
+            };
+            f.active.push(fault.clone());
+            fault
+        })?;
+        log_fault(
+            hub_logs.as_deref(),
+            &fault.kind,
+            Some(&fault.id),
+            target,
+            "injected",
+            &edge.describe(),
+        );
+        Ok(fault)
     }
 }
 
@@ -234,13 +324,33 @@ pub async fn inject(
                     container: container.clone(),
                     since_ms,
                     until_ms: lasting.map(|d| since_ms + d.as_millis() as i64),
+                    edge: None,
+                    ended_ms: None,
                 };
                 f.active.push(fault.clone());
                 Some(fault)
             }
-            // The process a pause stopped is gone.
+            // The process a pause stopped is gone; the kill or restart itself ends at once.
             Action::Kill | Action::Restart => {
-                f.active.retain(|p| p.instance != instance);
+                let now = now_ms();
+                let (gone, kept) = std::mem::take(&mut f.active)
+                    .into_iter()
+                    .partition(|p| p.instance == instance && p.edge.is_none());
+                f.active = kept;
+                f.next += 1;
+                let mut gone: Vec<Fault> = gone;
+                gone.push(Fault {
+                    id: format!("f{}", f.next),
+                    kind: action.name().into(),
+                    instance: instance.clone(),
+                    process,
+                    container: container.clone(),
+                    since_ms: now,
+                    until_ms: None,
+                    edge: None,
+                    ended_ms: None,
+                });
+                f.keep_ended(gone, now);
                 None
             }
         }
@@ -290,8 +400,10 @@ pub async fn clear(
         return Ok(Vec::new());
     }
     let (gone, hub) = Faults::update(state_dir, |f| {
-        let (gone, kept) = std::mem::take(&mut f.active).into_iter().partition(&pick);
+        let (gone, kept): (Vec<Fault>, Vec<Fault>) =
+            std::mem::take(&mut f.active).into_iter().partition(&pick);
         f.active = kept;
+        f.keep_ended(gone.clone(), now_ms());
         (gone, f.hub_logs.clone())
     })?;
     for fault in &gone {
@@ -309,7 +421,11 @@ pub fn take_restart(state_dir: &Path, instance: &str) -> bool {
     Faults::update(state_dir, |f| {
         let asked = f.restarts.iter().any(|i| i == instance);
         f.restarts.retain(|i| i != instance);
-        f.active.retain(|p| p.instance != instance);
+        let (gone, kept) = std::mem::take(&mut f.active)
+            .into_iter()
+            .partition(|p| p.instance == instance && p.edge.is_none());
+        f.active = kept;
+        f.keep_ended(gone, now_ms());
         asked
     })
     .unwrap_or(false)
@@ -400,6 +516,8 @@ mod tests {
                         container: None,
                         since_ms: 1,
                         until_ms: None,
+                        edge: None,
+                        ended_ms: None,
                     });
                     f.restarts.push(format!("web-api#{i}"));
                     id
@@ -416,6 +534,22 @@ mod tests {
         let f = Faults::load(dir.path()).unwrap();
         assert_eq!(f.active.len(), 1, "the restarted instance's pause is gone");
         assert_eq!(f.pause_of("web-api#1").unwrap().id, "f2");
+        let f = Faults::load(dir.path()).unwrap();
+        assert_eq!(f.ended.len(), 1, "the restarted instance's pause ended");
+        assert!(f.ended[0].ended_ms.is_some());
+        let now = now_ms();
+        let ids = |v: Vec<Fault>| v.into_iter().map(|f| f.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(f.overlapping(0, now + 1)),
+            ["f1", "f2"],
+            "ended and active"
+        );
+        assert_eq!(
+            ids(f.overlapping(now + 1000, now + 2000)),
+            ["f2"],
+            "only what still lasts"
+        );
+        assert!(f.overlapping(-10, 0).is_empty(), "nothing before it began");
         remove(dir.path());
         assert!(!faults_file(dir.path()).exists());
     }

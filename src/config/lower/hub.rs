@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use lab_hub::HubConfig;
-use lab_supervisor::{HealthCheck, InstanceSpec, ServiceSpec};
+use lab_supervisor::{HealthCheck, ServiceSpec};
 
 use super::net::{Net, connect_host};
-use super::shape::{FileToWrite, LowerOptions, Shape};
+use super::shape::{FileToWrite, LowerOptions, Shape, builtin_service};
 use crate::config::model::{HUB_SERVICE, Hub, HubListener, LabConfig};
 
 /// Where the hub's data lives inside its container (a named volume of the lab).
@@ -124,36 +124,19 @@ pub fn service(config: &HubConfig, opts: &LowerOptions) -> (ServiceSpec, FileToW
         path: path.clone(),
         contents: serde_json::to_vec_pretty(config).expect("hub config serialises"),
     };
-    let spec = ServiceSpec {
-        name: HUB_SERVICE.to_owned(),
-        depends_on: Vec::new(),
-        instances: vec![InstanceSpec {
-            service: HUB_SERVICE.to_owned(),
-            index: 1,
-            program: opts.exe.clone(),
-            args: vec![
-                "serve".into(),
-                "hub".into(),
-                "--config".into(),
-                path.display().to_string(),
-            ],
-            cwd: dir,
-            env: vec![("LAB_SERVICE".to_owned(), HUB_SERVICE.to_owned())],
-            host: connect_host(&config.host.to_string()).to_owned(),
-            port: config.http_port,
-            container: None,
-        }],
-        health: lab_supervisor::HealthSpec {
-            check: HealthCheck::Http {
-                path: "/health".into(),
-            },
-            ..Default::default()
-        },
-        restart: lab_supervisor::RestartSpec {
-            policy: lab_supervisor::RestartPolicy::OnFailure,
-            backoff: lab_supervisor::Backoff::default(),
-        },
-        stop_grace: std::time::Duration::from_secs(10),
-    };
+    let spec = builtin_service(
+        HUB_SERVICE,
+        opts.exe.clone(),
+        vec![
+            "serve".into(),
+            "hub".into(),
+            "--config".into(),
+            path.display().to_string(),
+        ],
+        dir,
+        (connect_host(&config.host.to_string()), config.http_port),
+        lab_supervisor::RestartPolicy::OnFailure,
+        std::time::Duration::from_secs(10),
+    );
     (spec, file)
 }

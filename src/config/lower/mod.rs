@@ -11,10 +11,11 @@
 //!    no I/O; [`Lowered::write_files`] writes the files.
 //!
 //! Rooms: [`ports`] (the one resolver), [`net`] (addresses per shape and every instance's
-//! environment), [`proxy`] and [`hub`] (their configs and plan entries), [`docker`] (each
-//! instance as a container).
+//! environment), [`proxy`], [`hub`] and [`edges`] (their configs and plan entries),
+//! [`docker`] (each instance as a container).
 
 pub mod docker;
+pub mod edges;
 mod hub;
 pub mod net;
 pub mod ports;
@@ -27,8 +28,9 @@ use std::path::PathBuf;
 use lab_supervisor::{HealthCheck, InstanceSpec, Plan, ServiceSpec};
 
 use super::diagnostic::{Diagnostic, Diagnostics};
+use super::model::Target;
 use super::model::{Builtin, Protocol, ProxyEngine};
-use super::model::{HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, Ports, Run};
+use super::model::{EDGES_SERVICE, HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, Ports, Run};
 pub use net::{Layout, Net};
 pub use ports::PortMode;
 pub use shape::{FileToWrite, LowerOptions, Lowered, Machine, Shape, Tls};
@@ -61,8 +63,8 @@ pub fn lower(cfg: &LabConfig, opts: &LowerOptions) -> Result<Lowered, Diagnostic
 }
 
 /// Every port `cfg` listens on, in [`Layout`]'s order: each service's instances, each frontend,
-/// each hub listener.
-pub fn port_requests(cfg: &LabConfig, keep_statsd: bool) -> Vec<ports::Request> {
+/// each hub listener, and (`edges`) each fault edge and the edges' control listener.
+pub fn port_requests(cfg: &LabConfig, keep_statsd: bool, edges: bool) -> Vec<ports::Request> {
     let mut out = Vec::new();
     for s in &cfg.services {
         let fallback = match s.run {
@@ -129,12 +131,34 @@ pub fn port_requests(cfg: &LabConfig, keep_statsd: bool) -> Vec<ports::Request> 
             });
         }
     }
+    if edges {
+        let edge = |label: String| ports::Request {
+            host: "127.0.0.1".into(),
+            port: 0,
+            udp: false,
+            keep_when_free: None,
+            subject: label.clone(),
+            label,
+            hint: ports::SERVICE_HINT,
+            span: None,
+            fallback: 0,
+        };
+        for (s, on) in cfg.services.iter().zip(net::edged(cfg)) {
+            if on {
+                out.extend(
+                    (0..s.replicas)
+                        .map(|i| edge(format!("the fault edge of {}#{}", s.name, i + 1))),
+                );
+            }
+        }
+        out.push(edge("the fault edges' control listener".into()));
+    }
     out
 }
 
 /// Ask the machine what [`build`] needs: ports, certificates, programs.
 pub fn prepare(cfg: &LabConfig, opts: &LowerOptions) -> Result<Machine, Diagnostics> {
-    let requests = port_requests(cfg, opts.keep_statsd);
+    let requests = port_requests(cfg, opts.keep_statsd, edges::on(cfg, opts.shape));
     let ports = ports::resolve(&requests, opts.ports).map_err(|e| diagnostics(cfg, e))?;
     let frontends = cfg.proxy.as_ref().map_or(&[][..], |p| &p.frontends[..]);
     let needs_tls = cfg.services.iter().any(|s| s.protocol == Protocol::Https)
@@ -215,13 +239,13 @@ pub fn prepare(cfg: &LabConfig, opts: &LowerOptions) -> Result<Machine, Diagnost
 /// instances to poll or tail. `None`: the lab has no `[hub]`.
 pub fn hub_alone(cfg: &LabConfig, state_dir: &std::path::Path) -> Option<lab_hub::HubConfig> {
     let h = cfg.hub.as_ref()?;
-    let requests = port_requests(cfg, false);
+    let requests = port_requests(cfg, false, false);
     let resolved = ports::Resolved {
         ports: requests.iter().map(|r| r.port).collect(),
         any_host_port: vec![false; requests.len()],
         notes: Vec::new(),
     };
-    let layout = Layout::new(cfg, &resolved);
+    let layout = Layout::new(cfg, &resolved, false);
     let net = Net {
         cfg,
         layout: &layout,
@@ -235,7 +259,7 @@ pub fn hub_alone(cfg: &LabConfig, state_dir: &std::path::Path) -> Option<lab_hub
 
 /// The lowered lab, from `cfg` and what [`prepare`] found. No I/O.
 pub fn build(cfg: &LabConfig, opts: &LowerOptions, m: &Machine) -> Result<Lowered, Diagnostics> {
-    let layout = Layout::new(cfg, &m.ports);
+    let layout = Layout::new(cfg, &m.ports, edges::on(cfg, opts.shape));
     let host = Net {
         cfg,
         layout: &layout,
@@ -285,6 +309,9 @@ pub fn build(cfg: &LabConfig, opts: &LowerOptions, m: &Machine) -> Result<Lowere
         }
         if host.via_frontend(s).is_some() {
             depends_on.push(PROXY_SERVICE.to_owned());
+        } else if matches!(s.target, Some(Target::Service(_))) && layout.edges_control.is_some() {
+            // Its TARGET is a fault edge.
+            depends_on.push(EDGES_SERVICE.to_owned());
         }
         services.push(ServiceSpec {
             name: s.name.clone(),
@@ -297,10 +324,20 @@ pub fn build(cfg: &LabConfig, opts: &LowerOptions, m: &Machine) -> Result<Lowere
     }
     let mut proxy_config = None;
     if let Some(p) = &cfg.proxy {
-        let (spec, config, written) = proxy::service(cfg, p, opts, &host, m);
+        let (mut spec, config, written) = proxy::service(cfg, p, opts, &host, m);
+        if layout.edges_control.is_some() {
+            // Its servers are fault edges.
+            spec.depends_on.push(EDGES_SERVICE.to_owned());
+        }
         services.insert(0, spec);
         files.extend(written);
         proxy_config = Some(config);
+    }
+    let mut edges_config = None;
+    if let Some((spec, config, written)) = edges::service(cfg, &host, opts) {
+        services.insert(0, spec);
+        files.push(written);
+        edges_config = Some(config);
     }
     let mut hub_config = None;
     if let Some(h) = &cfg.hub {
@@ -326,12 +363,20 @@ pub fn build(cfg: &LabConfig, opts: &LowerOptions, m: &Machine) -> Result<Lowere
         };
         files.extend(docker::containerize(cfg, &mut plan, &net, m)?);
     }
+    let mut notes = m.ports.notes.clone();
+    if cfg.faults.edges && opts.shape == Shape::Docker {
+        notes.push(
+            "[faults] edges run with the process runtime only: this docker lab has none (process faults work)"
+                .into(),
+        );
+    }
     Ok(Lowered {
         plan,
         hub: hub_config,
         proxy: proxy_config,
+        edges: edges_config,
         files,
-        notes: m.ports.notes.clone(),
+        notes,
     })
 }
 

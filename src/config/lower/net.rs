@@ -22,11 +22,16 @@ pub struct Layout {
     pub frontends: Vec<u16>,
     pub frontends_any: Vec<bool>,
     pub hub: Vec<(HubListener, u16, bool)>,
+    /// Each service's instances' fault edges (none where it has no edges).
+    pub edges: Vec<Vec<u16>>,
+    /// The edges' control listener, when the lab has edges.
+    pub edges_control: Option<u16>,
 }
 
 impl Layout {
-    /// Split `resolved` (in [`super::port_requests`]'s order) by owner.
-    pub fn new(cfg: &LabConfig, resolved: &Resolved) -> Self {
+    /// Split `resolved` (in [`super::port_requests`]'s order) by owner; `edges`: it holds
+    /// the fault edges' ports too.
+    pub fn new(cfg: &LabConfig, resolved: &Resolved, edges: bool) -> Self {
         let mut at = 0;
         let mut take = |n: usize| {
             let r = (
@@ -55,12 +60,23 @@ impl Layout {
             }
             None => Vec::new(),
         };
+        let (mut edge_ports, mut edges_control) = (Vec::new(), None);
+        if edges {
+            for (s, on) in cfg.services.iter().zip(edged(cfg)) {
+                edge_ports.push(if on { take(s.replicas).0 } else { Vec::new() });
+            }
+            edges_control = take(1).0.first().copied();
+        } else {
+            edge_ports.resize(cfg.services.len(), Vec::new());
+        }
         Self {
             services,
             any_host_port,
             frontends,
             frontends_any,
             hub,
+            edges: edge_ports,
+            edges_control,
         }
     }
 
@@ -70,6 +86,23 @@ impl Layout {
             .find(|(w, _, _)| *w == what)
             .map_or(0, |(_, p, _)| *p)
     }
+}
+
+/// For each service: whether its instances get edges (something consumes it).
+pub fn edged(cfg: &LabConfig) -> Vec<bool> {
+    cfg.services
+        .iter()
+        .map(|s| {
+            cfg.services
+                .iter()
+                .any(|c| matches!(&c.target, Some(Target::Service(t)) if *t == s.name))
+                || cfg
+                    .proxy
+                    .iter()
+                    .flat_map(|p| &p.frontends)
+                    .any(|f| f.service == s.name)
+        })
+        .collect()
 }
 
 /// The address to connect to for a service bound on `host`.
@@ -136,12 +169,21 @@ impl Net<'_> {
         }
     }
 
+    /// Where a consumer reaches instance `i` of service `si`: its fault edge, if it has one,
+    /// else the instance itself.
+    pub fn served(&self, si: usize, i: usize) -> String {
+        match self.layout.edges[si].get(i) {
+            Some(port) if self.shape == Shape::Processes => join_host_port("127.0.0.1", *port),
+            _ => self.instance(si, i),
+        }
+    }
+
     /// What consumer #`i` is given as the address of service `si`: producer #`i` (mod its
     /// replicas) where instances have addresses of their own, else the service's name.
     pub fn reach(&self, si: usize, i: usize) -> String {
         let s = &self.cfg.services[si];
         match self.shape {
-            Shape::Processes | Shape::Docker => self.instance(si, i % s.replicas),
+            Shape::Processes | Shape::Docker => self.served(si, i % s.replicas),
             Shape::Compose | Shape::Kubernetes => {
                 format!("{}:{}", s.name, self.layout.services[si][0])
             }

@@ -36,7 +36,7 @@ pub fn config(cfg: &LabConfig, proxy: &Proxy, net: &Net, tls: Option<&TlsFiles>)
             fe.bind = net.frontend_bind(fi);
             let mut servers: Vec<Server> = Vec::new();
             for i in 0..svc.replicas {
-                let addr = net.instance(si, i);
+                let addr = net.served(si, i);
                 // Kubernetes: replicas are one Service, one server.
                 if !servers.iter().any(|s| s.addr == addr) {
                     servers.push(Server {

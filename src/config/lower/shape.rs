@@ -94,6 +94,8 @@ pub struct Lowered {
     pub hub: Option<lab_hub::HubConfig>,
     /// The proxy's config as run on this machine, if the lab has one.
     pub proxy: Option<lab_proxy::config::ProxyConfig>,
+    /// The fault edges' config, if the lab has them.
+    pub edges: Option<lab_edges::EdgesConfig>,
     pub files: Vec<FileToWrite>,
     /// For the user: ports shifted by `--ports auto`, …
     pub notes: Vec<String>,
@@ -111,5 +113,44 @@ impl Lowered {
             })?;
         }
         Ok(())
+    }
+}
+
+/// The plan entry of a part the lab runs itself (`lab serve hub|edges …`): one instance, ready
+/// when `GET /health` on `host:port` (an address to connect to) answers.
+pub fn builtin_service(
+    name: &str,
+    program: PathBuf,
+    args: Vec<String>,
+    cwd: PathBuf,
+    (host, port): (&str, u16),
+    policy: lab_supervisor::RestartPolicy,
+    stop_grace: std::time::Duration,
+) -> lab_supervisor::ServiceSpec {
+    lab_supervisor::ServiceSpec {
+        name: name.to_owned(),
+        depends_on: Vec::new(),
+        instances: vec![lab_supervisor::InstanceSpec {
+            service: name.to_owned(),
+            index: 1,
+            program,
+            args,
+            cwd,
+            env: vec![("LAB_SERVICE".to_owned(), name.to_owned())],
+            host: host.to_owned(),
+            port,
+            container: None,
+        }],
+        health: lab_supervisor::HealthSpec {
+            check: lab_supervisor::HealthCheck::Http {
+                path: "/health".into(),
+            },
+            ..Default::default()
+        },
+        restart: lab_supervisor::RestartSpec {
+            policy,
+            backoff: lab_supervisor::Backoff::default(),
+        },
+        stop_grace,
     }
 }

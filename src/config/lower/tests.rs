@@ -351,3 +351,85 @@ fn building_writes_nothing_and_lists_its_files() {
     assert_eq!(hub.health_targets.len(), 4);
     assert_eq!(hub.tail.len(), 5, "four instances and the proxy");
 }
+
+#[test]
+fn fault_edges_stand_on_every_address_a_consumer_is_given() {
+    let src = format!("{DEFAULT}\n[faults]\nedges = true\nseed = 3\n");
+    let cfg = lab(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = LowerOptions {
+        ports: PortMode::Ephemeral,
+        state_dir: dir.path().to_path_buf(),
+        exe: "lab".into(),
+        shape: Shape::Processes,
+        keep_statsd: false,
+    };
+    let m = prepare(&cfg, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let low = build(&cfg, &opts, &m).unwrap_or_else(|e| panic!("{e}"));
+    let edges = low.edges.as_ref().expect("edges");
+    assert_eq!(edges.seed, 3);
+    let names: Vec<&str> = edges.edges.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["recipe-api#1", "recipe-api#2", "web-api#1", "web-api#2"],
+        "what a TARGET or a frontend reaches"
+    );
+    let service = |n: &str| low.plan.services.iter().find(|s| s.name == n).unwrap();
+    let addr = |i: &InstanceSpec| format!("{}:{}", i.host, i.port);
+    for (k, web) in service("web-api").instances.iter().enumerate() {
+        let target = env_of(&web.env)["TARGET"].clone();
+        let edge = edges
+            .edges
+            .iter()
+            .find(|e| e.listen == target)
+            .expect("TARGET is an edge");
+        assert_eq!(edge.upstream, addr(&service("recipe-api").instances[k]));
+        assert!(edge.http);
+    }
+    let servers: Vec<&str> = low.proxy.as_ref().unwrap().frontends[0]
+        .servers
+        .iter()
+        .map(|s| s.addr.as_str())
+        .collect();
+    let web_edges: Vec<&str> = edges.edges[2..].iter().map(|e| e.listen.as_str()).collect();
+    assert_eq!(
+        servers, web_edges,
+        "the proxy's servers are web-api's edges"
+    );
+    for s in ["web-api", "proxy"] {
+        assert!(
+            service(s).depends_on.iter().any(|d| d == EDGES_SERVICE),
+            "{s}"
+        );
+    }
+    let mut ports: Vec<u16> = low
+        .plan
+        .services
+        .iter()
+        .flat_map(|s| s.instances.iter().map(|i| i.port))
+        .chain(
+            edges
+                .edges
+                .iter()
+                .map(|e| e.listen.rsplit(':').next().unwrap().parse().unwrap()),
+        )
+        .collect();
+    let n = ports.len();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), n, "no two listeners share a port");
+
+    // The docker runtime has none, and says so.
+    let opts = LowerOptions {
+        shape: Shape::Docker,
+        ..opts
+    };
+    let m = prepare(&cfg, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let low = build(&cfg, &opts, &m).unwrap_or_else(|e| panic!("{e}"));
+    assert!(low.edges.is_none());
+    assert!(
+        low.notes.iter().any(|n| n.contains("process runtime only")),
+        "{:?}",
+        low.notes
+    );
+}

@@ -130,6 +130,31 @@ pub fn validate(
             .hint("rename this service (e.g. `my-hub`)"),
         );
     }
+    let faults = Faults {
+        edges: raw
+            .faults
+            .as_ref()
+            .and_then(|f| f.edges.as_ref())
+            .is_some_and(|e| *e.get_ref()),
+        seed: raw
+            .faults
+            .as_ref()
+            .and_then(|f| f.seed.as_ref())
+            .map_or(0, |s| *s.get_ref()),
+    };
+    if let Some((key, _)) = raw
+        .services
+        .iter()
+        .find(|(k, _)| k.get_ref() == EDGES_SERVICE)
+    {
+        errs.push(
+            Diagnostic::new(
+                key.span(),
+                "`edges` is the name of the process that relays the lab's fault edges",
+            )
+            .hint("rename this service (e.g. `my-edges`)"),
+        );
+    }
     check_duplicate_ports(&services, proxy.as_ref(), hub.as_ref(), &mut errs);
     let load = load::load_presets(&raw, &mut errs);
     check_tls_pairs(&raw, &services, &mut errs);
@@ -159,6 +184,7 @@ pub fn validate(
             .as_ref()
             .map(|r| *r.get_ref())
             .unwrap_or_default(),
+        faults,
     })
 }
 

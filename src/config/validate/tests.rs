@@ -48,4 +48,19 @@ fn names_and_sections_are_checked_with_their_spans() {
     );
     assert_eq!(l, 1);
     assert_eq!(h.as_deref(), Some("rename this service (e.g. `my-hub`)"));
+    let (l, _, _, h) = one(
+        "[services.edges]\nbuiltin = \"recipe-api\"\n",
+        "`edges` is the name of the process that relays the lab's fault edges",
+    );
+    assert_eq!(l, 1);
+    assert_eq!(h.as_deref(), Some("rename this service (e.g. `my-edges`)"));
+    let (l, c, m, h) = one(
+        "[services.a]\nbuiltin = \"recipe-api\"\n[faults]\nedge = true\n",
+        "unknown field",
+    );
+    assert_eq!((l, c), (4, 1), "{m}");
+    assert!(
+        format!("{m} {h:?}").contains("edges"),
+        "the fields it has: {m} {h:?}"
+    );
 }

@@ -220,7 +220,7 @@ type Cell = dyn Fn(&Value) -> String;
 
 /// The picked runs side by side: a table (a column per run) and two charts (a line per run).
 fn compare(body: &mut String, shown: &[(i64, i64, Value)]) {
-    let rows: [(&str, &Cell); 12] = [
+    let rows: [(&str, &Cell); 13] = [
         ("target", &|d| {
             d["report"]["url"].as_str().unwrap_or("").to_owned()
         }),
@@ -273,6 +273,29 @@ fn compare(body: &mut String, shown: &[(i64, i64, Value)]) {
                 bounds.join("; ")
             }
         }),
+        // `lab load` notes the faults (`lab fault`) that overlapped the run.
+        ("faults during the run", &|d| {
+            let faults: Vec<String> = d["faults"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|f| {
+                            format!(
+                                "{} {} on {}",
+                                f["id"].as_str().unwrap_or(""),
+                                f["what"].as_str().unwrap_or(""),
+                                f["target"].as_str().unwrap_or("")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if faults.is_empty() {
+                "none".into()
+            } else {
+                faults.join("; ")
+            }
+        }),
     ];
     body.push_str(r#"<table id="compare"><tr><th></th>"#);
     for (id, _, _) in shown {
@@ -284,6 +307,7 @@ fn compare(body: &mut String, shown: &[(i64, i64, Value)]) {
         for (_, _, doc) in shown {
             let cell = get(doc);
             let class = match (name, cell.contains("FAIL")) {
+                ("faults during the run", _) if cell != "none" => " class=\"DEGRADED\"",
                 ("SLA", true) => " class=\"DOWN\"",
                 ("SLA", false) if cell != "-" => " class=\"OK\"",
                 _ => "",
