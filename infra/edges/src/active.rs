@@ -175,15 +175,18 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// A number in [0, 1) from the seed, the fault and the exchange: the same on every run.
 fn draw(seed: u64, fault: u64, k: u64, salt: u64) -> f64 {
-    let mut z = seed
+    let z = seed
         ^ fault.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03)
         ^ salt.wrapping_mul(0x94D0_49BB_1331_11EB);
-    // splitmix64's finaliser.
+    (mix(z) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// splitmix64's finaliser: every bit of `z` stirred into every bit of the result.
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+    z ^ (z >> 31)
 }
 
 /// What one direction of an exchange suffers.

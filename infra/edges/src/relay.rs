@@ -99,10 +99,7 @@ impl Conn {
 /// A span id: splitmix64 of `seed` mixed with a process-wide counter.
 fn span_id(seed: u64) -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0x5DEE_CE66_D1CE_4E5B);
-    let mut z = seed ^ NEXT.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)).max(1)
+    crate::active::mix(seed ^ NEXT.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)).max(1)
 }
 
 /// Accept connections on `listener` for ever.
