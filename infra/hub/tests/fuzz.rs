@@ -44,6 +44,32 @@ proptest! {
     }
 
     #[test]
+    fn a_datagram_counts_as_its_lines_one_by_one(packet in statsd_like()) {
+        // The aggregator's allocation-free path for clean lines agrees with the general parse.
+        let mut whole = statsd::Aggregator::new();
+        let bad = whole.ingest(&packet);
+        let mut one_by_one = statsd::Aggregator::new();
+        let text = String::from_utf8_lossy(&packet).into_owned();
+        let (mut samples, mut bads) = (Vec::new(), Vec::new());
+        for line in text.split('\n').filter(|l| !l.is_empty()) {
+            statsd::parse_line(line, &mut samples, &mut bads);
+            for s in samples.drain(..) {
+                one_by_one.add(s);
+            }
+        }
+        prop_assert_eq!(bad, bads.len());
+        let flush = |a: &mut statsd::Aggregator| {
+            let mut out = a.flush(10.0, statsd::Namespace::Legacy, &[90.0]);
+            out.retain(|(k, _)| !k.contains(".statsd.") && !k.starts_with("statsd."));
+            out.sort_by(|x, y| x.0.cmp(&y.0));
+            out
+        };
+        prop_assert_eq!(flush(&mut whole), flush(&mut one_by_one));
+        prop_assert_eq!(&whole.totals.counters, &one_by_one.totals.counters);
+        prop_assert_eq!(&whole.totals.gauges, &one_by_one.totals.gauges);
+    }
+
+    #[test]
     fn valid_counters_sum_exactly(values in prop::collection::vec(1u32..1000, 1..50)) {
         let packet: Vec<String> = values.iter().map(|v| format!("k:{v}|c")).collect();
         let mut a = statsd::Aggregator::new();

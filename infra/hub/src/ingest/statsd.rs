@@ -136,12 +136,33 @@ pub fn parse_line(line: &str, out: &mut Vec<Sample>, bad: &mut Vec<BadLine>) {
 }
 
 fn parse_group(key: &str, group: &str) -> Option<Sample> {
-    let fields: Vec<&str> = group.split('|').collect();
-    if fields.len() < 2 {
-        return None;
-    }
+    let key = key.to_owned();
+    Some(match parse_value(group)? {
+        Parsed::Set(member) => Sample::Set {
+            key,
+            member: member.to_owned(),
+        },
+        Parsed::Gauge { value, delta } => Sample::Gauge { key, value, delta },
+        Parsed::Timer { value, rate } => Sample::Timer { key, value, rate },
+        Parsed::Counter { value, rate } => Sample::Counter { key, value, rate },
+    })
+}
+
+/// One group's sample without its key.
+enum Parsed<'a> {
+    Counter { value: f64, rate: f64 },
+    Timer { value: f64, rate: f64 },
+    Gauge { value: f64, delta: bool },
+    Set(&'a str),
+}
+
+/// `value|type[|@rate]`: what it counts, or `None` when statsd would reject it.
+fn parse_value(group: &str) -> Option<Parsed<'_>> {
+    let mut fields = group.split('|');
+    let value = fields.next()?;
+    let kind = fields.next()?;
     let mut rate = 1.0;
-    if let Some(r) = fields.get(2) {
+    if let Some(r) = fields.next() {
         let r = r.strip_prefix('@')?;
         // etsy takes the leading `[\d.]+` of the field.
         let end = r
@@ -152,37 +173,49 @@ fn parse_group(key: &str, group: &str) -> Option<Sample> {
             return None;
         }
     }
-    let value = fields[0];
-    let key = key.to_owned();
-    match fields[1].trim() {
-        "s" => Some(Sample::Set {
-            key,
-            member: if value.is_empty() { "0" } else { value }.to_owned(),
-        }),
+    match kind.trim() {
+        "s" => Some(Parsed::Set(if value.is_empty() { "0" } else { value })),
         "g" => {
             let delta = value.starts_with('+') || value.starts_with('-');
-            is_number(value).then(|| Sample::Gauge {
-                key,
+            is_number(value).then(|| Parsed::Gauge {
                 value: value.trim().parse().unwrap_or(0.0),
                 delta,
             })
         }
         "ms" => {
             let v: f64 = value.trim().parse().ok()?;
-            (is_number(value) && v >= 0.0).then_some(Sample::Timer {
-                key,
-                value: v,
-                rate,
-            })
+            (is_number(value) && v >= 0.0).then_some(Parsed::Timer { value: v, rate })
         }
         "" => None,
         // `c`, and every other type (`h`, `d`, …) is a counter in etsy statsd.
-        _ => is_number(value).then(|| Sample::Counter {
-            key,
+        _ => is_number(value).then(|| Parsed::Counter {
             value: value.trim().parse().unwrap_or(1.0),
             rate,
         }),
     }
+}
+
+/// A line whose key [`sanitize_key`] keeps as it is, with one group and no tags: (key, group).
+fn clean_line(line: &str) -> Option<(&str, &str)> {
+    let (key, group) = line.split_once(':')?;
+    let clean = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b';' | b'=');
+    (!key.is_empty() && key.bytes().all(clean) && !group.contains([':', '#']))
+        .then_some((key, group))
+}
+
+/// The value of `key` in `map`, inserted as the default when it lacks it.
+fn slot<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
+fn hslot<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 /// What one timer's values summarise to (etsy `process_metrics.js`).
@@ -317,10 +350,18 @@ impl Aggregator {
         let mut bad = std::mem::take(&mut self.bad);
         for line in text.split('\n').filter(|l| !l.is_empty()) {
             self.metrics_received += 1;
+            // The common line (`name:value|type[|@rate]`, a key with nothing to clean, one
+            // group, no tags) is taken without an allocation unless its key is new.
+            if let Some((key, group)) = clean_line(line)
+                && let Some(p) = parse_value(group)
+            {
+                self.add_parsed(key, p);
+                continue;
+            }
             parse_line(line, &mut samples, &mut bad);
-        }
-        for s in samples.drain(..) {
-            self.add(s);
+            for s in samples.drain(..) {
+                self.add(s);
+            }
         }
         let n = bad.len();
         self.bad_lines_seen += n as u64;
@@ -333,28 +374,46 @@ impl Aggregator {
     pub fn add(&mut self, s: Sample) {
         match s {
             Sample::Counter { key, value, rate } => {
-                let v = value / rate;
-                *self.totals.counters.entry(key.clone()).or_default() += v;
-                *self.counters.entry(key).or_default() += v;
+                self.add_parsed(&key, Parsed::Counter { value, rate });
             }
             Sample::Timer { key, value, rate } => {
-                let t = self.totals.timers.entry(key.clone()).or_default();
-                t.0 += value;
-                t.1 += 1.0 / rate;
-                let e = self.timers.entry(key).or_default();
-                e.0.push(value);
-                e.1 += 1.0 / rate;
+                self.add_parsed(&key, Parsed::Timer { value, rate });
             }
             Sample::Gauge { key, value, delta } => {
-                let v = match self.gauges.get(&key) {
-                    Some(old) if delta => old + value,
-                    _ => value,
-                };
-                self.totals.gauges.insert(key.clone(), v);
-                self.gauges.insert(key, v);
+                self.add_parsed(&key, Parsed::Gauge { value, delta });
             }
             Sample::Set { key, member } => {
                 self.sets.entry(key).or_default().insert(member);
+            }
+        }
+    }
+
+    /// [`Aggregator::add`] of a borrowed key: it is copied only into a map that lacks it.
+    fn add_parsed(&mut self, key: &str, p: Parsed) {
+        match p {
+            Parsed::Counter { value, rate } => {
+                let v = value / rate;
+                *slot(&mut self.totals.counters, key) += v;
+                *hslot(&mut self.counters, key) += v;
+            }
+            Parsed::Timer { value, rate } => {
+                let t = slot(&mut self.totals.timers, key);
+                t.0 += value;
+                t.1 += 1.0 / rate;
+                let e = hslot(&mut self.timers, key);
+                e.0.push(value);
+                e.1 += 1.0 / rate;
+            }
+            Parsed::Gauge { value, delta } => {
+                let v = match self.gauges.get(key) {
+                    Some(old) if delta => old + value,
+                    _ => value,
+                };
+                *slot(&mut self.totals.gauges, key) = v;
+                *hslot(&mut self.gauges, key) = v;
+            }
+            Parsed::Set(member) => {
+                hslot(&mut self.sets, key).insert(member.to_owned());
             }
         }
     }
