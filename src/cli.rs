@@ -129,6 +129,22 @@ pub enum FaultCommand {
     /// Stop an instance gracefully (SIGTERM; `docker stop`) and start it again at once,
     /// whatever its restart policy; waits until it is healthy again.
     Restart(FaultTarget),
+    /// Cut an instance off: on the docker runtime its container leaves the lab's network
+    /// (`docker network disconnect`); on the process runtime the fault edges into it refuse
+    /// connections (`--mode refuse`) or black-hole them (`--mode drop`). Until `lab fault
+    /// clear` or `--for` ends it.
+    Partition {
+        #[command(flatten)]
+        target: FaultTarget,
+        /// Process runtime: `refuse` (connecting is refused, open connections reset) or `drop`
+        /// (connections taken and then nothing passes, so peers wait for their timeouts).
+        /// Default: refuse.
+        #[arg(long, value_enum)]
+        mode: Option<PartitionModeArg>,
+        /// End it by itself after this long (`500ms`, `5s`, `1m`).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_fault_duration)]
+        lasting: Option<Duration>,
+    },
     /// Edges: every piece of data waits DELAY (± --jitter) before it is passed on.
     Latency {
         #[command(flatten)]
@@ -242,6 +258,14 @@ pub struct EdgeOptions {
     /// End it by itself after this long (`500ms`, `5s`, `1m`).
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_fault_duration)]
     pub lasting: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PartitionModeArg {
+    /// Connecting is refused (ECONNREFUSED), open connections are reset.
+    Refuse,
+    /// Connections are taken, then nothing passes either way.
+    Drop,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -68,6 +68,26 @@ pub fn run(env: &Env, cmd: ConfigCommand) -> anyhow::Result<u8> {
                     s.name, s.replicas
                 ));
             }
+            for f in &cfg.faults.schedule {
+                use crate::config::model::ScheduledKind;
+                let what = match &f.kind {
+                    ScheduledKind::Kill => "kill".to_owned(),
+                    ScheduledKind::Pause => "pause".to_owned(),
+                    ScheduledKind::Restart => "restart".to_owned(),
+                    ScheduledKind::Partition(m) => format!("partition:{}", m.as_str()),
+                    ScheduledKind::Edge(e) => e.describe(),
+                };
+                render::line(format!(
+                    "  fault {}  {what} on {} {} after the lab is up{}",
+                    f.name,
+                    f.target,
+                    humantime::format_duration(f.after),
+                    f.lasting.map_or(", until cleared".to_owned(), |d| format!(
+                        ", for {}",
+                        humantime::format_duration(d)
+                    ))
+                ));
+            }
             Ok(exit::OK)
         }
     }

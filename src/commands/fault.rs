@@ -7,9 +7,9 @@ use lab_supervisor::faults::{self, Action, Faults};
 use lab_supervisor::runtime::docker::Engine;
 use lab_supervisor::state::{Health, InstanceRecord, State};
 
-use lab_edges::{Direction, EdgeFault, EdgeKind};
+use lab_edges::{Direction, EdgeFault, EdgeKind, PartitionMode};
 
-use crate::cli::{EdgeOptions, FaultCommand, FaultDirection};
+use crate::cli::{EdgeOptions, FaultCommand, FaultDirection, PartitionModeArg};
 use crate::config::diagnostic::did_you_mean;
 use crate::config::model::EDGES_SERVICE;
 use crate::error::{Usage, exit};
@@ -77,6 +77,11 @@ pub async fn run(env: &Env, cmd: FaultCommand) -> anyhow::Result<u8> {
             inject(env, state, &target.target, Action::Pause { lasting }).await
         }
         FaultCommand::Restart(t) => inject(env, state, &t.target, Action::Restart).await,
+        FaultCommand::Partition {
+            target,
+            mode,
+            lasting,
+        } => partition(env, state, &target.target, mode, lasting).await,
         other => {
             let (target, kind, opts) = edge_fault(other);
             inject_edge(env, state, &target, kind, &opts)
@@ -129,11 +134,42 @@ fn edge_fault(cmd: FaultCommand) -> (String, EdgeKind, EdgeOptions) {
         FaultCommand::AbortAfterHeaders(a) => (a.target, EdgeKind::AbortAfterHeaders, a.edge),
         FaultCommand::Kill(_)
         | FaultCommand::Pause { .. }
+        | FaultCommand::Partition { .. }
         | FaultCommand::Restart(_)
         | FaultCommand::List { .. }
         | FaultCommand::Clear { .. } => unreachable!("not an edge fault"),
     };
     (t.target, kind, o)
+}
+
+/// A partition: the docker runtime's network disconnect, the process runtime's edges.
+async fn partition(
+    env: &Env,
+    state: Option<State>,
+    target: &str,
+    mode: Option<PartitionModeArg>,
+    lasting: Option<Duration>,
+) -> anyhow::Result<u8> {
+    let docker = state.as_ref().is_some_and(|s| s.docker.is_some());
+    if docker {
+        if mode.is_some() {
+            return Err(Usage::lab(
+                "on the docker runtime a partition disconnects the container from the lab's network \
+                 (its name stops resolving, its address stops answering); --mode is for the process runtime's edges",
+            ));
+        }
+        return inject(env, state, target, Action::Partition { lasting }).await;
+    }
+    let mode = match mode {
+        Some(PartitionModeArg::Drop) => PartitionMode::Drop,
+        Some(PartitionModeArg::Refuse) | None => PartitionMode::Refuse,
+    };
+    let opts = EdgeOptions {
+        probability: 1.0,
+        direction: None,
+        lasting,
+    };
+    inject_edge(env, state, target, EdgeKind::Partition { mode }, &opts)
 }
 
 /// Record an edge fault on `target` for the edges process to apply.
@@ -337,20 +373,24 @@ async fn inject(
     for r in hits {
         let before = r.process.map(|p| p.pid);
         let restarts = r.restarts;
-        match faults::inject(dir, engine.as_ref(), r, action, hub_logs.clone()).await {
+        let network = state.docker.as_ref().map(|d| d.network.as_str());
+        match faults::inject(dir, engine.as_ref(), network, r, action, hub_logs.clone()).await {
             Ok(done) => {
                 let line = match (&done.fault, action) {
-                    (Some(f), Action::Pause { lasting }) => format!(
-                        "{}  pause {} ({}){}; `lab fault clear {}` ends it",
-                        f.id,
-                        r.id(),
-                        done.how,
-                        lasting.map_or(String::new(), |d| format!(
-                            " for {}",
-                            humantime::format_duration(d)
-                        )),
-                        f.id
-                    ),
+                    (Some(f), Action::Pause { lasting } | Action::Partition { lasting }) => {
+                        format!(
+                            "{}  {} {} ({}){}; `lab fault clear {}` ends it",
+                            f.id,
+                            action.name(),
+                            r.id(),
+                            done.how,
+                            lasting.map_or(String::new(), |d| format!(
+                                " for {}",
+                                humantime::format_duration(d)
+                            )),
+                            f.id
+                        )
+                    }
                     _ if action == Action::Kill => format!(
                         "kill {} ({}): the supervisor restarts it as after a crash",
                         r.id(),

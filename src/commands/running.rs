@@ -182,7 +182,10 @@ pub fn faults_table(faults: &[lab_supervisor::faults::Fault], style: &Style) -> 
     for f in faults {
         let how = f.describe();
         t.row(vec![
-            f.id.clone(),
+            match &f.name {
+                Some(n) => format!("{} ({n})", f.id),
+                None => f.id.clone(),
+            },
             f.kind.clone(),
             f.instance.clone(),
             how,

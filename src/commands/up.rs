@@ -298,6 +298,9 @@ fn event_printer(
                 style.red("cannot start")
             ),
             Event::Stopping { service } => format!("  stopping {service}"),
+            Event::Scheduled { name, text } => {
+                format!("  {} [faults.{name}]: {text}", style.yellow("fault"))
+            }
             Event::Stopped {
                 instance,
                 forced: false,

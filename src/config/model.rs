@@ -41,9 +41,46 @@ pub struct LabConfig {
 /// The validated `[faults]`.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
-    /// Fault edges on every consumer's addresses (`edges = true`, `lab up --faults`).
+    /// Fault edges on every consumer's addresses (`edges = true`, `lab up --faults`, or a
+    /// `[faults.NAME]` edge fault).
     pub edges: bool,
     pub seed: u64,
+    /// `[faults.NAME]`, in file order.
+    pub schedule: Vec<ScheduledFault>,
+}
+
+/// One `[faults.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledFault {
+    pub name: String,
+    /// `SERVICE` or `SERVICE#N`.
+    pub target: String,
+    pub kind: ScheduledKind,
+    pub after: std::time::Duration,
+    pub lasting: Option<std::time::Duration>,
+}
+
+/// What a scheduled fault does; lowering picks how (a partition is the edges' on the process
+/// runtime, the engine's network disconnect on docker).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScheduledKind {
+    Kill,
+    Pause,
+    Restart,
+    Partition(lab_edges::PartitionMode),
+    Edge(lab_edges::EdgeFault),
+}
+
+/// Whether something in the lab reaches `service` through an address the lab gives (a
+/// service's `TARGET`, a proxy frontend's servers): where fault edges go.
+pub fn consumed(services: &[Service], proxy: Option<&Proxy>, service: &str) -> bool {
+    services
+        .iter()
+        .any(|c| matches!(&c.target, Some(Target::Service(t)) if t == service))
+        || proxy
+            .iter()
+            .flat_map(|p| &p.frontends)
+            .any(|f| f.service == service)
 }
 
 /// The name of the process that relays the fault edges.

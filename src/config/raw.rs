@@ -8,6 +8,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod faults;
+pub use faults::*;
+
 /// A lab: the services to run and how.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -44,21 +47,6 @@ pub struct RawLab {
     pub load: IndexMap<Spanned<String>, RawLoad>,
     /// Faults on purpose (`lab fault`, chapters 3 and 4).
     pub faults: Option<RawFaults>,
-}
-
-/// `[faults]`: how `lab fault` may break the lab.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawFaults {
-    /// Put a fault edge on every address a consumer is given (a service's `TARGET`, the
-    /// proxy's servers), so `lab fault latency|status|reset|…` can slow, fail or cut what passes
-    /// (`lab up --faults` does the same for one run). Process runtime only. Default: `false`.
-    #[schemars(with = "Option<bool>")]
-    pub edges: Option<Spanned<bool>>,
-    /// Seeds the draw of faults with a probability, so they hit the same requests on every
-    /// run. Default: 0.
-    #[schemars(with = "Option<u64>")]
-    pub seed: Option<Spanned<u64>>,
 }
 
 /// A `lab load` preset.

@@ -12,7 +12,7 @@ use bollard::query_parameters as q;
 
 use crate::util::*;
 
-fn engine_here() -> bool {
+pub(crate) fn engine_here() -> bool {
     std::process::Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .output()
@@ -78,7 +78,7 @@ fn labelled(project: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
 }
 
 /// The default lab under a name of its own (container names are engine-wide).
-fn docker_lab(name: &str) -> LabDir {
+pub(crate) fn docker_lab(name: &str) -> LabDir {
     let toml = DEFAULT_LAB.replace(
         "name = \"sample-app\"",
         &format!("name = \"{name}\"\nruntime = \"docker\""),
@@ -88,7 +88,7 @@ fn docker_lab(name: &str) -> LabDir {
 }
 
 /// `lab down` leaves no container or network labelled with the lab (then its volumes go too).
-fn down_leaves_nothing(lab: &LabDir, name: &str) {
+pub(crate) fn down_leaves_nothing(lab: &LabDir, name: &str) {
     let down = lab.run(&["down", "--grace", "2s"]);
     assert_eq!(down.code, 0, "{down}");
     let (containers, networks, _) = labelled(name);
@@ -99,7 +99,7 @@ fn down_leaves_nothing(lab: &LabDir, name: &str) {
     let _ = lab.run(&["down", "--volumes"]);
 }
 
-fn container_of(lab: &LabDir, service: &str, n: u64) -> String {
+pub(crate) fn container_of(lab: &LabDir, service: &str, n: u64) -> String {
     lab.instances()
         .into_iter()
         .find(|i| i["service"] == service && i["instance"] == n)
@@ -622,61 +622,4 @@ fn the_dockerfiles_prebuilt_stage_builds_and_runs_here() {
         "the binary runs from the image and reports the closed port: {}",
         String::from_utf8_lossy(&probe.stderr)
     );
-}
-
-fn paused(container: &str) -> bool {
-    std::process::Command::new("docker")
-        .args(["inspect", "--format", "{{.State.Paused}}", container])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "true")
-}
-
-/// `lab fault` on the docker runtime: pause is the engine's pause (seen unhealthy, ended by
-/// clear), kill is the engine's kill (restarted per policy), and `lab down` with a container
-/// still paused leaves nothing.
-#[test]
-fn faults_pause_and_kill_containers_and_down_leaves_nothing() {
-    if !require("a Docker engine", engine_here(), "the docker runtime test") {
-        return;
-    }
-    let name = format!("t-dockfault-{}", std::process::id());
-    let lab = docker_lab(&name);
-    up_detached(&lab, DEFAULT_INSTANCES);
-    let web1 = container_of(&lab, "web-api", 1);
-
-    let r = lab.run(&["fault", "pause", "web-api#1"]);
-    assert_eq!(r.code, 0, "{r}");
-    assert!(r.stdout.contains("docker pause"), "{r}");
-    assert!(paused(&web1), "the engine reports it paused");
-    let unhealthy = poll(Duration::from_secs(30), EVERY, || {
-        lab.instances()
-            .into_iter()
-            .find(|i| i["service"] == "web-api" && i["instance"] == 1 && i["health"] == "unhealthy")
-    });
-    assert!(unhealthy.is_some(), "{:#}", lab.status());
-    let r = lab.run(&["fault", "clear", "all"]);
-    assert_eq!(r.code, 0, "{r}");
-    assert!(!paused(&web1), "thawed");
-    wait_all_healthy(&lab, DEFAULT_INSTANCES);
-
-    let r = lab.run(&["fault", "kill", "recipe-api#2"]);
-    assert_eq!(r.code, 0, "{r}");
-    assert!(r.stdout.contains("docker kill"), "{r}");
-    let back = poll(Duration::from_secs(60), EVERY, || {
-        lab.instances().into_iter().find(|i| {
-            i["service"] == "recipe-api"
-                && i["instance"] == 2
-                && i["health"] == "healthy"
-                && i["restarts"] == 1
-        })
-    });
-    assert!(
-        back.is_some(),
-        "restarted after the kill: {:#}",
-        lab.status()
-    );
-
-    let r = lab.run(&["fault", "pause", "recipe-api#1"]);
-    assert_eq!(r.code, 0, "{r}");
-    down_leaves_nothing(&lab, &name);
 }

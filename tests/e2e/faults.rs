@@ -483,3 +483,133 @@ fn a_fault_on_a_traced_request_is_a_tagged_span_and_lab_load_names_it() {
     assert!(!load.stdout.contains("faults were in effect"), "{load}");
     assert_eq!(lab.run(&["down"]).code, 0);
 }
+
+/// recipe-api's edge address (what web-api's TARGET is).
+fn edge_of(lab: &LabDir) -> String {
+    let text = std::fs::read_to_string(lab.path().join(".lab/edges/edges.json")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    cfg["edges"][0]["listen"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_partition_refuses_or_black_holes_the_edge_and_heals_when_it_ends() {
+    let lab = LabDir::new(BIN, EDGE_LAB);
+    let inst = up_detached(&lab, 3);
+    let web = addr_of(&inst, "web-api");
+    let edge = edge_of(&lab);
+    assert_eq!(http_get(&web, "/").unwrap().0, 200);
+    // refuse: the edge stops listening, web-api's pooled connection is reset.
+    let r = lab.run(&["fault", "partition", "recipe-api"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("partition:refuse on recipe-api"), "{r}");
+    poll(DEADLINE, EVERY, || {
+        let e = std::net::TcpStream::connect(&edge).err()?;
+        (e.kind() == std::io::ErrorKind::ConnectionRefused).then_some(())
+    })
+    .expect("connecting to the partitioned edge is refused");
+    let (code, body) = http_get(&web, "/").unwrap();
+    assert_eq!(code, 502, "{body}");
+    assert_eq!(lab.run(&["fault", "clear"]).code, 0);
+    poll(DEADLINE, EVERY, || {
+        (http_get(&web, "/").ok()?.0 == 200).then_some(())
+    })
+    .expect("the chain heals once the partition is cleared");
+    assert!(listening(&edge), "the edge listens again");
+    // drop: connections are taken and nothing answers until the partition ends (1 s).
+    let r = lab.run(&[
+        "fault",
+        "partition",
+        "recipe-api",
+        "--mode",
+        "drop",
+        "--for",
+        "1s",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    let t0 = Instant::now();
+    assert!(
+        std::net::TcpStream::connect(&edge).is_ok(),
+        "a black hole takes the connection"
+    );
+    let (code, _) = http_get(&web, "/").unwrap();
+    assert_ne!(code, 200);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        t0.elapsed()
+    );
+    poll(DEADLINE, EVERY, || {
+        (http_get(&web, "/").ok()?.0 == 200).then_some(())
+    })
+    .expect("the chain heals once the black hole ends");
+    let r = lab.run(&["fault", "partition", "web-api"]);
+    assert_eq!(r.code, 2, "nothing consumes web-api: {r}");
+    assert!(r.stderr.contains("nothing reaches web-api"), "{r}");
+    assert_eq!(lab.run(&["down"]).code, 0);
+}
+
+#[test]
+fn scheduled_faults_come_due_after_the_lab_is_up_and_end_by_themselves() {
+    let lab = LabDir::new(
+        BIN,
+        r#"
+[services.recipe-api]
+builtin = "recipe-api"
+
+[services.web-api]
+builtin = "web-api"
+env = { TARGET = "recipe-api" }
+
+[faults.slow-recipes]
+fault = "latency"
+target = "recipe-api"
+delay = "200ms"
+after = "1s"
+for = "2s"
+"#,
+    );
+    let inst = up_detached(&lab, 3);
+    let up_at = Instant::now();
+    let web = addr_of(&inst, "web-api");
+    let timed = || {
+        let t = Instant::now();
+        let (code, _) = http_get(&web, "/").unwrap();
+        (code, t.elapsed())
+    };
+    let (code, fast) = timed();
+    assert_eq!(code, 200);
+    assert!(
+        fast < Duration::from_millis(150),
+        "before it is due: {fast:?}"
+    );
+    let listed = poll(DEADLINE, EVERY, || {
+        let r = lab.run(&["fault", "list", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).ok()?;
+        v.as_array()?.first().cloned()
+    })
+    .expect("the scheduled fault comes due");
+    assert!(
+        up_at.elapsed() >= Duration::from_millis(500),
+        "not before `after`"
+    );
+    assert_eq!(listed["name"], "slow-recipes", "{listed:#}");
+    assert_eq!(listed["kind"], "latency");
+    // The edges apply it within 100 ms of its record.
+    poll(DEADLINE, EVERY, || {
+        let (code, took) = timed();
+        (code == 200 && took >= Duration::from_millis(190)).then_some(())
+    })
+    .expect("requests take the fault's 200 ms while it lasts");
+    let table = lab.run(&["fault", "list"]);
+    assert!(table.stdout.contains("(slow-recipes)"), "{table}");
+    poll(DEADLINE, EVERY, || {
+        let r = lab.run(&["fault", "list", "--json"]);
+        (r.stdout.trim() == "[]").then_some(())
+    })
+    .expect("it ends after `for`");
+    poll(DEADLINE, EVERY, || {
+        (timed().1 < Duration::from_millis(150)).then_some(())
+    })
+    .expect("fast again once it ended");
+    assert_eq!(lab.run(&["down"]).code, 0);
+}

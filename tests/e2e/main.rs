@@ -4,7 +4,8 @@
 //! - the lab's life: `lifecycle` (up, status, check, restart, down, SIGKILL recovery),
 //!   `config_errors` (every class of bad lab.toml, usage errors and exit codes),
 //!   `command_service` (a learner's own program under the supervisor);
-//! - faults on purpose: `faults` (`lab fault` kill, pause, restart, list, clear);
+//! - faults on purpose: `faults` (`lab fault` kill, pause, restart, partition, the edge faults,
+//!   list, clear, `[faults.NAME]` schedules), `docker_faults` (the same on the docker runtime);
 //! - the chapters: `protocols` (2), `scaling` and `proxy` (1 and 3, both engines), `load`
 //!   (`lab load`), `observe` (4: the hub, logs, metrics, traces, alerts, `lab hub` alone),
 //!   `interop` (independent Python peers of chapter 2's contracts), `book_style` (`lab check all`
@@ -19,6 +20,7 @@ mod browser;
 mod command_service;
 mod config_errors;
 mod docker;
+mod docker_faults;
 mod export;
 mod faults;
 mod images;

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use crate::fault::{Direction, EdgeFault, EdgeKind};
+use crate::fault::{Direction, EdgeFault, EdgeKind, PartitionMode};
 
 /// The part of `.lab/faults.json` the edges read.
 #[derive(Deserialize)]
@@ -161,9 +161,42 @@ impl Faults {
                 }
                 EdgeKind::SlowFirstByte { ms } => d.first_byte += Duration::from_millis(ms),
                 EdgeKind::AbortAfterHeaders => d.abort_after_headers = true,
+                EdgeKind::Partition {
+                    mode: PartitionMode::Refuse,
+                } => d.reset = true,
+                EdgeKind::Partition {
+                    mode: PartitionMode::Drop,
+                } => {
+                    d.up.hold = Some(a.id.clone());
+                    d.down.hold = Some(a.id.clone());
+                }
             }
         }
         d
+    }
+}
+
+impl Faults {
+    /// The partition in effect on the edge into `service`'s `instance`, if any: its mode and
+    /// id. `count`: a connection it meets (counted as an exchange it hit).
+    pub fn partition(
+        &self,
+        service: &str,
+        instance: &str,
+        count: bool,
+    ) -> Option<(PartitionMode, String)> {
+        let snapshot = self.snapshot();
+        let a = snapshot.iter().find(|a| {
+            matches!(a.fault.kind, EdgeKind::Partition { .. }) && a.applies_to(service, instance)
+        })?;
+        if count {
+            a.exchanges.fetch_add(1, Ordering::Relaxed);
+            a.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        match a.fault.kind {
+            EdgeKind::Partition { mode } => Some((mode, a.id.clone())),
+            _ => None,
+        }
     }
 }
 

@@ -35,6 +35,33 @@ pub enum EdgeKind {
     SlowFirstByte { ms: u64 },
     /// HTTP: the response's head is passed on, then the connection is closed.
     AbortAfterHeaders,
+    /// Nothing gets through: new connections are refused (`refuse`: the edge stops
+    /// listening, open connections are reset at their next exchange) or black-holed (`drop`:
+    /// taken, then nothing passes either way until the fault ends).
+    Partition {
+        #[serde(default)]
+        mode: PartitionMode,
+    },
+}
+
+/// How a partition cuts an edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionMode {
+    /// Connections refused (ECONNREFUSED), open ones reset.
+    #[default]
+    Refuse,
+    /// Connections black-holed: the peer waits until it gives up.
+    Drop,
+}
+
+impl PartitionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionMode::Refuse => "refuse",
+            PartitionMode::Drop => "drop",
+        }
+    }
 }
 
 /// Which way the data a fault hits flows.
@@ -88,6 +115,7 @@ impl EdgeKind {
             EdgeKind::FailFirst { .. } => "fail-first",
             EdgeKind::SlowFirstByte { .. } => "slow-first-byte",
             EdgeKind::AbortAfterHeaders => "abort-after-headers",
+            EdgeKind::Partition { .. } => "partition",
         }
     }
 
@@ -129,6 +157,7 @@ impl EdgeKind {
             EdgeKind::Status { code } => format!("status:{code}"),
             EdgeKind::FailFirst { n, code } => format!("fail-first:{n}x{code}"),
             EdgeKind::SlowFirstByte { ms: d } => format!("slow-first-byte:{}", ms(d)),
+            EdgeKind::Partition { mode } => format!("partition:{}", mode.as_str()),
             EdgeKind::Timeout | EdgeKind::Reset | EdgeKind::AbortAfterHeaders => {
                 self.name().to_owned()
             }
@@ -187,5 +216,14 @@ mod tests {
         assert_eq!(s.describe(), "status:503");
         assert!(s.kind.is_http() && !s.kind.has_direction());
         assert_eq!(EdgeKind::SlowClose { ms: 1500 }.label(), "slow-close:1.5s");
+        let p: EdgeFault = serde_json::from_str(r#"{"kind":"partition"}"#).unwrap();
+        assert_eq!(p.describe(), "partition:refuse", "refuse unless told");
+        let p: EdgeFault = serde_json::from_str(r#"{"kind":"partition","mode":"drop"}"#).unwrap();
+        assert_eq!(
+            p.kind,
+            EdgeKind::Partition {
+                mode: PartitionMode::Drop
+            }
+        );
     }
 }

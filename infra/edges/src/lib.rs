@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-pub use fault::{Direction, EdgeFault, EdgeKind};
+pub use fault::{Direction, EdgeFault, EdgeKind, PartitionMode};
 
 /// One edge: where it listens and the server behind it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

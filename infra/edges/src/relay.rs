@@ -13,6 +13,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::EdgeSpec;
+use crate::PartitionMode;
 use crate::active::{Decision, Faults, Way};
 use crate::http::{Part, Requests, answer, find_blank_line};
 use crate::spans::{self, Begun, Sink};
@@ -102,22 +103,57 @@ fn span_id(seed: u64) -> u64 {
     crate::active::mix(seed ^ NEXT.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)).max(1)
 }
 
-/// Accept connections on `listener` for ever.
+/// Accept connections on `listener` for ever. While a `refuse` partition is in effect the
+/// edge does not listen at all (connecting is refused, as to a host that is down); it binds
+/// its address again when the partition ends.
 pub async fn serve(listener: TcpListener, edge: Arc<EdgeSpec>, faults: Arc<Faults>, spans: Sink) {
+    const RECHECK: Duration = Duration::from_millis(100);
+    let mut listener = Some(listener);
+    let mut warned = false;
     loop {
-        match listener.accept().await {
-            Ok((client, _)) => {
-                tokio::spawn(connection(
-                    client,
-                    edge.clone(),
-                    faults.clone(),
-                    spans.clone(),
-                ));
+        let refused = matches!(
+            faults.partition(&edge.service, &edge.name, false),
+            Some((PartitionMode::Refuse, _))
+        );
+        let Some(l) = listener.as_ref().filter(|_| !refused) else {
+            if refused {
+                // Dropping the listener closes it: connecting gets ECONNREFUSED.
+                listener = None;
+                tokio::time::sleep(RECHECK).await;
+                continue;
             }
-            Err(e) => {
-                tracing::warn!(edge = %edge.name, error = %e, "accept");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            match TcpListener::bind(&edge.listen).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    warned = false;
+                }
+                Err(e) => {
+                    if !warned {
+                        tracing::warn!(edge = %edge.name, error = %e, "cannot listen again after a partition; retrying");
+                        warned = true;
+                    }
+                    tokio::time::sleep(RECHECK).await;
+                }
             }
+            continue;
+        };
+        tokio::select! {
+            accepted = l.accept() => match accepted {
+                Ok((client, _)) => {
+                    tokio::spawn(connection(
+                        client,
+                        edge.clone(),
+                        faults.clone(),
+                        spans.clone(),
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(edge = %edge.name, error = %e, "accept");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            // Look again whether a partition began.
+            _ = tokio::time::sleep(RECHECK) => {}
         }
     }
 }
@@ -128,6 +164,24 @@ fn reset(s: &TcpStream) {
 
 async fn connection(client: TcpStream, edge: Arc<EdgeSpec>, faults: Arc<Faults>, spans: Sink) {
     let _ = client.set_nodelay(true);
+    match faults.partition(&edge.service, &edge.name, true) {
+        // Taken just as the partition began.
+        Some((PartitionMode::Refuse, _)) => {
+            reset(&client);
+            return;
+        }
+        // Black-holed: held, nothing read or answered, closed when the partition ends.
+        Some((PartitionMode::Drop, id)) => {
+            while faults
+                .partition(&edge.service, &edge.name, false)
+                .is_some_and(|(_, now)| now == id)
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            return;
+        }
+        None => {}
+    }
     let server = match TcpStream::connect(&edge.upstream).await {
         Ok(s) => s,
         Err(e) => {

@@ -42,6 +42,11 @@ pub enum Event {
         instance: String,
         forced: bool,
     },
+    /// A `[faults.NAME]` fault came due: what was injected (or why it could not be).
+    Scheduled {
+        name: String,
+        text: String,
+    },
 }
 
 /// Where events go: called synchronously from the instance tasks, so what it prints lands in

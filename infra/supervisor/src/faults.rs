@@ -72,6 +72,21 @@ pub struct Fault {
     /// When it ended (ended faults only), epoch milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_ms: Option<i64>,
+    /// A partition on the docker runtime: the network the container was cut from and its
+    /// aliases there (to attach it again as it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Cut>,
+    /// The `[faults.NAME]` of lab.toml that scheduled it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Where a partitioned container was attached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cut {
+    pub network: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 impl Fault {
@@ -82,32 +97,17 @@ impl Fault {
             (None, Some(id), _) if self.kind == "pause" => {
                 format!("docker pause {}", &id[..id.len().min(12)])
             }
+            (None, Some(_), _) if self.network.is_some() => {
+                let cut = self.network.as_ref().expect("checked");
+                format!("cut off network {}", cut.network)
+            }
             (None, None, Some(p)) if self.kind == "pause" => format!("SIGSTOP to group {}", p.pid),
             _ => self.kind.clone(),
         }
     }
 }
 
-/// A fault to inject into one instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// SIGKILL (the supervisor restarts it as after any crash).
-    Kill,
-    /// SIGSTOP / `docker pause`, for a while or until cleared.
-    Pause { lasting: Option<Duration> },
-    /// SIGTERM / `docker stop`, then started again at once.
-    Restart,
-}
-
-impl Action {
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Kill => "kill",
-            Action::Pause { .. } => "pause",
-            Action::Restart => "restart",
-        }
-    }
-}
+pub use crate::plan::Action;
 
 pub fn faults_file(state_dir: &Path) -> PathBuf {
     state_dir.join("faults.json")
@@ -174,9 +174,14 @@ impl Faults {
 
     /// The pause in effect on `instance`, if any.
     pub fn pause_of(&self, instance: &str) -> Option<&Fault> {
+        self.kind_on(instance, "pause")
+    }
+
+    /// The process fault of `kind` (`pause`, `partition`) in effect on `instance`, if any.
+    pub fn kind_on(&self, instance: &str, kind: &str) -> Option<&Fault> {
         self.active
             .iter()
-            .find(|f| f.instance == instance && f.edge.is_none())
+            .find(|f| f.instance == instance && f.edge.is_none() && f.kind == kind)
     }
 
     /// Record an edge fault on `target` (`SERVICE` or `SERVICE#N`), lasting `lasting` or
@@ -204,6 +209,8 @@ impl Faults {
                 until_ms: lasting.map(|d| since_ms + d.as_millis() as i64),
                 edge: Some(edge.clone()),
                 ended_ms: None,
+                network: None,
+                name: None,
             };
             f.active.push(fault.clone());
             fault
@@ -236,11 +243,12 @@ pub struct Injected {
 }
 
 /// Inject `action` into the instance `rec` names. `engine` is the docker runtime's (an
-/// instance in a container needs it). `hub_logs` is remembered for the supervisor's
-/// documents.
+/// instance in a container needs it), `network` the lab's network there (a partition needs
+/// it). `hub_logs` is remembered for the supervisor's documents.
 pub async fn inject(
     state_dir: &Path,
     engine: Option<&Engine>,
+    network: Option<&str>,
     rec: &InstanceRecord,
     action: Action,
     hub_logs: Option<String>,
@@ -255,15 +263,27 @@ pub async fn inject(
         ));
     }
     let io = |e: std::io::Error| format!("cannot record the fault: {e}");
-    if let Action::Pause { .. } = action {
+    if action.lasting().is_some() {
         let faults = Faults::load(state_dir).map_err(io)?;
-        if let Some(f) = faults.pause_of(&instance) {
+        if let Some(f) = faults.kind_on(&instance, action.name()) {
+            let state = match action {
+                Action::Partition { .. } => "partitioned",
+                _ => "paused",
+            };
             return Err(format!(
-                "{instance} is already paused ({}): `lab fault clear {}` first",
+                "{instance} is already {state} ({}): `lab fault clear {}` first",
                 f.id, f.id
             ));
         }
     }
+    if let Action::Partition { .. } = action
+        && container.is_none()
+    {
+        return Err(format!(
+            "{instance} runs as a process: on the process runtime a partition cuts the fault edges into it (`[faults] edges = true`)"
+        ));
+    }
+    let mut cut = None;
     if action == Action::Restart {
         Faults::update(state_dir, |f| {
             if !f.restarts.contains(&instance) {
@@ -290,6 +310,15 @@ pub async fn inject(
                     engine.stop(id, Duration::from_secs(10)).await;
                     format!("docker stop {short}")
                 }
+                Action::Partition { .. } => {
+                    let network = network.ok_or("the lab's docker network is not recorded")?;
+                    let aliases = engine.disconnect(network, id).await?;
+                    cut = Some(Cut {
+                        network: network.to_owned(),
+                        aliases,
+                    });
+                    format!("docker network disconnect {network} {short}")
+                }
             }
         }
         (None, Some(p)) => {
@@ -297,6 +326,7 @@ pub async fn inject(
                 Action::Kill => Signal::SIGKILL,
                 Action::Pause { .. } => Signal::SIGSTOP,
                 Action::Restart => Signal::SIGTERM,
+                Action::Partition { .. } => unreachable!("refused above"),
             };
             if !signal_group(p, signal) {
                 return Err(format!("{instance} (pid {}) is gone", p.pid));
@@ -313,12 +343,12 @@ pub async fn inject(
             f.hub_logs = hub_logs.clone();
         }
         match action {
-            Action::Pause { lasting } => {
+            Action::Pause { lasting } | Action::Partition { lasting } => {
                 f.next += 1;
                 let since_ms = now_ms();
                 let fault = Fault {
                     id: format!("f{}", f.next),
-                    kind: "pause".into(),
+                    kind: action.name().into(),
                     instance: instance.clone(),
                     process,
                     container: container.clone(),
@@ -326,6 +356,8 @@ pub async fn inject(
                     until_ms: lasting.map(|d| since_ms + d.as_millis() as i64),
                     edge: None,
                     ended_ms: None,
+                    network: cut.clone(),
+                    name: None,
                 };
                 f.active.push(fault.clone());
                 Some(fault)
@@ -349,6 +381,8 @@ pub async fn inject(
                     until_ms: None,
                     edge: None,
                     ended_ms: None,
+                    network: None,
+                    name: None,
                 });
                 f.keep_ended(gone, now);
                 None
@@ -368,16 +402,23 @@ pub async fn inject(
     Ok(Injected { fault, how })
 }
 
-/// End a fault: a paused group gets SIGCONT, a paused container is thawed. `why` is logged
-/// (`cleared`, `expired`, `lab down`).
+/// End a fault: a paused group gets SIGCONT, a paused container is thawed, a partitioned one
+/// attached to its network again (edge faults end when the edges read the file). `why` is
+/// logged (`cleared`, `expired`, `lab down`).
 pub async fn end(engine: Option<&Engine>, fault: &Fault, hub_logs: Option<&str>, why: &str) {
-    if let Some(p) = fault.process {
-        signal_group(p, Signal::SIGCONT);
-    }
-    if let (Some(id), Some(engine)) = (&fault.container, engine)
-        && let Err(e) = engine.unpause(id).await
-    {
-        tracing::warn!(error = %e, "cannot end a pause");
+    if fault.edge.is_none() {
+        if let Some(p) = fault.process {
+            signal_group(p, Signal::SIGCONT);
+        }
+        if let (Some(id), Some(engine)) = (&fault.container, engine) {
+            let done = match &fault.network {
+                Some(cut) => engine.reconnect(&cut.network, id, &cut.aliases).await,
+                None => engine.unpause(id).await,
+            };
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "cannot end a {}", fault.kind);
+            }
+        }
     }
     log_fault(
         hub_logs,
@@ -518,6 +559,8 @@ mod tests {
                         until_ms: None,
                         edge: None,
                         ended_ms: None,
+                        network: None,
+                        name: None,
                     });
                     f.restarts.push(format!("web-api#{i}"));
                     id

@@ -16,6 +16,7 @@
 //! - [`logs`]: per-instance log files and a tailer for `lab logs -f` and `lab up`.
 //! - [`events`]: what happened, for the CLI to render.
 //! - [`faults`]: kill, pause and restart on purpose (`lab fault`), recorded in `.lab/faults.json`.
+//! - [`schedule`]: the faults of lab.toml's `[faults.NAME]`, injected `after` the lab is up.
 
 pub mod backoff;
 pub mod down;
@@ -28,6 +29,7 @@ pub mod ports;
 pub mod procfs;
 pub mod report;
 pub mod runtime;
+pub mod schedule;
 pub mod state;
 pub mod supervisor;
 

@@ -17,6 +17,10 @@ pub struct Plan {
     pub services: Vec<ServiceSpec>,
     /// Set when the lab runs as containers (the `docker` runtime): the lab-wide objects.
     pub docker: Option<DockerSpec>,
+    /// `[faults.NAME]`: faults to inject once the lab is up.
+    pub faults: Vec<Scheduled>,
+    /// The hub's log input (Logstash JSON over UDP), for the scheduled faults' documents.
+    pub hub_logs: Option<String>,
 }
 
 /// What a lab on the docker runtime shares: one bridge network (service names resolve on it)
@@ -239,4 +243,61 @@ impl Default for Backoff {
             reset_after: Duration::from_secs(30),
         }
     }
+}
+
+/// A fault to inject into one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// SIGKILL (the supervisor restarts it as after any crash).
+    Kill,
+    /// SIGSTOP / `docker pause`, for a while or until cleared.
+    Pause { lasting: Option<Duration> },
+    /// SIGTERM / `docker stop`, then started again at once.
+    Restart,
+    /// `docker network disconnect` from the lab's network (docker runtime; on the process
+    /// runtime a partition is an edge fault), for a while or until cleared.
+    Partition { lasting: Option<Duration> },
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Kill => "kill",
+            Action::Pause { .. } => "pause",
+            Action::Restart => "restart",
+            Action::Partition { .. } => "partition",
+        }
+    }
+
+    /// What lasts until cleared (or its time is up), and so is recorded as in effect.
+    pub fn lasting(self) -> Option<Option<Duration>> {
+        match self {
+            Action::Pause { lasting } | Action::Partition { lasting } => Some(lasting),
+            Action::Kill | Action::Restart => None,
+        }
+    }
+}
+
+/// One fault of the schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scheduled {
+    /// `slow-recipes` (`[faults.slow-recipes]`).
+    pub name: String,
+    /// `SERVICE` or `SERVICE#N`.
+    pub target: String,
+    /// After the lab is up.
+    pub after: Duration,
+    pub what: What,
+}
+
+/// What a scheduled fault does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum What {
+    /// Kill, pause, restart, or (docker runtime) partition each instance of the target.
+    Process(Action),
+    /// A fault on the edges into the target (the edges apply it).
+    Edge {
+        fault: lab_edges::EdgeFault,
+        lasting: Option<Duration>,
+    },
 }

@@ -206,6 +206,21 @@ impl Lab {
             .collect();
         breakdown.instances.sort_by_key(|t| t.spawn_at);
         lab.store.update(|s| s.phase = Phase::Up);
+        if !plan.faults.is_empty() {
+            let ctx = crate::schedule::Context {
+                state_dir: plan.state_dir.clone(),
+                store: lab.store.clone(),
+                engine: lab.runtime.engine(),
+                network: plan.docker.as_ref().map(|d| d.network.clone()),
+                hub_logs: plan.hub_logs.clone(),
+                events: lab.events.clone(),
+            };
+            tokio::spawn(crate::schedule::run(
+                ctx,
+                plan.faults.clone(),
+                lab.faults_watch.clone(),
+            ));
+        }
         Ok((lab, breakdown))
     }
 

@@ -1,14 +1,64 @@
 //! Fault edges as one more service of the plan (`[faults] edges = true`, `lab up --faults`):
 //! which instances get an edge (every instance of a service some consumer reaches: a `TARGET`,
 //! a frontend's servers), the edges' config under `.lab/edges/`, and `lab serve edges`, ready
-//! when its control listener answers `/health`. Process runtime only.
+//! when its control listener answers `/health`. Process runtime only. And the plan's
+//! `[faults.NAME]` schedule, each fault as this shape runs it.
 
-use lab_edges::{EdgeSpec, EdgesConfig};
+use lab_edges::{EdgeFault, EdgeKind, EdgeSpec, EdgesConfig};
 use lab_supervisor::ServiceSpec;
+use lab_supervisor::faults::Action;
+use lab_supervisor::schedule::{Scheduled, What};
 
 use super::net::{Net, join_host_port};
 use super::shape::{FileToWrite, LowerOptions, Shape, builtin_service};
-use crate::config::model::{EDGES_SERVICE, HubListener, LabConfig, Protocol};
+use crate::config::model::{EDGES_SERVICE, HubListener, LabConfig, Protocol, ScheduledKind};
+
+/// The `[faults.NAME]` schedule as `shape` runs it: a partition is the edges' on processes and
+/// the engine's network disconnect on docker; edge faults need the process runtime. The
+/// Compose and Kubernetes shapes run no schedule (`Ok(empty)`).
+pub fn schedule(cfg: &LabConfig, shape: Shape) -> Result<Vec<Scheduled>, String> {
+    if !matches!(shape, Shape::Processes | Shape::Docker) {
+        return Ok(Vec::new());
+    }
+    let docker = shape == Shape::Docker;
+    cfg.faults
+        .schedule
+        .iter()
+        .map(|s| {
+            let lasting = s.lasting;
+            let what = match (&s.kind, docker) {
+                (ScheduledKind::Kill, _) => What::Process(Action::Kill),
+                (ScheduledKind::Pause, _) => What::Process(Action::Pause { lasting }),
+                (ScheduledKind::Restart, _) => What::Process(Action::Restart),
+                (ScheduledKind::Partition(_), true) => What::Process(Action::Partition { lasting }),
+                (ScheduledKind::Partition(mode), false) => What::Edge {
+                    fault: EdgeFault {
+                        kind: EdgeKind::Partition { mode: *mode },
+                        direction: Default::default(),
+                        probability: 1.0,
+                    },
+                    lasting,
+                },
+                (ScheduledKind::Edge(fault), false) => What::Edge {
+                    fault: fault.clone(),
+                    lasting,
+                },
+                (ScheduledKind::Edge(_), true) => {
+                    return Err(format!(
+                        "[faults.{}] is a fault on the edges, which run on the process runtime only; on docker: kill, pause, restart or partition",
+                        s.name
+                    ));
+                }
+            };
+            Ok(Scheduled {
+                name: s.name.clone(),
+                target: s.target.clone(),
+                after: s.after,
+                what,
+            })
+        })
+        .collect()
+}
 
 /// Whether `cfg` lowered for `shape` has fault edges.
 pub fn on(cfg: &LabConfig, shape: Shape) -> bool {

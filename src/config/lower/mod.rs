@@ -348,12 +348,23 @@ pub fn build(cfg: &LabConfig, opts: &LowerOptions, m: &Machine) -> Result<Lowere
         files.push(written);
         hub_config = Some(config);
     }
+    let schedule = edges::schedule(cfg, opts.shape).map_err(|e| {
+        diagnostics(
+            cfg,
+            vec![whole_file(
+                e,
+                Some("run this lab with `runtime = \"process\"`, or remove the edge faults"),
+            )],
+        )
+    })?;
     let mut plan = Plan {
         name: cfg.name.clone(),
         state_dir: opts.state_dir.clone(),
         config_path: cfg.path.clone(),
         services,
         docker: None,
+        faults: schedule,
+        hub_logs: cfg.hub.as_ref().map(|_| host.hub(HubListener::Logs)),
     };
     if opts.shape != Shape::Processes {
         let net = Net {

@@ -9,7 +9,7 @@ use super::ports::Resolved;
 use super::shape::{Shape, Tls};
 use crate::config::model::{
     HUB_SERVICE, HubListener, LabConfig, PROXY_SERVICE, ProcessModel, Protocol, ProxyFrontend, Run,
-    Target,
+    Target, consumed,
 };
 
 /// The decided ports, by what listens on them.
@@ -92,16 +92,7 @@ impl Layout {
 pub fn edged(cfg: &LabConfig) -> Vec<bool> {
     cfg.services
         .iter()
-        .map(|s| {
-            cfg.services
-                .iter()
-                .any(|c| matches!(&c.target, Some(Target::Service(t)) if *t == s.name))
-                || cfg
-                    .proxy
-                    .iter()
-                    .flat_map(|p| &p.frontends)
-                    .any(|f| f.service == s.name)
-        })
+        .map(|s| consumed(&cfg.services, cfg.proxy.as_ref(), &s.name))
         .collect()
 }
 

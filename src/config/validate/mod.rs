@@ -1,11 +1,12 @@
 //! Raw → validated: every problem is collected (with its span) before anything starts; later
 //! code only ever sees [`LabConfig`]. One file per section of lab.toml ([`service`], [`proxy`],
-//! [`hub`], [`alerts`], [`load`]), and [`cross`] for what spans sections (ports, TLS pairs,
+//! [`hub`], [`alerts`], [`load`], [`faults`]), and [`cross`] for what spans sections (ports, TLS pairs,
 //! start order, what `lab up` would trip on).
 
 mod alerts;
 mod common;
 mod cross;
+mod faults;
 mod hub;
 mod load;
 mod proxy;
@@ -130,18 +131,7 @@ pub fn validate(
             .hint("rename this service (e.g. `my-hub`)"),
         );
     }
-    let faults = Faults {
-        edges: raw
-            .faults
-            .as_ref()
-            .and_then(|f| f.edges.as_ref())
-            .is_some_and(|e| *e.get_ref()),
-        seed: raw
-            .faults
-            .as_ref()
-            .and_then(|f| f.seed.as_ref())
-            .map_or(0, |s| *s.get_ref()),
-    };
+    let faults = faults::faults(&raw, &services, proxy.as_ref(), &mut errs);
     if let Some((key, _)) = raw
         .services
         .iter()
