@@ -28,4 +28,12 @@ pub mod service;
 pub mod settings;
 
 pub use error::JsonError;
+
+/// This process's id, asked of the kernel once: the book's services answer it on every
+/// request (`consumer_pid`, `producer_pid`), and a `getpid` a request is a syscall each time.
+/// Workers are processes of their own (spawned, never forked), so each reads its own.
+pub fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
 pub use settings::Settings;

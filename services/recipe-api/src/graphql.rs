@@ -73,7 +73,7 @@ impl QueryRoot {
     }
 
     async fn pid(&self) -> Option<i32> {
-        i32::try_from(std::process::id()).ok()
+        i32::try_from(lab_service_kit::pid()).ok()
     }
 }
 

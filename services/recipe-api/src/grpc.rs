@@ -43,7 +43,7 @@ impl RecipeService for RecipeGrpc {
 
     async fn get_meta_data(&self, _req: Request<pb::Empty>) -> Result<Response<pb::Meta>, Status> {
         Ok(Response::new(pb::Meta {
-            pid: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
+            pid: i32::try_from(lab_service_kit::pid()).unwrap_or(i32::MAX),
         }))
     }
 }

@@ -74,7 +74,7 @@ static REST_BODIES: std::sync::LazyLock<Vec<(i32, axum::body::Bytes)>> =
             .iter()
             .map(|r| {
                 let body = RecipeResponse {
-                    producer_pid: std::process::id(),
+                    producer_pid: lab_service_kit::pid(),
                     recipe: r.into(),
                 };
                 (

@@ -200,7 +200,7 @@ async fn call_upstream(
     url: &str,
     headers: &[(&'static str, String)],
 ) -> Result<axum::response::Response, JsonError> {
-    let pid = std::process::id();
+    let pid = lab_service_kit::pid();
     let hdrs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
     match s.protocol {
         TargetProtocol::Http | TargetProtocol::Https => {
