@@ -15,9 +15,9 @@ use super::scenario::{BoxFut, Ctx, Record, Subject};
 use super::spawn::{self, SpawnedProxy};
 use crate::config::model::{Builtin, ProxyEngine};
 
-const STATS_URI: &str = "/admin?stats";
+pub(super) const STATS_URI: &str = "/admin?stats";
 
-fn frontend(name: &str, servers: &[String]) -> Frontend {
+pub(super) fn frontend(name: &str, servers: &[String]) -> Frontend {
     Frontend::new(
         name,
         "127.0.0.1:0",
@@ -33,7 +33,7 @@ fn frontend(name: &str, servers: &[String]) -> Frontend {
 }
 
 /// Start the experiment's proxy, named among the subjects with the book config it mirrors.
-async fn start(
+pub(super) async fn start(
     ctx: &Ctx,
     rec: &mut Record,
     f: Frontend,
@@ -86,7 +86,10 @@ fn check_for(
 }
 
 /// The stats CSV as rows keyed by column name (HAProxy's names, both engines).
-async fn stats_rows(ctx: &Ctx, addr: &str) -> anyhow::Result<Vec<HashMap<String, String>>> {
+pub(super) async fn stats_rows(
+    ctx: &Ctx,
+    addr: &str,
+) -> anyhow::Result<Vec<HashMap<String, String>>> {
     let (r, _) = ctx.get(addr, &format!("{STATS_URI};csv")).await?;
     anyhow::ensure!(r.status == 200, "stats CSV: status {}", r.status);
     let text = r.text();
@@ -111,7 +114,7 @@ async fn stats_rows(ctx: &Ctx, addr: &str) -> anyhow::Result<Vec<HashMap<String,
         .collect())
 }
 
-fn server_row<'a>(
+pub(super) fn server_row<'a>(
     rows: &'a [HashMap<String, String>],
     name: &str,
 ) -> Option<&'a HashMap<String, String>> {
@@ -206,12 +209,12 @@ pub fn round_robin<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
 }
 
 /// Sends `GET /recipes/42` through `addr` every 10 ms until stopped; counts failures.
-struct LightLoad {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<(usize, usize, Vec<u64>)>,
+pub(super) struct LightLoad {
+    pub(super) stop: Arc<std::sync::atomic::AtomicBool>,
+    pub(super) task: tokio::task::JoinHandle<(usize, usize, Vec<u64>)>,
 }
 
-fn light_load(ctx: &Ctx, addr: &str) -> LightLoad {
+pub(super) fn light_load(ctx: &Ctx, addr: &str) -> LightLoad {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (client, url, timeout, flag) = (
         ctx.client.clone(),

@@ -81,8 +81,24 @@ pub async fn builtin_on(
     }
 }
 
+impl Spawned {
+    /// Send `signal` to it (to its whole group when it runs in one): SIGSTOP and SIGCONT for
+    /// an experiment that freezes it.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let pid = nix::unistd::Pid::from_raw(self.pid as i32);
+        if self.group {
+            nix::sys::signal::killpg(pid, signal)?;
+        } else {
+            nix::sys::signal::kill(pid, signal)?;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Spawned {
     fn drop(&mut self) {
+        // A frozen one takes its SIGTERM only once it runs again.
+        let _ = self.signal(nix::sys::signal::Signal::SIGCONT);
         // A master stops its workers first (they die with it in any case: PDEATHSIG); a
         // learner's program runs in a group of its own, stopped as a whole.
         if self.group {

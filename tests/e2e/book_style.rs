@@ -88,6 +88,7 @@ const ON_THE_FIXTURES: &[&str] = &[
     "ch4.metrics",
     "ch4.alerting",
     "ch4.tracing",
+    "ch4.pause",
 ];
 
 /// Scenarios that compare process models or break things on parts of their own: they say so.

@@ -1,0 +1,230 @@
+//! Scenarios that break something on purpose and watch the lab react (issue 18): what `lab
+//! fault` does by hand, as an experiment with assertions. Each runs against copies of the
+//! learner's service when lab.toml has one (`command = [...]`), else against the lab's built-in
+//! one, and says which.
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use lab_proxy::config::Check;
+
+use super::ch3_proxy::{STATS_URI, frontend, light_load, server_row, start, stats_rows};
+use super::scenario::{BoxFut, Ctx, EndpointRun, Record, Scenario, Subject};
+use super::spawn::{self, Spawned};
+use crate::config::model::{Builtin, ProxyEngine};
+
+pub fn scenarios() -> Vec<Scenario> {
+    vec![Scenario {
+        name: "ch4.pause",
+        chapter: 4,
+        section: "Health Checks",
+        summary: "a paused (SIGSTOP) instance fails its health check, the proxy takes it out, and it is back in rotation after resume",
+        run: pause,
+        proxy: true,
+    }]
+}
+
+/// Two instances of the lab's recipe-api for an experiment that freezes one: copies of the
+/// learner's command when it is one, else the built-in service; named among the subjects.
+async fn two_producers(
+    ctx: &Ctx,
+    rec: &mut Record,
+) -> anyhow::Result<(Spawned, Spawned, Option<String>)> {
+    let learners = ctx
+        .playing(Builtin::RecipeApi)
+        .into_iter()
+        .find(|e| e.rest() && matches!(e.run, EndpointRun::Command { .. }));
+    match learners {
+        Some(e) => {
+            let a = spawn::command_copy(e, &[]).await?;
+            let b = spawn::command_copy(e, &[]).await?;
+            let mut s = e.subject();
+            s.what = format!(
+                "{}: two copies (pids {}, {}) started for this experiment, so the lab's own instances are not frozen",
+                s.what, a.pid, b.pid
+            );
+            rec.subject(s);
+            Ok((a, b, e.health_path.clone()))
+        }
+        None => {
+            let a = spawn::builtin(Builtin::RecipeApi, &[]).await?;
+            let b = spawn::builtin(Builtin::RecipeApi, &[]).await?;
+            rec.subject(Subject::helper(
+                "recipe-api",
+                format!(
+                    "the lab's built-in recipe-api ×2 (pids {}, {}), started for this experiment (lab.toml has no recipe-api of your own)",
+                    a.pid, b.pid
+                ),
+            ));
+            Ok((a, b, Some("/health".into())))
+        }
+    }
+}
+
+/// Poll the proxy's stats until `server`'s status satisfies `want`, for up to `limit`; how long
+/// it took.
+async fn status_until(
+    ctx: &Ctx,
+    addr: &str,
+    server: &str,
+    limit: Duration,
+    want: impl Fn(&str) -> bool,
+) -> anyhow::Result<Option<Duration>> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        let rows = stats_rows(ctx, addr).await?;
+        if server_row(&rows, server)
+            .and_then(|r| r.get("status"))
+            .is_some_and(|s| want(s))
+        {
+            return Ok(Some(t0.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // stats polling interval
+    }
+    Ok(None)
+}
+
+/// The requests the proxy sent `server` so far (`stot`).
+async fn sent_to(ctx: &Ctx, addr: &str, server: &str) -> anyhow::Result<u64> {
+    let rows = stats_rows(ctx, addr).await?;
+    Ok(server_row(&rows, server)
+        .and_then(|r| r.get("stot"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+pub fn pause<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        let (a, b, health_path) = two_producers(ctx, rec).await?;
+        let (interval, timeout, fall, rise) = (200u64, 150u64, 2u32, 2u32);
+        let servers = vec![
+            super::scenario::host_port(&a.base).to_owned(),
+            super::scenario::host_port(&b.base).to_owned(),
+        ];
+        let mut f = frontend("recipes", &servers);
+        f.check = Some(Check {
+            path: Some(health_path.clone().unwrap_or_else(|| "/recipes/42".into())),
+            interval_ms: interval,
+            timeout_ms: timeout,
+            rise,
+            fall,
+        });
+        f.stats_uri = Some(STATS_URI.into());
+        if health_path.is_none() {
+            rec.note(
+                "your recipe-api has no http health check in lab.toml, so the proxy probes GET /recipes/42: a paused process still accepts TCP connections (the kernel answers), so only an HTTP probe sees it frozen",
+            );
+        }
+        let proxy = start(ctx, rec, f, "haproxy/load-balance.cfg").await?;
+        let addr = proxy.addrs[0].clone();
+        let victim = "recipes-2";
+
+        let load = light_load(ctx, &addr);
+        tokio::time::sleep(Duration::from_millis(300)).await; // some traffic before the pause
+        b.signal(Signal::SIGSTOP)?;
+        let paused = Instant::now();
+        let out_limit = Duration::from_millis((interval + timeout) * u64::from(fall + 1))
+            + Duration::from_secs(1);
+        let out =
+            status_until(ctx, &addr, victim, out_limit * 3, |s| s.starts_with("DOWN")).await?;
+        match out {
+            Some(t) => {
+                rec.figure(
+                    "paused instance out of rotation after",
+                    t.as_secs_f64() * 1e3,
+                    "ms",
+                );
+                rec.check(
+                    "the paused instance fails its health check and leaves the rotation within fall × (interval + timeout) (+ slack)",
+                    t <= out_limit,
+                    format!(
+                        "{:.0} ms (fall {fall} × ({interval} + {timeout}) ms; limit {} ms)",
+                        t.as_secs_f64() * 1e3,
+                        out_limit.as_millis()
+                    ),
+                );
+            }
+            None => {
+                rec.check(
+                    "the paused instance leaves the rotation",
+                    false,
+                    "still UP in the stats while frozen".to_string(),
+                );
+            }
+        }
+        // While it is out, the proxy sends it nothing and the other instance answers.
+        let before = sent_to(ctx, &addr, victim).await?;
+        let mut answered = 0;
+        for _ in 0..10 {
+            let (r, _) = ctx.get(&addr, "/recipes/42").await?;
+            answered += usize::from(r.status == 200);
+        }
+        let after = sent_to(ctx, &addr, victim).await?;
+        rec.check(
+            "while it is paused, requests are answered by the other instance and none is sent to it",
+            answered == 10 && after == before,
+            format!("{answered} of 10 answered; {} sent to the paused one", after - before),
+        );
+        let held = paused.elapsed();
+        b.signal(Signal::SIGCONT)?;
+        rec.figure("paused for", held.as_secs_f64() * 1e3, "ms");
+        let back_limit =
+            Duration::from_millis(interval * u64::from(rise + 1)) + Duration::from_secs(1);
+        let back = status_until(ctx, &addr, victim, back_limit * 3, |s| s == "UP").await?;
+        match back {
+            Some(t) => {
+                rec.figure(
+                    "resumed instance back in rotation after",
+                    t.as_secs_f64() * 1e3,
+                    "ms",
+                );
+                rec.check(
+                    "the resumed instance returns within rise × interval (+ slack)",
+                    t <= back_limit,
+                    format!(
+                        "{:.0} ms (rise {rise} × interval {interval} ms)",
+                        t.as_secs_f64() * 1e3
+                    ),
+                );
+            }
+            None => {
+                rec.check(
+                    "the resumed instance returns",
+                    false,
+                    "never UP again in the stats".to_string(),
+                );
+            }
+        }
+        let resumed_at = sent_to(ctx, &addr, victim).await?;
+        let asked = Instant::now();
+        let mut serves_again = false;
+        while !serves_again && asked.elapsed() < Duration::from_secs(5) {
+            let _ = ctx.get(&addr, "/recipes/42").await?;
+            serves_again = sent_to(ctx, &addr, victim).await? > resumed_at;
+        }
+        rec.check(
+            "the resumed instance is sent requests again",
+            serves_again,
+            format!("stot of {victim} grew after resume: {serves_again}"),
+        );
+        load.stop.store(true, SeqCst);
+        let (ok, failed, _) = load.task.await?;
+        rec.figure(
+            "requests during the experiment",
+            (ok + failed) as f64,
+            "count",
+        );
+        rec.figure("failed requests (errors seen)", failed as f64, "count");
+        if ctx.proxy_engine == ProxyEngine::Builtin && failed > 0 {
+            rec.note(format!(
+                "{failed} of {} requests failed: those sent to the instance before its health check failed waited for the proxy's timeout",
+                ok + failed
+            ));
+        }
+        drop(proxy); // before the servers, so none waits on the proxy's keep-alive connections
+        drop((a, b));
+        Ok(())
+    })
+}
