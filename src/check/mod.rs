@@ -14,7 +14,6 @@ pub mod ch4;
 pub mod ch5;
 pub mod contract;
 pub mod deps;
-pub mod faults;
 pub mod progress;
 pub mod report;
 pub mod scenario;
@@ -31,7 +30,6 @@ pub fn registry() -> Vec<Scenario> {
     all.extend(ch3::scenarios());
     all.extend(ch4::scenarios());
     all.extend(ch5::scenarios());
-    all.extend(faults::scenarios());
     all.sort_by_key(|s| s.chapter);
     all
 }

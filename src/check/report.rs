@@ -133,6 +133,16 @@ pub async fn run_one(ctx: &Ctx, s: &Scenario) -> ScenarioResult {
                     Err(e) => rec.note(format!("could not remove {what}: {e}")),
                 }
             }
+            Cleanup::ClearFault { state_dir, id } => {
+                let done =
+                    lab_supervisor::faults::clear(&state_dir, None, "cleared by lab check", |f| {
+                        f.id == id
+                    })
+                    .await;
+                if let Err(e) = done {
+                    rec.note(format!("could not end fault {id}: {e}"));
+                }
+            }
         }
     }
     let (error, na) = match outcome {

@@ -222,6 +222,21 @@ pub struct Ctx {
     pub containers: bool,
     /// What one scenario found that a later one can use (which consumers send StatsD).
     pub memo: std::sync::Mutex<Memo>,
+    /// The running lab's fault edges, when it has them (`[faults] edges = true`).
+    pub edges: Option<LabEdges>,
+}
+
+/// A running lab's fault edges: where its faults are recorded and which services they front.
+#[derive(Debug, Clone)]
+pub struct LabEdges {
+    /// The lab's state dir (`.lab/`), holding `faults.json`.
+    pub state_dir: std::path::PathBuf,
+    /// The edges' control listener (`GET /faults`).
+    pub control: String,
+    /// The services some edge leads to.
+    pub services: Vec<String>,
+    /// The hub's log input, for the faults' documents.
+    pub hub_logs: Option<String>,
 }
 
 /// Findings kept across the scenarios of one run.
@@ -415,6 +430,11 @@ pub struct Record {
 pub enum Cleanup {
     /// `DELETE url` (a run-time alert rule).
     Delete { url: String, what: String },
+    /// End fault `id` of the lab whose state is in `state_dir` (an injected edge fault).
+    ClearFault {
+        state_dir: std::path::PathBuf,
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]

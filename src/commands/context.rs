@@ -91,7 +91,7 @@ pub fn ctx_from(
                 alert_interval: Duration::from_millis(h.alert_interval_ms),
             }
         });
-    Ok(ctx(
+    let mut ctx = ctx(
         client,
         tls_ca,
         endpoints,
@@ -99,7 +99,29 @@ pub fn ctx_from(
         tls_dir.to_path_buf(),
         hub,
         state.docker.is_some(),
-    ))
+    );
+    ctx.edges = tls_dir.parent().and_then(|dir| lab_edges_of(dir, state));
+    Ok(ctx)
+}
+
+/// The fault edges of the running lab under `dir`, when it has them.
+fn lab_edges_of(dir: &std::path::Path, state: &State) -> Option<crate::check::LabEdges> {
+    state
+        .instances
+        .iter()
+        .any(|i| i.service == crate::config::model::EDGES_SERVICE)
+        .then_some(())?;
+    let cfg: lab_edges::EdgesConfig =
+        serde_json::from_slice(&std::fs::read(dir.join("edges").join("edges.json")).ok()?).ok()?;
+    let mut services: Vec<String> = cfg.edges.iter().map(|e| e.service.clone()).collect();
+    services.dedup();
+    Some(crate::check::LabEdges {
+        state_dir: dir.to_path_buf(),
+        control: cfg.control,
+        services,
+        hub_logs: super::running::running_config(dir)
+            .map(|c| super::running::connect(&c, c.logs_port)),
+    })
 }
 
 /// A context with the scenarios' defaults (5 s per request, nothing found yet).
@@ -113,6 +135,7 @@ pub fn ctx(
     containers: bool,
 ) -> Ctx {
     Ctx {
+        edges: None,
         client,
         tls_ca,
         endpoints,

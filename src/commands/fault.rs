@@ -258,30 +258,7 @@ fn inject_edge(
 /// Poll the edges' control listener until the ids of the faults they apply satisfy `ok`
 /// (they re-read the faults file every 100 ms), for up to 2 s.
 fn edges_agree(control: &str, ok: impl Fn(&[String]) -> bool) -> bool {
-    let ask = || -> Option<Vec<String>> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(control).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-        s.write_all(b"GET /faults HTTP/1.1\r\nhost: edges\r\n\r\n")
-            .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let body = &text[text.find("\r\n\r\n")? + 4..];
-        let list: Vec<serde_json::Value> = serde_json::from_str(body).ok()?;
-        Some(
-            list.iter()
-                .filter_map(|f| f["id"].as_str().map(str::to_owned))
-                .collect(),
-        )
-    };
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(2) {
-        if ask().is_some_and(|ids| ok(&ids)) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+    lab_edges::wait_for_faults(control, ok, Duration::from_secs(2))
 }
 
 /// The fault edges of the lab under `dir`, if it has them.

@@ -35,6 +35,7 @@ pub fn book_checkout() -> LabDir {
         "[hub]\n",
         "[hub]\nstatsd_port = 8125\nlogs_port = 0\nzipkin_port = 0\nhttp_port = 0\ncarbon_port = 0\notlp_http_port = 0\notlp_grpc_port = 0\n",
     );
+
     let lab = LabDir::new(BIN, &toml);
     for d in ["lib", "recipe-api", "web-api"] {
         copy_dir(&Path::new(FIXTURES).join(d), &lab.path().join(d));
@@ -89,6 +90,7 @@ const ON_THE_FIXTURES: &[&str] = &[
     "ch4.alerting",
     "ch4.tracing",
     "ch4.pause",
+    "ch4.fault-alert",
 ];
 
 /// Scenarios that compare process models or break things on parts of their own: they say so.
@@ -106,6 +108,9 @@ fn lab_check_all_holds_book_style_services_to_the_book_and_names_what_it_ran_aga
         return;
     }
     let lab = book_checkout();
+    // Fault edges on every TARGET, so `lab check ch4.fault-alert` breaks what a consumer calls.
+    let toml = std::fs::read_to_string(lab.path().join("lab.toml")).unwrap();
+    lab.write("lab.toml", &format!("{toml}\n[faults]\nedges = true\n"));
     let up = lab.run(&["up", "--detach", "--ports", "auto"]);
     assert_eq!(up.code, 0, "{up}");
     assert!(
@@ -113,7 +118,7 @@ fn lab_check_all_holds_book_style_services_to_the_book_and_names_what_it_ran_aga
             && !up.stdout.contains("port 8125 is taken"),
         "the book's metrics consumer needs the hub's StatsD on 8125: {up}"
     );
-    let inst = wait_all_healthy(&lab, 16);
+    let inst = wait_all_healthy(&lab, 17); // the fixtures, the hub and the edges
     let pid = |svc: &str| -> u64 {
         inst.iter().find(|i| i["service"] == svc).unwrap()["pid"]
             .as_u64()

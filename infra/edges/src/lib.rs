@@ -122,6 +122,43 @@ pub async fn run(cfg: EdgesConfig) -> std::io::Result<()> {
     }
 }
 
+/// The ids of the faults the edges behind `control` apply now (`GET /faults`), or `None` when
+/// they do not answer.
+pub fn fault_ids(control: &str) -> Option<Vec<String>> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(control).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(1)))
+        .ok()?;
+    s.write_all(b"GET /faults HTTP/1.1\r\nhost: edges\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let body = &text[text.find("\r\n\r\n")? + 4..];
+    let list: Vec<serde_json::Value> = serde_json::from_str(body).ok()?;
+    Some(
+        list.iter()
+            .filter_map(|f| f["id"].as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
+/// Poll [`fault_ids`] until `ok` holds of them (the edges re-read the faults file every
+/// 100 ms), for up to `within`; whether it did.
+pub fn wait_for_faults(
+    control: &str,
+    ok: impl Fn(&[String]) -> bool,
+    within: std::time::Duration,
+) -> bool {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < within {
+        if fault_ids(control).is_some_and(|ids| ok(&ids)) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
 fn faults_json(faults: &active::Faults) -> String {
     let list: Vec<serde_json::Value> = faults
         .snapshot()

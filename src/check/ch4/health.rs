@@ -117,94 +117,26 @@ pub(super) fn alerting<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         let web = c.base()?;
         // The scenario's own rule, added over the hub's API, said to be the check's, and
         // removed after whatever happens.
-        let name = format!("lab-check-{:08x}", fastrand::u32(..));
         // Two flushes and two evaluations at least, so a burst is never between them.
-        let window_s = (hub.flush.as_secs() * 2)
-            .max(hub.alert_interval.as_secs() * 2)
-            .max(3) as i64;
+        let window_s = rule_window(hub);
         let target = format!("sumSeries(stats_counts.{prefix}.inbound.response_code.500)");
-        let rule = serde_json::json!({
-            "name": name, "kind": "metric",
-            "target": target,
-            "check": ">", "value": THRESHOLD, "window_s": window_s, "for_ms": 0, "importance": "ERROR",
-            "origin": "lab check ch4.alerting",
-        });
-        let url = format!("http://{}/api/alerts", hub.http);
-        let r = ctx
-            .client
-            .request(
-                hyper::Method::POST,
-                &url,
-                &[],
-                Some(("application/json", rule.to_string().into())),
-                ctx.timeout,
-            )
-            .await?;
-        anyhow::ensure!(
-            r.status == 201,
-            "the hub refused the rule: {} {}",
-            r.status,
-            r.text()
-        );
-        rec.cleanups.push(super::super::scenario::Cleanup::Delete {
-            url: format!("{url}/{name}"),
-            what: format!("the alert rule {name}"),
-        });
-        rec.subject(super::super::scenario::Subject::helper(
-            "alert rule",
-            format!(
-                "the scenario's own rule {name} on {target}, added to the hub and removed after"
-            ),
-        ));
-        let status_of = || async {
-            let v = ctx.client.get(&url, ctx.timeout).await?.json()?;
-            let st = v.as_array().and_then(|a| {
-                a.iter()
-                    .find(|s| s["rule"]["name"] == name.as_str())
-                    .cloned()
-            });
-            anyhow::Ok(st.map(|s| {
-                (
-                    s["status"].as_str().unwrap_or("?").to_owned(),
-                    s["detail"].as_str().unwrap_or("").to_owned(),
-                )
-            }))
-        };
+        let rule = add_rule(ctx, rec, hub, "ch4.alerting", &target, THRESHOLD, window_s).await?;
+        let name = rule.name.clone();
         let t0 = Instant::now();
         for _ in 0..HAMMER {
             let _ = ctx.get(&web, "/error").await?;
         }
-        let fire_within = hub.flush * 2 + hub.alert_interval + Duration::from_secs(5);
-        let fired = until(fire_within, || async {
-            Ok(status_of().await?.filter(|(s, _)| s == "firing"))
-        })
+        expect_fires(
+            ctx,
+            rec,
+            hub,
+            &rule,
+            &format!("{HAMMER}×/error fires `{target} > {THRESHOLD}`"),
+            t0,
+        )
         .await?;
-        rec.figure("fired after", t0.elapsed().as_secs_f64() * 1e3, "ms");
-        rec.expect(
-            format!(
-                "{HAMMER}×/error fires `{target} > {THRESHOLD}` within {}s",
-                fire_within.as_secs()
-            ),
-            fired.is_some(),
-            "status firing",
-            fired.map_or_else(|| "never fired".to_owned(), |(_, d)| d),
-        );
         rec.hint("GET /error must answer 500 and count inbound.response_code.500");
-        let t1 = Instant::now();
-        let resolve_within = Duration::from_secs(window_s as u64)
-            + hub.flush * 2
-            + hub.alert_interval
-            + Duration::from_secs(5);
-        let resolved = until(resolve_within, || async {
-            Ok(status_of().await?.filter(|(s, _)| s == "ok"))
-        })
-        .await?;
-        rec.figure("resolved after", t1.elapsed().as_secs_f64() * 1e3, "ms");
-        rec.check(
-            format!("it resolves once the {window_s}s window holds no more failures"),
-            resolved.is_some(),
-            resolved.map_or_else(|| "still firing".to_owned(), |(_, d)| d),
-        );
+        check_resolves(ctx, rec, hub, &rule, window_s).await?;
         // The hub writes its alert lines through the same store as every log, so the
         // resolution may land a moment after the status flips: wait for it, bounded.
         let query = format!("app:hub and type:alert and fields.rule:\"{name}\"");

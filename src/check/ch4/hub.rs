@@ -171,3 +171,138 @@ async fn hub_json(ctx: &Ctx, what: &str, url: String) -> anyhow::Result<Value> {
     );
     Ok(r.json()?)
 }
+
+/// A run-time alert rule a scenario added to the hub (removed by its cleanup).
+pub(super) struct Rule {
+    pub(super) name: String,
+    /// The hub's `/api/alerts`.
+    pub(super) url: String,
+}
+
+/// The window of a scenario's rule: two flushes and two evaluations at least, so a burst is
+/// never between them.
+pub(super) fn rule_window(hub: &HubInfo) -> i64 {
+    (hub.flush.as_secs() * 2)
+        .max(hub.alert_interval.as_secs() * 2)
+        .max(3) as i64
+}
+
+/// Add the scenario's own rule `target > threshold` over `window_s` to the hub, named as the
+/// check's, a subject of the report and removed after whatever happens.
+pub(super) async fn add_rule(
+    ctx: &Ctx,
+    rec: &mut super::super::scenario::Record,
+    hub: &HubInfo,
+    scenario: &str,
+    target: &str,
+    threshold: f64,
+    window_s: i64,
+) -> anyhow::Result<Rule> {
+    let name = format!("lab-check-{:08x}", fastrand::u32(..));
+    let rule = serde_json::json!({
+        "name": name, "kind": "metric",
+        "target": target,
+        "check": ">", "value": threshold, "window_s": window_s, "for_ms": 0, "importance": "ERROR",
+        "origin": format!("lab check {scenario}"),
+    });
+    let url = format!("http://{}/api/alerts", hub.http);
+    let r = ctx
+        .client
+        .request(
+            hyper::Method::POST,
+            &url,
+            &[],
+            Some(("application/json", rule.to_string().into())),
+            ctx.timeout,
+        )
+        .await?;
+    anyhow::ensure!(
+        r.status == 201,
+        "the hub refused the rule: {} {}",
+        r.status,
+        r.text()
+    );
+    rec.cleanups.push(super::super::scenario::Cleanup::Delete {
+        url: format!("{url}/{name}"),
+        what: format!("the alert rule {name}"),
+    });
+    rec.subject(super::super::scenario::Subject::helper(
+        "alert rule",
+        format!("the scenario's own rule {name} on {target}, added to the hub and removed after"),
+    ));
+    Ok(Rule { name, url })
+}
+
+/// A rule's status (`ok`, `firing`) and detail, as the hub reports it now.
+pub(super) async fn rule_status(
+    ctx: &Ctx,
+    rule: &Rule,
+) -> anyhow::Result<Option<(String, String)>> {
+    let v = ctx.client.get(&rule.url, ctx.timeout).await?.json()?;
+    let st = v.as_array().and_then(|a| {
+        a.iter()
+            .find(|s| s["rule"]["name"] == rule.name.as_str())
+            .cloned()
+    });
+    Ok(st.map(|s| {
+        (
+            s["status"].as_str().unwrap_or("?").to_owned(),
+            s["detail"].as_str().unwrap_or("").to_owned(),
+        )
+    }))
+}
+
+/// Wait until `rule` fires (two flushes and an evaluation, with slack), as `claim` expects;
+/// the figure is from `t0`. Whether it fired.
+pub(super) async fn expect_fires(
+    ctx: &Ctx,
+    rec: &mut super::super::scenario::Record,
+    hub: &HubInfo,
+    rule: &Rule,
+    claim: &str,
+    t0: Instant,
+) -> anyhow::Result<bool> {
+    let within = hub.flush * 2 + hub.alert_interval + Duration::from_secs(5);
+    let fired = until(within, || async {
+        Ok(rule_status(ctx, rule).await?.filter(|(s, _)| s == "firing"))
+    })
+    .await?;
+    rec.figure("fired after", t0.elapsed().as_secs_f64() * 1e3, "ms");
+    rec.expect(
+        format!("{claim} within {}s", within.as_secs()),
+        fired.is_some(),
+        "status firing",
+        fired
+            .as_ref()
+            .map_or_else(|| "never fired".to_owned(), |(_, d)| d.clone()),
+    );
+    Ok(fired.is_some())
+}
+
+/// Wait until `rule` (over `window_s`) resolves, and check it did.
+pub(super) async fn check_resolves(
+    ctx: &Ctx,
+    rec: &mut super::super::scenario::Record,
+    hub: &HubInfo,
+    rule: &Rule,
+    window_s: i64,
+) -> anyhow::Result<bool> {
+    let t1 = Instant::now();
+    let within = Duration::from_secs(window_s as u64)
+        + hub.flush * 2
+        + hub.alert_interval
+        + Duration::from_secs(5);
+    let resolved = until(within, || async {
+        Ok(rule_status(ctx, rule).await?.filter(|(s, _)| s == "ok"))
+    })
+    .await?;
+    rec.figure("resolved after", t1.elapsed().as_secs_f64() * 1e3, "ms");
+    rec.check(
+        format!("it resolves once the {window_s}s window holds no more failures"),
+        resolved.is_some(),
+        resolved
+            .as_ref()
+            .map_or_else(|| "still firing".to_owned(), |(_, d)| d.clone()),
+    );
+    Ok(resolved.is_some())
+}

@@ -1,7 +1,9 @@
 //! Chapter 4, Observability: environments, logs (ELK), metrics (Graphite and StatsD), tracing
 //! (Zipkin), health checks and alerting (Cabot), each against the services lab.toml declares and
-//! the lab's hub. One file per section; [`hub`] holds the queries they all make of the hub.
+//! the lab's hub. One file per section; [`hub`] holds the queries they all make of the hub;
+//! [`faults`] the scenarios that break something on purpose (issue 18).
 
+mod faults;
 mod health;
 mod hub;
 mod logs;
@@ -62,6 +64,22 @@ pub fn scenarios() -> Vec<Scenario> {
             section: "Distributed Request Tracing with Zipkin",
             summary: "one request is one trace of ≥3 spans across both services, each span's parent the one that called it",
             run: tracing,
+            proxy: false,
+        },
+        Scenario {
+            name: "ch4.pause",
+            chapter: 4,
+            section: "Health Checks",
+            summary: "a paused (SIGSTOP) instance fails its health check, the proxy takes it out, and it is back in rotation after resume",
+            run: faults::pause,
+            proxy: true,
+        },
+        Scenario {
+            name: "ch4.fault-alert",
+            chapter: 4,
+            section: "Alerting with Cabot",
+            summary: "status 500 on half of what a consumer's upstream answers (a fault edge): its 5xx alert fires, a trace carries the fault's tag, the logs have the fault; all resolve after clear",
+            run: faults::fault_alert,
             proxy: false,
         },
     ]
