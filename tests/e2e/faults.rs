@@ -98,6 +98,17 @@ fn pause_is_listed_seen_unhealthy_and_cleared() {
         text.stdout.contains("pause") && text.stdout.contains("f1"),
         "{text}"
     );
+    // The dashboard's overview has it too.
+    let hub = addr_of(&inst, "hub");
+    let o = get_json_200(&hub, "/api/overview");
+    assert_eq!(o["faults"][0]["data"]["id"], "f1", "{o:#}");
+    assert_eq!(o["faults"][0]["data"]["what"], "SIGSTOP", "{o:#}");
+    let (code, page) = http_get(&hub, "/").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("Faults in effect") && page.contains("web-api#1"),
+        "{page}"
+    );
 
     // Pausing it twice is refused; the fault stays as it was.
     let again = lab.run(&["fault", "pause", "web-api#1"]);

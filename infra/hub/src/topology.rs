@@ -58,6 +58,63 @@ pub struct Overview {
     pub backends: Vec<Backend>,
     /// Why a stats page could not be read (one line per frontend).
     pub problems: Vec<String>,
+    /// The faults in effect (`lab fault`, `[faults.NAME]`), from the lab's `faults.json`.
+    pub faults: Vec<FaultRow>,
+}
+
+/// One fault in effect, as the overview shows it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FaultRow {
+    pub id: String,
+    /// The `[faults.NAME]` that scheduled it.
+    pub name: Option<String>,
+    pub kind: String,
+    pub target: String,
+    /// `latency:200ms downstream`, `SIGSTOP`, …
+    pub what: String,
+    pub since_ms: i64,
+    pub until_ms: Option<i64>,
+}
+
+/// The faults in effect that the supervisor and `lab fault` record beside the state file.
+pub fn faults_of(state_file: &Path) -> Vec<FaultRow> {
+    let Some(v) = state_file
+        .parent()
+        .and_then(|d| std::fs::read(d.join("faults.json")).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        return Vec::new();
+    };
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    v["active"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| {
+                    let edge =
+                        serde_json::from_value::<lab_edges::EdgeFault>(f["edge"].clone()).ok();
+                    let what = match (&edge, f["kind"].as_str()) {
+                        (Some(e), _) => e.describe(),
+                        (None, Some("pause")) if f["container"].is_string() => {
+                            "docker pause".into()
+                        }
+                        (None, Some("pause")) => "SIGSTOP".into(),
+                        (None, Some("partition")) => "network disconnect".into(),
+                        (None, k) => k.unwrap_or("?").to_owned(),
+                    };
+                    FaultRow {
+                        id: text(&f["id"]).unwrap_or_default(),
+                        name: text(&f["name"]),
+                        kind: text(&f["kind"]).unwrap_or_default(),
+                        target: text(&f["instance"]).unwrap_or_default(),
+                        what,
+                        since_ms: f["since_ms"].as_i64().unwrap_or(0),
+                        until_ms: f["until_ms"].as_i64(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The supervisor's records of the lab's instances, in its order.
@@ -200,6 +257,12 @@ pub async fn overview(shared: &Arc<Shared>) -> Overview {
     let mut out = Overview {
         lab,
         instances,
+        faults: shared
+            .config
+            .state_file
+            .as_deref()
+            .map(faults_of)
+            .unwrap_or_default(),
         ..Overview::default()
     };
     for (_, r) in results {
@@ -264,5 +327,24 @@ stats,FRONTEND,,,0,0,100,0,0,0,0,0,0,,,,,OPEN,,,,,,,,,1,3,0,,,,0,0,0,0,,\n";
         assert_eq!(i[1].container.as_deref(), Some("0123456789ab"));
         assert_eq!(i[1].pid, None);
         assert!(from_state(&dir.path().join("missing.json")).1.is_empty());
+        assert!(
+            faults_of(&path).is_empty(),
+            "no faults file: none in effect"
+        );
+        std::fs::write(
+            dir.path().join("faults.json"),
+            r#"{"next":2,"active":[{"id":"f1","kind":"latency","instance":"recipe-api","since_ms":5,"until_ms":9,"name":"slow","edge":{"kind":"latency","ms":200}},{"id":"f2","kind":"pause","instance":"web-api#1","since_ms":6,"process":{"pid":1,"start_time":2}}]}"#,
+        )
+        .unwrap();
+        let f = faults_of(&path);
+        assert_eq!(f.len(), 2);
+        assert_eq!(
+            (f[0].what.as_str(), f[0].name.as_deref(), f[0].until_ms),
+            ("latency:200ms downstream", Some("slow"), Some(9))
+        );
+        assert_eq!(
+            (f[1].kind.as_str(), f[1].target.as_str(), f[1].what.as_str()),
+            ("pause", "web-api#1", "SIGSTOP")
+        );
     }
 }

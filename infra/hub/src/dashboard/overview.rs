@@ -52,6 +52,36 @@ fn backend_cells(b: &crate::topology::Backend) -> Vec<(String, String)> {
     ]
 }
 
+fn fault_cells(f: &crate::topology::FaultRow, now_ms: i64) -> Vec<(String, String)> {
+    let secs = |ms: i64| format!("{:.1} s", ms.max(0) as f64 / 1000.0);
+    vec![
+        (
+            match &f.name {
+                Some(n) => format!("{} ({n})", f.id),
+                None => f.id.clone(),
+            },
+            String::new(),
+        ),
+        (f.kind.clone(), "kind".into()),
+        (f.target.clone(), String::new()),
+        (f.what.clone(), "what".into()),
+        (format!("{} ago", secs(now_ms - f.since_ms)), String::new()),
+        (
+            f.until_ms.map_or_else(
+                || "at lab fault clear".to_owned(),
+                |u| format!("in {}", secs(u - now_ms)),
+            ),
+            String::new(),
+        ),
+    ]
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 fn rows_html(out: &mut String, key: &str, cells: &[(String, String)]) {
     let _ = write!(out, "<tr data-key=\"{}\">", escape(key));
     for (text, class) in cells {
@@ -89,11 +119,24 @@ pub async fn json(State(s): State<Arc<Shared>>) -> Response {
             })
         })
         .collect();
+    let now = now_ms();
+    let faults: Vec<Value> = o
+        .faults
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "key": f.id,
+                "cells": fault_cells(f, now),
+                "data": f,
+            })
+        })
+        .collect();
     axum::Json(serde_json::json!({
         "lab": o.lab,
         "instances": instances,
         "backends": backends,
         "problems": o.problems,
+        "faults": faults,
     }))
     .into_response()
 }
@@ -117,6 +160,11 @@ pub async fn page(State(s): State<Arc<Shared>>) -> Response {
             &format!("{}/{}", b.frontend, b.server),
             &backend_cells(b),
         );
+    }
+    let mut faults = String::new();
+    let now = now_ms();
+    for f in &o.faults {
+        rows_html(&mut faults, &f.id, &fault_cells(f, now));
     }
     let problems: String = o
         .problems
@@ -153,7 +201,11 @@ pub async fn page(State(s): State<Arc<Shared>>) -> Response {
          Updated <span id=\"updated\">now</span>.</p>\
          <h2>Proxy</h2><table><thead><tr><th>frontend</th><th>server</th><th>status</th><th>check</th>\
          <th>sessions</th><th>total</th></tr></thead><tbody id=\"backends\">{backends}</tbody></table>\
-         <ul id=\"problems\" class=\"DOWN\">{problems}</ul><p id=\"store\">{}</p>",
+         <ul id=\"problems\" class=\"DOWN\">{problems}</ul>\
+         <h2>Faults in effect</h2><table><thead><tr><th>fault</th><th>kind</th><th>target</th><th>what</th>\
+         <th>since</th><th>ends</th></tr></thead><tbody id=\"faults\">{faults}</tbody></table>\
+         <p>Injected by <code>lab fault</code> or a <code>[faults.NAME]</code> schedule; none is shown when none is in effect.</p>\
+         <p id=\"store\">{}</p>",
         escape(&title),
         s.config.health_interval_ms,
         escape(&store_line)
@@ -164,7 +216,7 @@ pub async fn page(State(s): State<Arc<Shared>>) -> Response {
         for(const [t,c] of r.cells){const td=document.createElement('td');td.textContent=t;td.className=c;tr.appendChild(td);}\
         out.push(tr);}tb.replaceChildren(...out);}\
         async function tick(){try{const r=await fetch('/api/overview');const o=await r.json();\
-        fill('instances',o.instances);fill('backends',o.backends);\
+        fill('instances',o.instances);fill('backends',o.backends);fill('faults',o.faults||[]);\
         const ul=document.getElementById('problems');ul.replaceChildren(...o.problems.map(p=>{const li=document.createElement('li');li.textContent=p;return li;}));\
         document.getElementById('updated').textContent=new Date().toLocaleTimeString();}catch(_){}}\
         setInterval(tick,1000);";
