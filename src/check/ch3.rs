@@ -42,6 +42,14 @@ pub fn scenarios() -> Vec<Scenario> {
             proxy: true,
         },
         Scenario {
+            name: "ch3.slow-upstream",
+            chapter: 3,
+            section: "Reverse Proxies with HAProxy › Load Balancing and Health Checks",
+            summary: "latency on a consumer's upstream edge: its upstream timeout and the proxy's server timeout answer as configured, and nothing hangs",
+            run: super::ch3_faults::slow_upstream,
+            proxy: true,
+        },
+        Scenario {
             name: "ch3.compression",
             chapter: 3,
             section: "Reverse Proxies with HAProxy › Compression",

@@ -8,12 +8,14 @@
 pub mod ch1;
 pub mod ch2;
 pub mod ch3;
+pub mod ch3_faults;
 pub mod ch3_load;
 pub mod ch3_proxy;
 pub mod ch4;
 pub mod ch5;
 pub mod contract;
 pub mod deps;
+pub mod edges;
 pub mod progress;
 pub mod report;
 pub mod scenario;

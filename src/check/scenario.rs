@@ -55,6 +55,8 @@ pub struct Endpoint {
     pub respawn: bool,
     /// The path of its http health check, if it is probed over http.
     pub health_path: Option<String>,
+    /// How long it waits for its upstream (consumers), when lab.toml says.
+    pub upstream_timeout: Option<Duration>,
 }
 
 /// What runs behind an [`Endpoint`].

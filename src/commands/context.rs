@@ -38,6 +38,26 @@ fn declared(s: &crate::config::Service) -> Endpoint {
             | lab_supervisor::HealthCheck::Https { path, .. } => Some(path.clone()),
             _ => None,
         },
+        upstream_timeout: upstream_timeout(s),
+    }
+}
+
+/// How long a consumer waits for its upstream, when lab.toml says: `UPSTREAM_TIMEOUT_MS` in its
+/// env (the built-in web-api's setting, which a learner's code may read too), else the
+/// built-in's default.
+fn upstream_timeout(s: &crate::config::Service) -> Option<Duration> {
+    let set = s
+        .env
+        .iter()
+        .find(|(k, _)| k == lab_service_kit::settings::env::UPSTREAM_TIMEOUT_MS)
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .map(Duration::from_millis);
+    match (&s.run, set) {
+        (_, Some(t)) => Some(t),
+        (Run::Builtin(crate::config::model::Builtin::WebApi), None) => {
+            Some(lab_service_kit::settings::DEFAULT_UPSTREAM_TIMEOUT)
+        }
+        _ => None,
     }
 }
 
@@ -198,6 +218,7 @@ pub fn ctx_from_endpoints(
                     workers: 1,
                     respawn: false,
                     health_path: None,
+                    upstream_timeout: None,
                 }
             }
         };

@@ -91,6 +91,7 @@ const ON_THE_FIXTURES: &[&str] = &[
     "ch4.tracing",
     "ch4.pause",
     "ch4.fault-alert",
+    "ch3.slow-upstream",
 ];
 
 /// Scenarios that compare process models or break things on parts of their own: they say so.

@@ -34,6 +34,9 @@ pub mod env {
     pub const LAB_WORKER: &str = "LAB_WORKER";
 }
 
+/// How long web-api waits for its upstream unless `UPSTREAM_TIMEOUT_MS` says.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What a service reads from its environment at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -89,7 +92,7 @@ impl Settings {
             })?,
         };
         let upstream_timeout = match nonempty(env::UPSTREAM_TIMEOUT_MS) {
-            None => Duration::from_secs(2),
+            None => DEFAULT_UPSTREAM_TIMEOUT,
             Some(v) => Duration::from_millis(v.trim().parse().map_err(|_| SettingsError {
                 name: env::UPSTREAM_TIMEOUT_MS,
                 value: v.clone(),

@@ -228,21 +228,7 @@ pub(super) fn fault_alert<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             until,
         };
         let hub = ctx.hub()?;
-        let edges = ctx.edges.as_ref().ok_or_else(|| {
-            super::super::scenario::not_applicable(
-                "the lab has no fault edges, so nothing can fail what passes between its services",
-                "`[faults] edges = true` in lab.toml (or `lab up --faults`), then `lab down` and `lab up`",
-            )
-        })?;
-        let consumers = ctx.require_consumers()?;
-        let edged: Vec<_> = consumers
-            .iter()
-            .filter(|c| {
-                c.target
-                    .as_ref()
-                    .is_some_and(|t| edges.services.contains(t))
-            })
-            .collect();
+        let (edges, edged) = super::super::edges::edged_consumers(ctx)?;
         // The alert is on StatsD counters: a consumer ch4.metrics found counting, when it ran.
         let counting: Vec<String> = ctx
             .memo
@@ -256,13 +242,7 @@ pub(super) fn fault_alert<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         let c = edged
             .iter()
             .find(|c| counting.contains(&c.service))
-            .or(edged.first())
-            .ok_or_else(|| {
-                super::super::scenario::not_applicable(
-                    "no consumer's TARGET leads through a fault edge",
-                    "a consumer whose `TARGET` names a lab service (`env = { TARGET = \"recipe-api\" }`)",
-                )
-            })?;
+            .unwrap_or(&edged[0]);
         let producer = c.target.clone().expect("found by its target");
         rec.subject(c.subject());
         if let Some(p) = ctx.endpoints.iter().find(|e| e.service == producer) {
@@ -290,37 +270,15 @@ pub(super) fn fault_alert<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             direction: lab_edges::Direction::Downstream,
             probability: 0.5,
         };
-        let f = lab_supervisor::faults::Faults::add_edge(
-            &edges.state_dir,
+        let id = super::super::edges::inject(
+            edges,
+            rec,
             &producer,
             fault.clone(),
-            None,
-            edges.hub_logs.clone(),
-        )?;
-        rec.cleanups
-            .push(super::super::scenario::Cleanup::ClearFault {
-                state_dir: edges.state_dir.clone(),
-                id: f.id.clone(),
-            });
-        rec.subject(Subject::helper(
-            "fault",
-            format!(
-                "the scenario's own fault {} ({}) on the edges into {producer}, as `lab fault status {producer} 500 -p 50%` injects it; cleared after",
-                f.id,
-                fault.describe()
-            ),
-        ));
-        let (control, id) = (edges.control.clone(), f.id.clone());
-        let applied = tokio::task::spawn_blocking(move || {
-            lab_edges::wait_for_faults(&control, |ids| ids.contains(&id), Duration::from_secs(2))
-        })
+            Duration::from_secs(120),
+            &format!("lab fault status {producer} 500 -p 50%"),
+        )
         .await?;
-        anyhow::ensure!(
-            applied,
-            "the lab's edges did not apply fault {} within 2 s",
-            f.id
-        );
-
         // Requests with a trace of our own each, so the failed ones' traces can be asked for.
         let t0 = Instant::now();
         let mut failed_traces = Vec::new();
@@ -447,7 +405,7 @@ pub(super) fn fault_alert<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         }
 
         // The fault is in the logs.
-        let query = format!("type:fault and fault_id:{}", f.id);
+        let query = format!("type:fault and fault_id:{id}");
         let injected = until(LOG_WAIT, || async {
             let docs = search(ctx, hub, &query, "10m").await?;
             Ok(docs.iter().any(|d| d["action"] == "injected").then_some(()))
@@ -460,15 +418,7 @@ pub(super) fn fault_alert<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         );
 
         // Cleared: everything answers again and the alert resolves.
-        lab_supervisor::faults::clear(&edges.state_dir, None, "cleared by lab check", |x| {
-            x.id == f.id
-        })
-        .await?;
-        let (control, id) = (edges.control.clone(), f.id.clone());
-        tokio::task::spawn_blocking(move || {
-            lab_edges::wait_for_faults(&control, |ids| !ids.contains(&id), Duration::from_secs(2))
-        })
-        .await?;
+        super::super::edges::clear(edges, &id).await?;
         let mut ok_after = 0;
         for _ in 0..10 {
             let (r, _) = ctx.get(&web, "/").await?;
