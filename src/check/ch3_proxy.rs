@@ -241,6 +241,65 @@ pub(super) fn light_load(ctx: &Ctx, addr: &str) -> LightLoad {
     LightLoad { stop, task }
 }
 
+/// Poll the proxy's stats until `server`'s status satisfies `want`, for up to `limit`; how
+/// long it took.
+pub(super) async fn status_until(
+    ctx: &Ctx,
+    addr: &str,
+    server: &str,
+    limit: Duration,
+    want: impl Fn(&str) -> bool,
+) -> anyhow::Result<Option<Duration>> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        let rows = stats_rows(ctx, addr).await?;
+        if server_row(&rows, server)
+            .and_then(|r| r.get("status"))
+            .is_some_and(|s| want(s))
+        {
+            return Ok(Some(t0.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // stats polling interval
+    }
+    Ok(None)
+}
+
+/// The figure and check of an instance (`restarted`, `resumed`) coming back into rotation
+/// `back` after, against `limit` (rise × interval with slack).
+pub(super) fn record_return(
+    rec: &mut Record,
+    how: &str,
+    back: Option<Duration>,
+    limit: Duration,
+    rise: u32,
+    interval: u64,
+) {
+    match back {
+        Some(t) => {
+            rec.figure(
+                format!("{how} instance back in rotation after"),
+                t.as_secs_f64() * 1e3,
+                "ms",
+            );
+            rec.check(
+                format!("the {how} instance returns within rise × interval (+ slack)"),
+                t <= limit,
+                format!(
+                    "{:.0} ms (rise {rise} × interval {interval} ms)",
+                    t.as_secs_f64() * 1e3
+                ),
+            );
+        }
+        None => {
+            rec.check(
+                format!("the {how} instance returns"),
+                false,
+                "never UP again in the stats".to_string(),
+            );
+        }
+    }
+}
+
 pub fn health_failover<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
     Box::pin(async move {
         let a = spawn::builtin(Builtin::RecipeApi, &[]).await?;
@@ -279,21 +338,10 @@ pub fn health_failover<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
             nix::sys::signal::Signal::SIGKILL,
         )?;
         drop(b);
-        let killed = Instant::now();
         let limit =
             Duration::from_millis(interval * (u64::from(fall) + 2)) + Duration::from_secs(1);
-        let mut out_after = None;
-        while killed.elapsed() < limit * 3 {
-            let rows = stats_rows(ctx, &addr).await?;
-            if server_row(&rows, victim)
-                .and_then(|r| r.get("status"))
-                .is_some_and(|s| s.starts_with("DOWN"))
-            {
-                out_after = Some(killed.elapsed());
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await; // stats polling interval
-        }
+        let out_after =
+            status_until(ctx, &addr, victim, limit * 3, |s| s.starts_with("DOWN")).await?;
         match out_after {
             Some(t) => {
                 rec.figure(
@@ -322,21 +370,9 @@ pub fn health_failover<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
 
         // Restart it where the proxy expects it: the checks bring it back.
         let b2 = spawn::builtin_on(Builtin::RecipeApi, &[], b_port).await?;
-        let restarted = Instant::now();
         let back_limit =
             Duration::from_millis(interval * (u64::from(rise) + 2)) + Duration::from_secs(1);
-        let mut back_after = None;
-        while restarted.elapsed() < back_limit * 3 {
-            let rows = stats_rows(ctx, &addr).await?;
-            if server_row(&rows, victim)
-                .and_then(|r| r.get("status"))
-                .is_some_and(|s| s == "UP")
-            {
-                back_after = Some(restarted.elapsed());
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await; // stats polling interval
-        }
+        let back_after = status_until(ctx, &addr, victim, back_limit * 3, |s| s == "UP").await?;
         // Back in rotation means it answers: ask until its pid does (or 5 s pass).
         let asked = Instant::now();
         let mut answered_by_new = false;
@@ -348,30 +384,7 @@ pub fn health_failover<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         }
         load.stop.store(true, SeqCst);
         let (ok, failed, pids) = load.task.await?;
-        match back_after {
-            Some(t) => {
-                rec.figure(
-                    "restarted instance back in rotation after",
-                    t.as_secs_f64() * 1e3,
-                    "ms",
-                );
-                rec.check(
-                    "the restarted instance returns within rise × interval (+ slack)",
-                    t <= back_limit,
-                    format!(
-                        "{:.0} ms (rise {rise} × interval {interval} ms)",
-                        t.as_secs_f64() * 1e3
-                    ),
-                );
-            }
-            None => {
-                rec.check(
-                    "the restarted instance returns",
-                    false,
-                    "never UP again in the stats".to_string(),
-                );
-            }
-        }
+        record_return(rec, "restarted", back_after, back_limit, rise, interval);
         rec.check(
             "the restarted instance answers requests",
             answered_by_new || pids.contains(&u64::from(b2.pid)),

@@ -10,7 +10,9 @@ use nix::sys::signal::Signal;
 
 use lab_proxy::config::Check;
 
-use super::super::ch3_proxy::{STATS_URI, frontend, light_load, server_row, start, stats_rows};
+use super::super::ch3_proxy::{
+    STATS_URI, frontend, light_load, record_return, server_row, start, stats_rows, status_until,
+};
 use super::super::scenario::{BoxFut, Ctx, EndpointRun, Record, Subject};
 use super::super::spawn::{self, Spawned};
 use crate::config::model::{Builtin, ProxyEngine};
@@ -50,29 +52,6 @@ async fn two_producers(
             Ok((a, b, Some("/health".into())))
         }
     }
-}
-
-/// Poll the proxy's stats until `server`'s status satisfies `want`, for up to `limit`; how long
-/// it took.
-async fn status_until(
-    ctx: &Ctx,
-    addr: &str,
-    server: &str,
-    limit: Duration,
-    want: impl Fn(&str) -> bool,
-) -> anyhow::Result<Option<Duration>> {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        let rows = stats_rows(ctx, addr).await?;
-        if server_row(&rows, server)
-            .and_then(|r| r.get("status"))
-            .is_some_and(|s| want(s))
-        {
-            return Ok(Some(t0.elapsed()));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await; // stats polling interval
-    }
-    Ok(None)
 }
 
 /// The requests the proxy sent `server` so far (`stot`).
@@ -162,30 +141,7 @@ pub(super) fn pause<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         let back_limit =
             Duration::from_millis(interval * u64::from(rise + 1)) + Duration::from_secs(1);
         let back = status_until(ctx, &addr, victim, back_limit * 3, |s| s == "UP").await?;
-        match back {
-            Some(t) => {
-                rec.figure(
-                    "resumed instance back in rotation after",
-                    t.as_secs_f64() * 1e3,
-                    "ms",
-                );
-                rec.check(
-                    "the resumed instance returns within rise × interval (+ slack)",
-                    t <= back_limit,
-                    format!(
-                        "{:.0} ms (rise {rise} × interval {interval} ms)",
-                        t.as_secs_f64() * 1e3
-                    ),
-                );
-            }
-            None => {
-                rec.check(
-                    "the resumed instance returns",
-                    false,
-                    "never UP again in the stats".to_string(),
-                );
-            }
-        }
+        record_return(rec, "resumed", back, back_limit, rise, interval);
         let resumed_at = sent_to(ctx, &addr, victim).await?;
         let asked = Instant::now();
         let mut serves_again = false;
