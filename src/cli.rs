@@ -190,13 +190,17 @@ pub enum FaultCommand {
         #[command(flatten)]
         edge: EdgeOptions,
     },
-    /// Edges, HTTP: answer the first N requests after now with --status (503).
+    /// Edges, HTTP: answer the first N requests after now with --status (503), or with
+    /// --close close their connection with no answer (what a proxy's retries are for).
     FailFirst {
         #[command(flatten)]
         target: FaultTarget,
         n: u64,
         #[arg(long, default_value_t = 503, value_parser = clap::value_parser!(u16).range(100..=599))]
         status: u16,
+        /// Close the connection instead of answering.
+        #[arg(long, conflicts_with = "status")]
+        close: bool,
         #[command(flatten)]
         edge: EdgeOptions,
     },

@@ -50,6 +50,14 @@ pub fn scenarios() -> Vec<Scenario> {
             proxy: true,
         },
         Scenario {
+            name: "ch3.retry",
+            chapter: 3,
+            section: "Reverse Proxies with HAProxy › Load Balancing and Health Checks",
+            summary: "the first requests to one instance closed unanswered at its edge: the proxy (`retries 2`) retries them on the other, none fails for the client",
+            run: super::ch3_faults::retry,
+            proxy: true,
+        },
+        Scenario {
             name: "ch3.compression",
             chapter: 3,
             section: "Reverse Proxies with HAProxy › Compression",

@@ -167,3 +167,126 @@ pub fn slow_upstream<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
         Ok(())
     })
 }
+
+/// How many requests `ch3.retry` fails at the edge, and sends.
+const FAIL_FIRST: u64 = 4;
+const RETRY_REQUESTS: usize = 20;
+
+/// The hits of fault `id` as the edges count them (`GET /faults`).
+async fn hits_of(control: &str, id: &str) -> Option<u64> {
+    let (control, id) = (control.to_owned(), id.to_owned());
+    tokio::task::spawn_blocking(move || {
+        lab_edges::faults_now(&control)?
+            .into_iter()
+            .find(|(f, _)| *f == id)
+            .map(|(_, hits)| hits)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+pub fn retry<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
+    Box::pin(async move {
+        let edges = ctx.edges.as_ref().ok_or_else(|| {
+            super::scenario::not_applicable(
+                "the lab has no fault edges, so nothing can fail what reaches its servers",
+                "`[faults] edges = true` in lab.toml (or `lab up --faults`), then `lab down` and `lab up`",
+            )
+        })?;
+        // A producer with two instances behind edges: the proxy's two servers.
+        let producer = ctx
+            .rest_producers()
+            .into_iter()
+            .find(|p| edges.instances.iter().filter(|(_, s, _)| *s == p.service).count() >= 2)
+            .ok_or_else(|| {
+                super::scenario::not_applicable(
+                    "no REST producer has two instances behind fault edges (retries need another server)",
+                    "`replicas = 2` on your recipe-api, consumed by a service's TARGET or a proxy frontend",
+                )
+            })?;
+        rec.subject(producer.subject());
+        let servers: Vec<&(String, String, String)> = edges
+            .instances
+            .iter()
+            .filter(|(_, s, _)| *s == producer.service)
+            .take(2)
+            .collect();
+        let victim = servers[0].0.clone();
+        let mut f = frontend(
+            "recipes",
+            &servers
+                .iter()
+                .map(|(_, _, l)| l.clone())
+                .collect::<Vec<_>>(),
+        );
+        f.retries = 2;
+        f.stats_uri = Some(super::ch3_proxy::STATS_URI.into());
+        let proxy = start(ctx, rec, f, "haproxy/load-balance.cfg with `retries 2`").await?;
+        let addr = proxy.addrs[0].clone();
+        let fault = EdgeFault {
+            kind: EdgeKind::FailFirst {
+                n: FAIL_FIRST,
+                code: lab_edges::fault::CLOSE,
+            },
+            direction: Direction::Downstream,
+            probability: 1.0,
+        };
+        let id = inject(
+            edges,
+            rec,
+            &victim,
+            fault,
+            Duration::from_secs(120),
+            &format!("lab fault fail-first {victim} {FAIL_FIRST} --close"),
+        )
+        .await?;
+        let mut failed = 0;
+        for _ in 0..RETRY_REQUESTS {
+            let (r, _) = ctx.get(&addr, "/recipes/42").await?;
+            failed += usize::from(r.status != 200);
+        }
+        let hits = hits_of(&edges.control, &id).await.unwrap_or(0);
+        let rows = super::ch3_proxy::stats_rows(ctx, &addr).await?;
+        let retried: u64 = rows
+            .iter()
+            .filter(|r| {
+                r.get("svname")
+                    .is_some_and(|s| s != "FRONTEND" && s != "BACKEND")
+            })
+            .filter_map(|r| r.get("wretr").and_then(|v| v.parse::<u64>().ok()))
+            .sum();
+        clear(edges, &id).await?;
+        drop(proxy);
+        rec.figure(
+            "requests closed unanswered at the edge",
+            hits as f64,
+            "count",
+        );
+        rec.figure("retries the proxy counted", retried as f64, "count");
+        rec.figure(
+            "requests that failed for the client",
+            failed as f64,
+            "count",
+        );
+        rec.check(
+            format!("the fault closed the first {FAIL_FIRST} requests to {victim} with no answer"),
+            hits == FAIL_FIRST,
+            format!("{hits} hit at the edge"),
+        );
+        rec.check(
+            format!(
+                "the {} proxy retries those idempotent GETs (`retries 2`): none of {RETRY_REQUESTS} fails for the client",
+                ctx.proxy_engine.as_str()
+            ),
+            failed == 0,
+            format!("{failed} failed; {retried} retries in the proxy's stats"),
+        );
+        rec.check(
+            "the proxy's stats count the retries",
+            retried >= hits,
+            format!("wretr {retried}"),
+        );
+        Ok(())
+    })
+}

@@ -237,6 +237,8 @@ pub struct LabEdges {
     pub control: String,
     /// The services some edge leads to.
     pub services: Vec<String>,
+    /// Each edge: the instance behind it (`recipe-api#1`), its service, and where it listens.
+    pub instances: Vec<(String, String, String)>,
     /// The hub's log input, for the faults' documents.
     pub hub_logs: Option<String>,
 }

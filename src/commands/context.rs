@@ -139,6 +139,11 @@ fn lab_edges_of(dir: &std::path::Path, state: &State) -> Option<crate::check::La
         state_dir: dir.to_path_buf(),
         control: cfg.control,
         services,
+        instances: cfg
+            .edges
+            .iter()
+            .map(|e| (e.name.clone(), e.service.clone(), e.listen.clone()))
+            .collect(),
         hub_logs: super::running::running_config(dir)
             .map(|c| super::running::connect(&c, c.logs_port)),
     })

@@ -124,8 +124,20 @@ fn edge_fault(cmd: FaultCommand) -> (String, EdgeKind, EdgeOptions) {
             target,
             n,
             status,
+            close,
             edge,
-        } => (target, EdgeKind::FailFirst { n, code: status }, edge),
+        } => (
+            target,
+            EdgeKind::FailFirst {
+                n,
+                code: if close {
+                    lab_edges::fault::CLOSE
+                } else {
+                    status
+                },
+            },
+            edge,
+        ),
         FaultCommand::SlowFirstByte(a) => (
             a.target,
             EdgeKind::SlowFirstByte { ms: ms(a.delay) },

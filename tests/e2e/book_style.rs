@@ -92,6 +92,7 @@ const ON_THE_FIXTURES: &[&str] = &[
     "ch4.pause",
     "ch4.fault-alert",
     "ch3.slow-upstream",
+    "ch3.retry",
 ];
 
 /// Scenarios that compare process models or break things on parts of their own: they say so.
@@ -111,6 +112,12 @@ fn lab_check_all_holds_book_style_services_to_the_book_and_names_what_it_ran_aga
     let lab = book_checkout();
     // Fault edges on every TARGET, so `lab check ch4.fault-alert` breaks what a consumer calls.
     let toml = std::fs::read_to_string(lab.path().join("lab.toml")).unwrap();
+    // And two recipe-api instances, so `ch3.retry` has another server to retry on.
+    let toml = toml.replacen(
+        "[services.recipe-api]\n",
+        "[services.recipe-api]\nreplicas = 2\n",
+        1,
+    );
     lab.write("lab.toml", &format!("{toml}\n[faults]\nedges = true\n"));
     let up = lab.run(&["up", "--detach", "--ports", "auto"]);
     assert_eq!(up.code, 0, "{up}");
@@ -119,7 +126,7 @@ fn lab_check_all_holds_book_style_services_to_the_book_and_names_what_it_ran_aga
             && !up.stdout.contains("port 8125 is taken"),
         "the book's metrics consumer needs the hub's StatsD on 8125: {up}"
     );
-    let inst = wait_all_healthy(&lab, 17); // the fixtures, the hub and the edges
+    let inst = wait_all_healthy(&lab, 18); // the fixtures (recipe-api ×2), the hub and the edges
     let pid = |svc: &str| -> u64 {
         inst.iter().find(|i| i["service"] == svc).unwrap()["pid"]
             .as_u64()

@@ -29,7 +29,8 @@ pub enum EdgeKind {
     LimitData { bytes: u64 },
     /// HTTP: the request is answered `code` by the edge, never reaching the server.
     Status { code: u16 },
-    /// HTTP: the first `n` requests after the fault starts are answered `code`.
+    /// HTTP: the first `n` requests after the fault starts are answered `code`, or (`code` 0,
+    /// [`CLOSE`]) have their connection closed with no answer at all.
     FailFirst { n: u64, code: u16 },
     /// HTTP: the response's first byte waits `ms`.
     SlowFirstByte { ms: u64 },
@@ -63,6 +64,9 @@ impl PartitionMode {
         }
     }
 }
+
+/// The `code` of a `fail-first` that answers nothing: the connection is closed.
+pub const CLOSE: u16 = 0;
 
 /// Which way the data a fault hits flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -155,6 +159,7 @@ impl EdgeKind {
             EdgeKind::SlowClose { ms: d } => format!("slow-close:{}", ms(d)),
             EdgeKind::LimitData { bytes } => format!("limit-data:{bytes}B"),
             EdgeKind::Status { code } => format!("status:{code}"),
+            EdgeKind::FailFirst { n, code: CLOSE } => format!("fail-first:{n}xclose"),
             EdgeKind::FailFirst { n, code } => format!("fail-first:{n}x{code}"),
             EdgeKind::SlowFirstByte { ms: d } => format!("slow-first-byte:{}", ms(d)),
             EdgeKind::Partition { mode } => format!("partition:{}", mode.as_str()),

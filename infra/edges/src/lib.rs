@@ -122,9 +122,9 @@ pub async fn run(cfg: EdgesConfig) -> std::io::Result<()> {
     }
 }
 
-/// The ids of the faults the edges behind `control` apply now (`GET /faults`), or `None` when
-/// they do not answer.
-pub fn fault_ids(control: &str) -> Option<Vec<String>> {
+/// The faults the edges behind `control` apply now (`GET /faults`), each id with the
+/// exchanges it hit, or `None` when they do not answer.
+pub fn faults_now(control: &str) -> Option<Vec<(String, u64)>> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(control).ok()?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(1)))
@@ -137,9 +137,19 @@ pub fn fault_ids(control: &str) -> Option<Vec<String>> {
     let list: Vec<serde_json::Value> = serde_json::from_str(body).ok()?;
     Some(
         list.iter()
-            .filter_map(|f| f["id"].as_str().map(str::to_owned))
+            .filter_map(|f| {
+                Some((
+                    f["id"].as_str()?.to_owned(),
+                    f["hits"].as_u64().unwrap_or(0),
+                ))
+            })
             .collect(),
     )
+}
+
+/// The ids of the faults the edges behind `control` apply now.
+pub fn fault_ids(control: &str) -> Option<Vec<String>> {
+    Some(faults_now(control)?.into_iter().map(|(id, _)| id).collect())
 }
 
 /// Poll [`fault_ids`] until `ok` holds of them (the edges re-read the faults file every

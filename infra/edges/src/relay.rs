@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::EdgeSpec;
 use crate::PartitionMode;
 use crate::active::{Decision, Faults, Way};
+use crate::fault::CLOSE;
 use crate::http::{Part, Requests, answer, find_blank_line};
 use crate::spans::{self, Begun, Sink};
 
@@ -320,6 +321,11 @@ async fn upstream(conn: &Conn, mut from: OwnedReadHalf, mut to: OwnedWriteHalf) 
                         return End::Reset;
                     }
                     if let Some((code, id, label)) = &current.answer {
+                        if *code == CLOSE {
+                            // No answer at all: what a proxy's retries are for.
+                            conn.end_span(Some(current.seq));
+                            return End::Close;
+                        }
                         swallow = true;
                         let mut w = conn.to_client.lock().await;
                         if w.write_all(&answer(*code, id, label)).await.is_err() {
