@@ -362,6 +362,12 @@ fn every_chapter_check_passes_on_the_docker_runtime() {
         .unwrap()
         .iter()
         .filter(|s| s["status"] != "pass")
+        // Fault edges run on the process runtime only: those scenarios say so on docker.
+        .filter(|s| {
+            !(s["status"] == "not-applicable"
+                && ["ch3.slow-upstream", "ch3.retry", "ch4.fault-alert"]
+                    .contains(&s["name"].as_str().unwrap_or("")))
+        })
         .map(|s| format!("{:#}", s))
         .collect();
     assert!(

@@ -37,6 +37,8 @@ fn ch3_proxy_scenarios_pass_with(engine: &str) {
         [
             "ch3.round-robin",
             "ch3.health-failover",
+            "ch3.slow-upstream",
+            "ch3.retry",
             "ch3.compression",
             "ch3.tls-termination",
             "ch3.backpressure",
@@ -46,6 +48,21 @@ fn ch3_proxy_scenarios_pass_with(engine: &str) {
         ]
     );
     assert!(proxied.iter().all(|s| s["engine"] == engine), "{report:#}");
+    // The default lab has no fault edges: the scenarios that need them say so, and how.
+    for s in &proxied {
+        let edges = ["ch3.slow-upstream", "ch3.retry"].contains(&s["name"].as_str().unwrap());
+        let want = if edges { "not-applicable" } else { "pass" };
+        assert_eq!(s["status"], want, "{s:#}");
+        if edges {
+            assert!(
+                s["not_applicable"]["fix"]
+                    .as_str()
+                    .unwrap()
+                    .contains("[faults] edges = true"),
+                "{s:#}"
+            );
+        }
+    }
     // The human table names the engine too.
     let r = lab.run(&["check", "ch3.round-robin", "--proxy-engine", engine]);
     assert!(
