@@ -1,0 +1,102 @@
+//! One edge over real sockets: a server behind it, a client in front, a fault in the faults
+//! file. What the e2e tests cannot measure through the book's small answers: a bandwidth fault
+//! caps what passes within 10 %.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use lab_edges::{EdgeSpec, EdgesConfig};
+
+/// A port nothing listens on now (bound, read back, released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server that answers every connection's first bytes with `size` bytes, then closes.
+fn sender(size: usize) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut first = [0u8; 64];
+                let _ = s.read(&mut first);
+                let _ = s.write_all(&vec![b'x'; size]);
+            });
+        }
+    });
+    addr
+}
+
+/// Start the edges of `cfg` on a runtime of their own; wait until their control answers.
+fn edges(cfg: EdgesConfig) {
+    let control = cfg.control.clone();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(lab_edges::run(cfg))
+            .unwrap();
+    });
+    let t0 = Instant::now();
+    while lab_edges::fault_ids(&control).is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the edges did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_bandwidth_fault_caps_throughput_within_ten_percent() {
+    const SIZE: usize = 1_000_000;
+    const KB_PER_S: u64 = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let faults = dir.path().join("faults.json");
+    std::fs::write(
+        &faults,
+        format!(
+            r#"{{"active":[{{"id":"f1","instance":"sink","since_ms":0,"edge":{{"kind":"bandwidth","kb_per_s":{KB_PER_S}}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let control = format!("127.0.0.1:{}", free_port());
+    edges(EdgesConfig {
+        edges: vec![EdgeSpec {
+            name: "sink#1".into(),
+            service: "sink".into(),
+            listen: listen.clone(),
+            upstream: sender(SIZE),
+            http: false,
+        }],
+        control: control.clone(),
+        faults_file: faults,
+        seed: 0,
+        zipkin: None,
+    });
+    assert!(
+        lab_edges::wait_for_faults(&control, |ids| ids == ["f1"], Duration::from_secs(2)),
+        "the edges apply the fault"
+    );
+    let mut c = TcpStream::connect(&listen).unwrap();
+    c.write_all(b"go").unwrap();
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    let took = t0.elapsed().as_secs_f64();
+    assert_eq!(got.len(), SIZE);
+    let rate = SIZE as f64 / took / 1000.0;
+    assert!(
+        (KB_PER_S as f64 * 0.9..=KB_PER_S as f64 * 1.1).contains(&rate),
+        "{rate:.0} KB/s over {took:.2} s (cap {KB_PER_S} KB/s)"
+    );
+}
