@@ -358,15 +358,60 @@ async fn upstream(conn: &Conn, mut from: OwnedReadHalf, mut to: OwnedWriteHalf) 
     }
 }
 
+/// Pieces of a response held by a pure latency fault, each with when it is due: reading goes
+/// on while they wait, so every piece is late by the fault's delay from when it arrived, as a
+/// delay on the wire would make it (a server that writes its head and body apart is not made
+/// twice as slow).
+type Held = std::collections::VecDeque<(Instant, Vec<u8>, u64)>;
+
+/// Write the held pieces whose time has come (all of them with `all`), in order.
+async fn release(conn: &Conn, held: &mut Held, all: bool) -> Result<(), End> {
+    while let Some((due, _, _)) = held.front() {
+        if !all && *due > Instant::now() {
+            break;
+        }
+        tokio::time::sleep_until((*due).into()).await;
+        let (_, bytes, seq) = held.pop_front().expect("a front");
+        let mut w = conn.to_client.lock().await;
+        w.write_all(&bytes).await.map_err(|_| End::Close)?;
+        drop(w);
+        conn.end_span(Some(seq));
+    }
+    Ok(())
+}
+
+/// Only a delay, so a piece can wait while the next is read.
+fn pure_latency(d: &Decision) -> bool {
+    !d.down.delay.is_zero()
+        && d.down.rate.is_none()
+        && d.down.limit.is_none()
+        && d.down.hold.is_none()
+        && !d.abort_after_headers
+}
+
 async fn downstream(conn: &Conn, mut from: OwnedReadHalf) -> End {
     let mut buf = vec![0u8; 16 * 1024];
     let mut seen_seq = 0;
     let mut sent = 0u64;
     // The tail of the response head read so far (abort-after-headers).
     let mut head_tail: Vec<u8> = Vec::new();
+    let mut held = Held::new();
     loop {
-        let n = match from.read(&mut buf).await {
+        let next_due = held.front().map(|(due, _, _)| *due);
+        let read = tokio::select! {
+            r = from.read(&mut buf) => r,
+            _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now).into()), if next_due.is_some() => {
+                if let Err(e) = release(conn, &mut held, false).await {
+                    return e;
+                }
+                continue;
+            }
+        };
+        let n = match read {
             Ok(0) | Err(_) => {
+                if let Err(e) = release(conn, &mut held, true).await {
+                    return e;
+                }
                 let d = conn.decision();
                 if !d.down.slow_close.is_zero() {
                     tokio::time::sleep(d.down.slow_close).await;
@@ -387,6 +432,14 @@ async fn downstream(conn: &Conn, mut from: OwnedReadHalf) -> End {
             if !d.first_byte.is_zero() {
                 tokio::time::sleep(d.first_byte).await;
             }
+        }
+        if pure_latency(&d) {
+            held.push_back((arrived + d.down.delay, bytes.to_vec(), d.seq));
+            continue;
+        }
+        // Anything else passes in order, after what is still held.
+        if let Err(e) = release(conn, &mut held, true).await {
+            return e;
         }
         let mut abort = false;
         if d.abort_after_headers {

@@ -17,8 +17,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A server that answers every connection's first bytes with `size` bytes, then closes.
-fn sender(size: usize) -> String {
+/// A server that runs `answer` on every connection once its first bytes came, then closes.
+fn server(answer: impl Fn(&mut TcpStream) + Send + Sync + Copy + 'static) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
@@ -27,11 +27,85 @@ fn sender(size: usize) -> String {
             std::thread::spawn(move || {
                 let mut first = [0u8; 64];
                 let _ = s.read(&mut first);
-                let _ = s.write_all(&vec![b'x'; size]);
+                answer(&mut s);
             });
         }
     });
     addr
+}
+
+/// Answers `size` bytes.
+fn sender(size: usize) -> String {
+    server(move |s| {
+        let _ = s.write_all(&vec![b'x'; size]);
+    })
+}
+
+/// Answers `a`, then 200 ms later `b`.
+fn two_piece_sender(a: &'static [u8], b: &'static [u8]) -> String {
+    server(move |s| {
+        let _ = s.write_all(a);
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = s.write_all(b);
+    })
+}
+
+/// Edges with one edge in front of `upstream` and `fault` (JSON) in effect; the edge's address.
+fn edge_with(upstream: String, fault: &str, dir: &std::path::Path) -> String {
+    let faults = dir.join("faults.json");
+    std::fs::write(
+        &faults,
+        format!(r#"{{"active":[{{"id":"f1","instance":"sink","since_ms":0,"edge":{fault}}}]}}"#),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let control = format!("127.0.0.1:{}", free_port());
+    edges(EdgesConfig {
+        edges: vec![EdgeSpec {
+            name: "sink#1".into(),
+            service: "sink".into(),
+            listen: listen.clone(),
+            upstream,
+            http: false,
+        }],
+        control: control.clone(),
+        faults_file: faults,
+        seed: 0,
+        zipkin: None,
+    });
+    assert!(
+        lab_edges::wait_for_faults(&control, |ids| ids == ["f1"], Duration::from_secs(2)),
+        "the edges apply the fault"
+    );
+    listen
+}
+
+/// Ask through the edge at `listen`: what came back, and how long it took.
+fn fetch(listen: &str) -> (Vec<u8>, Duration) {
+    let mut c = TcpStream::connect(listen).unwrap();
+    c.write_all(b"go").unwrap();
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    (got, t0.elapsed())
+}
+
+#[test]
+fn latency_delays_each_piece_from_when_it_arrived_not_one_after_another() {
+    // A server that writes its head and its body 200 ms apart, behind 400 ms of latency: the
+    // body is due 600 ms after the start, not 800 (as when each piece waited for the last).
+    let dir = tempfile::tempdir().unwrap();
+    let listen = edge_with(
+        two_piece_sender(b"head|", b"body"),
+        r#"{"kind":"latency","ms":400}"#,
+        dir.path(),
+    );
+    let (got, took) = fetch(&listen);
+    assert_eq!(got, b"head|body");
+    assert!(
+        (Duration::from_millis(560)..Duration::from_millis(760)).contains(&took),
+        "{took:?}"
+    );
 }
 
 /// Start the edges of `cfg` on a runtime of their own; wait until their control answers.
@@ -60,39 +134,13 @@ fn a_bandwidth_fault_caps_throughput_within_ten_percent() {
     const SIZE: usize = 1_000_000;
     const KB_PER_S: u64 = 500;
     let dir = tempfile::tempdir().unwrap();
-    let faults = dir.path().join("faults.json");
-    std::fs::write(
-        &faults,
-        format!(
-            r#"{{"active":[{{"id":"f1","instance":"sink","since_ms":0,"edge":{{"kind":"bandwidth","kb_per_s":{KB_PER_S}}}}}]}}"#
-        ),
-    )
-    .unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let control = format!("127.0.0.1:{}", free_port());
-    edges(EdgesConfig {
-        edges: vec![EdgeSpec {
-            name: "sink#1".into(),
-            service: "sink".into(),
-            listen: listen.clone(),
-            upstream: sender(SIZE),
-            http: false,
-        }],
-        control: control.clone(),
-        faults_file: faults,
-        seed: 0,
-        zipkin: None,
-    });
-    assert!(
-        lab_edges::wait_for_faults(&control, |ids| ids == ["f1"], Duration::from_secs(2)),
-        "the edges apply the fault"
+    let listen = edge_with(
+        sender(SIZE),
+        &format!(r#"{{"kind":"bandwidth","kb_per_s":{KB_PER_S}}}"#),
+        dir.path(),
     );
-    let mut c = TcpStream::connect(&listen).unwrap();
-    c.write_all(b"go").unwrap();
-    let t0 = Instant::now();
-    let mut got = Vec::new();
-    c.read_to_end(&mut got).unwrap();
-    let took = t0.elapsed().as_secs_f64();
+    let (got, took) = fetch(&listen);
+    let took = took.as_secs_f64();
     assert_eq!(got.len(), SIZE);
     let rate = SIZE as f64 / took / 1000.0;
     assert!(

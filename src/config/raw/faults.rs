@@ -164,6 +164,10 @@ pub struct RawScheduledFault {
     /// `fail-first`: how many requests fail.
     #[schemars(with = "Option<u64>")]
     pub count: Option<Spanned<u64>>,
+    /// `fail-first`: close their connections with no answer instead of answering `code` (what
+    /// a proxy's retries are for).
+    #[schemars(with = "Option<bool>")]
+    pub close: Option<Spanned<bool>>,
     /// Edge faults: the share of exchanges hit, `0.2` or `"20%"`. Default: all.
     #[schemars(with = "Option<Share>")]
     pub probability: Option<Spanned<Share>>,

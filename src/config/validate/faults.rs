@@ -133,12 +133,13 @@ fn scheduled(
         "bandwidth" => &["kb_per_s"],
         "limit-data" => &["bytes"],
         "status" => &["code"],
-        "fail-first" => &["count", "code"],
+        "fail-first" => &["count", "code", "close"],
         "partition" => &["mode"],
         _ => &[],
     };
     let edge = !matches!(kind_name, "kill" | "pause" | "restart" | "partition");
-    let given: [(&str, Option<Range<usize>>); 8] = [
+    let given: [(&str, Option<Range<usize>>); 9] = [
+        ("close", s.close.as_ref().map(Spanned::span)),
         ("delay", s.delay.as_ref().map(Spanned::span)),
         ("jitter", s.jitter.as_ref().map(Spanned::span)),
         ("kb_per_s", s.kb_per_s.as_ref().map(Spanned::span)),
@@ -236,9 +237,23 @@ fn scheduled(
                 }
                 "fail-first" => {
                     required("count", s.count.is_some(), "3", errs);
+                    let close = s.close.as_ref().is_some_and(|c| *c.get_ref());
+                    if let (true, Some(c)) = (close, &s.code) {
+                        errs.push(
+                            Diagnostic::new(
+                                c.span(),
+                                "`close = true` answers nothing, so it takes no `code`",
+                            )
+                            .hint("remove `code`, or `close`"),
+                        );
+                    }
                     EdgeKind::FailFirst {
                         n: amount(s.count.as_ref()),
-                        code: code(s, errs),
+                        code: if close {
+                            lab_edges::fault::CLOSE
+                        } else {
+                            code(s, errs)
+                        },
                     }
                 }
                 "slow-first-byte" => {
@@ -267,7 +282,8 @@ fn scheduled(
 }
 
 /// Which kinds take each amount, for the errors.
-const KINDS_TAKING: [(&str, &str); 8] = [
+const KINDS_TAKING: [(&str, &str); 9] = [
+    ("close", "fail-first"),
     ("delay", "latency, slow-close and slow-first-byte"),
     ("jitter", "latency"),
     ("kb_per_s", "bandwidth"),
@@ -557,6 +573,13 @@ mod tests {
             "edges = false",
         );
         assert!(h.unwrap().contains("remove"), "{m}");
+        let (_, _, m, _) = one(
+            &lab(
+                "[faults.x]\nfault = \"fail-first\"\ntarget = \"recipe-api\"\ncount = 2\nclose = true\ncode = 503\n",
+            ),
+            "takes no `code`",
+        );
+        assert!(m.contains("close"), "{m}");
         let (l, c, _, h) = one(&lab("[faults]\nsed = 4\n"), "unknown field `sed`");
         assert_eq!((l, c), (7, 1));
         assert!(h.unwrap().contains("did you mean `seed`?"));
