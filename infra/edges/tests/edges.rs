@@ -7,6 +7,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use lab_edges::{EdgeSpec, EdgesConfig};
 
 /// A keep-alive server: every request (head only) is answered 200 with `body`.
@@ -74,14 +76,7 @@ fn edge(body: &'static str) -> Edge {
         zipkin: None,
     };
     let faults = cfg.faults_file.clone();
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(lab_edges::run(cfg))
-            .unwrap();
-    });
+    common::run_edges(cfg);
     let e = Edge {
         addr: format!("127.0.0.1:{port}"),
         control: format!("127.0.0.1:{control}"),

@@ -6,6 +6,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use lab_edges::{EdgeSpec, EdgesConfig};
 
 /// A port nothing listens on now (bound, read back, released).
@@ -111,14 +113,7 @@ fn latency_delays_each_piece_from_when_it_arrived_not_one_after_another() {
 /// Start the edges of `cfg` on a runtime of their own; wait until their control answers.
 fn edges(cfg: EdgesConfig) {
     let control = cfg.control.clone();
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(lab_edges::run(cfg))
-            .unwrap();
-    });
+    common::run_edges(cfg);
     let t0 = Instant::now();
     while lab_edges::fault_ids(&control).is_none() {
         assert!(
