@@ -131,8 +131,7 @@ fn lab_edges_of(dir: &std::path::Path, state: &State) -> Option<crate::check::La
         .iter()
         .any(|i| i.service == crate::config::model::EDGES_SERVICE)
         .then_some(())?;
-    let cfg: lab_edges::EdgesConfig =
-        serde_json::from_slice(&std::fs::read(dir.join("edges").join("edges.json")).ok()?).ok()?;
+    let cfg = lab_edges::EdgesConfig::of_lab(dir)?;
     let mut services: Vec<String> = cfg.edges.iter().map(|e| e.service.clone()).collect();
     services.dedup();
     Some(crate::check::LabEdges {

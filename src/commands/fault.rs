@@ -54,7 +54,7 @@ pub async fn run(env: &Env, cmd: FaultCommand) -> anyhow::Result<u8> {
             if gone.is_empty() {
                 render::line("no fault in effect");
             }
-            if let Some(edges) = lab_edges_config(dir)
+            if let Some(edges) = lab_edges::EdgesConfig::of_lab(dir)
                 && gone.iter().any(|f| f.edge.is_some())
             {
                 let ended: Vec<&str> = gone.iter().map(|f| f.id.as_str()).collect();
@@ -195,7 +195,7 @@ fn inject_edge(
     let dir = &env.state_dir;
     let state = running_lab(dir, state)?;
     let has_edges = state.instances.iter().any(|r| r.service == EDGES_SERVICE);
-    let edges = lab_edges_config(dir).filter(|_| has_edges).ok_or_else(|| {
+    let edges = lab_edges::EdgesConfig::of_lab(dir).filter(|_| has_edges).ok_or_else(|| {
         Usage::lab(
             "this lab has no fault edges, so nothing can slow or fail what passes between its services: \
              set `[faults] edges = true` in lab.toml (or run `lab up --faults`), then `lab down` and `lab up` again",
@@ -271,12 +271,6 @@ fn inject_edge(
 /// (they re-read the faults file every 100 ms), for up to 2 s.
 fn edges_agree(control: &str, ok: impl Fn(&[String]) -> bool) -> bool {
     lab_edges::wait_for_faults(control, ok, Duration::from_secs(2))
-}
-
-/// The fault edges of the lab under `dir`, if it has them.
-fn lab_edges_config(dir: &std::path::Path) -> Option<lab_edges::EdgesConfig> {
-    let bytes = std::fs::read(dir.join("edges").join("edges.json")).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 /// The state of a lab whose supervisor runs (faults need it to end them).

@@ -61,6 +61,18 @@ pub struct EdgesConfig {
     pub zipkin: Option<String>,
 }
 
+impl EdgesConfig {
+    /// Where a lab keeps its edges' config: `.lab/edges/edges.json` under `state_dir`.
+    pub fn path(state_dir: &std::path::Path) -> PathBuf {
+        state_dir.join("edges").join("edges.json")
+    }
+
+    /// The edges' config of the lab under `state_dir`, if it has one.
+    pub fn of_lab(state_dir: &std::path::Path) -> Option<EdgesConfig> {
+        serde_json::from_slice(&std::fs::read(Self::path(state_dir)).ok()?).ok()
+    }
+}
+
 /// Run the edges until the process is stopped.
 pub fn main(config: &std::path::Path) -> std::io::Result<()> {
     let text = std::fs::read(config)?;

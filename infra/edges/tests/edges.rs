@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::free_port;
 
 use lab_edges::{EdgeSpec, EdgesConfig};
 
@@ -41,14 +42,6 @@ fn server(body: &'static str) -> SocketAddr {
         }
     });
     addr
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Edge {

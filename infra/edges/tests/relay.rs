@@ -7,17 +7,9 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::free_port;
 
 use lab_edges::{EdgeSpec, EdgesConfig};
-
-/// A port nothing listens on now (bound, read back, released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A server that runs `answer` on every connection once its first bytes came, then closes.
 fn server(answer: impl Fn(&mut TcpStream) + Send + Sync + Copy + 'static) -> String {

@@ -303,14 +303,7 @@ pub(super) fn fault_alert<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                     .iter()
                     .any(|s| s["tags"]["lab.fault"] == label.as_str());
                 if hit {
-                    let services: Vec<String> = spans
-                        .iter()
-                        .filter_map(|s| {
-                            s["localEndpoint"]["serviceName"]
-                                .as_str()
-                                .map(str::to_owned)
-                        })
-                        .collect();
+                    let services: Vec<String> = super::hub::span_services(&spans);
                     return Ok(Some((trace.clone(), services)));
                 }
             }

@@ -306,3 +306,15 @@ pub(super) async fn check_resolves(
     );
     Ok(resolved.is_some())
 }
+
+/// The services whose spans `spans` (a Zipkin trace) holds, as the spans name them.
+pub(super) fn span_services<C: FromIterator<String>>(spans: &[Value]) -> C {
+    spans
+        .iter()
+        .filter_map(|s| {
+            s["localEndpoint"]["serviceName"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}

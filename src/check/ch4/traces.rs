@@ -198,14 +198,7 @@ pub(super) fn tracing<'a>(ctx: &'a Ctx, rec: &'a mut Record) -> BoxFut<'a> {
                 "200",
                 format!("status {status}"),
             );
-            let services: std::collections::BTreeSet<String> = spans
-                .iter()
-                .filter_map(|s| {
-                    s["localEndpoint"]["serviceName"]
-                        .as_str()
-                        .map(str::to_owned)
-                })
-                .collect();
+            let services: std::collections::BTreeSet<String> = span_services(&spans);
             rec.figure(
                 format!("{svc} spans in the trace"),
                 spans.len() as f64,

@@ -95,8 +95,8 @@ pub fn service(
                 .unwrap_or_else(|| net.hub(HubListener::Zipkin))
         }),
     };
-    let dir = opts.state_dir.join("edges");
-    let path = dir.join("edges.json");
+    let path = EdgesConfig::path(&opts.state_dir);
+    let dir = path.parent().expect("a file in a folder").to_path_buf();
     let file = FileToWrite {
         path: path.clone(),
         contents: serde_json::to_vec_pretty(&config).expect("edges config serialises"),

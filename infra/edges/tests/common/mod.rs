@@ -13,3 +13,12 @@ pub fn run_edges(cfg: EdgesConfig) {
             .unwrap();
     });
 }
+
+/// A port nothing listens on now (bound, read back, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
